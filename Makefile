@@ -1,0 +1,28 @@
+# Everything CI runs is `make test`. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test fmt-check clippy test-rust venv dev fmt
+
+## make test: format check, clippy (warnings are errors), then every test against a fresh moto.
+test: venv fmt-check clippy test-rust
+
+venv:
+	@scripts/ensure-venv.sh
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test-rust:
+	scripts/with-moto.sh $(CARGO) test --workspace --locked --no-fail-fast
+
+## make dev: a local single-threaded moto with the token table created, on 127.0.0.1:4566.
+dev: venv
+	scripts/dev.sh

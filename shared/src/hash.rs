@@ -1,0 +1,289 @@
+//! argon2id hashing of PAT secrets, stored as PHC strings.
+//!
+//! The PHC string names its algorithm (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`),
+//! so a future scheme can be added beside it and told apart on read.
+
+use std::fmt;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::pat::{PatSecret, os_random};
+
+/// OWASP's minimum argon2id memory cost, in KiB.
+pub const OWASP_MIN_M_KIB: u32 = 19_456;
+/// OWASP's minimum argon2id iterations.
+pub const OWASP_MIN_T: u32 = 2;
+/// OWASP's minimum argon2id parallelism.
+pub const OWASP_MIN_P: u32 = 1;
+/// Hash output length in bytes.
+pub const OUTPUT_LEN: usize = 32;
+const SALT_LEN: usize = 16;
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory cost in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Parallelism.
+    pub p: u32,
+}
+
+impl HashParams {
+    /// The OWASP minimum: m=19456 KiB, t=2, p=1.
+    pub const OWASP_MIN: HashParams = HashParams {
+        m_kib: OWASP_MIN_M_KIB,
+        t: OWASP_MIN_T,
+        p: OWASP_MIN_P,
+    };
+
+    /// Whether every parameter is at least the one in `min`.
+    pub fn at_least(&self, min: &HashParams) -> bool {
+        self.m_kib >= min.m_kib && self.t >= min.t && self.p >= min.p
+    }
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        Self::OWASP_MIN
+    }
+}
+
+/// A stored hash in PHC string form. Treated as a secret: never logged or shown.
+#[derive(Clone)]
+pub struct PhcHash(SecretString);
+
+impl PhcHash {
+    /// Wraps a PHC string read from storage. Validation happens at verify time.
+    pub fn from_stored(s: String) -> Self {
+        Self(SecretString::from(s))
+    }
+
+    /// The PHC string, for writing to storage only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for PhcHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PhcHash([REDACTED])")
+    }
+}
+
+/// Errors at the hashing boundary.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HashError {
+    /// The configured parameters are rejected by argon2, or below the minimum.
+    #[error("invalid argon2 parameters")]
+    InvalidParams,
+    /// The stored string is not a PHC string we can read.
+    #[error("stored hash is malformed")]
+    Malformed,
+    /// The stored hash uses an algorithm or version other than argon2id v19.
+    #[error("stored hash uses an unsupported algorithm")]
+    UnsupportedAlgorithm,
+    /// The stored hash's parameters are below the configured minimum.
+    #[error("stored hash parameters are below the configured minimum")]
+    BelowMinimum,
+    /// The OS CSPRNG failed.
+    #[error("randomness unavailable")]
+    Randomness,
+}
+
+/// Hashes and verifies PAT secrets with argon2id.
+#[derive(Debug, Clone)]
+pub struct SecretHasher {
+    params: HashParams,
+    minimum: HashParams,
+}
+
+impl SecretHasher {
+    /// A hasher that writes with `params` and refuses stored hashes below `minimum`.
+    ///
+    /// `params` must itself meet `minimum`.
+    pub fn new(params: HashParams, minimum: HashParams) -> Result<Self, HashError> {
+        if !params.at_least(&minimum) {
+            return Err(HashError::InvalidParams);
+        }
+        argon2_params(&params)?;
+        Ok(Self { params, minimum })
+    }
+
+    /// The parameters new hashes are written with.
+    pub fn params(&self) -> HashParams {
+        self.params
+    }
+
+    /// Hashes a secret with a fresh 128-bit salt from the OS CSPRNG.
+    pub fn hash(&self, secret: PatSecret<'_>) -> Result<PhcHash, HashError> {
+        let salt_bytes = os_random::<SALT_LEN>().map_err(|_| HashError::Randomness)?;
+        let salt = SaltString::encode_b64(&salt_bytes).map_err(|_| HashError::Randomness)?;
+        let argon = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            argon2_params(&self.params)?,
+        );
+        let phc = argon
+            .hash_password(secret.expose_bytes(), &salt)
+            .map_err(|_| HashError::InvalidParams)?;
+        Ok(PhcHash(SecretString::from(phc.to_string())))
+    }
+
+    /// Verifies `secret` against a stored hash.
+    ///
+    /// Returns `Ok(true)` on a match and `Ok(false)` on a mismatch. The final
+    /// comparison is constant-time (`subtle`). A stored hash that is malformed,
+    /// not argon2id v19, or below the minimum parameters is an error and is never
+    /// evaluated, so a downgraded record cannot make verification cheap.
+    pub fn verify(&self, secret: PatSecret<'_>, stored: &PhcHash) -> Result<bool, HashError> {
+        let parsed = PasswordHash::new(stored.expose()).map_err(|_| HashError::Malformed)?;
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+            return Err(HashError::UnsupportedAlgorithm);
+        }
+        if parsed.version != Some(Version::V0x13.into()) {
+            return Err(HashError::UnsupportedAlgorithm);
+        }
+        let params = Params::try_from(&parsed).map_err(|_| HashError::Malformed)?;
+        let found = HashParams {
+            m_kib: params.m_cost(),
+            t: params.t_cost(),
+            p: params.p_cost(),
+        };
+        if !found.at_least(&self.minimum) {
+            return Err(HashError::BelowMinimum);
+        }
+        let expected = parsed.hash.ok_or(HashError::Malformed)?;
+        if expected.len() != OUTPUT_LEN {
+            return Err(HashError::Malformed);
+        }
+        let salt = parsed.salt.ok_or(HashError::Malformed)?;
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt
+            .decode_b64(&mut salt_buf)
+            .map_err(|_| HashError::Malformed)?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut computed = [0u8; OUTPUT_LEN];
+        argon
+            .hash_password_into(secret.expose_bytes(), salt_bytes, &mut computed)
+            .map_err(|_| HashError::Malformed)?;
+        Ok(bool::from(computed.ct_eq(expected.as_bytes())))
+    }
+}
+
+fn argon2_params(p: &HashParams) -> Result<Params, HashError> {
+    Params::new(p.m_kib, p.t, p.p, Some(OUTPUT_LEN)).map_err(|_| HashError::InvalidParams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pat::Pat;
+
+    fn hasher() -> SecretHasher {
+        SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN).unwrap()
+    }
+
+    #[test]
+    fn hash_is_argon2id_phc_with_configured_params() {
+        let pat = Pat::generate().unwrap();
+        let phc = hasher().hash(pat.secret()).unwrap();
+        assert!(
+            phc.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            phc.expose()
+        );
+    }
+
+    #[test]
+    fn verify_accepts_the_right_secret_and_rejects_another() {
+        let h = hasher();
+        let pat = Pat::generate().unwrap();
+        let other = Pat::generate().unwrap();
+        let phc = h.hash(pat.secret()).unwrap();
+        assert_eq!(h.verify(pat.secret(), &phc), Ok(true));
+        assert_eq!(h.verify(other.secret(), &phc), Ok(false));
+    }
+
+    #[test]
+    fn salts_differ_between_hashes_of_the_same_secret() {
+        let h = hasher();
+        let pat = Pat::generate().unwrap();
+        let a = h.hash(pat.secret()).unwrap();
+        let b = h.hash(pat.secret()).unwrap();
+        assert_ne!(a.expose(), b.expose());
+    }
+
+    #[test]
+    fn below_minimum_stored_hash_is_refused_even_if_the_secret_matches() {
+        let weak_params = HashParams {
+            m_kib: 8,
+            t: 1,
+            p: 1,
+        };
+        let weak = SecretHasher::new(weak_params, weak_params).unwrap();
+        let pat = Pat::generate().unwrap();
+        let phc = weak.hash(pat.secret()).unwrap();
+        assert_eq!(weak.verify(pat.secret(), &phc), Ok(true));
+        assert_eq!(
+            hasher().verify(pat.secret(), &phc),
+            Err(HashError::BelowMinimum)
+        );
+    }
+
+    #[test]
+    fn configuring_params_below_the_minimum_is_an_error() {
+        let weak = HashParams {
+            m_kib: 1024,
+            t: 2,
+            p: 1,
+        };
+        assert_eq!(
+            SecretHasher::new(weak, HashParams::OWASP_MIN).err(),
+            Some(HashError::InvalidParams)
+        );
+    }
+
+    #[test]
+    fn other_algorithms_and_junk_are_refused() {
+        let h = hasher();
+        let pat = Pat::generate().unwrap();
+        let phc = h.hash(pat.secret()).unwrap();
+        let as_argon2i = phc.expose().replacen("$argon2id$", "$argon2i$", 1);
+        assert_eq!(
+            h.verify(pat.secret(), &PhcHash::from_stored(as_argon2i)),
+            Err(HashError::UnsupportedAlgorithm)
+        );
+        let old_version = phc.expose().replacen("v=19", "v=16", 1);
+        assert_eq!(
+            h.verify(pat.secret(), &PhcHash::from_stored(old_version)),
+            Err(HashError::UnsupportedAlgorithm)
+        );
+        for junk in [
+            "",
+            "$",
+            "plaintext",
+            "$argon2id$v=19$m=19456,t=2,p=1$$",
+            "$sha256$abc",
+        ] {
+            assert!(
+                h.verify(pat.secret(), &PhcHash::from_stored(junk.into()))
+                    .is_err(),
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn phc_hash_debug_is_redacted() {
+        let pat = Pat::generate().unwrap();
+        let phc = hasher().hash(pat.secret()).unwrap();
+        let dbg = format!("{phc:?}");
+        assert_eq!(dbg, "PhcHash([REDACTED])");
+    }
+}

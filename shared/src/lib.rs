@@ -1,0 +1,38 @@
+//! The shared vocabulary of the component: the PAT format, scopes, principals and
+//! the authorizer context, the route table, argon2id hashing, configuration and
+//! the DynamoDB single-table store.
+
+pub mod config;
+pub mod hash;
+pub mod pat;
+pub mod principal;
+pub mod record;
+pub mod routes;
+pub mod scope;
+pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use pat::{Pat, PatParseError, TokenId};
+pub use principal::{AuthMethod, AuthorizerContext, Principal, UserId};
+pub use record::{TokenMeta, TokenRecord, TokenStatus};
+pub use scope::{Scope, ScopeSet};
+
+/// A source of the current time, injectable so tests can move it.
+pub trait Clock: Send + Sync {
+    /// Now, in Unix seconds.
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}

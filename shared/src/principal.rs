@@ -1,0 +1,295 @@
+//! Who is calling: the principal, and the flat context the authorizer hands to the Lambdas.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::pat::TokenId;
+use crate::scope::ScopeSet;
+
+/// Longest user id (Cognito `sub`) we accept.
+pub const MAX_USER_ID_LEN: usize = 128;
+
+/// A user's stable identifier: the Cognito `sub`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+/// Why a string is not a user id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum UserIdError {
+    /// Empty, longer than [`MAX_USER_ID_LEN`], or contains characters outside
+    /// `[A-Za-z0-9-_.:@]` (which would break our `#`-separated keys).
+    #[error("invalid user id")]
+    Invalid,
+}
+
+impl UserId {
+    /// Parses a user id.
+    pub fn parse(s: &str) -> Result<Self, UserIdError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_USER_ID_LEN
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@')
+            });
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(UserIdError::Invalid)
+        }
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({})", self.0)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = UserIdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(value: UserId) -> Self {
+        value.0
+    }
+}
+
+/// How the principal authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// A Cognito JWT.
+    Jwt,
+    /// A personal access token.
+    Pat,
+}
+
+impl AuthMethod {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::Pat => "pat",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's Cognito `sub`.
+    pub sub: UserId,
+    /// The username, where the credential carries one.
+    pub username: Option<String>,
+    /// How the caller authenticated.
+    pub method: AuthMethod,
+    /// What the caller may do.
+    pub scopes: ScopeSet,
+    /// The PAT's id, for PAT callers.
+    pub token_id: Option<TokenId>,
+    /// When the credential expires (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// The context the authorizer returns and API Gateway forwards to the Lambdas.
+///
+/// Every field is a flat string or number, as API Gateway requires. Empty
+/// strings stand for "absent" so that no field is ever `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerContext {
+    /// The user's `sub`.
+    pub sub: String,
+    /// The username, or empty.
+    pub username: String,
+    /// `jwt` or `pat`.
+    pub auth_method: AuthMethod,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// The PAT id, or empty for JWT callers.
+    pub token_id: String,
+    /// Credential expiry, Unix seconds.
+    pub expires_at: i64,
+}
+
+impl From<&Principal> for AuthorizerContext {
+    fn from(p: &Principal) -> Self {
+        Self {
+            sub: p.sub.as_str().to_owned(),
+            username: p.username.clone().unwrap_or_default(),
+            auth_method: p.method,
+            scopes: p.scopes.to_space_separated(),
+            token_id: p
+                .token_id
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
+            expires_at: p.expires_at,
+        }
+    }
+}
+
+/// Why a forwarded authorizer context cannot be trusted as a principal.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ContextError {
+    /// A required field is missing.
+    #[error("authorizer context is missing `{0}`")]
+    Missing(&'static str),
+    /// A field has the wrong type or an invalid value.
+    #[error("authorizer context field `{0}` is invalid")]
+    Invalid(&'static str),
+}
+
+impl Principal {
+    /// Reads the principal back from `requestContext.authorizer` as API Gateway
+    /// forwards it. Values may arrive as strings even where the authorizer sent
+    /// numbers, so both are accepted. Anything unexpected is an error: a Lambda
+    /// must never act on a half-understood context.
+    pub fn from_forwarded_context(
+        ctx: &HashMap<String, serde_json::Value>,
+    ) -> Result<Self, ContextError> {
+        let text = |key: &'static str| -> Result<&str, ContextError> {
+            match ctx.get(key) {
+                None => Err(ContextError::Missing(key)),
+                Some(serde_json::Value::String(s)) => Ok(s.as_str()),
+                Some(_) => Err(ContextError::Invalid(key)),
+            }
+        };
+        let sub = UserId::parse(text("sub")?).map_err(|_| ContextError::Invalid("sub"))?;
+        let username = match ctx.get("username") {
+            None => None,
+            Some(serde_json::Value::String(s)) if s.is_empty() => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ContextError::Invalid("username")),
+        };
+        let method = match text("authMethod")? {
+            "jwt" => AuthMethod::Jwt,
+            "pat" => AuthMethod::Pat,
+            _ => return Err(ContextError::Invalid("authMethod")),
+        };
+        let scopes = ScopeSet::parse_space_separated(text("scopes")?)
+            .map_err(|_| ContextError::Invalid("scopes"))?;
+        let token_id = match (method, ctx.get("tokenId")) {
+            (AuthMethod::Pat, Some(serde_json::Value::String(s))) => {
+                Some(TokenId::parse(s).map_err(|_| ContextError::Invalid("tokenId"))?)
+            }
+            (AuthMethod::Pat, _) => return Err(ContextError::Missing("tokenId")),
+            (AuthMethod::Jwt, None) => None,
+            (AuthMethod::Jwt, Some(serde_json::Value::String(s))) if s.is_empty() => None,
+            (AuthMethod::Jwt, Some(_)) => return Err(ContextError::Invalid("tokenId")),
+        };
+        let expires_at = match ctx.get("expiresAt") {
+            None => return Err(ContextError::Missing("expiresAt")),
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::String(s)) => s.parse::<i64>().ok(),
+            Some(_) => None,
+        }
+        .ok_or(ContextError::Invalid("expiresAt"))?;
+        Ok(Principal {
+            sub,
+            username,
+            method,
+            scopes,
+            token_id,
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::Scope;
+
+    fn pat_principal() -> Principal {
+        Principal {
+            sub: UserId::parse("1b2c3d4e-0000-4000-8000-123456789abc").unwrap(),
+            username: Some("alice".into()),
+            method: AuthMethod::Pat,
+            scopes: ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]),
+            token_id: Some(TokenId::parse("0123456789ABCDEFG").unwrap()),
+            expires_at: 1_900_000_000,
+        }
+    }
+
+    #[test]
+    fn context_serializes_to_flat_camel_case_values() {
+        let ctx = AuthorizerContext::from(&pat_principal());
+        let json = serde_json::to_value(&ctx).unwrap();
+        let obj = json.as_object().unwrap();
+        assert!(
+            obj.values()
+                .all(|v| v.is_string() || v.is_number() || v.is_boolean())
+        );
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "sub": "1b2c3d4e-0000-4000-8000-123456789abc",
+                "username": "alice",
+                "authMethod": "pat",
+                "scopes": "tokens:read items:read",
+                "tokenId": "0123456789ABCDEFG",
+                "expiresAt": 1_900_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn forwarded_context_round_trips_with_numbers_or_strings() {
+        let p = pat_principal();
+        let json = serde_json::to_value(AuthorizerContext::from(&p)).unwrap();
+        let mut map: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
+        assert_eq!(Principal::from_forwarded_context(&map).unwrap(), p);
+        map.insert("expiresAt".into(), "1900000000".into());
+        assert_eq!(Principal::from_forwarded_context(&map).unwrap(), p);
+    }
+
+    #[test]
+    fn tampered_or_incomplete_contexts_are_rejected() {
+        let json = serde_json::to_value(AuthorizerContext::from(&pat_principal())).unwrap();
+        let base: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
+        let cases: [(&str, Option<serde_json::Value>); 7] = [
+            ("sub", None),
+            ("sub", Some("a#b".into())),
+            ("authMethod", Some("admin".into())),
+            ("scopes", Some("tokens:read root".into())),
+            ("tokenId", None),
+            ("expiresAt", Some("soon".into())),
+            ("expiresAt", Some(serde_json::json!([1]))),
+        ];
+        for (key, value) in cases {
+            let mut map = base.clone();
+            match value {
+                None => map.remove(key),
+                Some(v) => map.insert(key.into(), v),
+            };
+            assert!(Principal::from_forwarded_context(&map).is_err(), "{key}");
+        }
+    }
+
+    #[test]
+    fn user_ids_reject_key_separators_and_oversize() {
+        assert!(UserId::parse("abc-123").is_ok());
+        for bad in ["", "a#b", "a b", "ä", &"x".repeat(129)] {
+            assert!(UserId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

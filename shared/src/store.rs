@@ -1,0 +1,866 @@
+//! The DynamoDB single-table token store.
+//!
+//! Key design (see the README for the full table):
+//!
+//! | item        | PK               | SK      | GSI1PK        | GSI1SK                          |
+//! |-------------|------------------|---------|---------------|---------------------------------|
+//! | token       | `TOKEN#<id>`     | `TOKEN` | `USER#<sub>`  | `TOKEN#<created 12 digits>#<id>` |
+//! | active set  | `USER#<sub>`     | `SLOTS` | –             | –                               |
+//!
+//! The *active set* item holds a map `slots: {token id → expires_at}` of the
+//! user's non-revoked tokens. The per-user cap is the condition
+//! `size(slots) < :cap` inside the same transaction that writes the token, so
+//! racing creates can never exceed it. Entries whose `expires_at` has passed are
+//! pruned before each create; the map is self-healing even after DynamoDB's TTL
+//! deletes an expired token item.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use thiserror::Error;
+
+use crate::config::StoreConfig;
+use crate::hash::PhcHash;
+use crate::pat::TokenId;
+use crate::principal::UserId;
+use crate::record::{CURRENT_SCHEMA_VERSION, TokenMeta, TokenRecord};
+use crate::scope::ScopeSet;
+
+/// Name of the GSI that lists a user's tokens newest first.
+pub const GSI1: &str = "GSI1";
+/// Name of the TTL attribute.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+/// Largest page a listing returns.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// Errors at the store boundary. Business outcomes (not found, cap reached,
+/// already revoked, …) are not errors: each operation returns its own outcome enum.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// DynamoDB could not be reached or refused the request.
+    #[error("DynamoDB request failed: {0}")]
+    Unavailable(String),
+    /// An item in the table does not have the shape we write.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(&'static str),
+    /// An item was written by a newer schema version than this code understands.
+    #[error("stored item has unsupported schema version {0}")]
+    UnsupportedSchema(u32),
+    /// The pagination cursor was not produced by us.
+    #[error("invalid pagination cursor")]
+    InvalidCursor,
+    /// A write kept losing races; the caller may retry.
+    #[error("write conflict")]
+    Conflict,
+}
+
+fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata,
+{
+    // Only the error code and message are kept: never request or item contents.
+    let code = err.code().unwrap_or("unknown").to_owned();
+    let message = err
+        .message()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
+    StoreError::Unavailable(format!("{code}: {message}"))
+}
+
+/// Result of [`TokenStore::create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The token was stored.
+    Created,
+    /// The owner already has the maximum number of active tokens.
+    CapReached,
+}
+
+/// Result of [`TokenStore::revoke`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// This call revoked the token.
+    Revoked,
+    /// The token was already revoked; nothing changed.
+    AlreadyRevoked,
+    /// No such token for this owner (missing or someone else's: indistinguishable).
+    NotFound,
+}
+
+/// Result of [`TokenStore::rotate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The old token was retired and the new one stored, atomically.
+    Rotated,
+    /// No such token for this owner.
+    NotFound,
+    /// The old token is revoked or expired.
+    NotActive,
+    /// The old token was already rotated; its successor is untouched.
+    AlreadyRotated(TokenId),
+}
+
+/// Result of [`TokenStore::touch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchOutcome {
+    /// `last_used_at` was written.
+    Written,
+    /// Skipped: written within the interval (or the token no longer exists).
+    Skipped,
+}
+
+/// An opaque pagination cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
+
+impl Cursor {
+    /// Wraps a cursor string received from a client. Validated when used.
+    pub fn from_client(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+
+    /// The string to hand to the client.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Tokens, newest first.
+    pub items: Vec<TokenMeta>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<Cursor>,
+}
+
+/// The DynamoDB-backed token store.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    client: Client,
+    cfg: StoreConfig,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn token_pk(id: &TokenId) -> String {
+    format!("TOKEN#{id}")
+}
+
+const TOKEN_SK: &str = "TOKEN";
+const SLOTS_SK: &str = "SLOTS";
+
+fn user_pk(owner: &UserId) -> String {
+    format!("USER#{owner}")
+}
+
+fn gsi1_sk(created_at: i64, id: &TokenId) -> String {
+    format!("TOKEN#{created_at:012}#{id}")
+}
+
+fn token_key(id: &TokenId) -> HashMap<String, AttributeValue> {
+    HashMap::from([("PK".into(), s(token_pk(id))), ("SK".into(), s(TOKEN_SK))])
+}
+
+fn slots_key(owner: &UserId) -> HashMap<String, AttributeValue> {
+    HashMap::from([("PK".into(), s(user_pk(owner))), ("SK".into(), s(SLOTS_SK))])
+}
+
+impl TokenStore {
+    /// A store over an existing client.
+    pub fn new(client: Client, cfg: StoreConfig) -> Self {
+        Self { client, cfg }
+    }
+
+    /// Builds a client from the standard AWS configuration chain, honouring
+    /// `cfg.endpoint` for moto, DynamoDB Local or other endpoints.
+    pub async fn from_env_config(cfg: StoreConfig) -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        if let Some(endpoint) = &cfg.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Self::new(Client::from_conf(builder.build()), cfg)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    /// Creates the table with its GSI and TTL (local development and tests; the
+    /// CDK app creates it on AWS).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|_| StoreError::Corrupt("attribute definition"))
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|_| StoreError::Corrupt("key schema"))
+        };
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(
+                GSI1_PROJECTED.iter().map(|a| (*a).to_owned()).collect(),
+            ))
+            .build();
+        let gsi = GlobalSecondaryIndex::builder()
+            .index_name(GSI1)
+            .key_schema(key("GSI1PK", KeyType::Hash)?)
+            .key_schema(key("GSI1SK", KeyType::Range)?)
+            .projection(projection)
+            .build()
+            .map_err(|_| StoreError::Corrupt("gsi"))?;
+        self.client
+            .create_table()
+            .table_name(&self.cfg.table_name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("PK")?)
+            .attribute_definitions(attr("SK")?)
+            .attribute_definitions(attr("GSI1PK")?)
+            .attribute_definitions(attr("GSI1SK")?)
+            .key_schema(key("PK", KeyType::Hash)?)
+            .key_schema(key("SK", KeyType::Range)?)
+            .global_secondary_indexes(gsi)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.cfg.table_name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(|_| StoreError::Corrupt("ttl spec"))?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Stores a new token if the owner is under the active-token cap.
+    ///
+    /// The cap check and the token write are one transaction, so concurrent
+    /// creates can never exceed the cap.
+    pub async fn create(&self, rec: &TokenRecord, now: i64) -> Result<CreateOutcome, StoreError> {
+        let owner = &rec.meta.owner;
+        self.prepare_slots(owner, now).await?;
+        let slot_update = Update::builder()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .update_expression("SET slots.#id = :exp")
+            .condition_expression("size(slots) < :cap")
+            .expression_attribute_names("#id", rec.meta.id.as_str())
+            .expression_attribute_values(":exp", n(rec.meta.expires_at))
+            .expression_attribute_values(":cap", n(i64::from(self.cfg.max_active_per_user)))
+            .build()
+            .map_err(|_| StoreError::Corrupt("update builder"))?;
+        let put = Put::builder()
+            .table_name(&self.cfg.table_name)
+            .set_item(Some(self.to_item(rec)))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|_| StoreError::Corrupt("put builder"))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(slot_update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(err) => match failed_conditions(&err) {
+                Some(failed) if failed.first() == Some(&true) => Ok(CreateOutcome::CapReached),
+                Some(failed) if failed.get(1) == Some(&true) => Err(StoreError::Conflict),
+                _ => Err(unavailable(err)),
+            },
+        }
+    }
+
+    /// Makes sure the owner's active-set item exists and holds no expired entries.
+    async fn prepare_slots(&self, owner: &UserId, now: i64) -> Result<(), StoreError> {
+        let current = self
+            .client
+            .get_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let slots = current
+            .item()
+            .and_then(|item| item.get("slots"))
+            .and_then(|v| v.as_m().ok());
+        let Some(slots) = slots else {
+            // Idempotent upsert: racing first creates all succeed and leave `{}`.
+            self.client
+                .update_item()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(slots_key(owner)))
+                .update_expression("SET slots = if_not_exists(slots, :empty)")
+                .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            return Ok(());
+        };
+        let expired: Vec<&String> = slots
+            .iter()
+            .filter(|(_, exp)| {
+                exp.as_n()
+                    .ok()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_none_or(|exp| exp <= now)
+            })
+            .map(|(id, _)| id)
+            .take(50)
+            .collect();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let mut names = HashMap::new();
+        let mut paths = Vec::with_capacity(expired.len());
+        for (i, id) in expired.iter().enumerate() {
+            names.insert(format!("#e{i}"), (*id).clone());
+            paths.push(format!("slots.#e{i}"));
+        }
+        // Removing an expired entry is safe whoever else is writing: it can only
+        // ever free a slot that no longer protects a usable token.
+        self.client
+            .update_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .update_expression(format!("REMOVE {}", paths.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Reads a token by id with a strongly consistent read (the authorizer's lookup).
+    pub async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(token_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(record_from_item).transpose()
+    }
+
+    /// Reads a token only if `owner` owns it. Someone else's token is `None`,
+    /// exactly like a missing one.
+    pub async fn get_owned(
+        &self,
+        owner: &UserId,
+        id: &TokenId,
+    ) -> Result<Option<TokenMeta>, StoreError> {
+        Ok(self
+            .get(id)
+            .await?
+            .map(|r| r.meta)
+            .filter(|m| &m.owner == owner))
+    }
+
+    /// Lists an owner's tokens, newest first.
+    pub async fn list(
+        &self,
+        owner: &UserId,
+        limit: i32,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page, StoreError> {
+        let start = cursor.map(|c| decode_cursor(owner, c)).transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.cfg.table_name)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(user_pk(owner)))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, MAX_PAGE_SIZE))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out
+            .items()
+            .iter()
+            .map(meta_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match out.last_evaluated_key() {
+            Some(lek) => Some(encode_cursor(lek)?),
+            None => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Revokes a token. Idempotent: a second call returns
+    /// [`RevokeOutcome::AlreadyRevoked`] and changes nothing.
+    pub async fn revoke(
+        &self,
+        owner: &UserId,
+        id: &TokenId,
+        now: i64,
+    ) -> Result<RevokeOutcome, StoreError> {
+        for _ in 0..3 {
+            let Some(meta) = self.get_owned(owner, id).await? else {
+                return Ok(RevokeOutcome::NotFound);
+            };
+            if meta.revoked_at.is_some() {
+                return Ok(RevokeOutcome::AlreadyRevoked);
+            }
+            let revoke = Update::builder()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(token_key(id)))
+                .update_expression("SET revoked_at = :now, #ttl = :ttl")
+                .condition_expression("#owner = :owner AND attribute_not_exists(revoked_at)")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":ttl", n(now + self.cfg.retention_secs))
+                .expression_attribute_values(":owner", s(owner.as_str()))
+                .build()
+                .map_err(|_| StoreError::Corrupt("update builder"))?;
+            let release = self.release_slot(owner, id)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(revoke).build())
+                .transact_items(TransactWriteItem::builder().update(release).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(RevokeOutcome::Revoked),
+                // Lost a race: re-read and classify.
+                Err(err) if failed_conditions(&err).is_some() => continue,
+                Err(err) => return Err(unavailable(err)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    fn release_slot(&self, owner: &UserId, id: &TokenId) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .update_expression("REMOVE slots.#id")
+            .expression_attribute_names("#id", id.as_str())
+            .build()
+            .map_err(|_| StoreError::Corrupt("update builder"))
+    }
+
+    /// Rotates `old_id` into `new`, atomically: the old token is retired and the
+    /// new one stored in one transaction, or nothing happens.
+    ///
+    /// With `overlap_secs == 0` the old token is revoked now. Otherwise it stays
+    /// valid until `min(expires_at, now + overlap_secs)`. A token can be rotated
+    /// only once, so a retried or concurrent rotation never disturbs the
+    /// successor that won.
+    pub async fn rotate(
+        &self,
+        owner: &UserId,
+        old_id: &TokenId,
+        new: &TokenRecord,
+        overlap_secs: i64,
+        now: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.prepare_slots(owner, now).await?;
+        for _ in 0..3 {
+            let Some(old) = self.get_owned(owner, old_id).await? else {
+                return Ok(RotateOutcome::NotFound);
+            };
+            if let Some(successor) = old.rotated_to.clone() {
+                return Ok(RotateOutcome::AlreadyRotated(successor));
+            }
+            if !old.is_active(now) {
+                return Ok(RotateOutcome::NotActive);
+            }
+            let mut retire = Update::builder()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(token_key(old_id)))
+                .condition_expression(
+                    "#owner = :owner AND attribute_not_exists(revoked_at) \
+                     AND attribute_not_exists(rotated_to) AND expires_at = :seen_exp",
+                )
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":owner", s(owner.as_str()))
+                .expression_attribute_values(":seen_exp", n(old.expires_at))
+                .expression_attribute_values(":new", s(new.meta.id.as_str()));
+            if overlap_secs <= 0 {
+                retire = retire
+                    .update_expression("SET rotated_to = :new, revoked_at = :now, #ttl = :ttl")
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":ttl", n(now + self.cfg.retention_secs));
+            } else {
+                let grace_end = old.expires_at.min(now.saturating_add(overlap_secs));
+                retire = retire
+                    .update_expression("SET rotated_to = :new, expires_at = :grace, #ttl = :ttl")
+                    .expression_attribute_values(":grace", n(grace_end))
+                    .expression_attribute_values(":ttl", n(grace_end + self.cfg.retention_secs));
+            }
+            let retire = retire
+                .build()
+                .map_err(|_| StoreError::Corrupt("update builder"))?;
+            let put = Put::builder()
+                .table_name(&self.cfg.table_name)
+                .set_item(Some(self.to_item(new)))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .map_err(|_| StoreError::Corrupt("put builder"))?;
+            let move_slot = Update::builder()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(slots_key(owner)))
+                .update_expression("REMOVE slots.#old SET slots.#new = :exp")
+                .condition_expression("attribute_exists(slots)")
+                .expression_attribute_names("#old", old_id.as_str())
+                .expression_attribute_names("#new", new.meta.id.as_str())
+                .expression_attribute_values(":exp", n(new.meta.expires_at))
+                .build()
+                .map_err(|_| StoreError::Corrupt("update builder"))?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(retire).build())
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .transact_items(TransactWriteItem::builder().update(move_slot).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(RotateOutcome::Rotated),
+                Err(err) => match failed_conditions(&err) {
+                    Some(failed) if failed.get(1) == Some(&true) => {
+                        return Err(StoreError::Conflict);
+                    }
+                    Some(_) => continue,
+                    None => return Err(unavailable(err)),
+                },
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Records a use of the token, at most once per configured interval.
+    /// One conditional write; a skipped write costs no extra read.
+    pub async fn touch(&self, id: &TokenId, now: i64) -> Result<TouchOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(token_key(id)))
+            .update_expression("SET last_used_at = :now")
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(last_used_at) OR last_used_at <= :threshold)",
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":threshold", n(now - self.cfg.touch_interval_secs))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TouchOutcome::Written),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(TouchOutcome::Skipped)
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    /// Revokes every token of `owner` that is not yet revoked. Returns how many
+    /// this call revoked.
+    ///
+    /// Reads the strongly consistent active set as well as the (eventually
+    /// consistent) index, so a token created just before the call is not missed.
+    pub async fn revoke_all(&self, owner: &UserId, now: i64) -> Result<u32, StoreError> {
+        let mut ids: Vec<TokenId> = Vec::new();
+        let slots = self
+            .client
+            .get_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if let Some(map) = slots
+            .item()
+            .and_then(|i| i.get("slots"))
+            .and_then(|v| v.as_m().ok())
+        {
+            ids.extend(map.keys().filter_map(|k| TokenId::parse(k).ok()));
+        }
+        let mut cursor = None;
+        loop {
+            let page = self.list(owner, MAX_PAGE_SIZE, cursor.as_ref()).await?;
+            ids.extend(
+                page.items
+                    .into_iter()
+                    .filter(|m| m.revoked_at.is_none())
+                    .map(|m| m.id),
+            );
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let mut revoked = 0;
+        for id in &ids {
+            if self.revoke(owner, id, now).await? == RevokeOutcome::Revoked {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    fn to_item(&self, rec: &TokenRecord) -> HashMap<String, AttributeValue> {
+        let m = &rec.meta;
+        let mut item = HashMap::from([
+            ("PK".to_owned(), s(token_pk(&m.id))),
+            ("SK".to_owned(), s(TOKEN_SK)),
+            ("GSI1PK".to_owned(), s(user_pk(&m.owner))),
+            ("GSI1SK".to_owned(), s(gsi1_sk(m.created_at, &m.id))),
+            ("v".to_owned(), n(i64::from(CURRENT_SCHEMA_VERSION))),
+            ("id".to_owned(), s(m.id.as_str())),
+            ("owner".to_owned(), s(m.owner.as_str())),
+            ("name".to_owned(), s(m.name.clone())),
+            ("scopes".to_owned(), s(m.scopes.to_space_separated())),
+            ("created_at".to_owned(), n(m.created_at)),
+            ("expires_at".to_owned(), n(m.expires_at)),
+            ("hash".to_owned(), s(rec.hash.expose())),
+        ]);
+        let end_of_life = m.revoked_at.unwrap_or(m.expires_at).min(m.expires_at);
+        item.insert(
+            TTL_ATTRIBUTE.to_owned(),
+            n(end_of_life + self.cfg.retention_secs),
+        );
+        if let Some(v) = m.last_used_at {
+            item.insert("last_used_at".to_owned(), n(v));
+        }
+        if let Some(v) = m.revoked_at {
+            item.insert("revoked_at".to_owned(), n(v));
+        }
+        if let Some(v) = &m.rotated_from {
+            item.insert("rotated_from".to_owned(), s(v.as_str()));
+        }
+        if let Some(v) = &m.rotated_to {
+            item.insert("rotated_to".to_owned(), s(v.as_str()));
+        }
+        item
+    }
+}
+
+/// Attributes projected into GSI1. The hash is deliberately absent: listings
+/// can never leak it, whatever a handler does.
+const GSI1_PROJECTED: &[&str] = &[
+    "v",
+    "id",
+    "owner",
+    "name",
+    "scopes",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "revoked_at",
+    "rotated_from",
+    "rotated_to",
+];
+
+/// For a cancelled transaction, which of its items failed their condition.
+fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<bool>> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn get_s<'a>(
+    item: &'a HashMap<String, AttributeValue>,
+    key: &'static str,
+) -> Result<&'a str, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or(StoreError::Corrupt(key))
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, key: &'static str) -> Result<i64, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or(StoreError::Corrupt(key))
+}
+
+fn opt_n(
+    item: &HashMap<String, AttributeValue>,
+    key: &'static str,
+) -> Result<Option<i64>, StoreError> {
+    match item.get(key) {
+        None => Ok(None),
+        Some(_) => get_n(item, key).map(Some),
+    }
+}
+
+fn opt_id(
+    item: &HashMap<String, AttributeValue>,
+    key: &'static str,
+) -> Result<Option<TokenId>, StoreError> {
+    match item.get(key) {
+        None => Ok(None),
+        Some(_) => TokenId::parse(get_s(item, key)?)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(key)),
+    }
+}
+
+fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, StoreError> {
+    let version = u32::try_from(get_n(item, "v")?).map_err(|_| StoreError::Corrupt("v"))?;
+    if version != CURRENT_SCHEMA_VERSION {
+        return Err(StoreError::UnsupportedSchema(version));
+    }
+    Ok(TokenMeta {
+        id: TokenId::parse(get_s(item, "id")?).map_err(|_| StoreError::Corrupt("id"))?,
+        owner: UserId::parse(get_s(item, "owner")?).map_err(|_| StoreError::Corrupt("owner"))?,
+        name: get_s(item, "name")?.to_owned(),
+        scopes: ScopeSet::parse_space_separated(get_s(item, "scopes")?)
+            .map_err(|_| StoreError::Corrupt("scopes"))?,
+        created_at: get_n(item, "created_at")?,
+        expires_at: get_n(item, "expires_at")?,
+        last_used_at: opt_n(item, "last_used_at")?,
+        revoked_at: opt_n(item, "revoked_at")?,
+        rotated_from: opt_id(item, "rotated_from")?,
+        rotated_to: opt_id(item, "rotated_to")?,
+        schema_version: version,
+    })
+}
+
+fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        meta: meta_from_item(item)?,
+        hash: PhcHash::from_stored(get_s(item, "hash")?.to_owned()),
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CursorBody {
+    /// created_at of the last item returned.
+    c: i64,
+    /// id of the last item returned.
+    i: String,
+}
+
+fn encode_cursor(lek: &HashMap<String, AttributeValue>) -> Result<Cursor, StoreError> {
+    let sk = get_s(lek, "GSI1SK")?;
+    let mut parts = sk.splitn(3, '#');
+    let (Some("TOKEN"), Some(created), Some(id)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(StoreError::Corrupt("GSI1SK"));
+    };
+    let body = CursorBody {
+        c: created.parse().map_err(|_| StoreError::Corrupt("GSI1SK"))?,
+        i: id.to_owned(),
+    };
+    let json = serde_json::to_vec(&body).map_err(|_| StoreError::Corrupt("cursor"))?;
+    Ok(Cursor(URL_SAFE_NO_PAD.encode(json)))
+}
+
+/// Rebuilds the start key from a client cursor. The partition always comes from
+/// the caller's identity, never from the cursor, so a forged cursor cannot
+/// reach another user's tokens.
+fn decode_cursor(
+    owner: &UserId,
+    cursor: &Cursor,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    if cursor.0.len() > 256 {
+        return Err(StoreError::InvalidCursor);
+    }
+    let raw = URL_SAFE_NO_PAD
+        .decode(cursor.0.as_bytes())
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let body: CursorBody = serde_json::from_slice(&raw).map_err(|_| StoreError::InvalidCursor)?;
+    let id = TokenId::parse(&body.i).map_err(|_| StoreError::InvalidCursor)?;
+    if !(0..=999_999_999_999).contains(&body.c) {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(HashMap::from([
+        ("PK".into(), s(token_pk(&id))),
+        ("SK".into(), s(TOKEN_SK)),
+        ("GSI1PK".into(), s(user_pk(owner))),
+        ("GSI1SK".into(), s(gsi1_sk(body.c, &id))),
+    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_is_bound_to_the_caller() {
+        let alice = UserId::parse("alice").unwrap();
+        let id = TokenId::parse("0123456789ABCDEFG").unwrap();
+        let lek = HashMap::from([("GSI1SK".to_owned(), s(gsi1_sk(1_700_000_000, &id)))]);
+        let cursor = encode_cursor(&lek).unwrap();
+        let key = decode_cursor(&alice, &cursor).unwrap();
+        assert_eq!(key.get("GSI1PK"), Some(&s("USER#alice")));
+        assert_eq!(key.get("GSI1SK"), Some(&s(gsi1_sk(1_700_000_000, &id))));
+    }
+
+    #[test]
+    fn junk_cursors_are_rejected() {
+        let alice = UserId::parse("alice").unwrap();
+        let negative = URL_SAFE_NO_PAD.encode(r#"{"c":-1,"i":"0123456789ABCDEFG"}"#);
+        let bad_id = URL_SAFE_NO_PAD.encode(r#"{"c":1,"i":"../../etc"}"#);
+        for junk in ["", "!!!", "eyJ9", &"A".repeat(300), &negative, &bad_id] {
+            assert!(
+                matches!(
+                    decode_cursor(&alice, &Cursor::from_client(junk)),
+                    Err(StoreError::InvalidCursor)
+                ),
+                "{junk}"
+            );
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Test support: fresh tables on a real DynamoDB API (moto by default) and a
+//! counter of the HTTP requests a client sends. Enabled by the `test-support`
+//! feature; never compiled into a Lambda.
+//!
+//! Helpers here panic on purpose: a test that cannot reach its database must
+//! fail loudly, never pass by skipping.
+#![expect(clippy::panic, reason = "test-only helpers must fail loudly")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use aws_sdk_dynamodb::error::BoxError;
+
+use crate::config::StoreConfig;
+use crate::store::TokenStore;
+
+/// The DynamoDB endpoint tests talk to.
+///
+/// # Panics
+/// When `DYNAMODB_ENDPOINT` is unset: tests must run through `make test`
+/// (which starts moto) or point at DynamoDB Local or AWS explicitly. Skipping
+/// silently would report untested code as passing.
+pub fn endpoint() -> String {
+    match std::env::var("DYNAMODB_ENDPOINT") {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "DYNAMODB_ENDPOINT is not set: run `make test`, or `scripts/with-moto.sh cargo test`"
+        ),
+    }
+}
+
+/// Counts every HTTP request the client transmits (retries included).
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<AtomicUsize>);
+
+impl RequestCounter {
+    /// Requests sent so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A DynamoDB client for `endpoint` with static test credentials and a request counter.
+pub fn client(endpoint: &str) -> (Client, RequestCounter) {
+    let counter = RequestCounter::default();
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .interceptor(counter.clone())
+        .build();
+    (Client::from_conf(conf), counter)
+}
+
+/// Store settings for a fresh, uniquely named table.
+pub fn fresh_config(max_active_per_user: u32) -> StoreConfig {
+    StoreConfig {
+        table_name: format!("test-{}", uuid::Uuid::new_v4()),
+        endpoint: Some(endpoint()),
+        max_active_per_user,
+        touch_interval_secs: 300,
+        retention_secs: 7 * 86_400,
+    }
+}
+
+/// A store over a brand-new table, plus the client's request counter.
+///
+/// # Panics
+/// If the table cannot be created: the test cannot run.
+pub async fn fresh_store_with(cfg: StoreConfig) -> (TokenStore, RequestCounter) {
+    let (client, counter) = client(&endpoint());
+    let store = TokenStore::new(client, cfg);
+    if let Err(e) = store.create_table().await {
+        panic!("cannot create test table: {e}");
+    }
+    (store, counter)
+}
+
+/// A store over a brand-new table with the given per-user cap.
+pub async fn fresh_store(max_active_per_user: u32) -> TokenStore {
+    fresh_store_with(fresh_config(max_active_per_user)).await.0
+}
