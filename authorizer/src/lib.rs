@@ -1,1 +1,236 @@
-//! placeholder
+//! The API Gateway REQUEST authorizer: one function that turns a request's
+//! `Authorization` header into an IAM policy plus a typed context.
+//!
+//! Reviewers: the decision is [`Authorizer::decide`]. Everything that can say
+//! "allow" is reachable from there: [`jwt::JwtVerifier::verify`],
+//! [`pat::PatVerifier::verify`] and [`policy::build`].
+
+pub mod config;
+pub mod jwks;
+pub mod jwt;
+pub mod pat;
+pub mod policy;
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+};
+use lambda_runtime::Diagnostic;
+use shared::{AuthorizerContext, Clock, Pat, Principal};
+use thiserror::Error;
+
+use crate::jwks::JwksSource;
+use crate::jwt::JwtVerifier;
+use crate::pat::{PatVerifier, TokenLookup};
+
+/// The authorizer's response type.
+pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<AuthorizerContext>;
+
+/// What the authorizer returns to API Gateway when it does not allow.
+///
+/// `Unauthorized`'s message is exactly `Unauthorized`, which API Gateway turns
+/// into a 401. It is the same for every credential problem, so the response is
+/// no oracle. `Internal` (any other message) becomes a 500 and is never cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AuthError {
+    /// Missing, malformed, unknown, expired, revoked or wrong credential.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// A dependency failed (DynamoDB, JWKS with no cached key). Fails closed.
+    #[error("Internal server error")]
+    Internal,
+}
+
+impl From<AuthError> for Diagnostic {
+    fn from(e: AuthError) -> Self {
+        let error_type = match e {
+            AuthError::Unauthorized => "Unauthorized",
+            AuthError::Internal => "InternalError",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Why a credential was refused. Logged, never returned: callers only ever
+/// see [`AuthError`]. Variants carry no secret material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    /// No `Authorization` header, wrong scheme or empty credential.
+    NoCredential,
+    /// Credential over the size cap.
+    TooLarge,
+    /// Not a well-formed token.
+    Malformed,
+    /// JWT algorithm other than RS256.
+    Algorithm,
+    /// JWT header names a key source (`jku`, `jwk`, `x5u`, `x5c`) or `crit`.
+    ForbiddenHeader,
+    /// JWT `kid` missing or malformed.
+    KeyId,
+    /// JWT `kid` not in the JWKS.
+    UnknownKey,
+    /// JWT signature invalid.
+    Signature,
+    /// A claim is missing or has the wrong type or value.
+    Claims,
+    /// Past `exp`.
+    Expired,
+    /// Before `nbf` or `iat`.
+    NotYetValid,
+    /// Wrong `iss`.
+    Issuer,
+    /// `token_use` not accepted.
+    TokenUse,
+    /// Client id / audience not allowed.
+    Client,
+    /// The principal would hold no scope.
+    NoScopes,
+    /// PAT id not found.
+    UnknownToken,
+    /// PAT revoked.
+    Revoked,
+    /// PAT secret does not match.
+    WrongSecret,
+    /// PAT id is in the negative cache.
+    Refused,
+    /// The stored hash is malformed or below the minimum parameters.
+    BadStoredHash,
+    /// `methodArn` missing or not an execute-api ARN.
+    MethodArn,
+    /// DynamoDB failed (fail closed).
+    StoreUnavailable(String),
+    /// JWKS unreachable and no cached key (fail closed).
+    KeysUnavailable(String),
+    /// Another internal failure (fail closed).
+    Internal(&'static str),
+}
+
+impl Reject {
+    fn to_error(&self) -> AuthError {
+        match self {
+            Reject::StoreUnavailable(_) | Reject::KeysUnavailable(_) | Reject::Internal(_) => {
+                AuthError::Internal
+            }
+            _ => AuthError::Unauthorized,
+        }
+    }
+}
+
+/// The authorizer: configuration, verifiers and clock, built once per cold start.
+pub struct Authorizer<K, L, C> {
+    jwt: JwtVerifier<K>,
+    pat: PatVerifier<L>,
+    clock: Arc<C>,
+    max_credential_bytes: usize,
+}
+
+impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
+    /// Assembles an authorizer.
+    pub fn new(
+        jwt: JwtVerifier<K>,
+        pat: PatVerifier<L>,
+        clock: Arc<C>,
+        max_credential_bytes: usize,
+    ) -> Self {
+        Self {
+            jwt,
+            pat,
+            clock,
+            max_credential_bytes,
+        }
+    }
+
+    /// The JWT verifier (metrics, tests).
+    pub fn jwt(&self) -> &JwtVerifier<K> {
+        &self.jwt
+    }
+
+    /// The PAT verifier (metrics, tests).
+    pub fn pat(&self) -> &PatVerifier<L> {
+        &self.pat
+    }
+
+    /// Decides one request.
+    pub async fn decide(
+        &self,
+        event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Result<AuthorizerResponse, AuthError> {
+        let request_id = event.request_context.request_id.as_deref().unwrap_or("-");
+        let outcome = self.authenticate(event).await;
+        match outcome {
+            Ok((principal, response)) => {
+                tracing::info!(
+                    request_id,
+                    decision = if policy::allows_anything(&response.policy_document) { "allow" } else { "deny" },
+                    auth_method = principal.method.as_str(),
+                    sub = %principal.sub,
+                    token_id = principal.token_id.as_ref().map(|t| t.as_str()).unwrap_or(""),
+                    scopes = %principal.scopes.to_space_separated(),
+                    "authorizer decision"
+                );
+                Ok(response)
+            }
+            Err(reject) => {
+                let error = reject.to_error();
+                if error == AuthError::Internal {
+                    tracing::error!(request_id, decision = "error", reason = ?reject, "authorizer failed closed");
+                } else {
+                    tracing::info!(request_id, decision = "unauthorized", reason = ?reject, "authorizer decision");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Result<(Principal, AuthorizerResponse), Reject> {
+        let method_arn = event.method_arn.as_deref().ok_or(Reject::MethodArn)?;
+        let arn = policy::MethodArn::parse(method_arn).ok_or(Reject::MethodArn)?;
+        let credential = bearer_credential(event, self.max_credential_bytes)?;
+        let now = self.clock.now();
+        let principal = if Pat::looks_like_pat(credential) {
+            self.pat.verify(credential, now).await?
+        } else {
+            self.jwt.verify(credential, now).await?
+        };
+        let mut response = AuthorizerResponse::default();
+        response.principal_id = Some(principal.sub.as_str().to_owned());
+        response.policy_document = policy::build(&arn, principal.scopes);
+        response.context = AuthorizerContext::from(&principal);
+        Ok((principal, response))
+    }
+}
+
+/// Extracts the credential from `Authorization: Bearer <credential>`. The
+/// scheme is case-insensitive; the size cap applies before any decoding.
+fn bearer_credential(
+    event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    max_bytes: usize,
+) -> Result<&str, Reject> {
+    let value = event
+        .headers
+        .get("authorization")
+        .ok_or(Reject::NoCredential)?;
+    if value.len() > max_bytes + "Bearer ".len() {
+        return Err(Reject::TooLarge);
+    }
+    let value = value.to_str().map_err(|_| Reject::Malformed)?;
+    let (scheme, credential) = value.split_once(' ').ok_or(Reject::NoCredential)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Reject::NoCredential);
+    }
+    let credential = credential.trim_matches(' ');
+    if credential.is_empty() {
+        return Err(Reject::NoCredential);
+    }
+    if credential.len() > max_bytes {
+        return Err(Reject::TooLarge);
+    }
+    Ok(credential)
+}

@@ -1,2 +1,74 @@
-//! placeholder
-fn main() {}
+//! Lambda entry point: build everything once at cold start, then serve events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use authorizer::Authorizer;
+use authorizer::config::AuthorizerConfig;
+use authorizer::jwks::{HttpJwks, KeyCache};
+use authorizer::jwt::JwtVerifier;
+use authorizer::pat::PatVerifier;
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::SystemClock;
+use shared::config::ProcessEnv;
+use shared::hash::SecretHasher;
+use shared::store::TokenStore;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+
+    let cfg =
+        AuthorizerConfig::from_env(&ProcessEnv).context("invalid authorizer configuration")?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_millis(800))
+                .operation_timeout(Duration::from_millis(2000))
+                .build(),
+        )
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2));
+    if let Some(endpoint) = &cfg.store.endpoint {
+        dynamo = dynamo.endpoint_url(endpoint);
+    }
+    let store = TokenStore::new(
+        aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+        cfg.store.clone(),
+    );
+    let hasher = SecretHasher::new(cfg.hash.params, cfg.hash.minimum)
+        .context("invalid argon2 parameters")?;
+    let keys =
+        KeyCache::new(HttpJwks::new(cfg.jwt.jwks_url.clone()).context("cannot build JWKS client")?);
+    let pat = PatVerifier::new(
+        store,
+        hasher,
+        cfg.pat.clone(),
+        cfg.store.touch_interval_secs,
+    )
+    .context("cannot initialise the PAT cache key")?;
+    let authorizer = Arc::new(Authorizer::new(
+        JwtVerifier::new(cfg.jwt.clone(), keys),
+        pat,
+        Arc::new(SystemClock),
+        cfg.max_credential_bytes,
+    ));
+
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
+            let authorizer = Arc::clone(&authorizer);
+            async move { authorizer.decide(&event.payload).await }
+        },
+    ))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+    .context("lambda runtime stopped")?;
+    Ok(())
+}

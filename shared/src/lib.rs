@@ -5,6 +5,7 @@
 pub mod config;
 pub mod hash;
 pub mod pat;
+pub mod policy;
 pub mod principal;
 pub mod record;
 pub mod routes;

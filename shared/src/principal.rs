@@ -73,10 +73,15 @@ impl From<UserId> for String {
 }
 
 /// How the principal authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Default` exists only because `aws_lambda_events` response types are
+/// `#[non_exhaustive]` and must be built from `Default`; the authorizer always
+/// sets the real value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
     /// A Cognito JWT.
+    #[default]
     Jwt,
     /// A personal access token.
     Pat,
@@ -113,7 +118,7 @@ pub struct Principal {
 ///
 /// Every field is a flat string or number, as API Gateway requires. Empty
 /// strings stand for "absent" so that no field is ever `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizerContext {
     /// The user's `sub`.

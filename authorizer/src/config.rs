@@ -1,0 +1,258 @@
+//! Authorizer settings, read once at cold start.
+
+use shared::ScopeSet;
+use shared::config::{
+    ConfigError, Env, HashConfig, StoreConfig, number_in, optional, optional_url, required,
+};
+
+/// Which Cognito token kinds are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedTokenUse {
+    /// Access tokens (`token_use = access`, client checked via `client_id`).
+    pub access: bool,
+    /// ID tokens (`token_use = id`, client checked via `aud`).
+    pub id: bool,
+}
+
+/// Cognito JWT settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// Exact expected `iss`.
+    pub issuer: String,
+    /// Where the signing keys are fetched from. Never taken from a token.
+    pub jwks_url: String,
+    /// Allowed app client ids (`client_id` of access tokens, `aud` of ID tokens).
+    pub client_ids: Vec<String>,
+    /// Accepted `token_use` values.
+    pub token_use: AcceptedTokenUse,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: i64,
+    /// Scopes a Cognito session holds by default.
+    pub default_scopes: ScopeSet,
+    /// If set, an access token's `scope` claim narrows the session: entries
+    /// `<prefix><scope>` (a Cognito resource-server scope) are kept, and the
+    /// session holds the intersection with `default_scopes`.
+    pub scope_claim_prefix: Option<String>,
+}
+
+/// PAT verification settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatConfig {
+    /// How long a verified token is served from memory, in seconds.
+    pub positive_ttl_secs: i64,
+    /// How long an id stays refused after it failed, in seconds.
+    pub negative_ttl_secs: i64,
+    /// Wrong secrets tolerated per id within `negative_ttl_secs` before the id
+    /// is refused without hashing.
+    pub max_failures_per_id: u32,
+}
+
+/// Everything the authorizer needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerConfig {
+    /// JWT settings.
+    pub jwt: JwtConfig,
+    /// PAT settings.
+    pub pat: PatConfig,
+    /// Token store.
+    pub store: StoreConfig,
+    /// argon2id settings.
+    pub hash: HashConfig,
+    /// Longest credential accepted, in bytes; longer ones are refused undecoded.
+    pub max_credential_bytes: usize,
+}
+
+impl AuthorizerConfig {
+    /// Reads and validates every setting.
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let issuer = match optional(env, "JWT_ISSUER") {
+            Some(iss) if iss.starts_with("https://") || iss.starts_with("http://") => iss,
+            Some(_) => {
+                return Err(ConfigError {
+                    var: "JWT_ISSUER",
+                    expected: "an https:// issuer URL",
+                });
+            }
+            None => {
+                let pool = required(
+                    env,
+                    "COGNITO_USER_POOL_ID",
+                    "a Cognito user pool id like us-east-1_AbC123 (or set JWT_ISSUER)",
+                )?;
+                let region = pool.split('_').next().unwrap_or_default().to_owned();
+                let valid_pool = pool.len() <= 55
+                    && pool.contains('_')
+                    && pool
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !valid_pool || region.is_empty() {
+                    return Err(ConfigError {
+                        var: "COGNITO_USER_POOL_ID",
+                        expected: "a Cognito user pool id like us-east-1_AbC123",
+                    });
+                }
+                format!("https://cognito-idp.{region}.amazonaws.com/{pool}")
+            }
+        };
+        let jwks_url = optional_url(env, "JWKS_URL")?
+            .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+        let client_ids: Vec<String> = required(
+            env,
+            "COGNITO_CLIENT_IDS",
+            "a comma-separated list of app client ids",
+        )?
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+        if client_ids.is_empty() {
+            return Err(ConfigError {
+                var: "COGNITO_CLIENT_IDS",
+                expected: "a comma-separated list of app client ids",
+            });
+        }
+        let token_use = match optional(env, "JWT_TOKEN_USE").as_deref().map(str::trim) {
+            None | Some("access") => AcceptedTokenUse {
+                access: true,
+                id: false,
+            },
+            Some("id") => AcceptedTokenUse {
+                access: false,
+                id: true,
+            },
+            Some("access,id") | Some("id,access") => AcceptedTokenUse {
+                access: true,
+                id: true,
+            },
+            Some(_) => {
+                return Err(ConfigError {
+                    var: "JWT_TOKEN_USE",
+                    expected: "access, id, or access,id",
+                });
+            }
+        };
+        let default_scopes = match optional(env, "JWT_DEFAULT_SCOPES") {
+            None => ScopeSet::all(),
+            Some(s) => ScopeSet::parse_space_separated(&s).map_err(|_| ConfigError {
+                var: "JWT_DEFAULT_SCOPES",
+                expected: "space-separated scopes from: tokens:read tokens:write items:read items:write",
+            })?,
+        };
+        Ok(Self {
+            jwt: JwtConfig {
+                issuer,
+                jwks_url,
+                client_ids,
+                token_use,
+                leeway_secs: number_in(
+                    env,
+                    "JWT_LEEWAY_SECONDS",
+                    5,
+                    0,
+                    60,
+                    "an integer from 0 to 60",
+                )?,
+                default_scopes,
+                scope_claim_prefix: optional(env, "JWT_SCOPE_PREFIX"),
+            },
+            pat: PatConfig {
+                positive_ttl_secs: number_in(
+                    env,
+                    "PAT_CACHE_TTL_SECONDS",
+                    30,
+                    0,
+                    300,
+                    "an integer from 0 to 300",
+                )?,
+                negative_ttl_secs: number_in(
+                    env,
+                    "PAT_NEGATIVE_CACHE_TTL_SECONDS",
+                    30,
+                    0,
+                    3600,
+                    "an integer from 0 to 3600",
+                )?,
+                max_failures_per_id: number_in(
+                    env,
+                    "PAT_MAX_FAILURES_PER_ID",
+                    5,
+                    1,
+                    1000,
+                    "an integer from 1 to 1000",
+                )?,
+            },
+            store: StoreConfig::from_env(env)?,
+            hash: HashConfig::from_env(env)?,
+            max_credential_bytes: number_in(
+                env,
+                "MAX_CREDENTIAL_BYTES",
+                8192,
+                256,
+                65_536,
+                "an integer from 256 to 65536",
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_and_jwks_url_derive_from_the_pool() {
+        let cfg = AuthorizerConfig::from_env(&[
+            ("COGNITO_USER_POOL_ID", "eu-west-1_AbC123"),
+            ("COGNITO_CLIENT_IDS", "abc, def"),
+            ("TABLE_NAME", "tokens"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.jwt.issuer,
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+        );
+        assert_eq!(
+            cfg.jwt.jwks_url,
+            format!("{}/.well-known/jwks.json", cfg.jwt.issuer)
+        );
+        assert_eq!(cfg.jwt.client_ids, vec!["abc", "def"]);
+        assert_eq!(
+            cfg.jwt.token_use,
+            AcceptedTokenUse {
+                access: true,
+                id: false
+            }
+        );
+        assert_eq!(cfg.jwt.leeway_secs, 5);
+        assert_eq!(cfg.jwt.default_scopes, ScopeSet::all());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let base = [("COGNITO_CLIENT_IDS", "abc"), ("TABLE_NAME", "tokens")];
+        let cases: [(&str, &str, &str); 6] = [
+            (
+                "COGNITO_USER_POOL_ID",
+                "no-underscore",
+                "COGNITO_USER_POOL_ID",
+            ),
+            ("JWT_ISSUER", "cognito", "JWT_ISSUER"),
+            ("JWT_TOKEN_USE", "refresh", "JWT_TOKEN_USE"),
+            ("JWT_LEEWAY_SECONDS", "600", "JWT_LEEWAY_SECONDS"),
+            ("JWT_DEFAULT_SCOPES", "admin", "JWT_DEFAULT_SCOPES"),
+            ("JWKS_URL", "file:///etc/passwd", "JWKS_URL"),
+        ];
+        for (var, value, named) in cases {
+            let mut map: std::collections::HashMap<String, String> = base
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect();
+            if var != "COGNITO_USER_POOL_ID" {
+                map.insert("COGNITO_USER_POOL_ID".into(), "us-east-1_x".into());
+            }
+            map.insert(var.into(), value.into());
+            let err = AuthorizerConfig::from_env(&map).unwrap_err();
+            assert_eq!(err.var, named, "{var}={value}");
+        }
+    }
+}

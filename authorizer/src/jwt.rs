@@ -1,0 +1,222 @@
+//! Cognito JWT verification.
+//!
+//! Order matters: structure, header (algorithm allow-list, forbidden key
+//! headers, `kid` shape) are checked before any key lookup, so junk never
+//! triggers a JWKS fetch. Time claims are checked against the injected clock.
+
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use serde::Deserialize;
+use shared::{AuthMethod, Principal, ScopeSet, UserId};
+
+use crate::Reject;
+use crate::config::JwtConfig;
+use crate::jwks::{JwksSource, KeyCache, KeyError};
+
+/// Longest `kid` accepted.
+const MAX_KID_LEN: usize = 128;
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The Cognito claims we read. Typed: a claim of the wrong JSON type fails
+/// deserialization and so rejects the token.
+#[derive(Debug, Deserialize)]
+struct CognitoClaims {
+    sub: String,
+    iss: String,
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    token_use: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default, rename = "cognito:username")]
+    cognito_username: Option<String>,
+}
+
+/// Verifies Cognito JWTs.
+pub struct JwtVerifier<S> {
+    cfg: JwtConfig,
+    keys: KeyCache<S>,
+    validation: Validation,
+}
+
+impl<S: JwksSource> JwtVerifier<S> {
+    /// A verifier using `keys` for signatures.
+    pub fn new(cfg: JwtConfig, keys: KeyCache<S>) -> Self {
+        // jsonwebtoken checks only the signature and the algorithm; every claim
+        // rule is ours, below, against the injected clock.
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.algorithms = vec![Algorithm::RS256];
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.required_spec_claims.clear();
+        Self {
+            cfg,
+            keys,
+            validation,
+        }
+    }
+
+    /// The key cache (for metrics and tests).
+    pub fn keys(&self) -> &KeyCache<S> {
+        &self.keys
+    }
+
+    /// Verifies `token` at time `now` (Unix seconds).
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Principal, Reject> {
+        check_structure(token)?;
+        let header = decode_header(token).map_err(|_| Reject::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(Reject::Algorithm);
+        }
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(Reject::ForbiddenHeader);
+        }
+        let kid = header.kid.as_deref().ok_or(Reject::KeyId)?;
+        let kid_ok = !kid.is_empty()
+            && kid.len() <= MAX_KID_LEN
+            && kid.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'=' | b'.')
+            });
+        if !kid_ok {
+            return Err(Reject::KeyId);
+        }
+        let key = self.keys.key(kid).await.map_err(|e| match e {
+            KeyError::UnknownKid => Reject::UnknownKey,
+            KeyError::Unavailable(e) => Reject::KeysUnavailable(e.to_string()),
+        })?;
+        let claims = decode::<CognitoClaims>(token, &key, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => Reject::Signature,
+                jsonwebtoken::errors::ErrorKind::Json(_) => Reject::Claims,
+                _ => Reject::Malformed,
+            })?
+            .claims;
+        self.check_claims(claims, now)
+    }
+
+    fn check_claims(&self, c: CognitoClaims, now: i64) -> Result<Principal, Reject> {
+        let leeway = self.cfg.leeway_secs;
+        if now >= c.exp.saturating_add(leeway) {
+            return Err(Reject::Expired);
+        }
+        if c.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+            return Err(Reject::NotYetValid);
+        }
+        if c.iat.is_some_and(|iat| now.saturating_add(leeway) < iat) {
+            return Err(Reject::NotYetValid);
+        }
+        if c.iss != self.cfg.issuer {
+            return Err(Reject::Issuer);
+        }
+        let client = match c.token_use.as_str() {
+            "access" if self.cfg.token_use.access => c.client_id.as_deref(),
+            "id" if self.cfg.token_use.id => match &c.aud {
+                Some(Audience::One(a)) => Some(a.as_str()),
+                // Cognito ID tokens carry exactly one audience.
+                Some(Audience::Many(list)) if list.len() == 1 => list.first().map(String::as_str),
+                _ => None,
+            },
+            _ => return Err(Reject::TokenUse),
+        };
+        let client_ok = client.is_some_and(|id| self.cfg.client_ids.iter().any(|c| c == id));
+        if !client_ok {
+            return Err(Reject::Client);
+        }
+        let sub = UserId::parse(&c.sub).map_err(|_| Reject::Claims)?;
+        let scopes = self.session_scopes(c.token_use.as_str(), c.scope.as_deref());
+        if scopes.is_empty() {
+            return Err(Reject::NoScopes);
+        }
+        let username = if c.token_use == "id" {
+            c.cognito_username
+        } else {
+            c.username
+        };
+        Ok(Principal {
+            sub,
+            username: username.filter(|u| u.len() <= 128),
+            method: AuthMethod::Jwt,
+            scopes,
+            token_id: None,
+            expires_at: c.exp,
+        })
+    }
+
+    /// What a Cognito session may do: the configured default, narrowed by the
+    /// access token's resource-server scopes when a prefix is configured.
+    fn session_scopes(&self, token_use: &str, scope_claim: Option<&str>) -> ScopeSet {
+        let default = self.cfg.default_scopes;
+        let Some(prefix) = self.cfg.scope_claim_prefix.as_deref() else {
+            return default;
+        };
+        if token_use != "access" {
+            return default;
+        }
+        let granted: ScopeSet = scope_claim
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .filter_map(|s| s.strip_prefix(prefix))
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        granted.intersection(default)
+    }
+}
+
+/// Three non-empty base64url segments, nothing else.
+fn check_structure(token: &str) -> Result<(), Reject> {
+    let mut segments = 0;
+    for segment in token.split('.') {
+        segments += 1;
+        if segments > 3 {
+            return Err(Reject::Malformed);
+        }
+        if segment.is_empty()
+            || !segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Reject::Malformed);
+        }
+    }
+    if segments == 3 {
+        Ok(())
+    } else {
+        Err(Reject::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structure_needs_three_clean_segments() {
+        assert!(check_structure("a.b.c").is_ok());
+        for bad in [
+            "", "a.b", "a.b.c.d", "a..c", "a.b.", "a.b.c=", "a b.c.d", "é.b.c",
+        ] {
+            assert_eq!(check_structure(bad), Err(Reject::Malformed), "{bad}");
+        }
+    }
+}
