@@ -18,12 +18,7 @@ use shared::store::TokenStore;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    shared::logging::init_lambda_logging();
 
     let cfg =
         AuthorizerConfig::from_env(&ProcessEnv).context("invalid authorizer configuration")?;

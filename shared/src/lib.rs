@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod hash;
+pub mod logging;
 pub mod pat;
 pub mod policy;
 pub mod principal;

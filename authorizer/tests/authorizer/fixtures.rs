@@ -1,0 +1,57 @@
+//! Event and response shapes.
+
+use serde_json::json;
+use shared::ScopeSet;
+
+use crate::support::*;
+
+#[test]
+fn the_sample_request_event_deserializes() {
+    let event = event(Some("Bearer abc"));
+    assert_eq!(event.method_arn.as_deref(), Some(METHOD_ARN));
+    assert_eq!(event.headers.get("authorization").unwrap(), "Bearer abc");
+    assert_eq!(
+        event.request_context.request_id.as_deref(),
+        Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+    );
+}
+
+#[tokio::test]
+async fn an_allow_response_serializes_to_the_documented_shape() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let pat = issue_pat(
+        &h.store,
+        "user-1",
+        ScopeSet::from_scopes([shared::Scope::ItemsRead]),
+        T0 + 60,
+    )
+    .await;
+    let response = h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    let actual = serde_json::to_value(&response).unwrap();
+    let expected = json!({
+        "principalId": "user-1",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Action": ["execute-api:Invoke"],
+                "Effect": "Allow",
+                "Resource": [
+                    format!("{STAGE_PREFIX}GET/items"),
+                    format!("{STAGE_PREFIX}GET/items/*"),
+                    format!("{STAGE_PREFIX}GET/me")
+                ]
+            }]
+        },
+        "context": {
+            "sub": "user-1",
+            "username": "",
+            "authMethod": "pat",
+            "scopes": "items:read",
+            "tokenId": pat.id().as_str(),
+            "expiresAt": T0 + 60
+        },
+        "usageIdentifierKey": null
+    });
+    assert_eq!(actual, expected);
+}

@@ -1,0 +1,404 @@
+//! The JWT suite: real RS256 tokens against an in-test JWKS server.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use shared::{AuthMethod, ScopeSet};
+
+use crate::support::*;
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+fn raw_token(header: &Value, claims: &Value, signature: &str) -> String {
+    format!(
+        "{}.{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string()),
+        signature
+    )
+}
+
+#[tokio::test]
+async fn a_valid_access_token_is_allowed_with_every_permitted_route() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let before = h.dynamo_calls.get();
+    let response = h
+        .decide(Some(&bearer(&sign(&access_claims()))))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.principal_id.as_deref(),
+        Some("8c1d5a2e-1111-4000-8000-000000000001")
+    );
+    assert_eq!(
+        allowed_resources(&response),
+        expected_resources(ScopeSet::all())
+    );
+    assert_eq!(response.context.auth_method, AuthMethod::Jwt);
+    assert_eq!(response.context.username, "alice");
+    assert_eq!(response.context.token_id, "");
+    assert_eq!(response.context.expires_at, T0 + 3600);
+    assert_eq!(
+        h.dynamo_calls.get(),
+        before,
+        "the JWT path never touches DynamoDB"
+    );
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let token = sign(&access_claims());
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        assert!(
+            h.decide(Some(&format!("{scheme} {token}"))).await.is_ok(),
+            "{scheme}"
+        );
+    }
+    assert_unauthorized(
+        h.decide(Some(&format!("Basic {token}"))).await,
+        "basic scheme",
+    );
+    assert_unauthorized(h.decide(Some(&token)).await, "no scheme");
+    assert_unauthorized(h.decide(Some("Bearer ")).await, "empty credential");
+    assert_unauthorized(h.decide(None).await, "no header");
+}
+
+#[tokio::test]
+async fn scopes_can_be_narrowed_by_the_access_token_scope_claim() {
+    let jwks = JwksServer::start(JWKS).await;
+    let mut builder = HarnessBuilder::new(&jwks.url);
+    builder.jwt.scope_claim_prefix = Some("https://api.example.com/".into());
+    let h = builder.build().await;
+    let claims = with(
+        access_claims(),
+        "scope",
+        json!("openid https://api.example.com/items:read https://api.example.com/bogus"),
+    );
+    let response = h.decide(Some(&bearer(&sign(&claims)))).await.unwrap();
+    let expected = ScopeSet::from_scopes([shared::Scope::ItemsRead]);
+    assert_eq!(response.context.scopes, "items:read");
+    assert_eq!(allowed_resources(&response), expected_resources(expected));
+    let none = with(access_claims(), "scope", json!("openid"));
+    assert_unauthorized(h.decide(Some(&bearer(&sign(&none)))).await, "no api scope");
+}
+
+#[tokio::test]
+async fn id_tokens_are_refused_by_default_and_accepted_when_configured() {
+    let jwks = JwksServer::start(JWKS).await;
+    let id_claims = json!({
+        "sub": "8c1d5a2e-1111-4000-8000-000000000001",
+        "iss": ISSUER,
+        "aud": CLIENT_ID,
+        "token_use": "id",
+        "cognito:username": "alice",
+        "iat": T0 - 5,
+        "exp": T0 + 3600
+    });
+    let token = sign(&id_claims);
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    assert_unauthorized(
+        h.decide(Some(&bearer(&token))).await,
+        "id token when access required",
+    );
+    let mut builder = HarnessBuilder::new(&jwks.url);
+    builder.jwt.token_use.id = true;
+    let h = builder.build().await;
+    let response = h.decide(Some(&bearer(&token))).await.unwrap();
+    assert_eq!(response.context.username, "alice");
+    let wrong_aud = with(id_claims, "aud", json!("another-client"));
+    assert_unauthorized(
+        h.decide(Some(&bearer(&sign(&wrong_aud)))).await,
+        "id token wrong aud",
+    );
+}
+
+/// The negative corpus: every entry must get the same `Unauthorized`.
+#[tokio::test]
+async fn every_malicious_or_invalid_jwt_is_unauthorized() {
+    let jwks = JwksServer::start(JWKS).await;
+    let evil = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let good = sign(&access_claims());
+    let parts: Vec<&str> = good.split('.').collect();
+    let (head, body, sig) = (parts[0], parts[1], parts[2]);
+    let payload = access_claims();
+
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let header = json!({"alg": alg, "kid": KID, "typ": "JWT"});
+        cases.push((
+            format!("alg {alg} unsigned"),
+            raw_token(&header, &payload, ""),
+        ));
+        cases.push((
+            format!("alg {alg} with junk signature"),
+            raw_token(&header, &payload, "AAAA"),
+        ));
+    }
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(KID.into());
+    cases.push((
+        "HS256 keyed with the public key PEM".into(),
+        jsonwebtoken::encode(
+            &hs,
+            &payload,
+            &EncodingKey::from_secret(SIGNING_PUB_PEM.as_bytes()),
+        )
+        .unwrap(),
+    ));
+    let jwk_json =
+        serde_json::to_string(&serde_json::from_str::<Value>(JWKS).unwrap()["keys"][0]).unwrap();
+    cases.push((
+        "HS256 keyed with the public key JWK JSON".into(),
+        jsonwebtoken::encode(
+            &hs,
+            &payload,
+            &EncodingKey::from_secret(jwk_json.as_bytes()),
+        )
+        .unwrap(),
+    ));
+    for alg in [Algorithm::HS384, Algorithm::HS512] {
+        let mut header = Header::new(alg);
+        header.kid = Some(KID.into());
+        cases.push((
+            format!("{alg:?}"),
+            jsonwebtoken::encode(&header, &payload, &EncodingKey::from_secret(b"secret")).unwrap(),
+        ));
+    }
+    let mut ps = Header::new(Algorithm::PS256);
+    ps.kid = Some(KID.into());
+    cases.push((
+        "PS256 with the right key".into(),
+        sign_header(&ps, &payload),
+    ));
+    cases.push((
+        "unknown kid".into(),
+        sign_with(SIGNING_DER, Some("no-such-key"), &payload),
+    ));
+    cases.push(("missing kid".into(), sign_with(SIGNING_DER, None, &payload)));
+    cases.push((
+        "kid path traversal".into(),
+        sign_with(SIGNING_DER, Some("../../../../etc/passwd"), &payload),
+    ));
+    cases.push((
+        "kid SQL".into(),
+        sign_with(SIGNING_DER, Some("' OR '1'='1"), &payload),
+    ));
+    cases.push((
+        "kid 10 KiB".into(),
+        sign_with(SIGNING_DER, Some(&"k".repeat(10 * 1024)), &payload),
+    ));
+    cases.push((
+        "kid not a string".into(),
+        raw_token(&json!({"alg": "RS256", "kid": 7}), &payload, sig),
+    ));
+    let mut jku = Header::new(Algorithm::RS256);
+    jku.kid = Some(KID.into());
+    jku.jku = Some(evil.url.clone());
+    cases.push(("jku pointing elsewhere".into(), sign_header(&jku, &payload)));
+    let mut x5u = Header::new(Algorithm::RS256);
+    x5u.kid = Some(KID.into());
+    x5u.x5u = Some(evil.url.clone());
+    cases.push(("x5u pointing elsewhere".into(), sign_header(&x5u, &payload)));
+    let embedded: Value = serde_json::from_str::<Value>(JWKS).unwrap()["keys"][0].clone();
+    cases.push((
+        "embedded jwk header".into(),
+        raw_token(
+            &json!({"alg": "RS256", "kid": KID, "jwk": embedded}),
+            &payload,
+            sig,
+        ),
+    ));
+    cases.push((
+        "x5c header".into(),
+        raw_token(
+            &json!({"alg": "RS256", "kid": KID, "x5c": ["MIIB"]}),
+            &payload,
+            sig,
+        ),
+    ));
+    cases.push((
+        "signed by another key with our kid".into(),
+        sign_with(OTHER_DER, Some(KID), &payload),
+    ));
+    cases.push((
+        "expired".into(),
+        sign(&with(payload.clone(), "exp", json!(T0 - 10))),
+    ));
+    cases.push((
+        "expired just past leeway".into(),
+        sign(&with(payload.clone(), "exp", json!(T0 - 5))),
+    ));
+    cases.push((
+        "nbf in the future".into(),
+        sign(&with(payload.clone(), "nbf", json!(T0 + 60))),
+    ));
+    cases.push((
+        "iat in the future".into(),
+        sign(&with(payload.clone(), "iat", json!(T0 + 60))),
+    ));
+    cases.push(("exp missing".into(), sign(&without(payload.clone(), "exp"))));
+    cases.push((
+        "exp as a string".into(),
+        sign(&with(payload.clone(), "exp", json!("1900003600"))),
+    ));
+    cases.push((
+        "nbf as a string".into(),
+        sign(&with(payload.clone(), "nbf", json!("0"))),
+    ));
+    cases.push((
+        "wrong iss".into(),
+        sign(&with(
+            payload.clone(),
+            "iss",
+            json!("https://evil.example.com/pool"),
+        )),
+    ));
+    cases.push((
+        "iss with trailing slash".into(),
+        sign(&with(payload.clone(), "iss", json!(format!("{ISSUER}/")))),
+    ));
+    cases.push((
+        "wrong client_id".into(),
+        sign(&with(payload.clone(), "client_id", json!("other-client"))),
+    ));
+    cases.push((
+        "client_id missing".into(),
+        sign(&without(payload.clone(), "client_id")),
+    ));
+    cases.push((
+        "token_use refresh".into(),
+        sign(&with(payload.clone(), "token_use", json!("refresh"))),
+    ));
+    cases.push((
+        "token_use missing".into(),
+        sign(&without(payload.clone(), "token_use")),
+    ));
+    cases.push(("sub missing".into(), sign(&without(payload.clone(), "sub"))));
+    let mut flipped = sig.as_bytes().to_vec();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    cases.push((
+        "flipped signature byte".into(),
+        format!("{head}.{body}.{}", String::from_utf8(flipped).unwrap()),
+    ));
+    cases.push(("stripped signature".into(), format!("{head}.{body}.")));
+    cases.push(("two parts".into(), format!("{head}.{body}")));
+    cases.push(("four parts".into(), format!("{good}.{sig}")));
+    cases.push((
+        "oversize".into(),
+        format!("{head}.{}.{sig}", "A".repeat(9000)),
+    ));
+    cases.push(("non-base64".into(), format!("{head}.{body}!.{sig}")));
+    cases.push((
+        "payload not JSON".into(),
+        format!("{head}.{}.{sig}", B64.encode("not json")),
+    ));
+    cases.push(("empty".into(), String::new()));
+
+    assert!(cases.len() >= 35, "corpus has {} vectors", cases.len());
+    for (name, token) in &cases {
+        assert_unauthorized(h.decide(Some(&bearer(token))).await, name);
+    }
+    assert_eq!(
+        evil.hits(),
+        0,
+        "a token header made us fetch from elsewhere"
+    );
+    assert!(
+        jwks.hits() <= 2,
+        "junk triggered {} JWKS fetches",
+        jwks.hits()
+    );
+    // The genuine token still works after the onslaught.
+    assert!(h.decide(Some(&bearer(&good))).await.is_ok());
+}
+
+#[tokio::test]
+async fn expiry_honours_the_configured_leeway() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let token = sign(&with(access_claims(), "exp", json!(T0 - 4)));
+    assert!(
+        h.decide(Some(&bearer(&token))).await.is_ok(),
+        "within the 5 s leeway"
+    );
+    h.clock.set(T0 + 1);
+    assert_unauthorized(h.decide(Some(&bearer(&token))).await, "past the leeway");
+}
+
+#[tokio::test]
+async fn a_thousand_unknown_kids_cause_at_most_one_refetch() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    h.decide(Some(&bearer(&sign(&access_claims()))))
+        .await
+        .unwrap();
+    assert_eq!(jwks.hits(), 1);
+    for i in 0..1000 {
+        let token = sign_with(
+            SIGNING_DER,
+            Some(&format!("random-kid-{i}")),
+            &access_claims(),
+        );
+        assert_unauthorized(h.decide(Some(&bearer(&token))).await, "unknown kid");
+    }
+    assert!(jwks.hits() <= 2, "{} fetches", jwks.hits());
+    assert!(h.authorizer.jwt().keys().fetch_count() <= 2);
+}
+
+#[tokio::test]
+async fn concurrent_cold_callers_share_one_fetch() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = std::sync::Arc::new(HarnessBuilder::new(&jwks.url).build().await);
+    let token = bearer(&sign(&access_claims()));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (h, token) = (h.clone(), token.clone());
+            tokio::spawn(async move { h.decide(Some(&token)).await.is_ok() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(jwks.hits(), 1);
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_when_the_jwks_endpoint_goes_down() {
+    let jwks = JwksServer::start(JWKS).await;
+    let mut builder = HarnessBuilder::new(&jwks.url);
+    builder.refresh_interval = std::time::Duration::from_millis(1);
+    let h = builder.build().await;
+    let token = bearer(&sign(&access_claims()));
+    h.decide(Some(&token)).await.unwrap();
+    jwks.stop().await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // An unknown kid forces a (failing) refetch; known keys must survive it.
+    let unknown = sign_with(SIGNING_DER, Some("rotated-key"), &access_claims());
+    assert!(h.decide(Some(&bearer(&unknown))).await.is_err());
+    for _ in 0..3 {
+        assert!(h.decide(Some(&token)).await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_with_no_cached_key_fails_closed() {
+    let jwks = JwksServer::start(JWKS).await;
+    let url = jwks.url.clone();
+    jwks.stop().await;
+    let h = HarnessBuilder::new(&url).build().await;
+    let result = h.decide(Some(&bearer(&sign(&access_claims())))).await;
+    assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
+}

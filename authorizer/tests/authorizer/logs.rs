@@ -1,0 +1,76 @@
+//! Log hygiene: decisions are logged, secrets never are.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use shared::ScopeSet;
+
+use crate::support::*;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_record_decisions_but_never_a_secret_a_jwt_or_a_hash() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // The production subscriber, at the most verbose level an operator could set.
+    let subscriber = shared::logging::json_subscriber(move || writer.clone(), "trace");
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let jwt = sign(&access_claims());
+    let pat = issue_pat(&h.store, "user-logs", ScopeSet::all(), T0 + 600).await;
+    let stored_hash = h
+        .store
+        .get(pat.id())
+        .await
+        .unwrap()
+        .unwrap()
+        .hash
+        .expose()
+        .to_owned();
+    h.decide(Some(&bearer(&jwt))).await.unwrap();
+    h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    let mut wrong = pat.expose().to_owned();
+    wrong.pop();
+    let _ = h.decide(Some(&bearer(&wrong))).await;
+    let _ = h.decide(Some(&bearer("not-a-jwt"))).await;
+    h.authorizer.pat().settle().await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("\"decision\":\"allow\""), "{logs}");
+    assert!(logs.contains("\"decision\":\"unauthorized\""), "{logs}");
+    assert!(
+        logs.contains(pat.id().as_str()),
+        "token ids are logged for audit"
+    );
+    assert!(
+        logs.contains("c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
+        "request id is logged"
+    );
+    let secret = std::str::from_utf8(pat.secret().expose_bytes()).unwrap();
+    let jwt_signature = jwt.rsplit('.').next().unwrap();
+    for (what, needle) in [
+        ("PAT", pat.expose()),
+        ("PAT secret", secret),
+        ("wrong PAT", wrong.as_str()),
+        ("JWT", jwt.as_str()),
+        ("JWT signature", jwt_signature),
+        ("hash", stored_hash.as_str()),
+        ("hash marker", "$argon2"),
+    ] {
+        assert!(!logs.contains(needle), "{what} leaked into logs");
+    }
+}

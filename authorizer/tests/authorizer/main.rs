@@ -1,0 +1,16 @@
+//! Authorizer integration tests: one binary, real RS256 keys, a real DynamoDB
+//! API (moto) and moto's Cognito.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers"
+)]
+
+mod cognito;
+mod fixtures;
+mod jwt;
+mod logs;
+mod pat;
+mod support;

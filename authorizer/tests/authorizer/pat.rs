@@ -1,0 +1,227 @@
+//! The PAT suite against a real DynamoDB API (moto).
+
+use shared::pat::PAT_LEN;
+use shared::{AuthMethod, Pat, Scope, ScopeSet, UserId};
+
+use crate::support::*;
+
+const OWNER: &str = "8c1d5a2e-2222-4000-8000-000000000002";
+
+async fn harness() -> (Harness, JwksServer) {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    (h, jwks)
+}
+
+#[tokio::test]
+async fn a_valid_pat_is_allowed_with_exactly_its_scopes_routes() {
+    let (h, _jwks) = harness().await;
+    let scopes = ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]);
+    let pat = issue_pat(&h.store, OWNER, scopes, T0 + 86_400).await;
+    let response = h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    assert_eq!(response.principal_id.as_deref(), Some(OWNER));
+    assert_eq!(allowed_resources(&response), expected_resources(scopes));
+    assert_eq!(response.context.auth_method, AuthMethod::Pat);
+    assert_eq!(response.context.token_id, pat.id().as_str());
+    assert_eq!(response.context.scopes, "tokens:read items:read");
+    assert_eq!(response.context.expires_at, T0 + 86_400);
+}
+
+#[tokio::test]
+async fn malformed_and_bad_checksum_tokens_cost_no_dynamodb_call() {
+    let (h, _jwks) = harness().await;
+    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let before = h.dynamo_calls.get();
+    let good = pat.expose().to_owned();
+    let mut bad_checksum = good.clone();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == '0' { '1' } else { '0' });
+    let mut wrong_secret_same_checksum = good.clone();
+    wrong_secret_same_checksum.replace_range(30..31, if &good[30..31] == "a" { "b" } else { "a" });
+    let cases = [
+        ("bad checksum", bad_checksum),
+        ("edited body", wrong_secret_same_checksum),
+        ("truncated", good[..PAT_LEN - 1].to_owned()),
+        ("too long", format!("{good}0")),
+        ("bad character", format!("{}-{}", &good[..20], &good[21..])),
+        ("prefix only", "agpat_".to_owned()),
+    ];
+    for (name, token) in &cases {
+        assert_unauthorized(h.decide(Some(&bearer(token))).await, name);
+    }
+    assert_eq!(h.dynamo_calls.get(), before, "junk reached DynamoDB");
+}
+
+#[tokio::test]
+async fn unknown_wrong_secret_expired_and_revoked_tokens_are_unauthorized() {
+    let (h, _jwks) = harness().await;
+    let unknown = Pat::generate().unwrap();
+    assert_unauthorized(
+        h.decide(Some(&bearer(unknown.expose()))).await,
+        "unknown id",
+    );
+
+    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let forged = forge_with_secret_of(&real, &Pat::generate().unwrap());
+    assert_unauthorized(h.decide(Some(&bearer(&forged))).await, "wrong secret");
+
+    let expired = issue_pat(&h.store, OWNER, ScopeSet::all(), T0).await;
+    assert_unauthorized(h.decide(Some(&bearer(expired.expose()))).await, "expired");
+
+    let revoked = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    h.store
+        .revoke(&UserId::parse(OWNER).unwrap(), revoked.id(), T0 - 1)
+        .await
+        .unwrap();
+    assert_unauthorized(h.decide(Some(&bearer(revoked.expose()))).await, "revoked");
+
+    // The genuine token is unaffected by a wrong-secret attempt on its id.
+    assert!(h.decide(Some(&bearer(real.expose()))).await.is_ok());
+}
+
+/// A well-formed token (valid checksum) with `real`'s id and another secret.
+fn forge_with_secret_of(real: &Pat, donor: &Pat) -> String {
+    let body = format!(
+        "agpat_{}{}",
+        real.id().as_str(),
+        std::str::from_utf8(donor.secret().expose_bytes()).unwrap()
+    );
+    let checksum = crc32fast::hash(body.as_bytes());
+    let mut digits = [b'0'; 6];
+    let mut v = checksum;
+    for d in digits.iter_mut().rev() {
+        *d = shared::pat::BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+    let forged = format!("{body}{}", std::str::from_utf8(&digits).unwrap());
+    assert!(Pat::parse(&forged).is_ok());
+    forged
+}
+
+#[tokio::test]
+async fn a_second_decision_is_served_from_cache_with_no_dynamodb_call() {
+    let (h, _jwks) = harness().await;
+    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    h.authorizer.pat().settle().await;
+    let before = h.dynamo_calls.get();
+    h.clock.set(T0 + 5);
+    h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    h.authorizer.pat().settle().await;
+    assert_eq!(h.dynamo_calls.get(), before);
+}
+
+#[tokio::test]
+async fn a_cold_pat_decision_is_one_read_and_last_used_is_written_once_per_interval() {
+    let (h, _jwks) = harness().await;
+    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let before = h.dynamo_calls.get();
+    h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    assert_eq!(
+        h.dynamo_calls.get() - before,
+        1,
+        "exactly one GetItem on the decision path"
+    );
+    h.authorizer.pat().settle().await;
+    assert_eq!(
+        h.dynamo_calls.get() - before,
+        2,
+        "plus one background touch"
+    );
+    let stored = h.store.get(pat.id()).await.unwrap().unwrap();
+    assert_eq!(stored.meta.last_used_at, Some(T0));
+    let before = h.dynamo_calls.get();
+    for t in 1..20 {
+        h.clock.set(T0 + t);
+        h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    }
+    h.authorizer.pat().settle().await;
+    assert_eq!(
+        h.dynamo_calls.get(),
+        before,
+        "touches are throttled in-process too"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_once_the_cache_ttl_has_passed() {
+    let jwks = JwksServer::start(JWKS).await;
+    let mut builder = HarnessBuilder::new(&jwks.url);
+    builder.pat.positive_ttl_secs = 2;
+    let h = builder.build().await;
+    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    h.store
+        .revoke(&UserId::parse(OWNER).unwrap(), pat.id(), T0)
+        .await
+        .unwrap();
+    h.clock.set(T0 + 1);
+    assert!(
+        h.decide(Some(&bearer(pat.expose()))).await.is_ok(),
+        "within the in-process TTL the cached decision stands (the documented bound)"
+    );
+    h.clock.set(T0 + 2);
+    assert_unauthorized(
+        h.decide(Some(&bearer(pat.expose()))).await,
+        "revoked after TTL",
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_secrets_for_one_id_stops_reaching_dynamodb_and_argon2() {
+    let (h, _jwks) = harness().await;
+    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    for _ in 0..3 {
+        let forged = forge_with_secret_of(&real, &Pat::generate().unwrap());
+        assert_unauthorized(h.decide(Some(&bearer(&forged))).await, "wrong secret");
+    }
+    let before = h.dynamo_calls.get();
+    for _ in 0..50 {
+        let forged = forge_with_secret_of(&real, &Pat::generate().unwrap());
+        assert_unauthorized(h.decide(Some(&bearer(&forged))).await, "locked id");
+    }
+    assert_eq!(
+        h.dynamo_calls.get(),
+        before,
+        "refused ids must not reach DynamoDB"
+    );
+    h.clock.set(T0 + 31);
+    assert!(
+        h.decide(Some(&bearer(real.expose()))).await.is_ok(),
+        "the lock expires"
+    );
+}
+
+#[tokio::test]
+async fn unknown_ids_are_remembered_so_repeats_cost_nothing() {
+    let (h, _jwks) = harness().await;
+    let unknown = Pat::generate().unwrap();
+    assert_unauthorized(h.decide(Some(&bearer(unknown.expose()))).await, "first");
+    let before = h.dynamo_calls.get();
+    for _ in 0..10 {
+        assert_unauthorized(h.decide(Some(&bearer(unknown.expose()))).await, "repeat");
+    }
+    assert_eq!(h.dynamo_calls.get(), before);
+}
+
+#[tokio::test]
+async fn with_dynamodb_unreachable_a_pat_is_never_allowed() {
+    let jwks = JwksServer::start(JWKS).await;
+    // A real store for issuing, and an authorizer whose store points at a closed port.
+    let (live, _) = shared::testing::fresh_store_with(shared::testing::fresh_config(5)).await;
+    let pat = issue_pat(&live, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let (client, counter) = shared::testing::client(&closed);
+    let mut builder = HarnessBuilder::new(&jwks.url);
+    builder.store = Some((
+        shared::store::TokenStore::new(client, live.config().clone()),
+        counter,
+    ));
+    let h = builder.build().await;
+    for _ in 0..3 {
+        let result = h.decide(Some(&bearer(pat.expose()))).await;
+        assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
+    }
+}

@@ -1,0 +1,52 @@
+//! Structured JSON logging shared by every Lambda.
+//!
+//! Whatever `RUST_LOG` says, every crate except our own is capped at `WARN`:
+//! at `DEBUG`/`TRACE` the AWS SDK, its signer, hyper, h2, rustls and reqwest
+//! print requests, canonical requests and bodies, which would include token
+//! hashes read from DynamoDB. An allow-list, so a new dependency is capped too.
+
+use tracing::{Level, Metadata, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{Layer, fmt};
+
+/// Crates allowed to log below `WARN`: ours, which never log secrets.
+pub const OWN_TARGETS: &[&str] = &["authorizer", "token_service", "api", "shared"];
+
+fn allowed(meta: &Metadata<'_>) -> bool {
+    let target = meta.target();
+    let own = OWN_TARGETS.iter().any(|t| {
+        target == *t
+            || target
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.starts_with("::"))
+    });
+    own || *meta.level() <= Level::WARN
+}
+
+/// A JSON subscriber writing to `writer`, filtered by `directives` (the
+/// `RUST_LOG` syntax; invalid directives fall back to `info`) and the hard cap.
+pub fn json_subscriber<W>(writer: W, directives: &str) -> impl Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry().with(
+        fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_filter(filter)
+            .with_filter(filter_fn(allowed)),
+    )
+}
+
+/// Installs the JSON subscriber on stdout for a Lambda, reading `RUST_LOG`.
+pub fn init_lambda_logging() {
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing::subscriber::set_global_default(json_subscriber(std::io::stdout, &directives));
+}
