@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test fmt-check clippy test-rust venv dev fmt
+.PHONY: test fmt-check clippy test-rust venv dev fmt bench
 
 ## make test: format check, clippy (warnings are errors), then every test against a fresh moto.
 test: venv fmt-check clippy test-rust
@@ -26,3 +26,7 @@ test-rust:
 ## make dev: a local single-threaded moto with the token table created, on 127.0.0.1:4566.
 dev: venv
 	scripts/dev.sh
+
+## make bench: criterion benchmarks of the authorizer's hot paths (loopback only, bounded).
+bench:
+	$(CARGO) bench -p authorizer --bench decision -- --warm-up-time 1 --measurement-time 3

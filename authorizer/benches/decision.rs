@@ -1,3 +1,159 @@
-//! Criterion benchmarks of the authorizer's hot paths (filled in below).
+//! Criterion benchmarks of the authorizer's hot paths: `make bench`.
+//!
+//! The JWKS and the token store are in-memory answers here so the numbers
+//! measure our code and the crypto, not the network. Figures go to BENCHMARKS.md.
 
-fn main() {}
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "benchmark set-up"
+)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use authorizer::Authorizer;
+use authorizer::config::{AcceptedTokenUse, JwtConfig, PatConfig};
+use authorizer::jwks::{JwksError, JwksSource, KeyCache};
+use authorizer::jwt::JwtVerifier;
+use authorizer::pat::{PatVerifier, TokenLookup};
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use shared::hash::{HashParams, SecretHasher};
+use shared::store::{StoreError, TouchOutcome};
+use shared::{Pat, ScopeSet, SystemClock, TokenId, TokenMeta, TokenRecord, UserId};
+
+const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Bench";
+const EVENT: &str = include_str!("../tests/fixtures/request-event.json");
+
+struct StaticJwks;
+
+impl JwksSource for StaticJwks {
+    async fn fetch(&self) -> Result<Vec<u8>, JwksError> {
+        Ok(include_bytes!("../tests/fixtures/jwks.json").to_vec())
+    }
+}
+
+#[derive(Default)]
+struct InMemory(HashMap<TokenId, TokenRecord>);
+
+impl TokenLookup for InMemory {
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.0.get(id).cloned())
+    }
+    async fn touch(&self, _id: &TokenId, _now: i64) -> Result<TouchOutcome, StoreError> {
+        Ok(TouchOutcome::Skipped)
+    }
+}
+
+fn event_json(authorization: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(EVENT).unwrap();
+    value["headers"]["Authorization"] = serde_json::Value::String(authorization.to_owned());
+    value.to_string()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = shared::Clock::now(&SystemClock);
+    let hasher = SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN).unwrap();
+    let pat = Pat::generate().unwrap();
+    let record = TokenRecord {
+        meta: TokenMeta {
+            id: pat.id().clone(),
+            owner: UserId::parse("bench-user").unwrap(),
+            name: "bench".into(),
+            scopes: ScopeSet::all(),
+            created_at: now,
+            expires_at: now + 86_400,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            rotated_to: None,
+            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+        },
+        hash: hasher.hash(pat.secret()).unwrap(),
+    };
+    let mut store = InMemory::default();
+    store.0.insert(pat.id().clone(), record);
+    let jwt_cfg = JwtConfig {
+        issuer: ISSUER.into(),
+        jwks_url: "memory://".into(),
+        client_ids: vec!["bench-client".into()],
+        token_use: AcceptedTokenUse {
+            access: true,
+            id: false,
+        },
+        leeway_secs: 5,
+        default_scopes: ScopeSet::all(),
+        scope_claim_prefix: None,
+    };
+    let pat_cfg = PatConfig {
+        positive_ttl_secs: 300,
+        negative_ttl_secs: 30,
+        max_failures_per_id: 5,
+    };
+    let authorizer = Authorizer::new(
+        JwtVerifier::new(jwt_cfg, KeyCache::new(StaticJwks)),
+        PatVerifier::new(store, hasher, pat_cfg, 300).unwrap(),
+        Arc::new(SystemClock),
+        8192,
+    );
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    let claims = serde_json::json!({
+        "sub": "8c1d5a2e-1111-4000-8000-000000000001", "iss": ISSUER, "client_id": "bench-client",
+        "token_use": "access", "iat": now, "exp": now + 3600, "username": "bench"
+    });
+    let key = EncodingKey::from_rsa_der(include_bytes!("../tests/fixtures/signing.pkcs1.der"));
+    let jwt = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let jwt_event = event_json(&format!("Bearer {jwt}"));
+    let pat_event = event_json(&format!("Bearer {}", pat.expose()));
+    let mut junk = pat.expose().to_owned();
+    junk.pop();
+    junk.push('!');
+    let junk_event = event_json(&format!("Bearer {junk}"));
+
+    let decide = |json: &str| {
+        let event: ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_str(json).unwrap();
+        let result = rt.block_on(authorizer.decide(&event));
+        match result {
+            Ok(r) => serde_json::to_string(&r).unwrap(),
+            Err(e) => e.to_string(),
+        }
+    };
+    // Warm the JWKS and the PAT cache.
+    assert!(decide(&jwt_event).contains("Allow"));
+    assert!(decide(&pat_event).contains("Allow"));
+
+    c.bench_function("jwt_decision_warm_jwks_event_to_json", |b| {
+        b.iter(|| decide(&jwt_event))
+    });
+    c.bench_function("pat_decision_warm_cache_event_to_json", |b| {
+        b.iter(|| decide(&pat_event))
+    });
+    c.bench_function("pat_junk_rejection", |b| b.iter(|| decide(&junk_event)));
+    let mut bare = jsonwebtoken::Validation::new(Algorithm::RS256);
+    bare.validate_exp = false;
+    bare.required_spec_claims.clear();
+    let keys = authorizer::jwks::parse_jwks(include_bytes!("../tests/fixtures/jwks.json")).unwrap();
+    let decoding = keys.get("test-key-1").unwrap().clone();
+    c.bench_function("bare_rs256_verify_floor", |b| {
+        b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&jwt, &decoding, &bare).unwrap())
+    });
+}
+
+/// `criterion_group!` generates an undocumented public function.
+mod group {
+    use super::{Criterion, benches, criterion_group};
+    criterion_group! {
+        name = decision;
+        config = Criterion::default();
+        targets = benches
+    }
+}
+criterion_main!(group::decision);

@@ -11,6 +11,5 @@
 mod cognito;
 mod fixtures;
 mod jwt;
-mod logs;
 mod pat;
 mod support;

@@ -1,11 +1,25 @@
 //! Log hygiene: decisions are logged, secrets never are.
+//!
+//! A binary of its own: the capturing subscriber is the process-wide default,
+//! so no other test's threads can race tracing's callsite cache.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers"
+)]
+
+#[path = "authorizer/support.rs"]
+#[expect(dead_code, reason = "shared harness; this binary uses part of it")]
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use shared::ScopeSet;
 
-use crate::support::*;
+use support::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -20,13 +34,13 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn logs_record_decisions_but_never_a_secret_a_jwt_or_a_hash() {
     let captured = Captured::default();
     let writer = captured.clone();
     // The production subscriber, at the most verbose level an operator could set.
     let subscriber = shared::logging::json_subscriber(move || writer.clone(), "trace");
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
