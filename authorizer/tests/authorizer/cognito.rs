@@ -81,11 +81,12 @@ async fn moto_pool_with_user() -> Pool {
     }
 }
 
-async fn harness_for(pool: &Pool, accept_id: bool) -> Harness {
+/// An authorizer trusting moto's pool, allowing app client `client_id`.
+async fn harness_for(pool: &Pool, client_id: &str, accept_id: bool) -> Harness {
     let endpoint = shared::testing::endpoint();
     let mut builder = HarnessBuilder::new(&format!("{endpoint}/{}/.well-known/jwks.json", pool.id));
     builder.jwt.issuer = format!("https://cognito-idp.us-east-1.amazonaws.com/{}", pool.id);
-    builder.jwt.client_ids = vec![pool.client_id.clone()];
+    builder.jwt.client_ids = vec![client_id.to_owned()];
     builder.jwt.token_use.id = accept_id;
     let h = builder.build().await;
     h.clock.set(shared::Clock::now(&shared::SystemClock));
@@ -95,7 +96,7 @@ async fn harness_for(pool: &Pool, accept_id: bool) -> Harness {
 #[tokio::test]
 async fn a_real_cognito_access_token_from_moto_is_allowed() {
     let pool = moto_pool_with_user().await;
-    let h = harness_for(&pool, false).await;
+    let h = harness_for(&pool, &pool.client_id, false).await;
     let response = h.decide(Some(&bearer(&pool.access))).await.unwrap();
     assert_eq!(response.context.username, "alice");
     assert_eq!(
@@ -111,7 +112,7 @@ async fn a_real_cognito_access_token_from_moto_is_allowed() {
 #[tokio::test]
 async fn a_real_cognito_id_token_is_allowed_only_when_configured() {
     let pool = moto_pool_with_user().await;
-    let h = harness_for(&pool, true).await;
+    let h = harness_for(&pool, &pool.client_id, true).await;
     let response = h.decide(Some(&bearer(&pool.id_token))).await.unwrap();
     assert_eq!(response.context.username, "alice");
 }
@@ -119,13 +120,6 @@ async fn a_real_cognito_id_token_is_allowed_only_when_configured() {
 #[tokio::test]
 async fn a_cognito_token_for_another_client_is_refused() {
     let pool = moto_pool_with_user().await;
-    let mut builder = HarnessBuilder::new(&format!(
-        "{}/{}/.well-known/jwks.json",
-        shared::testing::endpoint(),
-        pool.id
-    ));
-    builder.jwt.issuer = format!("https://cognito-idp.us-east-1.amazonaws.com/{}", pool.id);
-    let h = builder.build().await;
-    h.clock.set(shared::Clock::now(&shared::SystemClock));
+    let h = harness_for(&pool, "some-other-client", false).await;
     assert_unauthorized(h.decide(Some(&bearer(&pool.access))).await, "other client");
 }
