@@ -17,7 +17,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
 };
 use lambda_runtime::Diagnostic;
-use shared::{AuthorizerContext, Clock, Pat, Principal};
+use shared::{AuthorizerContext, Clock, Pat};
 use thiserror::Error;
 
 use crate::jwks::JwksSource;
@@ -162,14 +162,15 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         let request_id = event.request_context.request_id.as_deref().unwrap_or("-");
         let outcome = self.authenticate(event).await;
         match outcome {
-            Ok((principal, response)) => {
+            Ok(response) => {
+                let ctx = &response.context;
                 tracing::info!(
                     request_id,
                     decision = if policy::allows_anything(&response.policy_document) { "allow" } else { "deny" },
-                    auth_method = principal.method.as_str(),
-                    sub = %principal.sub,
-                    token_id = principal.token_id.as_ref().map(|t| t.as_str()).unwrap_or(""),
-                    scopes = %principal.scopes.to_space_separated(),
+                    auth_method = ctx.auth_method.as_str(),
+                    sub = %ctx.sub,
+                    token_id = %ctx.token_id,
+                    scopes = %ctx.scopes,
                     "authorizer decision"
                 );
                 Ok(response)
@@ -189,7 +190,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
     async fn authenticate(
         &self,
         event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ) -> Result<(Principal, AuthorizerResponse), Reject> {
+    ) -> Result<AuthorizerResponse, Reject> {
         let method_arn = event.method_arn.as_deref().ok_or(Reject::MethodArn)?;
         let arn = policy::MethodArn::parse(method_arn).ok_or(Reject::MethodArn)?;
         let credential = bearer_credential(event, self.max_credential_bytes)?;
@@ -203,7 +204,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         response.principal_id = Some(principal.sub.as_str().to_owned());
         response.policy_document = policy::build(&arn, principal.scopes);
         response.context = AuthorizerContext::from(&principal);
-        Ok((principal, response))
+        Ok(response)
     }
 }
 

@@ -123,9 +123,10 @@ impl<L: TokenLookup> PatVerifier<L> {
     /// Verifies a presented PAT at `now`.
     pub async fn verify(&self, presented: &str, now: i64) -> Result<Principal, Reject> {
         let pat = Pat::parse(presented).map_err(|_| Reject::Malformed)?;
-        let tag = hmac::sign(&self.cache_key, pat.expose().as_bytes());
-        let mut cache_key = [0u8; 32];
-        cache_key.copy_from_slice(tag.as_ref().get(..32).unwrap_or(&[0u8; 32]));
+        let cache_key: [u8; 32] = hmac::sign(&self.cache_key, pat.expose().as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| Reject::Internal("HMAC-SHA256 tag is not 32 bytes"))?;
 
         if self.cfg.positive_ttl_secs > 0
             && let Some(hit) = self.positive.get(&cache_key)

@@ -255,7 +255,7 @@ fn base62_value(b: u8) -> Option<u64> {
     }
 }
 
-fn encode_checksum(mut value: u32) -> String {
+pub(crate) fn encode_checksum(mut value: u32) -> String {
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         let digit = (value % 62) as usize;

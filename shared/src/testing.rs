@@ -102,3 +102,12 @@ pub async fn fresh_store_with(cfg: StoreConfig) -> (TokenStore, RequestCounter) 
 pub async fn fresh_store(max_active_per_user: u32) -> TokenStore {
     fresh_store_with(fresh_config(max_active_per_user)).await.0
 }
+
+/// A well-formed token (valid checksum) with `id` and the secret of `donor`:
+/// what an attacker who knows a token id can present. For wrong-secret tests.
+pub fn token_with_secret_of(id: &crate::TokenId, donor: &crate::Pat) -> String {
+    let secret = String::from_utf8_lossy(donor.secret().expose_bytes()).into_owned();
+    let body = format!("{}{}{secret}", crate::pat::PAT_PREFIX, id.as_str());
+    let checksum = crate::pat::encode_checksum(crc32fast::hash(body.as_bytes()));
+    format!("{body}{checksum}")
+}
