@@ -402,3 +402,41 @@ async fn an_unreachable_jwks_with_no_cached_key_fails_closed() {
     let result = h.decide(Some(&bearer(&sign(&access_claims())))).await;
     assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
 }
+
+#[tokio::test]
+async fn an_oversized_jwks_document_is_refused() {
+    let padding = "x".repeat(authorizer::jwks::MAX_JWKS_BYTES);
+    let body = JWKS.replacen('{', &format!("{{\"padding\":\"{padding}\","), 1);
+    let jwks = JwksServer::start(&body).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let result = h.decide(Some(&bearer(&sign(&access_claims())))).await;
+    assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
+    assert_eq!(jwks.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_jwks_redirect_is_not_followed() {
+    let target = JwksServer::start(JWKS).await;
+    let redirect = format!(
+        "HTTP/1.1 302 Found\r\nlocation: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        target.url
+    );
+    let jwks = JwksServer::start_raw(redirect, false).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let result = h.decide(Some(&bearer(&sign(&access_claims())))).await;
+    assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
+    assert_eq!(target.hits(), 0, "the redirect target was contacted");
+}
+
+#[tokio::test]
+async fn a_hanging_jwks_endpoint_times_out_and_fails_closed() {
+    let jwks = JwksServer::start_raw(String::new(), true).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        h.decide(Some(&bearer(&sign(&access_claims())))),
+    )
+    .await
+    .expect("the JWKS fetch must time out well before 5 s");
+    assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
+}

@@ -61,10 +61,20 @@ pub struct JwksServer {
 
 impl JwksServer {
     pub async fn start(body: &str) -> Self {
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+            body.len(),
+            body
+        );
+        Self::start_raw(response, false).await
+    }
+
+    /// Serves `response` verbatim to every connection; with `hang`, accepts
+    /// and reads but never answers (to exercise the fetch timeout).
+    pub async fn start_raw(response: String, hang: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
-        let body = body.to_owned();
         let counter = Arc::clone(&hits);
         let task = tokio::spawn(async move {
             loop {
@@ -72,15 +82,14 @@ impl JwksServer {
                     return;
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
-                let body = body.clone();
+                let response = response.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     let _ = socket.read(&mut buf).await;
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
-                        body.len(),
-                        body
-                    );
+                    if hang {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
                     let _ = socket.write_all(response.as_bytes()).await;
                     let _ = socket.shutdown().await;
                 });
