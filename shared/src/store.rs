@@ -125,6 +125,11 @@ pub enum TouchOutcome {
 pub struct Cursor(String);
 
 impl Cursor {
+    /// The cursor that continues a listing right after `meta`.
+    pub fn after(meta: &TokenMeta) -> Result<Self, StoreError> {
+        cursor_at(meta.created_at, meta.id.as_str())
+    }
+
     /// Wraps a cursor string received from a client. Validated when used.
     pub fn from_client(s: &str) -> Self {
         Self(s.to_owned())
@@ -603,8 +608,8 @@ impl TokenStore {
         }
     }
 
-    /// Revokes every token of `owner` that is not yet revoked. Returns how many
-    /// this call revoked.
+    /// Revokes every live (unrevoked, unexpired) token of `owner`. Returns how
+    /// many this call revoked; expired tokens are left as they are.
     ///
     /// Reads the strongly consistent active set as well as the (eventually
     /// consistent) index, so a token created just before the call is not missed.
@@ -624,7 +629,16 @@ impl TokenStore {
             .and_then(|i| i.get("slots"))
             .and_then(|v| v.as_m().ok())
         {
-            ids.extend(map.keys().filter_map(|k| TokenId::parse(k).ok()));
+            ids.extend(
+                map.iter()
+                    .filter(|(_, exp)| {
+                        exp.as_n()
+                            .ok()
+                            .and_then(|v| v.parse::<i64>().ok())
+                            .is_some_and(|e| e > now)
+                    })
+                    .filter_map(|(k, _)| TokenId::parse(k).ok()),
+            );
         }
         let mut cursor = None;
         loop {
@@ -632,7 +646,7 @@ impl TokenStore {
             ids.extend(
                 page.items
                     .into_iter()
-                    .filter(|m| m.revoked_at.is_none())
+                    .filter(|m| m.is_active(now))
                     .map(|m| m.id),
             );
             match page.next {
@@ -799,8 +813,15 @@ fn encode_cursor(lek: &HashMap<String, AttributeValue>) -> Result<Cursor, StoreE
     else {
         return Err(StoreError::Corrupt("GSI1SK"));
     };
+    cursor_at(
+        created.parse().map_err(|_| StoreError::Corrupt("GSI1SK"))?,
+        id,
+    )
+}
+
+fn cursor_at(created_at: i64, id: &str) -> Result<Cursor, StoreError> {
     let body = CursorBody {
-        c: created.parse().map_err(|_| StoreError::Corrupt("GSI1SK"))?,
+        c: created_at,
         i: id.to_owned(),
     };
     let json = serde_json::to_vec(&body).map_err(|_| StoreError::Corrupt("cursor"))?;

@@ -556,3 +556,35 @@ async fn items_from_an_unknown_schema_version_are_refused_not_misread() {
         Err(StoreError::UnsupportedSchema(99))
     ));
 }
+
+#[tokio::test]
+async fn revoke_all_leaves_expired_tokens_alone() {
+    let store = fresh_store(10).await;
+    let alice = user("alice");
+    let t = now();
+    let short = record(&alice, t, 10);
+    store.create(&short, t).await.unwrap();
+    let live = record(&alice, t, DAY);
+    store.create(&live, t).await.unwrap();
+    assert_eq!(store.revoke_all(&alice, t + 20).await.unwrap(), 1);
+    assert!(
+        store
+            .get(&short.meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .revoked_at
+            .is_none()
+    );
+    assert!(
+        store
+            .get(&live.meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .revoked_at
+            .is_some()
+    );
+}
