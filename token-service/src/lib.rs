@@ -1,1 +1,221 @@
-//! placeholder
+//! The `/tokens` service: issue, list, inspect, rotate and revoke personal
+//! access tokens. It knows the caller only from the authorizer context.
+//!
+//! The router is generated from the shared route table: every route whose
+//! service is `TokenService` gets its handler from [`handler_for`], and a test
+//! fails if one is missing.
+
+pub mod audit;
+pub mod body;
+pub mod caller;
+pub mod handlers;
+pub mod openapi;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{MethodRouter, delete, get, post};
+use lambda_http::RequestExt;
+use shared::config::{ConfigError, Env, HashConfig, StoreConfig, number_in};
+use shared::hash::{PhcHash, SecretHasher};
+use shared::routes::{Method, ROUTES, Route, Service};
+use shared::store::TokenStore;
+use shared::{Clock, Pat};
+use tower::ServiceExt;
+
+use crate::problem::ApiError;
+
+/// Settings of the token service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Token store.
+    pub store: StoreConfig,
+    /// argon2id settings.
+    pub hash: HashConfig,
+    /// `TOKEN_MAX_LIFETIME_DAYS`: longest lifetime a token may have (1–365, default 90).
+    pub max_lifetime_days: i64,
+}
+
+impl ServiceConfig {
+    /// Reads and validates every setting.
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreConfig::from_env(env)?,
+            hash: HashConfig::from_env(env)?,
+            max_lifetime_days: number_in(
+                env,
+                "TOKEN_MAX_LIFETIME_DAYS",
+                90,
+                1,
+                365,
+                "an integer from 1 to 365",
+            )?,
+        })
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared state behind [`AppState`].
+pub struct Inner {
+    /// The token store.
+    pub store: TokenStore,
+    /// argon2id hasher.
+    pub hasher: SecretHasher,
+    /// Source of time.
+    pub clock: Arc<dyn Clock>,
+    /// Longest token lifetime, in days.
+    pub max_lifetime_days: i64,
+    /// A hash of a random secret, verified against when a presented token's id
+    /// is unknown, so the leaked-token route takes the same time either way.
+    pub dummy_hash: PhcHash,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state; hashes the dummy secret once (one argon2id run).
+    pub fn new(
+        store: TokenStore,
+        hasher: SecretHasher,
+        clock: Arc<dyn Clock>,
+        max_lifetime_days: i64,
+    ) -> Result<Self, ApiError> {
+        let dummy = Pat::generate().map_err(|_| ApiError::Internal)?;
+        let dummy_hash = hasher
+            .hash(dummy.secret())
+            .map_err(|_| ApiError::Internal)?;
+        Ok(Self(Arc::new(Inner {
+            store,
+            hasher,
+            clock,
+            max_lifetime_days,
+            dummy_hash,
+        })))
+    }
+
+    /// Now, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+/// The handler serving a route of the table, if this service serves it.
+pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
+    use Method::{Delete, Get, Post};
+    Some(match (route.method, route.path) {
+        (Post, "/tokens") => post(handlers::create),
+        (Get, "/tokens") => get(handlers::list),
+        (Delete, "/tokens") => delete(handlers::delete_all),
+        (Get, "/tokens/self") => get(handlers::get_self),
+        (Delete, "/tokens/self") => delete(handlers::delete_self),
+        (Post, "/tokens/revoke") => post(handlers::revoke_presented),
+        (Get, "/tokens/{id}") => get(handlers::get_one),
+        (Delete, "/tokens/{id}") => delete(handlers::delete_one),
+        (Post, "/tokens/{id}/rotate") => post(handlers::rotate),
+        _ => return None,
+    })
+}
+
+/// The router, generated from the route table.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for route in ROUTES.iter().filter(|r| r.service == Service::TokenService) {
+        if let Some(handler) = handler_for(route) {
+            router = router.route(route.path, handler);
+        }
+    }
+    router
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
+/// Serves one API Gateway proxy request (as `lambda_http` decoded it) with `router`.
+///
+/// `lambda_http` prefixes the stage to the path; routes are stage-less, so the
+/// raw path API Gateway sent is used instead.
+pub async fn handle(
+    router: Router,
+    request: lambda_http::Request,
+) -> Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible> {
+    let raw_path = request.raw_http_path().to_owned();
+    let (mut parts, body) = request.into_parts();
+    let path = if raw_path.is_empty() {
+        parts.uri.path().to_owned()
+    } else {
+        raw_path
+    };
+    let uri = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    if let Ok(uri) = uri.parse() {
+        parts.uri = uri;
+    }
+    let request = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => lambda_http::Body::Empty,
+        Ok(text) => lambda_http::Body::Text(text),
+        Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+    };
+    Ok(lambda_http::Response::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_token_service_route_in_the_table_has_a_handler() {
+        let routes: Vec<_> = ROUTES
+            .iter()
+            .filter(|r| r.service == Service::TokenService)
+            .collect();
+        assert_eq!(routes.len(), 9);
+        for route in routes {
+            assert!(
+                handler_for(route).is_some(),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+        for route in ROUTES.iter().filter(|r| r.service != Service::TokenService) {
+            assert!(
+                handler_for(route).is_none(),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn max_lifetime_is_bounded_by_365_days() {
+        let err = ServiceConfig::from_env(&[
+            ("TABLE_NAME", "tokens"),
+            ("TOKEN_MAX_LIFETIME_DAYS", "366"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "TOKEN_MAX_LIFETIME_DAYS");
+        let cfg = ServiceConfig::from_env(&[("TABLE_NAME", "tokens")]).unwrap();
+        assert_eq!(cfg.max_lifetime_days, 90);
+    }
+}

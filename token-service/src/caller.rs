@@ -1,0 +1,94 @@
+//! Who is calling, taken only from the authorizer context API Gateway forwards.
+//! The service never looks at `Authorization` itself.
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::request::Parts;
+use lambda_http::request::RequestContext;
+use shared::Principal;
+use shared::routes::{Access, Method, ROUTES};
+
+use crate::problem::ApiError;
+
+/// The authenticated caller, plus request facts for the audit log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The principal as the authorizer decided it.
+    pub principal: Principal,
+    /// Client IP as API Gateway saw it.
+    pub source_ip: String,
+    /// The `User-Agent` header, truncated.
+    pub user_agent: String,
+}
+
+/// Request facts that exist on public routes too.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// Client IP as API Gateway saw it.
+    pub source_ip: String,
+    /// The `User-Agent` header, truncated.
+    pub user_agent: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let source_ip = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV1(ctx)) => {
+                ctx.identity.source_ip.clone().unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        Ok(Self {
+            source_ip,
+            user_agent,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    /// Reads the principal and re-checks the route's scope from the shared
+    /// route table (defence in depth: the authorizer's policy already did).
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV1(ctx)) => {
+                Principal::from_forwarded_context(&ctx.authorizer.fields).map_err(|e| {
+                    tracing::warn!(error = %e, "request without a valid authorizer context");
+                    ApiError::Unauthenticated
+                })?
+            }
+            _ => return Err(ApiError::Unauthenticated),
+        };
+        let template = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_owned())
+            .ok_or(ApiError::NotFound)?;
+        let method = Method::parse(parts.method.as_str()).ok_or(ApiError::MethodNotAllowed)?;
+        let route = ROUTES
+            .iter()
+            .find(|r| r.method == method && r.path == template)
+            .ok_or(ApiError::NotFound)?;
+        match route.access {
+            Access::Public => {}
+            access if !access.permits(principal.scopes) => return Err(ApiError::InsufficientScope),
+            _ => {}
+        }
+        let info = RequestInfo::from_request_parts(parts, state).await?;
+        Ok(Self {
+            principal,
+            source_ip: info.source_ip,
+            user_agent: info.user_agent,
+        })
+    }
+}

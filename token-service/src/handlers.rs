@@ -1,0 +1,673 @@
+//! The `/tokens` handlers. Each reads the caller from the authorizer context,
+//! validates everything before touching the store, and answers problem+json
+//! on any error.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use shared::record::{CURRENT_SCHEMA_VERSION, MAX_TOKEN_NAME_CHARS};
+use shared::store::{CreateOutcome, Cursor, RevokeOutcome, RotateOutcome, StoreError};
+use shared::{AuthMethod, Pat, Scope, ScopeSet, TokenId, TokenMeta, TokenRecord, TokenStatus};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::AppState;
+use crate::audit::{Audit, Outcome};
+use crate::body::{Fields, JsonObject};
+use crate::caller::{Caller, RequestInfo};
+use crate::problem::{ApiError, FieldError, Problem};
+
+const DAY: i64 = 86_400;
+/// Default page size of `GET /tokens`.
+pub const DEFAULT_PAGE: i32 = 20;
+/// Store pages a single listing may read while filtering by status.
+const MAX_STORE_PAGES_PER_LISTING: usize = 10;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "is not a cursor from this API",
+            )]),
+            other => {
+                tracing::error!(error = %other, "token store failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+fn rfc3339(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Token metadata as the API shows it. Never the secret, never the hash.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// Public token id (the part after `agpat_`, 17 characters).
+    id: String,
+    /// Human label.
+    name: String,
+    /// Granted scopes.
+    #[schema(value_type = Vec<String>, example = json!(["items:read"]))]
+    scopes: ScopeSet,
+    /// `active`, `expired` or `revoked`.
+    #[schema(value_type = String, example = "active")]
+    status: TokenStatus,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339. Every token expires.
+    expires_at: String,
+    /// RFC 3339, approximate (written at most once per interval).
+    last_used_at: Option<String>,
+    /// RFC 3339.
+    revoked_at: Option<String>,
+    /// The token this one replaced.
+    rotated_from: Option<String>,
+    /// The token that replaced this one.
+    rotated_to: Option<String>,
+}
+
+/// `POST /tokens` request body (documentation; validation is field by field).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "schema only")]
+pub struct CreateTokenBody {
+    /// 1–100 characters after trimming, no control characters.
+    name: String,
+    /// Non-empty subset of the caller's scopes.
+    #[schema(example = json!(["items:read"]))]
+    scopes: Vec<String>,
+    /// Lifetime in days, 1 to `TOKEN_MAX_LIFETIME_DAYS`. Exactly one of this and `expiresAt`.
+    expires_in_days: Option<i64>,
+    /// RFC 3339 expiry, 1 day to `TOKEN_MAX_LIFETIME_DAYS` from now.
+    expires_at: Option<String>,
+}
+
+/// `POST /tokens/{id}/rotate` request body (optional).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "schema only")]
+pub struct RotateBody {
+    /// 0–3600 (default 0): how long the old token keeps working.
+    overlap_seconds: Option<i64>,
+}
+
+/// `POST /tokens/revoke` request body.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "schema only")]
+pub struct RevokePresentedBody {
+    /// The full token to revoke.
+    token: String,
+}
+
+/// The response that carries a secret (issue, rotate).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "schema only")]
+pub struct IssuedTokenBody {
+    /// The full token. Shown exactly once; store it now.
+    token: String,
+    /// Metadata, as in [`TokenView`].
+    #[serde(flatten)]
+    meta: TokenView,
+}
+
+/// `GET /tokens` response body.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "schema only")]
+pub struct TokenListBody {
+    /// Newest first.
+    items: Vec<TokenView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+impl TokenView {
+    fn new(m: &TokenMeta, now: i64) -> Self {
+        Self {
+            id: m.id.to_string(),
+            name: m.name.clone(),
+            scopes: m.scopes,
+            status: m.status(now),
+            created_at: rfc3339(m.created_at),
+            expires_at: rfc3339(m.expires_at),
+            last_used_at: m.last_used_at.map(rfc3339),
+            revoked_at: m.revoked_at.map(rfc3339),
+            rotated_from: m.rotated_from.as_ref().map(ToString::to_string),
+            rotated_to: m.rotated_to.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// The one response that carries a secret: issue and rotate.
+#[derive(Serialize)]
+struct Issued<'a> {
+    /// The full token. Shown exactly once.
+    token: &'a str,
+    #[serde(flatten)]
+    meta: TokenView,
+}
+
+fn no_store<T: IntoResponse>(status: StatusCode, body: T) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn issued_response(pat: &Pat, meta: &TokenMeta, now: i64) -> Response {
+    let mut response = no_store(
+        StatusCode::CREATED,
+        Json(Issued {
+            token: pat.expose(),
+            meta: TokenView::new(meta, now),
+        }),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/tokens/{}", meta.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Hashes a new token's secret off the async threads (argon2id is ~16 ms of CPU).
+async fn hash_new(app: &AppState, pat: Pat) -> Result<(Pat, shared::hash::PhcHash), ApiError> {
+    let hasher = app.hasher.clone();
+    tokio::task::spawn_blocking(move || {
+        let hash = hasher.hash(pat.secret());
+        (pat, hash)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)
+    .and_then(|(pat, hash)| hash.map(|h| (pat, h)).map_err(|_| ApiError::Internal))
+}
+
+fn validate_name(f: &mut Fields<'_>) -> Option<String> {
+    let raw = f.string("name")?;
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_TOKEN_NAME_CHARS {
+        f.error(
+            "name",
+            format!("must be 1 to {MAX_TOKEN_NAME_CHARS} characters after trimming"),
+        );
+        return None;
+    }
+    if name.chars().any(char::is_control) {
+        f.error("name", "must not contain control characters");
+        return None;
+    }
+    Some(name.to_owned())
+}
+
+fn validate_scopes(f: &mut Fields<'_>) -> Option<ScopeSet> {
+    let names = f.strings("scopes")?;
+    if names.is_empty() {
+        f.error("scopes", "must not be empty");
+        return None;
+    }
+    let mut set = ScopeSet::EMPTY;
+    let mut ok = true;
+    for name in names {
+        match name.parse::<Scope>() {
+            Ok(scope) => set = set.with(scope),
+            Err(_) => {
+                ok = false;
+                let shown: String = name.chars().take(40).collect();
+                f.error("scopes", format!("unknown scope '{shown}'"));
+            }
+        }
+    }
+    ok.then_some(set)
+}
+
+fn validate_expiry(f: &mut Fields<'_>, now: i64, max_days: i64) -> Option<i64> {
+    match (f.has("expiresInDays"), f.has("expiresAt")) {
+        (true, true) => {
+            f.error(
+                "expiresAt",
+                "give either expiresInDays or expiresAt, not both",
+            );
+            None
+        }
+        (false, false) => {
+            f.error(
+                "expiresInDays",
+                "an expiry is required (expiresInDays or expiresAt)",
+            );
+            None
+        }
+        (true, false) => f
+            .int_in("expiresInDays", 1, max_days)
+            .map(|d| now + d * DAY),
+        (false, true) => {
+            let raw = f.string("expiresAt")?;
+            let Ok(at) = OffsetDateTime::parse(raw, &Rfc3339) else {
+                f.error("expiresAt", "must be an RFC 3339 timestamp");
+                return None;
+            };
+            let at = at.unix_timestamp();
+            if at < now + DAY || at > now + max_days * DAY {
+                f.error(
+                    "expiresAt",
+                    format!("must be between 1 and {max_days} days from now"),
+                );
+                return None;
+            }
+            Some(at)
+        }
+    }
+}
+
+/// `POST /tokens`: issue a token. Cognito sessions only.
+#[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateTokenBody,
+    responses((status = 201, description = "Issued; the secret is in `token`, shown once", body = IssuedTokenBody),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let audit = Audit::new("token.create", &caller);
+    if caller.principal.method != AuthMethod::Jwt {
+        audit.record(Outcome::Denied, None, None);
+        return Err(ApiError::SessionRequired);
+    }
+    let now = app.now();
+    let mut f = Fields::new(&body, &["name", "scopes", "expiresInDays", "expiresAt"]);
+    let name = validate_name(&mut f);
+    let scopes = validate_scopes(&mut f);
+    let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
+    f.finish()?;
+    let (Some(name), Some(scopes), Some(expires_at)) = (name, scopes, expires_at) else {
+        return Err(ApiError::Internal);
+    };
+    if !scopes.is_subset_of(caller.principal.scopes) {
+        audit.record(Outcome::Denied, None, Some(scopes));
+        return Err(ApiError::ScopeEscalation);
+    }
+    let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
+    let (pat, hash) = hash_new(&app, pat).await?;
+    let meta = TokenMeta {
+        id: pat.id().clone(),
+        owner: caller.principal.sub.clone(),
+        name,
+        scopes,
+        created_at: now,
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+        rotated_from: None,
+        rotated_to: None,
+        schema_version: CURRENT_SCHEMA_VERSION,
+    };
+    let record = TokenRecord { meta, hash };
+    match app.store.create(&record, now).await? {
+        CreateOutcome::Created => {
+            audit.record(Outcome::Success, Some(&record.meta.id), Some(scopes));
+            Ok(issued_response(&pat, &record.meta, now))
+        }
+        CreateOutcome::CapReached => {
+            audit.record(Outcome::Refused, None, Some(scopes));
+            Err(ApiError::TokenLimitReached)
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody {
+    items: Vec<TokenView>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /tokens?status=&limit=&cursor=`: metadata only, newest first.
+#[utoipa::path(get, path = "/tokens", tag = "tokens",
+    params(("status" = Option<String>, Query, description = "active | expired | revoked | all (default)"),
+        ("limit" = Option<i32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "opaque, from `nextCursor`")),
+    responses((status = 200, body = TokenListBody), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    for key in query.keys() {
+        if !["status", "limit", "cursor"].contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                &key.chars().take(64).collect::<String>(),
+                "unknown query parameter",
+            ));
+        }
+    }
+    let status = match query.get("status").map(String::as_str) {
+        None | Some("all") => None,
+        Some("active") => Some(TokenStatus::Active),
+        Some("expired") => Some(TokenStatus::Expired),
+        Some("revoked") => Some(TokenStatus::Revoked),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "status",
+                "must be active, expired, revoked or all",
+            ));
+            None
+        }
+    };
+    let limit = match query.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(raw) => match raw.parse::<i32>() {
+            Ok(n) if (1..=shared::store::MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!(
+                        "must be an integer from 1 to {}",
+                        shared::store::MAX_PAGE_SIZE
+                    ),
+                ));
+                DEFAULT_PAGE
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let start = query.get("cursor").map(|c| Cursor::from_client(c));
+    let (items, next) = collect_page(&app, &caller.principal.sub, status, limit, start).await?;
+    Ok(no_store(
+        StatusCode::OK,
+        Json(ListBody {
+            items,
+            next_cursor: next.map(|c| c.as_str().to_owned()),
+        }),
+    ))
+}
+
+/// Reads store pages until `limit` tokens match `status` (or the history ends,
+/// or [`MAX_STORE_PAGES_PER_LISTING`] pages were read), and returns them with
+/// the cursor that continues right after the last token examined.
+async fn collect_page(
+    app: &AppState,
+    owner: &shared::UserId,
+    status: Option<TokenStatus>,
+    limit: i32,
+    mut cursor: Option<Cursor>,
+) -> Result<(Vec<TokenView>, Option<Cursor>), ApiError> {
+    let now = app.now();
+    let wanted = usize::try_from(limit).unwrap_or(1);
+    let mut items = Vec::new();
+    for _ in 0..MAX_STORE_PAGES_PER_LISTING {
+        let page = app.store.list(owner, limit, cursor.as_ref()).await?;
+        let examined = page.items.len();
+        for (i, meta) in page.items.iter().enumerate() {
+            if status.is_none_or(|s| meta.status(now) == s) {
+                items.push(TokenView::new(meta, now));
+            }
+            if items.len() == wanted {
+                let more = i + 1 < examined || page.next.is_some();
+                let next = if more {
+                    Some(Cursor::after(meta)?)
+                } else {
+                    None
+                };
+                return Ok((items, next));
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok((items, None)),
+        }
+    }
+    // Bounded work per request: the client continues from here.
+    Ok((items, cursor))
+}
+
+fn parse_id(raw: &str) -> Result<TokenId, ApiError> {
+    // A malformed id is indistinguishable from a missing token.
+    TokenId::parse(raw).map_err(|_| ApiError::TokenNotFound)
+}
+
+fn self_id(caller: &Caller) -> Result<TokenId, ApiError> {
+    match (&caller.principal.method, &caller.principal.token_id) {
+        (AuthMethod::Pat, Some(id)) => Ok(id.clone()),
+        _ => Err(ApiError::SelfRequiresPat),
+    }
+}
+
+async fn show(app: &AppState, caller: &Caller, id: &TokenId) -> Result<Response, ApiError> {
+    let meta = app
+        .store
+        .get_owned(&caller.principal.sub, id)
+        .await?
+        .ok_or(ApiError::TokenNotFound)?;
+    Ok(no_store(
+        StatusCode::OK,
+        Json(TokenView::new(&meta, app.now())),
+    ))
+}
+
+/// `GET /tokens/{id}`.
+#[utoipa::path(get, path = "/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 200, body = TokenView), (status = 404, body = Problem)))]
+pub async fn get_one(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    show(&app, &caller, &parse_id(&id)?).await
+}
+
+/// `GET /tokens/self`: the PAT making the call.
+#[utoipa::path(get, path = "/tokens/self", tag = "tokens",
+    responses((status = 200, body = TokenView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_self(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    show(&app, &caller, &self_id(&caller)?).await
+}
+
+async fn revoke_one(
+    app: &AppState,
+    caller: &Caller,
+    id: &TokenId,
+    event: &'static str,
+) -> Result<Response, ApiError> {
+    let audit = Audit::new(event, caller);
+    match app
+        .store
+        .revoke(&caller.principal.sub, id, app.now())
+        .await?
+    {
+        RevokeOutcome::Revoked => audit.record(Outcome::Success, Some(id), None),
+        RevokeOutcome::AlreadyRevoked => audit.record(Outcome::NoChange, Some(id), None),
+        RevokeOutcome::NotFound => {
+            audit.record(Outcome::Refused, None, None);
+            return Err(ApiError::TokenNotFound);
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /tokens/{id}`: idempotent revoke.
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked (or already revoked)"), (status = 404, body = Problem)))]
+pub async fn delete_one(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    revoke_one(&app, &caller, &parse_id(&id)?, "token.revoke").await
+}
+
+/// `DELETE /tokens/self`: the calling PAT revokes itself.
+#[utoipa::path(delete, path = "/tokens/self", tag = "tokens",
+    responses((status = 204, description = "Revoked"), (status = 400, body = Problem)))]
+pub async fn delete_self(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let id = self_id(&caller)?;
+    revoke_one(&app, &caller, &id, "token.revoke_self").await
+}
+
+/// `DELETE /tokens`: revoke all of the caller's tokens. Cognito sessions only.
+#[utoipa::path(delete, path = "/tokens", tag = "tokens",
+    responses((status = 200, description = "`{\"revoked\": n}`"), (status = 403, body = Problem)))]
+pub async fn delete_all(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let audit = Audit::new("token.revoke_all", &caller);
+    if caller.principal.method != AuthMethod::Jwt {
+        audit.record(Outcome::Denied, None, None);
+        return Err(ApiError::SessionRequired);
+    }
+    let revoked = app
+        .store
+        .revoke_all(&caller.principal.sub, app.now())
+        .await?;
+    audit.record_count(Outcome::Success, revoked);
+    Ok(no_store(
+        StatusCode::OK,
+        Json(serde_json::json!({ "revoked": revoked })),
+    ))
+}
+
+/// `POST /tokens/revoke` with `{token}`: anyone holding a token can kill it.
+///
+/// Public (no authorizer). The answer is the same whether or not the token
+/// existed; the secret is verified (against a dummy hash when the id is
+/// unknown, so timing does not reveal existence) before anything is revoked.
+#[utoipa::path(post, path = "/tokens/revoke", tag = "tokens", request_body = RevokePresentedBody,
+    responses((status = 202, description = "Always the same answer, whether or not the token existed"),
+        (status = 400, body = Problem)))]
+pub async fn revoke_presented(
+    State(app): State<AppState>,
+    info: RequestInfo,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let mut f = Fields::new(&body, &["token"]);
+    let presented = f.string("token");
+    if presented.is_some_and(|t| t.len() > 512) {
+        f.error("token", "is too long");
+    }
+    f.finish()?;
+    let accepted = || {
+        no_store(
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "status": "accepted" })),
+        )
+    };
+    let Some(Ok(pat)) = presented.map(Pat::parse) else {
+        return Ok(accepted());
+    };
+    let record = app.store.get(pat.id()).await?;
+    let hash = record
+        .as_ref()
+        .map_or_else(|| app.dummy_hash.clone(), |r| r.hash.clone());
+    let hasher = app.hasher.clone();
+    let matches =
+        tokio::task::spawn_blocking(move || hasher.verify(pat.secret(), &hash).unwrap_or(false))
+            .await
+            .map_err(|_| ApiError::Internal)?;
+    if let (true, Some(record)) = (matches, record) {
+        let outcome = app
+            .store
+            .revoke(&record.meta.owner, &record.meta.id, app.now())
+            .await?;
+        let audit = Audit::public("token.leaked_revoke", &info, &record.meta.owner);
+        let outcome = match outcome {
+            RevokeOutcome::Revoked => Outcome::Success,
+            _ => Outcome::NoChange,
+        };
+        audit.record(outcome, Some(&record.meta.id), Some(record.meta.scopes));
+    }
+    Ok(accepted())
+}
+
+/// `POST /tokens/{id}/rotate` with optional `{overlapSeconds}` (0–3600).
+///
+/// The successor keeps the name and scopes and gets a fresh expiry with the
+/// same lifetime as the old token, capped by the configured maximum: rotation
+/// never drops an expiry and never extends past the policy.
+#[utoipa::path(post, path = "/tokens/{id}/rotate", tag = "tokens", params(("id" = String, Path)), request_body(content = Option<RotateBody>),
+    responses((status = 201, description = "The successor; the secret is in `token`, shown once", body = IssuedTokenBody),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn rotate(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let mut f = Fields::new(&body, &["overlapSeconds"]);
+    let overlap = f.int_in("overlapSeconds", 0, 3600).unwrap_or(0);
+    f.finish()?;
+    let id = parse_id(&id)?;
+    let audit = Audit::new("token.rotate", &caller);
+    let now = app.now();
+    let old = app
+        .store
+        .get_owned(&caller.principal.sub, &id)
+        .await?
+        .ok_or(ApiError::TokenNotFound)?;
+    if !old.scopes.is_subset_of(caller.principal.scopes) {
+        audit.record(Outcome::Denied, Some(&id), Some(old.scopes));
+        return Err(ApiError::ScopeEscalation);
+    }
+    if old.rotated_to.is_some() {
+        audit.record(Outcome::Refused, Some(&id), None);
+        return Err(ApiError::TokenAlreadyRotated);
+    }
+    if !old.is_active(now) {
+        audit.record(Outcome::Refused, Some(&id), None);
+        return Err(ApiError::TokenNotActive);
+    }
+    let lifetime = (old.expires_at - old.created_at).clamp(DAY, app.max_lifetime_days * DAY);
+    let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
+    let (pat, hash) = hash_new(&app, pat).await?;
+    let meta = TokenMeta {
+        id: pat.id().clone(),
+        owner: old.owner.clone(),
+        name: old.name.clone(),
+        scopes: old.scopes,
+        created_at: now,
+        expires_at: now + lifetime,
+        last_used_at: None,
+        revoked_at: None,
+        rotated_from: Some(id.clone()),
+        rotated_to: None,
+        schema_version: CURRENT_SCHEMA_VERSION,
+    };
+    let record = TokenRecord { meta, hash };
+    match app
+        .store
+        .rotate(&caller.principal.sub, &id, &record, overlap, now)
+        .await?
+    {
+        RotateOutcome::Rotated => {
+            audit.record(
+                Outcome::Success,
+                Some(&record.meta.id),
+                Some(record.meta.scopes),
+            );
+            Ok(issued_response(&pat, &record.meta, now))
+        }
+        RotateOutcome::NotFound => Err(ApiError::TokenNotFound),
+        RotateOutcome::NotActive => {
+            audit.record(Outcome::Refused, Some(&id), None);
+            Err(ApiError::TokenNotActive)
+        }
+        RotateOutcome::AlreadyRotated(_) => {
+            audit.record(Outcome::Refused, Some(&id), None);
+            Err(ApiError::TokenAlreadyRotated)
+        }
+    }
+}
