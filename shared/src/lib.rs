@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod hash;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod logging;
 pub mod pat;
 pub mod policy;

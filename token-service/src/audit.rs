@@ -8,7 +8,7 @@ use std::io::Write;
 use serde_json::json;
 use shared::{ScopeSet, TokenId, UserId};
 
-use crate::caller::{Caller, RequestInfo};
+use shared::http::caller::{Caller, RequestInfo};
 
 /// How an audited operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

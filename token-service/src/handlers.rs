@@ -10,37 +10,22 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::record::{CURRENT_SCHEMA_VERSION, MAX_TOKEN_NAME_CHARS};
-use shared::store::{CreateOutcome, Cursor, RevokeOutcome, RotateOutcome, StoreError};
+use shared::store::{CreateOutcome, Cursor, RevokeOutcome, RotateOutcome};
 use shared::{AuthMethod, Pat, Scope, ScopeSet, TokenId, TokenMeta, TokenRecord, TokenStatus};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
 use crate::audit::{Audit, Outcome};
-use crate::body::{Fields, JsonObject};
-use crate::caller::{Caller, RequestInfo};
-use crate::problem::{ApiError, FieldError, Problem};
+use shared::http::body::{Fields, JsonObject};
+use shared::http::caller::{Caller, RequestInfo};
+use shared::http::problem::{ApiError, FieldError, Problem};
 
 const DAY: i64 = 86_400;
 /// Default page size of `GET /tokens`.
 pub const DEFAULT_PAGE: i32 = 20;
 /// Store pages a single listing may read while filtering by status.
 const MAX_STORE_PAGES_PER_LISTING: usize = 10;
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
-                "cursor",
-                "is not a cursor from this API",
-            )]),
-            other => {
-                tracing::error!(error = %other, "token store failure");
-                ApiError::Internal
-            }
-        }
-    }
-}
 
 fn rfc3339(t: i64) -> String {
     OffsetDateTime::from_unix_timestamp(t)

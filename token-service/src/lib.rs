@@ -5,26 +5,23 @@
 //! service is `TokenService` gets its handler from [`handler_for`], and a test
 //! fails if one is missing.
 
+pub use shared::http::handle;
+
 pub mod audit;
-pub mod body;
-pub mod caller;
 pub mod handlers;
 pub mod openapi;
-pub mod problem;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post};
-use lambda_http::RequestExt;
 use shared::config::{ConfigError, Env, HashConfig, StoreConfig, number_in};
 use shared::hash::{PhcHash, SecretHasher};
 use shared::routes::{Method, ROUTES, Route, Service};
 use shared::store::TokenStore;
 use shared::{Clock, Pat};
-use tower::ServiceExt;
 
-use crate::problem::ApiError;
+use shared::http::problem::ApiError;
 
 /// Settings of the token service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,45 +134,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
-}
-
-/// Serves one API Gateway proxy request (as `lambda_http` decoded it) with `router`.
-///
-/// `lambda_http` prefixes the stage to the path; routes are stage-less, so the
-/// raw path API Gateway sent is used instead.
-pub async fn handle(
-    router: Router,
-    request: lambda_http::Request,
-) -> Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible> {
-    let raw_path = request.raw_http_path().to_owned();
-    let (mut parts, body) = request.into_parts();
-    let path = if raw_path.is_empty() {
-        parts.uri.path().to_owned()
-    } else {
-        raw_path
-    };
-    let uri = match parts.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
-    };
-    if let Ok(uri) = uri.parse() {
-        parts.uri = uri;
-    }
-    let request = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
-    let response = match router.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    let body = match String::from_utf8(bytes.to_vec()) {
-        Ok(text) if text.is_empty() => lambda_http::Body::Empty,
-        Ok(text) => lambda_http::Body::Text(text),
-        Err(e) => lambda_http::Body::Binary(e.into_bytes()),
-    };
-    Ok(lambda_http::Response::from_parts(parts, body))
 }
 
 #[cfg(test)]

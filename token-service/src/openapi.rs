@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{PathItem, path::Operation};
 
 use crate::handlers;
-use crate::problem::{FieldError, Problem};
+use shared::http::problem::{FieldError, Problem};
 
 /// Name of the security scheme (a bearer Cognito JWT or PAT).
 pub const SECURITY_SCHEME: &str = "bearer";

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde_json::{Map, Value};
 
-use crate::problem::{ApiError, FieldError};
+use crate::http::problem::{ApiError, FieldError};
 
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

@@ -7,6 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::store::StoreError;
+
 /// Prefix of every problem `type`. Stable: clients may match on it.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:agpat:problem:";
 
@@ -56,6 +58,9 @@ pub enum ApiError {
     /// 404: no such token for this caller (missing and foreign look the same).
     #[error("token not found")]
     TokenNotFound,
+    /// 404: no such item for this caller (missing and foreign look the same).
+    #[error("item not found")]
+    ItemNotFound,
     /// 404: no such route.
     #[error("not found")]
     NotFound,
@@ -71,6 +76,9 @@ pub enum ApiError {
     /// 409: the token was already rotated.
     #[error("token already rotated")]
     TokenAlreadyRotated,
+    /// 409: the item changed since the version the client sent.
+    #[error("version conflict")]
+    VersionConflict,
     /// 413: body over the size limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -123,6 +131,7 @@ impl ApiError {
                 "A token cannot hold scopes its creator does not have",
             ),
             TokenNotFound => (StatusCode::NOT_FOUND, "token-not-found", "No such token"),
+            ItemNotFound => (StatusCode::NOT_FOUND, "item-not-found", "No such item"),
             NotFound => (StatusCode::NOT_FOUND, "not-found", "No such route"),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -143,6 +152,11 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "token-already-rotated",
                 "The token was already rotated",
+            ),
+            VersionConflict => (
+                StatusCode::CONFLICT,
+                "version-conflict",
+                "The item changed since the version you sent",
             ),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -176,6 +190,21 @@ pub struct Problem {
     status: u16,
     /// Every invalid field (400 only).
     errors: Option<Vec<FieldError>>,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "is not a cursor from this API",
+            )]),
+            other => {
+                tracing::error!(error = %other, "token store failure");
+                ApiError::Internal
+            }
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -1,13 +1,13 @@
 //! Who is calling, taken only from the authorizer context API Gateway forwards.
 //! The service never looks at `Authorization` itself.
 
+use crate::Principal;
+use crate::routes::{Access, Method, ROUTES};
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use lambda_http::request::RequestContext;
-use shared::Principal;
-use shared::routes::{Access, Method, ROUTES};
 
-use crate::problem::ApiError;
+use crate::http::problem::ApiError;
 
 /// The authenticated caller, plus request facts for the audit log.
 #[derive(Debug, Clone)]

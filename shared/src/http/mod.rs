@@ -1,0 +1,50 @@
+//! The HTTP layer both service Lambdas share: RFC 9457 problems, strict JSON
+//! bodies, the caller taken from the authorizer context, and the adapter from
+//! an API Gateway proxy event to an axum router.
+
+pub mod body;
+pub mod caller;
+pub mod problem;
+
+use axum::Router;
+use lambda_http::RequestExt;
+use tower::ServiceExt;
+
+/// Serves one API Gateway proxy request (as `lambda_http` decoded it) with `router`.
+///
+/// `lambda_http` prefixes the stage to the path; routes are stage-less, so the
+/// raw path API Gateway sent is used instead.
+pub async fn handle(
+    router: Router,
+    request: lambda_http::Request,
+) -> Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible> {
+    let raw_path = request.raw_http_path().to_owned();
+    let (mut parts, body) = request.into_parts();
+    let path = if raw_path.is_empty() {
+        parts.uri.path().to_owned()
+    } else {
+        raw_path
+    };
+    let uri = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    if let Ok(uri) = uri.parse() {
+        parts.uri = uri;
+    }
+    let request = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => lambda_http::Body::Empty,
+        Ok(text) => lambda_http::Body::Text(text),
+        Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+    };
+    Ok(lambda_http::Response::from_parts(parts, body))
+}
