@@ -6,6 +6,7 @@ pub mod config;
 pub mod hash;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod items;
 pub mod logging;
 pub mod pat;
 pub mod policy;

@@ -63,7 +63,9 @@ pub enum StoreError {
     Conflict,
 }
 
-fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
+/// Maps an SDK error to [`StoreError::Unavailable`], keeping only the error
+/// code and message (never request or item contents).
+pub(crate) fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata,
 {
@@ -203,6 +205,11 @@ impl TokenStore {
             builder = builder.endpoint_url(endpoint);
         }
         Self::new(Client::from_conf(builder.build()), cfg)
+    }
+
+    /// The DynamoDB client (shared with the item store: same table).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The configuration in use.

@@ -17,6 +17,11 @@ use aws_sdk_dynamodb::config::{
 use aws_sdk_dynamodb::error::BoxError;
 
 use crate::config::StoreConfig;
+
+/// Proxy-event helpers for the service Lambdas.
+#[cfg(feature = "http")]
+#[path = "testing_http.rs"]
+pub mod http;
 use crate::store::TokenStore;
 
 /// The DynamoDB endpoint tests talk to.

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod caller;
+pub mod openapi;
 pub mod problem;
 
 use axum::Router;

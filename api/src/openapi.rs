@@ -1,0 +1,53 @@
+//! The OpenAPI document of `/items` and `/me`, generated from code.
+
+use shared::http::openapi::apply_route_table;
+use shared::http::problem::{FieldError, Problem};
+use shared::routes::Service;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "agpat business API",
+        description = "Items and the caller's identity."
+    ),
+    paths(
+        crate::me,
+        crate::create_item,
+        crate::list_items,
+        crate::get_item,
+        crate::update_item,
+        crate::delete_item
+    ),
+    components(schemas(
+        crate::Me,
+        crate::ItemBody,
+        crate::CreateItemBody,
+        crate::UpdateItemBody,
+        crate::ItemList,
+        Problem,
+        FieldError
+    ))
+)]
+struct Generated;
+
+/// The document of the business API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = Generated::openapi();
+    apply_route_table(&mut doc, Service::Api);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::http::openapi::{declared_operations, expected_operations};
+
+    #[test]
+    fn the_document_matches_the_route_table() {
+        assert_eq!(
+            declared_operations(&openapi()),
+            expected_operations(Service::Api)
+        );
+    }
+}

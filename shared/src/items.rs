@@ -1,0 +1,322 @@
+//! The business API's items, in the same single table under the owner's
+//! partition: `PK = USER#<sub>`, `SK = ITEM#<id>`.
+//!
+//! Every call builds the key from the caller's `sub`, so one user can never
+//! address another's items: object-level authorization by key design.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::principal::UserId;
+use crate::store::{MAX_PAGE_SIZE, StoreError, unavailable};
+
+/// Schema version of item records.
+pub const ITEM_SCHEMA_VERSION: u32 = 1;
+
+/// One item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    /// Time-ordered id: 12 hex digits of creation milliseconds + 16 random hex.
+    pub id: String,
+    /// Owner's `sub`.
+    #[serde(skip)]
+    pub owner: Option<UserId>,
+    /// Title.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Optimistic-concurrency version; starts at 1, +1 per update.
+    pub version: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// Outcome of a conditional item write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemWrite {
+    /// Written; the new state.
+    Done(Item),
+    /// No such item for this owner.
+    NotFound,
+    /// The stored version differs from the expected one.
+    VersionConflict,
+}
+
+/// A page of items, newest first.
+#[derive(Debug, Clone)]
+pub struct ItemPage {
+    /// The items.
+    pub items: Vec<Item>,
+    /// Opaque cursor for the next page.
+    pub next: Option<String>,
+}
+
+/// Item persistence.
+#[derive(Debug, Clone)]
+pub struct ItemStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(owner: &UserId, id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("PK".to_owned(), s(format!("USER#{owner}"))),
+        ("SK".to_owned(), s(format!("ITEM#{id}"))),
+    ])
+}
+
+/// Whether `id` has the shape we generate (so it is safe inside a key).
+pub fn valid_item_id(id: &str) -> bool {
+    id.len() == 28
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+fn item_from(map: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+    let text = |k: &'static str| {
+        map.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or(StoreError::Corrupt(k))
+    };
+    let num = |k: &'static str| {
+        map.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or(StoreError::Corrupt(k))
+    };
+    let v = num("v")?;
+    if v != i64::from(ITEM_SCHEMA_VERSION) {
+        return Err(StoreError::UnsupportedSchema(
+            u32::try_from(v).unwrap_or(u32::MAX),
+        ));
+    }
+    Ok(Item {
+        id: text("id")?,
+        owner: UserId::parse(&text("owner")?).ok(),
+        name: text("name")?,
+        description: text("description")?,
+        version: num("version")?,
+        created_at: num("created_at")?,
+        updated_at: num("updated_at")?,
+    })
+}
+
+impl ItemStore {
+    /// Items in `table` via `client`.
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    /// A new time-ordered id from the clock and the OS CSPRNG.
+    pub fn new_id(now_ms: i64) -> Result<String, StoreError> {
+        let random = crate::pat::os_random::<8>().map_err(|_| StoreError::Corrupt("randomness"))?;
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(format!("{:012x}{hex}", now_ms.max(0)))
+    }
+
+    /// Creates an item (never overwrites).
+    pub async fn create(
+        &self,
+        owner: &UserId,
+        name: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<Item, StoreError> {
+        let id = Self::new_id(now.saturating_mul(1000))?;
+        let item = Item {
+            id: id.clone(),
+            owner: Some(owner.clone()),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut attrs = key(owner, &id);
+        attrs.insert("v".into(), n(i64::from(ITEM_SCHEMA_VERSION)));
+        attrs.insert("id".into(), s(&id));
+        attrs.insert("owner".into(), s(owner.as_str()));
+        attrs.insert("name".into(), s(name));
+        attrs.insert("description".into(), s(description));
+        attrs.insert("version".into(), n(1));
+        attrs.insert("created_at".into(), n(now));
+        attrs.insert("updated_at".into(), n(now));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(item)
+    }
+
+    /// The owner's item, if any.
+    pub async fn get(&self, owner: &UserId, id: &str) -> Result<Option<Item>, StoreError> {
+        if !valid_item_id(id) {
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(item_from).transpose()
+    }
+
+    /// The owner's items, newest first.
+    pub async fn list(
+        &self,
+        owner: &UserId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<ItemPage, StoreError> {
+        let start = match cursor {
+            None => None,
+            Some(c) => {
+                let raw = URL_SAFE_NO_PAD
+                    .decode(c.as_bytes())
+                    .map_err(|_| StoreError::InvalidCursor)?;
+                let id = String::from_utf8(raw).map_err(|_| StoreError::InvalidCursor)?;
+                if !valid_item_id(&id) {
+                    return Err(StoreError::InvalidCursor);
+                }
+                Some(key(owner, &id))
+            }
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :item)")
+            .expression_attribute_values(":pk", s(format!("USER#{owner}")))
+            .expression_attribute_values(":item", s("ITEM#"))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, MAX_PAGE_SIZE))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out
+            .items()
+            .iter()
+            .map(item_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("SK"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|sk| sk.strip_prefix("ITEM#"))
+            .map(|id| URL_SAFE_NO_PAD.encode(id));
+        Ok(ItemPage { items, next })
+    }
+
+    /// Updates name and description if the stored version is `expected_version`.
+    pub async fn update(
+        &self,
+        owner: &UserId,
+        id: &str,
+        name: &str,
+        description: &str,
+        expected_version: i64,
+        now: i64,
+    ) -> Result<ItemWrite, StoreError> {
+        if !valid_item_id(id) {
+            return Ok(ItemWrite::NotFound);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .update_expression("SET #name = :name, description = :desc, version = version + :one, updated_at = :now")
+            .condition_expression("attribute_exists(PK) AND version = :expected")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(name))
+            .expression_attribute_values(":desc", s(description))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expected", n(expected_version))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes() {
+                Some(attrs) => Ok(ItemWrite::Done(item_from(attrs)?)),
+                None => Err(StoreError::Corrupt("update returned nothing")),
+            },
+            Err(e) if is_condition_failure(&e) => match self.get(owner, id).await? {
+                None => Ok(ItemWrite::NotFound),
+                Some(_) => Ok(ItemWrite::VersionConflict),
+            },
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Deletes the owner's item. `false` if there was none.
+    pub async fn delete(&self, owner: &UserId, id: &str) -> Result<bool, StoreError> {
+        if !valid_item_id(id) {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner, id)))
+            .condition_expression("attribute_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_time_ordered_and_well_formed() {
+        let a = ItemStore::new_id(1_000).unwrap();
+        let b = ItemStore::new_id(2_000).unwrap();
+        assert!(valid_item_id(&a) && valid_item_id(&b));
+        assert!(a < b);
+        for bad in ["", "x", "../../etc", &"A".repeat(28), &"0".repeat(29)] {
+            assert!(!valid_item_id(bad), "{bad}");
+        }
+    }
+}
