@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test fmt-check clippy test-rust venv dev fmt bench
+.PHONY: test fmt-check clippy test-rust venv dev fmt bench openapi token
 
 ## make test: format check, clippy (warnings are errors), then every test against a fresh moto.
 test: venv fmt-check clippy test-rust
@@ -30,3 +30,11 @@ dev: venv
 ## make bench: criterion benchmarks of the authorizer's hot paths (loopback only, bounded).
 bench:
 	$(CARGO) bench -p authorizer --bench decision -- --warm-up-time 1 --measurement-time 3
+
+## make openapi: regenerate the committed OpenAPI document (docs/openapi.json).
+openapi:
+	$(CARGO) run -q -p local-gateway --example write-openapi
+
+## make token [LOGIN=demo PASSWORD=…]: a fresh Cognito access token from the running `make dev`.
+token:
+	@$(CARGO) run -q -p local-gateway -- token $(LOGIN) $(PASSWORD)

@@ -13,7 +13,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, fmt};
 
 /// Crates allowed to log below `WARN`: ours, which never log secrets.
-pub const OWN_TARGETS: &[&str] = &["authorizer", "token_service", "api", "shared"];
+pub const OWN_TARGETS: &[&str] = &[
+    "authorizer",
+    "token_service",
+    "api",
+    "shared",
+    "local_gateway",
+];
 
 fn allowed(meta: &Metadata<'_>) -> bool {
     let target = meta.target();

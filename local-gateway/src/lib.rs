@@ -1,0 +1,512 @@
+//! A local API Gateway with REST API semantics, for `make dev` and end-to-end
+//! tests. It runs the real authorizer and the real service routers in-process:
+//!
+//! 1. the route comes from the shared route table (unknown: 403 "Missing
+//!    Authentication Token", as API Gateway answers);
+//! 2. public routes skip the authorizer;
+//! 3. a missing or empty `Authorization` is a 401 **without** calling the
+//!    authorizer;
+//! 4. the authorizer's result is cached by identity source for the configured
+//!    TTL (0 = off), and its IAM policy is evaluated against the request's
+//!    method ARN (explicit Deny wins, wildcards honoured);
+//! 5. the service handler gets the same REST proxy event API Gateway sends,
+//!    with `requestContext.authorizer` set to the returned context.
+
+pub mod cognito;
+pub mod docs;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use authorizer::jwks::JwksSource;
+use authorizer::pat::TokenLookup;
+use authorizer::{AuthError, Authorizer, AuthorizerResponse};
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+use shared::Clock;
+use shared::policy::{PolicyDecision, evaluate};
+use shared::routes::{Access, Method, Route, Service, find_route};
+
+/// Largest request body accepted (API Gateway's payload limit).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Where the emulated API lives, for method ARNs and `requestContext`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Region in method ARNs.
+    pub region: String,
+    /// Account id in method ARNs.
+    pub account: String,
+    /// API id in method ARNs.
+    pub api_id: String,
+    /// Stage name.
+    pub stage: String,
+    /// Authorizer result cache TTL in seconds; 0 turns caching off.
+    pub cache_ttl_secs: i64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            api_id: "local".into(),
+            stage: "dev".into(),
+            cache_ttl_secs: 60,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Cached {
+    response: Arc<AuthorizerResponse>,
+    at: i64,
+}
+
+/// The gateway: authorizer, service routers, authorizer cache.
+pub struct Gateway<K, L, C> {
+    cfg: GatewayConfig,
+    authorizer: Authorizer<K, L, C>,
+    clock: Arc<C>,
+    token_service: axum::Router,
+    api: axum::Router,
+    cache: moka::sync::Cache<String, Cached>,
+    authorizer_calls: AtomicUsize,
+}
+
+impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
+    /// Assembles a gateway.
+    pub fn new(
+        cfg: GatewayConfig,
+        authorizer: Authorizer<K, L, C>,
+        clock: Arc<C>,
+        token_service: axum::Router,
+        api: axum::Router,
+    ) -> Self {
+        let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(ttl))
+                .build(),
+            cfg,
+            authorizer,
+            clock,
+            token_service,
+            api,
+            authorizer_calls: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many times the authorizer has been invoked.
+    pub fn authorizer_calls(&self) -> usize {
+        self.authorizer_calls.load(Ordering::SeqCst)
+    }
+
+    /// The authorizer (tests).
+    pub fn authorizer(&self) -> &Authorizer<K, L, C> {
+        &self.authorizer
+    }
+
+    fn method_arn(&self, method: Method, path: &str) -> String {
+        let c = &self.cfg;
+        format!(
+            "arn:aws:execute-api:{}:{}:{}/{}/{}/{}",
+            c.region,
+            c.account,
+            c.api_id,
+            c.stage,
+            method,
+            path.trim_start_matches('/')
+        )
+    }
+
+    async fn authorize(
+        &self,
+        identity: &str,
+        method_arn: &str,
+        request_id: &str,
+    ) -> Result<(Arc<AuthorizerResponse>, bool), AuthError> {
+        let now = self.clock.now();
+        if self.cfg.cache_ttl_secs > 0
+            && let Some(hit) = self.cache.get(identity)
+        {
+            if now - hit.at < self.cfg.cache_ttl_secs {
+                return Ok((hit.response, true));
+            }
+            self.cache.invalidate(identity);
+        }
+        let event: ApiGatewayCustomAuthorizerRequestTypeRequest = serde_json::from_value(json!({
+            "type": "REQUEST",
+            "methodArn": method_arn,
+            "headers": {"Authorization": identity},
+            "requestContext": {
+                "requestId": request_id,
+                "stage": self.cfg.stage,
+                "accountId": self.cfg.account,
+                "apiId": self.cfg.api_id
+            }
+        }))
+        .map_err(|_| AuthError::Internal)?;
+        self.authorizer_calls.fetch_add(1, Ordering::SeqCst);
+        let response = Arc::new(self.authorizer.decide(&event).await?);
+        if self.cfg.cache_ttl_secs > 0 {
+            self.cache.insert(
+                identity.to_owned(),
+                Cached {
+                    response: Arc::clone(&response),
+                    at: now,
+                },
+            );
+        }
+        Ok((response, false))
+    }
+}
+
+fn gateway_message(status: StatusCode, message: Option<&str>) -> Response {
+    let mut response = (status, json!({ "message": message }).to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn path_parameters(route: &Route, path: &str) -> HashMap<String, String> {
+    route
+        .path
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(template, value)| {
+            let name = template.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Serves one request with REST API semantics.
+pub async fn serve_request<K, L, C>(
+    State(gw): State<Arc<Gateway<K, L, C>>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    request: Request,
+) -> Response
+where
+    K: JwksSource,
+    L: TokenLookup,
+    C: Clock + 'static,
+{
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let method_name = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let (response, authorizer_cache) = route_request(&gw, peer, request, &request_id).await;
+    tracing::info!(
+        target: "local_gateway::access",
+        request_id,
+        method = method_name,
+        path,
+        status = response.status().as_u16(),
+        authorizer_cache,
+        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "access"
+    );
+    let mut response = response;
+    if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+async fn route_request<K, L, C>(
+    gw: &Gateway<K, L, C>,
+    peer: std::net::SocketAddr,
+    request: Request,
+    request_id: &str,
+) -> (Response, &'static str)
+where
+    K: JwksSource,
+    L: TokenLookup,
+    C: Clock + 'static,
+{
+    let path = request.uri().path().to_owned();
+    let Some(route) = Method::parse(request.method().as_str()).and_then(|m| find_route(m, &path))
+    else {
+        return (
+            gateway_message(StatusCode::FORBIDDEN, Some("Missing Authentication Token")),
+            "-",
+        );
+    };
+    let mut context = None;
+    let mut cache = "-";
+    if route.access != Access::Public {
+        let identity = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_owned);
+        let Some(identity) = identity else {
+            // API Gateway answers this itself: the authorizer is never invoked.
+            return (
+                gateway_message(StatusCode::UNAUTHORIZED, Some("Unauthorized")),
+                "-",
+            );
+        };
+        let method_arn = gw.method_arn(route.method, &path);
+        let (decision, hit) = match gw.authorize(&identity, &method_arn, request_id).await {
+            Ok(d) => d,
+            Err(AuthError::Unauthorized) => {
+                return (
+                    gateway_message(StatusCode::UNAUTHORIZED, Some("Unauthorized")),
+                    "miss",
+                );
+            }
+            Err(AuthError::Internal) => {
+                return (
+                    gateway_message(StatusCode::INTERNAL_SERVER_ERROR, None),
+                    "miss",
+                );
+            }
+        };
+        cache = if hit { "hit" } else { "miss" };
+        match evaluate(&decision.policy_document, &method_arn) {
+            PolicyDecision::Allow => {}
+            PolicyDecision::ExplicitDeny => {
+                let msg = "User is not authorized to access this resource with an explicit deny";
+                return (gateway_message(StatusCode::FORBIDDEN, Some(msg)), cache);
+            }
+            PolicyDecision::ImplicitDeny => {
+                let msg = "User is not authorized to access this resource";
+                return (gateway_message(StatusCode::FORBIDDEN, Some(msg)), cache);
+            }
+        }
+        context = Some(decision);
+    }
+    let router = match route.service {
+        Service::TokenService => gw.token_service.clone(),
+        Service::Api => gw.api.clone(),
+    };
+    let event = match proxy_event(gw, route, peer, request, request_id, context.as_deref()).await {
+        Ok(e) => e,
+        Err(status) => {
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "Request Too Long"
+            } else {
+                "Bad Request"
+            };
+            return (gateway_message(status, Some(msg)), cache);
+        }
+    };
+    let Ok(lambda_request) = lambda_http::request::from_str(&event.to_string()) else {
+        return (
+            gateway_message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("Internal server error"),
+            ),
+            cache,
+        );
+    };
+    let Ok(lambda_response) = shared::http::handle(router, lambda_request).await;
+    let (parts, body) = lambda_response.into_parts();
+    let body = match body {
+        lambda_http::Body::Text(t) => Body::from(t),
+        lambda_http::Body::Binary(b) => Body::from(b),
+        _ => Body::empty(),
+    };
+    (Response::from_parts(parts, body), cache)
+}
+
+/// The REST proxy-integration event API Gateway would send.
+async fn proxy_event<K, L, C>(
+    gw: &Gateway<K, L, C>,
+    route: &Route,
+    peer: std::net::SocketAddr,
+    request: Request,
+    request_id: &str,
+    decision: Option<&AuthorizerResponse>,
+) -> Result<Value, StatusCode> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;
+    let path = parts.uri.path().to_owned();
+    let headers = single_headers(&parts.headers);
+    let multi: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), json!([v])))
+        .collect();
+    let query: Option<serde_json::Map<String, Value>> = parts.uri.query().map(|q| {
+        q.split('&')
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_owned(), json!(v))
+            })
+            .collect()
+    });
+    let authorizer = decision.map(|d| {
+        let mut map = serde_json::Map::new();
+        if let Ok(Value::Object(ctx)) = serde_json::to_value(&d.context) {
+            for (k, v) in ctx {
+                // API Gateway forwards every context value as a string.
+                let text = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                map.insert(k, json!(text));
+            }
+        }
+        map.insert("principalId".into(), json!(d.principal_id));
+        Value::Object(map)
+    });
+    let (body, is_base64) = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => (Value::Null, false),
+        Ok(text) => (json!(text), false),
+        Err(e) => (
+            json!(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+            true,
+        ),
+    };
+    let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
+    Ok(json!({
+        "resource": route.path,
+        "path": path,
+        "httpMethod": route.method.as_str(),
+        "headers": headers,
+        "multiValueHeaders": multi,
+        "queryStringParameters": query,
+        "pathParameters": path_parameters(route, &path),
+        "stageVariables": null,
+        "requestContext": {
+            "resourcePath": route.path,
+            "httpMethod": route.method.as_str(),
+            "path": format!("/{}{}", gw.cfg.stage, path),
+            "stage": gw.cfg.stage,
+            "requestId": request_id,
+            "accountId": gw.cfg.account,
+            "apiId": gw.cfg.api_id,
+            "identity": {"sourceIp": peer.ip().to_string(), "userAgent": user_agent},
+            "authorizer": authorizer
+        },
+        "body": body,
+        "isBase64Encoded": is_base64
+    }))
+}
+
+fn single_headers(headers: &HeaderMap) -> HashMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// The whole local server: `/docs`, `/openapi.json`, and everything else
+/// through the gateway.
+pub fn app<K, L, C>(gw: Arc<Gateway<K, L, C>>) -> axum::Router
+where
+    K: JwksSource,
+    L: TokenLookup,
+    C: Clock + 'static,
+{
+    docs::router()
+        .fallback(serve_request::<K, L, C>)
+        .with_state(gw)
+}
+
+/// Everything a local gateway needs to know.
+#[derive(Debug, Clone)]
+pub struct LocalSetup {
+    /// The token table (also holds items).
+    pub store: shared::store::TokenStore,
+    /// The Cognito pool whose tokens are accepted.
+    pub pool: cognito::Pool,
+    /// The emulated API.
+    pub gateway: GatewayConfig,
+    /// The authorizer's PAT caches.
+    pub pat: authorizer::config::PatConfig,
+    /// `TOKEN_MAX_LIFETIME_DAYS` of the token service.
+    pub max_lifetime_days: i64,
+}
+
+/// Builds the gateway over real components: the authorizer (JWKS over HTTP),
+/// the token service and the business API, all on `setup.store`.
+pub fn build<C: Clock + 'static>(
+    setup: &LocalSetup,
+    clock: Arc<C>,
+) -> anyhow::Result<Arc<Gateway<authorizer::jwks::HttpJwks, shared::store::TokenStore, C>>> {
+    use anyhow::Context;
+    use authorizer::config::{AcceptedTokenUse, JwtConfig};
+    use authorizer::jwks::{HttpJwks, KeyCache};
+    use shared::hash::{HashParams, SecretHasher};
+
+    let hasher = || SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN);
+    let jwt = JwtConfig {
+        issuer: setup.pool.issuer(),
+        jwks_url: setup.pool.jwks_url(),
+        client_ids: vec![setup.pool.client_id.clone()],
+        token_use: AcceptedTokenUse {
+            access: true,
+            id: false,
+        },
+        leeway_secs: 5,
+        default_scopes: shared::ScopeSet::all(),
+        scope_claim_prefix: None,
+    };
+    let keys = KeyCache::new(HttpJwks::new(jwt.jwks_url.clone()).context("JWKS client")?);
+    let pat = authorizer::pat::PatVerifier::new(
+        setup.store.clone(),
+        hasher().context("argon2 parameters")?,
+        setup.pat.clone(),
+        setup.store.config().touch_interval_secs,
+    )
+    .context("PAT cache key")?;
+    let authorizer = Authorizer::new(
+        authorizer::jwt::JwtVerifier::new(jwt, keys),
+        pat,
+        Arc::clone(&clock),
+        8192,
+    );
+    let tokens = token_service::AppState::new(
+        setup.store.clone(),
+        hasher().context("argon2 parameters")?,
+        clock.clone(),
+        setup.max_lifetime_days,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let items = shared::items::ItemStore::new(
+        setup.store.client().clone(),
+        setup.store.config().table_name.clone(),
+    );
+    let api = api::router(api::AppState {
+        items,
+        clock: clock.clone(),
+    });
+    Ok(Arc::new(Gateway::new(
+        setup.gateway.clone(),
+        authorizer,
+        clock,
+        token_service::router(tokens),
+        api,
+    )))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
