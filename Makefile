@@ -3,10 +3,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test fmt-check clippy test-rust venv dev fmt bench openapi token
+.PHONY: test fmt-check clippy test-rust test-e2e venv dev fmt bench openapi token
 
-## make test: format check, clippy (warnings are errors), then every test against a fresh moto.
-test: venv fmt-check clippy test-rust
+## make test: format check, clippy (warnings are errors), every cargo test against a
+## fresh moto, then the browser and schemathesis checks against a real local gateway.
+test: venv fmt-check clippy test-rust test-e2e
 
 venv:
 	@scripts/ensure-venv.sh
@@ -23,7 +24,10 @@ clippy:
 test-rust:
 	scripts/with-moto.sh $(CARGO) test --workspace --locked --no-fail-fast
 
-## make dev: a local single-threaded moto with the token table created, on 127.0.0.1:4566.
+test-e2e:
+	scripts/with-moto.sh scripts/e2e-external.sh
+
+## make dev: moto + table + Cognito pool + demo user, and the local gateway on 127.0.0.1:3000.
 dev: venv
 	scripts/dev.sh
 
