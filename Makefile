@@ -1,13 +1,15 @@
 # Everything CI runs is `make test`. See README.md.
 SHELL := /bin/bash
 CARGO ?= cargo
+PNPM := $(CURDIR)/.tools/node_modules/.bin/pnpm
+PNPM_VERSION := 10.34.8
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test fmt-check clippy test-rust test-e2e venv dev fmt bench openapi token
+.PHONY: test fmt-check clippy test-rust test-e2e test-infra venv dev fmt bench generated token
 
 ## make test: format check, clippy (warnings are errors), every cargo test against a
 ## fresh moto, then the browser and schemathesis checks against a real local gateway.
-test: venv fmt-check clippy test-rust test-e2e
+test: venv fmt-check clippy test-rust test-e2e test-infra
 
 venv:
 	@scripts/ensure-venv.sh
@@ -27,6 +29,18 @@ test-rust:
 test-e2e:
 	scripts/with-moto.sh scripts/e2e-external.sh
 
+## The CDK app: typecheck, lint, format check, Jest (assertions + cdk-nag), synth, cfn-lint.
+test-infra: venv $(PNPM)
+	cd infra && $(PNPM) install --frozen-lockfile --reporter=silent
+	cd infra && $(PNPM) run build && $(PNPM) run lint && $(PNPM) run format:check
+	cd infra && $(PNPM) test
+	cd infra && CDK_DISABLE_VERSION_CHECK=1 $(PNPM) run synth && $(PNPM) run cfn-lint
+
+# pnpm from the npm registry into a project-local prefix (corepack's signature
+# check fails on some Node 20 installs).
+$(PNPM):
+	npm install --silent --no-audit --no-fund --prefix .tools pnpm@$(PNPM_VERSION)
+
 ## make dev: moto + table + Cognito pool + demo user, and the local gateway on 127.0.0.1:3000.
 dev: venv
 	scripts/dev.sh
@@ -35,9 +49,9 @@ dev: venv
 bench:
 	$(CARGO) bench -p authorizer --bench decision -- --warm-up-time 1 --measurement-time 3
 
-## make openapi: regenerate the committed OpenAPI document (docs/openapi.json).
-openapi:
-	$(CARGO) run -q -p local-gateway --example write-openapi
+## make generated: regenerate the committed files derived from code (OpenAPI document, route manifest).
+generated:
+	$(CARGO) run -q -p local-gateway --example write-generated
 
 ## make token [LOGIN=demo PASSWORD=…]: a fresh Cognito access token from the running `make dev`.
 token:

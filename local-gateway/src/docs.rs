@@ -47,7 +47,7 @@ mod tests {
         let committed = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             committed == openapi_json(),
-            "docs/openapi.json is stale: run `make openapi` and commit the result"
+            "docs/openapi.json is stale: run `make generated` and commit the result"
         );
     }
 

@@ -200,6 +200,35 @@ pub fn permitted_routes(scopes: ScopeSet) -> impl Iterator<Item = &'static Route
     ROUTES.iter().filter(move |r| r.access.permits(scopes))
 }
 
+/// The infrastructure manifest: every route with its access rule and service,
+/// plus the table facts the CDK app needs. Written to
+/// `infra/generated/routes.json` (a test fails when the file drifts), so the
+/// deployed API is generated from this table, never hand-copied.
+pub fn infra_manifest() -> serde_json::Value {
+    serde_json::json!({
+        "comment": "Generated from shared/src/routes.rs by `make generated`. Do not edit.",
+        "routes": ROUTES,
+        "table": {
+            "partitionKey": "PK",
+            "sortKey": "SK",
+            "gsi1": {
+                "name": crate::store::GSI1,
+                "partitionKey": "GSI1PK",
+                "sortKey": "GSI1SK",
+                "projectedAttributes": crate::store::GSI1_PROJECTED,
+            },
+            "ttlAttribute": crate::store::TTL_ATTRIBUTE,
+        }
+    })
+}
+
+/// [`infra_manifest`] as committed: pretty JSON with a trailing newline.
+pub fn infra_manifest_json() -> String {
+    let mut text = serde_json::to_string_pretty(&infra_manifest()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// Whether an IAM resource pattern (with `*` and `?` wildcards) matches `value`.
 ///
 /// `*` matches any run of characters (including `/`), `?` exactly one, as IAM
@@ -298,6 +327,16 @@ mod tests {
             assert_eq!(format!("{} {}", route.method, route.path), name);
             assert_eq!(route.access, access, "{name}");
         }
+    }
+
+    #[test]
+    fn the_committed_infra_manifest_matches_the_route_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/generated/routes.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == infra_manifest_json(),
+            "infra/generated/routes.json is stale: run `make generated` and commit it"
+        );
     }
 
     #[test]

@@ -711,7 +711,7 @@ impl TokenStore {
 
 /// Attributes projected into GSI1. The hash is deliberately absent: listings
 /// can never leak it, whatever a handler does.
-const GSI1_PROJECTED: &[&str] = &[
+pub const GSI1_PROJECTED: &[&str] = &[
     "v",
     "id",
     "owner",
