@@ -5,7 +5,7 @@ PNPM := $(CURDIR)/.tools/node_modules/.bin/pnpm
 PNPM_VERSION := 10.34.8
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test fmt-check clippy test-rust test-e2e test-infra venv dev fmt bench generated token
+.PHONY: test fmt-check clippy test-rust test-e2e test-infra venv dev fmt bench generated token hooks lambdas
 
 ## make test: format check, clippy (warnings are errors), every cargo test against a
 ## fresh moto, then the browser and schemathesis checks against a real local gateway.
@@ -56,3 +56,11 @@ generated:
 ## make token [LOGIN=demo PASSWORD=…]: a fresh Cognito access token from the running `make dev`.
 token:
 	@$(CARGO) run -q -p local-gateway -- token $(LOGIN) $(PASSWORD)
+
+## make hooks: install the pre-commit (fmt, clippy, infra lint) and commit-msg (Conventional Commits) hooks.
+hooks:
+	git config core.hooksPath scripts/hooks
+
+## make lambdas: release builds for provided.al2023/arm64 into target/lambda (needs cargo-lambda).
+lambdas:
+	scripts/build-lambdas.sh

@@ -3,7 +3,8 @@
 # (run under scripts/with-moto.sh, which provides DYNAMODB_ENDPOINT):
 #   1. headless Chromium loads /docs and finds the /tokens and /items operations
 #      (screenshot kept in target/e2e-artifacts/docs.png);
-#   2. schemathesis fuzzes every operation with a real Cognito token, bounded in
+#   2. the deployment smoke test (scripts/smoke-test.sh) passes against it;
+#   3. schemathesis fuzzes every operation with a real Cognito token, bounded in
 #      examples and time: no 5xx, no response that violates the document.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +30,7 @@ base="http://127.0.0.1:$port"
 (
   cd "$work"
   TABLE_NAME="e2e-$port" GATEWAY_ADDR="127.0.0.1:$port" RUST_LOG=warn \
+    AUTHORIZER_CACHE_TTL_SECONDS=1 PAT_CACHE_TTL_SECONDS=1 \
     exec "$root/target/debug/local-gateway" dev
 ) >"$work/gateway.log" 2>&1 &
 gw_pid=$!
@@ -61,6 +63,15 @@ docs_screenshot() {
 }
 check docs_show_operations
 check docs_screenshot
+
+smoke() {
+  local client
+  client=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pool"]["client_id"])' "$work/.dev/state.json")
+  API_URL="$base" USER_POOL_CLIENT_ID="$client" COGNITO_ENDPOINT="$DYNAMODB_ENDPOINT" \
+    SMOKE_USERNAME=demo SMOKE_PASSWORD='Demo-passw0rd!' REVOCATION_BOUND_SECONDS=10 \
+    timeout 60 "$root/scripts/smoke-test.sh"
+}
+check smoke
 
 jwt=$(cd "$work" && "$root/target/debug/local-gateway" token)
 schemathesis() {

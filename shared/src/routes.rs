@@ -331,7 +331,10 @@ mod tests {
 
     #[test]
     fn the_committed_infra_manifest_matches_the_route_table() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/generated/routes.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/generated/routes.json"
+        );
         let committed = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             committed == infra_manifest_json(),
