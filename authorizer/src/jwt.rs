@@ -79,29 +79,8 @@ impl<S: JwksSource> JwtVerifier<S> {
 
     /// Verifies `token` at time `now` (Unix seconds).
     pub async fn verify(&self, token: &str, now: i64) -> Result<Principal, Reject> {
-        check_structure(token)?;
-        let header = decode_header(token).map_err(|_| Reject::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(Reject::Algorithm);
-        }
-        if header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-            || header.crit.is_some()
-        {
-            return Err(Reject::ForbiddenHeader);
-        }
-        let kid = header.kid.as_deref().ok_or(Reject::KeyId)?;
-        let kid_ok = !kid.is_empty()
-            && kid.len() <= MAX_KID_LEN
-            && kid.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'=' | b'.')
-            });
-        if !kid_ok {
-            return Err(Reject::KeyId);
-        }
-        let key = self.keys.key(kid).await.map_err(|e| match e {
+        let kid = pre_parse(token)?;
+        let key = self.keys.key(&kid).await.map_err(|e| match e {
             KeyError::UnknownKid => Reject::UnknownKey,
             KeyError::Unavailable(e) => Reject::KeysUnavailable(e.to_string()),
         })?;
@@ -181,6 +160,35 @@ impl<S: JwksSource> JwtVerifier<S> {
             .collect();
         granted.intersection(default)
     }
+}
+
+/// Everything decided before any key lookup: three clean segments, a header
+/// with `alg` exactly RS256, no key-source headers, and a well-formed `kid`,
+/// which it returns. Total on any input (fuzzed).
+pub fn pre_parse(token: &str) -> Result<String, Reject> {
+    check_structure(token)?;
+    let header = decode_header(token).map_err(|_| Reject::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(Reject::Algorithm);
+    }
+    if header.jku.is_some()
+        || header.jwk.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+        || header.crit.is_some()
+    {
+        return Err(Reject::ForbiddenHeader);
+    }
+    let kid = header.kid.ok_or(Reject::KeyId)?;
+    let kid_ok = !kid.is_empty()
+        && kid.len() <= MAX_KID_LEN
+        && kid.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'=' | b'.')
+        });
+    if !kid_ok {
+        return Err(Reject::KeyId);
+    }
+    Ok(kid)
 }
 
 /// Three non-empty base64url segments, nothing else.

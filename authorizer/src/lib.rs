@@ -24,6 +24,21 @@ use crate::jwks::JwksSource;
 use crate::jwt::JwtVerifier;
 use crate::pat::{PatVerifier, TokenLookup};
 
+/// DynamoDB timeouts of the authorizer: with [`dynamodb_retries`], a decision
+/// fails closed in at most about two seconds when DynamoDB is slow or down.
+pub fn dynamodb_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_millis(500))
+        .operation_attempt_timeout(std::time::Duration::from_millis(800))
+        .operation_timeout(std::time::Duration::from_millis(2000))
+        .build()
+}
+
+/// DynamoDB retries of the authorizer: one retry at most.
+pub fn dynamodb_retries() -> aws_sdk_dynamodb::config::retry::RetryConfig {
+    aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(2)
+}
+
 /// The authorizer's response type.
 pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<AuthorizerContext>;
 
@@ -208,8 +223,9 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
     }
 }
 
-/// Extracts the credential from `Authorization: Bearer <credential>`. The
-/// scheme is case-insensitive; the size cap applies before any decoding.
+/// Extracts the credential from `Authorization: Bearer <credential>` (RFC 6750:
+/// the scheme, case-insensitive, then exactly one space; no other whitespace
+/// is tolerated). The size cap applies before any decoding.
 fn bearer_credential(
     event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
     max_bytes: usize,
@@ -226,8 +242,7 @@ fn bearer_credential(
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Reject::NoCredential);
     }
-    let credential = credential.trim_matches(' ');
-    if credential.is_empty() {
+    if credential.is_empty() || credential.contains(char::is_whitespace) {
         return Err(Reject::NoCredential);
     }
     if credential.len() > max_bytes {

@@ -1,7 +1,6 @@
 //! Lambda entry point: build everything once at cold start, then serve events.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use authorizer::Authorizer;
@@ -24,13 +23,8 @@ async fn main() -> anyhow::Result<()> {
         AuthorizerConfig::from_env(&ProcessEnv).context("invalid authorizer configuration")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk)
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_millis(800))
-                .operation_timeout(Duration::from_millis(2000))
-                .build(),
-        )
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2));
+        .timeout_config(authorizer::dynamodb_timeouts())
+        .retry_config(authorizer::dynamodb_retries());
     if let Some(endpoint) = &cfg.store.endpoint {
         dynamo = dynamo.endpoint_url(endpoint);
     }

@@ -68,15 +68,38 @@ impl Intercept for RequestCounter {
 
 /// A DynamoDB client for `endpoint` with static test credentials and a request counter.
 pub fn client(endpoint: &str) -> (Client, RequestCounter) {
+    client_with(endpoint, None, None)
+}
+
+/// As [`client`], with the given timeouts and retries (fault-injection tests).
+pub fn client_with(
+    endpoint: &str,
+    timeouts: Option<aws_sdk_dynamodb::config::timeout::TimeoutConfig>,
+    retries: Option<aws_sdk_dynamodb::config::retry::RetryConfig>,
+) -> (Client, RequestCounter) {
     let counter = RequestCounter::default();
-    let conf = aws_sdk_dynamodb::Config::builder()
+    let mut conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(endpoint)
-        .interceptor(counter.clone())
-        .build();
-    (Client::from_conf(conf), counter)
+        .interceptor(counter.clone());
+    if let Some(t) = timeouts {
+        conf = conf.timeout_config(t);
+    }
+    if let Some(r) = retries {
+        conf = conf.retry_config(r);
+    }
+    (Client::from_conf(conf.build()), counter)
+}
+
+/// How many cases a scalable suite runs: `ci` normally, `long` when
+/// `AGPAT_LONG_TESTS=1` (`make test-long`).
+pub fn scale(ci: usize, long: usize) -> usize {
+    match std::env::var("AGPAT_LONG_TESTS") {
+        Ok(v) if v == "1" => long,
+        _ => ci,
+    }
 }
 
 /// Store settings for a fresh, uniquely named table.

@@ -306,11 +306,56 @@ async fn every_malicious_or_invalid_jwt_is_unauthorized() {
         format!("{head}.{}.{sig}", B64.encode("not json")),
     ));
     cases.push(("empty".into(), String::new()));
+    cases.push(("five parts".into(), format!("{good}.{sig}.{sig}")));
+    cases.push((
+        "truncated signature".into(),
+        format!("{head}.{body}.{}", &sig[..sig.len() / 2]),
+    ));
+    cases.push(("signature with base64 padding".into(), format!("{good}==")));
+    cases.push((
+        "standard base64 alphabet".into(),
+        good.replace('-', "+").replace('_', "/"),
+    ));
+    cases.push(("leading whitespace".into(), format!(" {good}")));
+    cases.push(("whitespace inside".into(), format!("{head}. {body}.{sig}")));
+    cases.push(("trailing dot".into(), format!("{good}.")));
+    cases.push((
+        "issuer off by one character".into(),
+        sign(&with(
+            payload.clone(),
+            "iss",
+            json!(ISSUER.replace("TestPool", "TestPoom")),
+        )),
+    ));
+    cases.push((
+        "issuer in another case".into(),
+        sign(&with(payload.clone(), "iss", json!(ISSUER.to_uppercase()))),
+    ));
+    cases.push((
+        "token_use swapped to id".into(),
+        sign(&with(payload.clone(), "token_use", json!("id"))),
+    ));
+    cases.push((
+        "client_id as a number".into(),
+        sign(&with(payload.clone(), "client_id", json!(7))),
+    ));
+    cases.push((
+        "exp as a float".into(),
+        sign(&with(payload.clone(), "exp", json!(1.9e9))),
+    ));
+    cases.push((
+        "sub not a user id".into(),
+        sign(&with(payload.clone(), "sub", json!("a#b"))),
+    ));
 
     assert!(cases.len() >= 35, "corpus has {} vectors", cases.len());
     for (name, token) in &cases {
-        assert_unauthorized(h.decide(Some(&bearer(token))).await, name);
+        assert_refused(&h, &bearer(token), name).await;
     }
+    println!(
+        "JWT negative corpus: {} vectors, all Unauthorized, 0 fetches from token-named URLs",
+        cases.len()
+    );
     assert_eq!(
         evil.hits(),
         0,

@@ -9,6 +9,8 @@
 )]
 
 mod cognito;
+mod corpus;
+mod faults;
 mod fixtures;
 mod jwt;
 mod pat;
