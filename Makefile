@@ -5,11 +5,19 @@ PNPM := $(CURDIR)/.tools/node_modules/.bin/pnpm
 PNPM_VERSION := 10.34.8
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test fmt-check clippy test-rust test-e2e test-infra venv dev fmt bench generated token hooks lambdas
+.PHONY: test test-long threat-model fmt-check clippy test-rust test-e2e test-infra venv dev fmt bench generated token hooks lambdas
 
 ## make test: format check, clippy (warnings are errors), every cargo test against a
 ## fresh moto, then the browser and schemathesis checks against a real local gateway.
-test: venv fmt-check clippy test-rust test-e2e test-infra
+test: venv fmt-check clippy threat-model test-rust test-e2e test-infra
+
+## make test-long: the same suites at full scale (bit flips 10^5, load 60 s, …).
+test-long:
+	AGPAT_LONG_TESTS=1 $(MAKE) test
+
+## Every test named in threat-model.md must exist.
+threat-model:
+	python3 scripts/check-threat-model.py
 
 venv:
 	@scripts/ensure-venv.sh
@@ -24,7 +32,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 test-rust:
-	scripts/with-moto.sh $(CARGO) test --workspace --locked --no-fail-fast
+	scripts/with-moto.sh $(CARGO) test --workspace --locked --no-fail-fast -- --show-output
 
 test-e2e:
 	scripts/with-moto.sh scripts/e2e-external.sh

@@ -13,6 +13,34 @@ use shared::Clock;
 
 const PASSWORD: &str = "Correct-horse-9!";
 
+/// Every log line of this test binary, captured through the production JSON
+/// subscriber at the most verbose level (set once, process-wide).
+static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = Capture(buffer.clone());
+        let subscriber = shared::logging::json_subscriber(move || writer.clone(), "trace");
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buffer
+    })
+    .clone()
+}
+
 /// Starts at the real time (moto signs tokens with real `iat`/`exp`) and can
 /// be moved forward to pass cache windows without sleeping.
 #[derive(Default)]
@@ -42,6 +70,11 @@ struct Running {
 }
 
 async fn start(cache_ttl_secs: i64) -> Running {
+    start_with(cache_ttl_secs, 10).await
+}
+
+async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
+    capture_logs();
     let endpoint = shared::testing::endpoint();
     let store = shared::testing::fresh_store(20).await;
     let pool = cognito::create_pool(&endpoint, "us-east-1", "e2e")
@@ -58,7 +91,7 @@ async fn start(cache_ttl_secs: i64) -> Running {
             ..GatewayConfig::default()
         },
         pat: authorizer::config::PatConfig {
-            positive_ttl_secs: 10,
+            positive_ttl_secs: pat_ttl_secs,
             negative_ttl_secs: 30,
             max_failures_per_id: 5,
         },
@@ -315,4 +348,215 @@ async fn docs_and_the_openapi_document_are_served() {
         doc,
         serde_json::to_value(local_gateway::docs::openapi()).unwrap()
     );
+}
+
+/// Revocation bound end to end, in real time, with both caches on (1 s each):
+/// time from the revoke response to the first 401, for several tokens.
+#[tokio::test]
+async fn the_revocation_bound_holds_end_to_end_for_many_tokens() {
+    let gw = start_with(1, 1).await;
+    let jwt = gw.login("alice").await;
+    let n = shared::testing::scale(5, 50);
+    let mut pats = Vec::new();
+    for _ in 0..n {
+        let pat = gw.issue_pat(&jwt, &["items:read"]).await;
+        let (status, _) = gw.send("GET", "/items", Some(&pat), None).await;
+        assert_eq!(status, StatusCode::OK);
+        pats.push(pat);
+    }
+    // Documented bound: gateway TTL + PAT cache TTL. Whole-second timestamps
+    // can only shorten a cache entry's life, never extend it.
+    let bound = std::time::Duration::from_secs(1 + 1);
+    let mut worst = std::time::Duration::ZERO;
+    for pat in &pats {
+        let (status, _) = gw
+            .send("POST", "/tokens/revoke", None, Some(json!({"token": pat})))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let revoked_at = std::time::Instant::now();
+        loop {
+            let (status, _) = gw.send("GET", "/items", Some(pat), None).await;
+            if status == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                revoked_at.elapsed() <= bound,
+                "still accepted after {:?}",
+                revoked_at.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        worst = worst.max(revoked_at.elapsed());
+    }
+    println!(
+        "revocation bound: {n} tokens, worst {worst:?} from revoke to first 401 (bound {bound:?})"
+    );
+}
+
+/// A bounded mixed load on loopback: valid JWTs and PATs, out-of-scope and
+/// invalid credentials, and a revocation mid-run. No 5xx, no wrong decision.
+#[tokio::test]
+async fn bounded_mixed_load_has_no_5xx_and_no_wrong_decision() {
+    let gw = Arc::new(start_with(1, 1).await);
+    let jwt = gw.login("alice").await;
+    let reader = gw.issue_pat(&jwt, &["items:read"]).await;
+    let doomed = gw.issue_pat(&jwt, &["items:read"]).await;
+    let duration =
+        std::time::Duration::from_secs(u64::try_from(shared::testing::scale(5, 60)).unwrap());
+    let started = std::time::Instant::now();
+    let revoked_at: Arc<std::sync::Mutex<Option<std::time::Instant>>> = Arc::default();
+    let bound = std::time::Duration::from_secs(2);
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (gw, jwt, reader, doomed, revoked_at) = (
+                gw.clone(),
+                jwt.clone(),
+                reader.clone(),
+                doomed.clone(),
+                revoked_at.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let (mut server_errors, mut wrong) = (0u32, Vec::new());
+                let mut i = w;
+                while started.elapsed() < duration {
+                    i += 1;
+                    let t = std::time::Instant::now();
+                    let (kind, status) = match i % 5 {
+                        0 => ("jwt", gw.send("GET", "/items", Some(&jwt), None).await.0),
+                        1 => ("pat", gw.send("GET", "/items", Some(&reader), None).await.0),
+                        2 => (
+                            "out-of-scope",
+                            gw.send("GET", "/tokens", Some(&reader), None).await.0,
+                        ),
+                        3 => (
+                            "invalid",
+                            gw.send("GET", "/items", Some(&format!("agpat_{i:066}")), None)
+                                .await
+                                .0,
+                        ),
+                        _ => (
+                            "revoked",
+                            gw.send("GET", "/items", Some(&doomed), None).await.0,
+                        ),
+                    };
+                    latencies.push(t.elapsed());
+                    if status.is_server_error() {
+                        server_errors += 1;
+                    }
+                    let revoked_for = revoked_at.lock().unwrap().map(|r| r.elapsed());
+                    let ok = match kind {
+                        "jwt" | "pat" => status == StatusCode::OK,
+                        "out-of-scope" => status == StatusCode::FORBIDDEN,
+                        "invalid" => status == StatusCode::UNAUTHORIZED,
+                        _ => match revoked_for {
+                            Some(d) if d > bound => status == StatusCode::UNAUTHORIZED,
+                            _ => status == StatusCode::OK || status == StatusCode::UNAUTHORIZED,
+                        },
+                    };
+                    if !ok {
+                        wrong.push(format!("{kind}: {status}"));
+                    }
+                }
+                (latencies, server_errors, wrong)
+            })
+        })
+        .collect();
+    tokio::time::sleep(duration / 3).await;
+    let (status, _) = gw
+        .send(
+            "POST",
+            "/tokens/revoke",
+            None,
+            Some(json!({"token": doomed})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    *revoked_at.lock().unwrap() = Some(std::time::Instant::now());
+    let mut latencies = Vec::new();
+    let (mut server_errors, mut wrong) = (0, Vec::new());
+    for worker in workers {
+        let (l, s, w) = worker.await.unwrap();
+        latencies.extend(l);
+        server_errors += s;
+        wrong.extend(w);
+    }
+    latencies.sort();
+    let total = latencies.len();
+    let pct = |p: f64| latencies[((total as f64 * p) as usize).min(total - 1)];
+    let report = format!(
+        "# Local gateway load test\n\nDuration {:?}, 8 loopback workers, debug build, moto.\n\n| requests | req/s | p50 | p99 | 5xx | wrong decisions |\n|---|---|---|---|---|---|\n| {total} | {:.0} | {:?} | {:?} | {server_errors} | {} |\n",
+        duration,
+        total as f64 / duration.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        wrong.len()
+    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/e2e-artifacts");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(format!("{dir}/load-report.md"), &report).unwrap();
+    println!("{report}");
+    assert_eq!(server_errors, 0);
+    assert!(wrong.is_empty(), "wrong decisions: {wrong:?}");
+    assert!(total > 50, "the load test barely ran");
+}
+
+/// Every e2e flow above runs with its logs captured; this one runs a full
+/// lifecycle and checks that no secret, JWT signature or hash was ever logged.
+#[tokio::test]
+async fn e2e_logs_never_contain_secrets_jwts_or_hashes() {
+    let logs = capture_logs();
+    let gw = start(60).await;
+    let jwt = gw.login("alice").await;
+    let pat = gw
+        .issue_pat(
+            &jwt,
+            &["items:read", "items:write", "tokens:read", "tokens:write"],
+        )
+        .await;
+    gw.send(
+        "POST",
+        "/items",
+        Some(&pat),
+        Some(json!({"name": "logged?"})),
+    )
+    .await;
+    gw.send("GET", "/tokens/self", Some(&pat), None).await;
+    let (_, rotated) = gw
+        .send(
+            "POST",
+            &format!("/tokens/{}/rotate", &pat[6..23]),
+            Some(&jwt),
+            None,
+        )
+        .await;
+    let successor = rotated["token"].as_str().unwrap().to_owned();
+    gw.send("GET", "/items", Some(&successor), None).await;
+    gw.send(
+        "POST",
+        "/tokens/revoke",
+        None,
+        Some(json!({"token": successor})),
+    )
+    .await;
+    gw.send("GET", "/items", Some("agpat_junk"), None).await;
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("local_gateway::access"),
+        "access lines are captured"
+    );
+    assert!(
+        text.contains("authorizer decision"),
+        "authorizer decisions are captured"
+    );
+    let secret_of = |t: &str| t[23..66].to_owned();
+    for (what, needle) in [
+        ("PAT secret", secret_of(&pat)),
+        ("successor secret", secret_of(&successor)),
+        ("JWT signature", jwt.rsplit('.').next().unwrap().to_owned()),
+        ("argon2 hash marker", "$argon2".to_owned()),
+    ] {
+        assert!(!text.contains(&needle), "{what} reached the logs");
+    }
 }
