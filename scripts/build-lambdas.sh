@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for function in authorizer token-service api; do
-  cargo lambda build --release --arm64 -p "$function"
+  cargo lambda build --release --arm64 --locked -p "$function"
   # A zip beside the binary, for uploading as a build artifact.
   python3 - "target/lambda/$function" <<'PY'
 import os, sys, zipfile
