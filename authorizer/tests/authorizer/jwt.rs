@@ -158,6 +158,17 @@ async fn every_malicious_or_invalid_jwt_is_unauthorized() {
         )
         .unwrap(),
     ));
+    let pem_body: String = SIGNING_PUB_PEM
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(pem_body)
+        .unwrap();
+    cases.push((
+        "HS256 keyed with the public key DER".into(),
+        jsonwebtoken::encode(&hs, &payload, &EncodingKey::from_secret(&der)).unwrap(),
+    ));
     let jwk_json =
         serde_json::to_string(&serde_json::from_str::<Value>(JWKS).unwrap()["keys"][0]).unwrap();
     cases.push((
