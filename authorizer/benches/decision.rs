@@ -90,6 +90,7 @@ fn benches(c: &mut Criterion) {
         leeway_secs: 5,
         default_scopes: ScopeSet::all(),
         scope_claim_prefix: None,
+        cache_ttl_secs: 60,
     };
     let pat_cfg = PatConfig {
         positive_ttl_secs: 300,
@@ -97,7 +98,7 @@ fn benches(c: &mut Criterion) {
         max_failures_per_id: 5,
     };
     let authorizer = Authorizer::new(
-        JwtVerifier::new(jwt_cfg, KeyCache::new(StaticJwks)),
+        JwtVerifier::new(jwt_cfg, KeyCache::new(StaticJwks)).unwrap(),
         PatVerifier::new(store, hasher, pat_cfg, 300).unwrap(),
         Arc::new(SystemClock),
         8192,

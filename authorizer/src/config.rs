@@ -29,6 +29,9 @@ pub struct JwtConfig {
     pub leeway_secs: i64,
     /// Scopes a Cognito session holds by default.
     pub default_scopes: ScopeSet,
+    /// How long a verified JWT is served from memory, in seconds (never past
+    /// its `exp`); 0 turns the cache off.
+    pub cache_ttl_secs: i64,
     /// If set, an access token's `scope` claim narrows the session: entries
     /// `<prefix><scope>` (a Cognito resource-server scope) are kept, and the
     /// session holds the intersection with `default_scopes`.
@@ -154,6 +157,14 @@ impl AuthorizerConfig {
                 )?,
                 default_scopes,
                 scope_claim_prefix: optional(env, "JWT_SCOPE_PREFIX"),
+                cache_ttl_secs: number_in(
+                    env,
+                    "JWT_CACHE_TTL_SECONDS",
+                    60,
+                    0,
+                    3600,
+                    "an integer from 0 to 3600",
+                )?,
             },
             pat: PatConfig {
                 positive_ttl_secs: number_in(

@@ -4,6 +4,10 @@
 //! headers, `kid` shape) are checked before any key lookup, so junk never
 //! triggers a JWKS fetch. Time claims are checked against the injected clock.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
 use shared::{AuthMethod, Principal, ScopeSet, UserId};
@@ -46,16 +50,30 @@ struct CognitoClaims {
     cognito_username: Option<String>,
 }
 
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    cached_at: i64,
+}
+
 /// Verifies Cognito JWTs.
 pub struct JwtVerifier<S> {
     cfg: JwtConfig,
     keys: KeyCache<S>,
     validation: Validation,
+    /// Per-process random key: cache entries are keyed by an HMAC of the whole
+    /// token, never by the token itself.
+    cache_key: hmac::Key,
+    verified: moka::sync::Cache<[u8; 32], Verified>,
+    signature_checks: AtomicUsize,
 }
 
 impl<S: JwksSource> JwtVerifier<S> {
     /// A verifier using `keys` for signatures.
-    pub fn new(cfg: JwtConfig, keys: KeyCache<S>) -> Self {
+    ///
+    /// # Errors
+    /// If the OS CSPRNG cannot provide the cache key.
+    pub fn new(cfg: JwtConfig, keys: KeyCache<S>) -> Result<Self, shared::pat::RandomnessError> {
         // jsonwebtoken checks only the signature and the algorithm; every claim
         // rule is ours, below, against the injected clock.
         let mut validation = Validation::new(Algorithm::RS256);
@@ -65,11 +83,24 @@ impl<S: JwksSource> JwtVerifier<S> {
         validation.validate_aud = false;
         validation.leeway = 0;
         validation.required_spec_claims.clear();
-        Self {
+        let key_bytes = shared::pat::os_random::<32>()?;
+        let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
+        Ok(Self {
             cfg,
             keys,
             validation,
-        }
+            cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(ttl))
+                .build(),
+            signature_checks: AtomicUsize::new(0),
+        })
+    }
+
+    /// How many tokens went through full signature verification (tests, metrics).
+    pub fn signature_checks(&self) -> usize {
+        self.signature_checks.load(Ordering::Relaxed)
     }
 
     /// The key cache (for metrics and tests).
@@ -78,12 +109,45 @@ impl<S: JwksSource> JwtVerifier<S> {
     }
 
     /// Verifies `token` at time `now` (Unix seconds).
+    ///
+    /// A token verified before is served from the verified-token cache (keyed
+    /// by an HMAC of the whole token) for `cache_ttl_secs`, and never after its
+    /// `exp`.
     pub async fn verify(&self, token: &str, now: i64) -> Result<Principal, Reject> {
+        let caching = self.cfg.cache_ttl_secs > 0;
+        let mut cache_key = [0u8; 32];
+        if caching {
+            cache_key = hmac::sign(&self.cache_key, token.as_bytes())
+                .as_ref()
+                .try_into()
+                .map_err(|_| Reject::Internal("HMAC-SHA256 tag is not 32 bytes"))?;
+            if let Some(hit) = self.verified.get(&cache_key) {
+                if now - hit.cached_at < self.cfg.cache_ttl_secs && now < hit.principal.expires_at {
+                    return Ok(hit.principal);
+                }
+                self.verified.invalidate(&cache_key);
+            }
+        }
+        let principal = self.verify_uncached(token, now).await?;
+        if caching && now < principal.expires_at {
+            self.verified.insert(
+                cache_key,
+                Verified {
+                    principal: principal.clone(),
+                    cached_at: now,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str, now: i64) -> Result<Principal, Reject> {
         let kid = pre_parse(token)?;
         let key = self.keys.key(&kid).await.map_err(|e| match e {
             KeyError::UnknownKid => Reject::UnknownKey,
             KeyError::Unavailable(e) => Reject::KeysUnavailable(e.to_string()),
         })?;
+        self.signature_checks.fetch_add(1, Ordering::Relaxed);
         let claims = decode::<CognitoClaims>(token, &key, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => Reject::Signature,

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .context("cannot initialise the PAT cache key")?;
     let authorizer = Arc::new(Authorizer::new(
-        JwtVerifier::new(cfg.jwt.clone(), keys),
+        JwtVerifier::new(cfg.jwt.clone(), keys).context("cannot initialise the JWT cache key")?,
         pat,
         Arc::new(SystemClock),
         cfg.max_credential_bytes,

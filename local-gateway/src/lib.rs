@@ -458,6 +458,7 @@ pub fn build<C: Clock + 'static>(
         leeway_secs: 5,
         default_scopes: shared::ScopeSet::all(),
         scope_claim_prefix: None,
+        cache_ttl_secs: 60,
     };
     let keys = KeyCache::new(HttpJwks::new(jwt.jwks_url.clone()).context("JWKS client")?);
     let pat = authorizer::pat::PatVerifier::new(
@@ -468,7 +469,7 @@ pub fn build<C: Clock + 'static>(
     )
     .context("PAT cache key")?;
     let authorizer = Authorizer::new(
-        authorizer::jwt::JwtVerifier::new(jwt, keys),
+        authorizer::jwt::JwtVerifier::new(jwt, keys).context("JWT cache key")?,
         pat,
         Arc::clone(&clock),
         8192,

@@ -496,3 +496,46 @@ async fn a_hanging_jwks_endpoint_times_out_and_fails_closed() {
     .expect("the JWKS fetch must time out well before 5 s");
     assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
 }
+
+#[tokio::test]
+async fn a_seen_jwt_is_served_from_the_verified_token_cache() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let token = bearer(&sign(&access_claims()));
+    for t in 0..5 {
+        h.clock.set(T0 + t);
+        assert!(h.decide(Some(&token)).await.is_ok());
+    }
+    assert_eq!(h.authorizer.jwt().signature_checks(), 1);
+    // A different token (same claims, new jti) is verified on its own.
+    let other = bearer(&sign(&with(access_claims(), "jti", json!("other"))));
+    assert!(h.decide(Some(&other)).await.is_ok());
+    assert_eq!(h.authorizer.jwt().signature_checks(), 2);
+}
+
+#[tokio::test]
+async fn a_cached_jwt_is_never_served_past_its_exp() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let token = bearer(&sign(&with(access_claims(), "exp", json!(T0 + 10))));
+    assert!(h.decide(Some(&token)).await.is_ok());
+    h.clock.set(T0 + 9);
+    assert!(h.decide(Some(&token)).await.is_ok());
+    assert_eq!(
+        h.authorizer.jwt().signature_checks(),
+        1,
+        "served from cache before exp"
+    );
+    h.clock.set(T0 + 10);
+    assert!(
+        h.decide(Some(&token)).await.is_ok(),
+        "leeway still applies on full verification"
+    );
+    assert_eq!(
+        h.authorizer.jwt().signature_checks(),
+        2,
+        "at exp the cache is bypassed"
+    );
+    h.clock.set(T0 + 15);
+    assert_unauthorized(h.decide(Some(&token)).await, "past exp and leeway");
+}

@@ -125,6 +125,7 @@ pub fn jwt_config(jwks_url: &str) -> JwtConfig {
         leeway_secs: 5,
         default_scopes: ScopeSet::all(),
         scope_claim_prefix: None,
+        cache_ttl_secs: 60,
     }
 }
 
@@ -179,7 +180,7 @@ impl HarnessBuilder {
         );
         let pat = PatVerifier::new(store.clone(), hasher(), self.pat, 300).unwrap();
         let authorizer = Authorizer::new(
-            JwtVerifier::new(self.jwt, keys),
+            JwtVerifier::new(self.jwt, keys).unwrap(),
             pat,
             Arc::clone(&clock),
             8192,

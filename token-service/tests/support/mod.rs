@@ -85,6 +85,7 @@ impl Harness {
             leeway_secs: 5,
             default_scopes: ScopeSet::all(),
             scope_claim_prefix: None,
+            cache_ttl_secs: 60,
         };
         // No positive or negative caching: every decision reflects the table now.
         let pat_cfg = PatConfig {
@@ -93,7 +94,7 @@ impl Harness {
             max_failures_per_id: 5,
         };
         let authorizer = Authorizer::new(
-            JwtVerifier::new(jwt, KeyCache::new(NoJwks)),
+            JwtVerifier::new(jwt, KeyCache::new(NoJwks)).unwrap(),
             PatVerifier::new(store.clone(), hasher(), pat_cfg, 300).unwrap(),
             clock.clone(),
             8192,
