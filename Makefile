@@ -53,9 +53,10 @@ $(PNPM):
 dev: venv
 	scripts/dev.sh
 
-## make bench: criterion benchmarks of the authorizer's hot paths (loopback only, bounded).
-bench:
-	$(CARGO) bench -p authorizer --bench decision -- --warm-up-time 1 --measurement-time 3
+## make bench: every figure of BENCHMARKS.md (criterion, aws-jwt-verify side by side,
+## cold start, RSS, sizes, gateway throughput); loopback only, bounded. Output in target/bench/.
+bench: venv
+	scripts/bench.sh
 
 ## make generated: regenerate the committed files derived from code (OpenAPI document, route manifest).
 generated:

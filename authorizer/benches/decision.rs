@@ -18,7 +18,7 @@ use authorizer::jwks::{JwksError, JwksSource, KeyCache};
 use authorizer::jwt::JwtVerifier;
 use authorizer::pat::{PatVerifier, TokenLookup};
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use shared::hash::{HashParams, SecretHasher};
 use shared::store::{StoreError, TouchOutcome};
@@ -26,6 +26,7 @@ use shared::{Pat, ScopeSet, SystemClock, TokenId, TokenMeta, TokenRecord, UserId
 
 const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Bench";
 const EVENT: &str = include_str!("../tests/fixtures/request-event.json");
+const DER: &[u8] = include_bytes!("../tests/fixtures/signing.pkcs1.der");
 
 struct StaticJwks;
 
@@ -35,8 +36,9 @@ impl JwksSource for StaticJwks {
     }
 }
 
-#[derive(Default)]
-struct InMemory(HashMap<TokenId, TokenRecord>);
+/// In-memory answers standing in for DynamoDB in this micro-benchmark only.
+#[derive(Clone, Default)]
+struct InMemory(Arc<HashMap<TokenId, TokenRecord>>);
 
 impl TokenLookup for InMemory {
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
@@ -47,10 +49,54 @@ impl TokenLookup for InMemory {
     }
 }
 
+type BenchAuthorizer = Authorizer<StaticJwks, InMemory, SystemClock>;
+
+fn build(store: &InMemory, jwt_cache_ttl_secs: i64, pat_cache_ttl_secs: i64) -> BenchAuthorizer {
+    let jwt_cfg = JwtConfig {
+        issuer: ISSUER.into(),
+        jwks_url: "memory://".into(),
+        client_ids: vec!["bench-client".into()],
+        token_use: AcceptedTokenUse {
+            access: true,
+            id: false,
+        },
+        leeway_secs: 5,
+        default_scopes: ScopeSet::all(),
+        scope_claim_prefix: None,
+        cache_ttl_secs: jwt_cache_ttl_secs,
+    };
+    let pat_cfg = PatConfig {
+        positive_ttl_secs: pat_cache_ttl_secs,
+        negative_ttl_secs: 0,
+        max_failures_per_id: 5,
+    };
+    let hasher = SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN).unwrap();
+    Authorizer::new(
+        JwtVerifier::new(jwt_cfg, KeyCache::new(StaticJwks)).unwrap(),
+        PatVerifier::new(store.clone(), hasher, pat_cfg, 300).unwrap(),
+        Arc::new(SystemClock),
+        8192,
+    )
+}
+
 fn event_json(authorization: &str) -> String {
     let mut value: serde_json::Value = serde_json::from_str(EVENT).unwrap();
     value["headers"]["Authorization"] = serde_json::Value::String(authorization.to_owned());
     value.to_string()
+}
+
+fn event(authorization: &str) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
+    serde_json::from_str(&event_json(authorization)).unwrap()
+}
+
+fn jwt(now: i64, jti: usize) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    let claims = serde_json::json!({
+        "sub": "8c1d5a2e-1111-4000-8000-000000000001", "iss": ISSUER, "client_id": "bench-client",
+        "token_use": "access", "iat": now, "exp": now + 3600, "username": "bench", "jti": jti
+    });
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_der(DER)).unwrap()
 }
 
 fn benches(c: &mut Criterion) {
@@ -77,75 +123,75 @@ fn benches(c: &mut Criterion) {
         },
         hash: hasher.hash(pat.secret()).unwrap(),
     };
-    let mut store = InMemory::default();
-    store.0.insert(pat.id().clone(), record);
-    let jwt_cfg = JwtConfig {
-        issuer: ISSUER.into(),
-        jwks_url: "memory://".into(),
-        client_ids: vec!["bench-client".into()],
-        token_use: AcceptedTokenUse {
-            access: true,
-            id: false,
-        },
-        leeway_secs: 5,
-        default_scopes: ScopeSet::all(),
-        scope_claim_prefix: None,
-        cache_ttl_secs: 60,
-    };
-    let pat_cfg = PatConfig {
-        positive_ttl_secs: 300,
-        negative_ttl_secs: 30,
-        max_failures_per_id: 5,
-    };
-    let authorizer = Authorizer::new(
-        JwtVerifier::new(jwt_cfg, KeyCache::new(StaticJwks)).unwrap(),
-        PatVerifier::new(store, hasher, pat_cfg, 300).unwrap(),
-        Arc::new(SystemClock),
-        8192,
-    );
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("test-key-1".into());
-    let claims = serde_json::json!({
-        "sub": "8c1d5a2e-1111-4000-8000-000000000001", "iss": ISSUER, "client_id": "bench-client",
-        "token_use": "access", "iat": now, "exp": now + 3600, "username": "bench"
-    });
-    let key = EncodingKey::from_rsa_der(include_bytes!("../tests/fixtures/signing.pkcs1.der"));
-    let jwt = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    let jwt_event = event_json(&format!("Bearer {jwt}"));
-    let pat_event = event_json(&format!("Bearer {}", pat.expose()));
+    let store = InMemory(Arc::new(HashMap::from([(pat.id().clone(), record)])));
+    let cached = build(&store, 3600, 300);
+    let uncached = build(&store, 0, 0);
+
+    let token = jwt(now, 0);
+    let jwt_event = event(&format!("Bearer {token}"));
+    let pat_event = event(&format!("Bearer {}", pat.expose()));
     let mut junk = pat.expose().to_owned();
     junk.pop();
     junk.push('!');
-    let junk_event = event_json(&format!("Bearer {junk}"));
+    let junk_event = event(&format!("Bearer {junk}"));
+    // Warm the JWKS of both authorizers and the caches of `cached`.
+    assert!(rt.block_on(cached.decide(&jwt_event)).is_ok());
+    assert!(rt.block_on(uncached.decide(&jwt_event)).is_ok());
+    assert!(rt.block_on(cached.decide(&pat_event)).is_ok());
 
-    let decide = |json: &str| {
+    c.bench_function("jwt_first_seen_decision", |b| {
+        b.iter(|| rt.block_on(uncached.decide(&jwt_event)).unwrap())
+    });
+    c.bench_function("jwt_seen_decision", |b| {
+        b.iter(|| rt.block_on(cached.decide(&jwt_event)).unwrap())
+    });
+    c.bench_function("pat_warm_decision", |b| {
+        b.iter(|| rt.block_on(cached.decide(&pat_event)).unwrap())
+    });
+    c.bench_function("pat_junk_rejection", |b| {
+        b.iter(|| rt.block_on(cached.decide(&junk_event)).unwrap_err())
+    });
+    let arn =
+        authorizer::policy::MethodArn::parse(jwt_event.method_arn.as_deref().unwrap()).unwrap();
+    c.bench_function("policy_for_all_scopes", |b| {
+        b.iter(|| authorizer::policy::build(&arn, ScopeSet::all()))
+    });
+    let keys = authorizer::jwks::parse_jwks(include_bytes!("../tests/fixtures/jwks.json")).unwrap();
+    let decoding = keys.get("test-key-1").unwrap().clone();
+    let mut bare = jsonwebtoken::Validation::new(Algorithm::RS256);
+    bare.validate_exp = false;
+    bare.required_spec_claims.clear();
+    c.bench_function("bare_rs256_verify_floor", |b| {
+        b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &bare).unwrap())
+    });
+
+    let decide_json = |a: &BenchAuthorizer, json: &str| {
         let event: ApiGatewayCustomAuthorizerRequestTypeRequest =
             serde_json::from_str(json).unwrap();
-        let result = rt.block_on(authorizer.decide(&event));
-        match result {
+        match rt.block_on(a.decide(&event)) {
             Ok(r) => serde_json::to_string(&r).unwrap(),
             Err(e) => e.to_string(),
         }
     };
-    // Warm the JWKS and the PAT cache.
-    assert!(decide(&jwt_event).contains("Allow"));
-    assert!(decide(&pat_event).contains("Allow"));
-
+    let jwt_json = event_json(&format!("Bearer {token}"));
+    let pat_json = event_json(&format!("Bearer {}", pat.expose()));
     c.bench_function("jwt_decision_warm_jwks_event_to_json", |b| {
-        b.iter(|| decide(&jwt_event))
+        b.iter(|| decide_json(&uncached, &jwt_json))
     });
     c.bench_function("pat_decision_warm_cache_event_to_json", |b| {
-        b.iter(|| decide(&pat_event))
+        b.iter(|| decide_json(&cached, &pat_json))
     });
-    c.bench_function("pat_junk_rejection", |b| b.iter(|| decide(&junk_event)));
-    let mut bare = jsonwebtoken::Validation::new(Algorithm::RS256);
-    bare.validate_exp = false;
-    bare.required_spec_claims.clear();
-    let keys = authorizer::jwks::parse_jwks(include_bytes!("../tests/fixtures/jwks.json")).unwrap();
-    let decoding = keys.get("test-key-1").unwrap().clone();
-    c.bench_function("bare_rs256_verify_floor", |b| {
-        b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&jwt, &decoding, &bare).unwrap())
+
+    let mut slow = c.benchmark_group("argon2");
+    slow.sample_size(10);
+    slow.bench_function("pat_cold_decision_argon2", |b| {
+        b.iter_batched(
+            || (),
+            |()| rt.block_on(uncached.decide(&pat_event)).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
+    slow.finish();
 }
 
 /// `criterion_group!` generates an undocumented public function.
