@@ -26,7 +26,7 @@ rows = [
     ("jwt_decision_warm_jwks_event_to_json", "JWT decision incl. event/response JSON"),
     ("pat_decision_warm_cache_event_to_json", "PAT decision incl. event/response JSON"),
 ]
-print("| benchmark | min | median | max (µs) |\n|---|---|---|---|")
+print("| benchmark | CI low | estimate | CI high (µs, criterion 95% interval) |\n|---|---|---|---|")
 values = {}
 for key, label in rows:
     v = median_us(key)
@@ -40,7 +40,7 @@ if floor and first:
 rust = json.load(open(f"{out}/peer-rust.json"))
 node = json.load(open(f"{out}/peer-node.json"))
 print("\n| per core, same 2,000 tokens | decisions/s | vs aws-jwt-verify |\n|---|---|---|")
-print(f"| aws-jwt-verify (Node {''}) | {node['first_seen_per_s']:.0f} | 1.0x |")
+print(f"| aws-jwt-verify (Node) | {node['first_seen_per_s']:.0f} | 1.0x |")
 print(f"| agpat, token not seen before | {rust['first_seen_per_s']:.0f} | {rust['first_seen_per_s'] / node['first_seen_per_s']:.1f}x |")
 print(f"| agpat, token seen again | {rust['seen_per_s']:.0f} | {rust['seen_per_s'] / node['first_seen_per_s']:.1f}x |")
 cr = json.load(open(f"{out}/coldstart-rust.json"))
