@@ -8,6 +8,7 @@ pub mod hash;
 pub mod http;
 pub mod items;
 pub mod logging;
+pub mod migrate;
 pub mod pat;
 pub mod policy;
 pub mod principal;

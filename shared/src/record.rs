@@ -6,7 +6,14 @@ use crate::principal::UserId;
 use crate::scope::ScopeSet;
 
 /// The schema version this code writes. Readers accept it and the one before.
-pub const CURRENT_SCHEMA_VERSION: u32 = 1;
+///
+/// - v1: `scopes` as a space-separated string.
+/// - v2: adds `scope_set`, a DynamoDB string set the authorizer reads; `scopes`
+///   is still written (additive change: v1 readers and the GSI keep working).
+pub const CURRENT_SCHEMA_VERSION: u32 = 2;
+
+/// The previous version, still read (and upgraded in memory).
+pub const PREVIOUS_SCHEMA_VERSION: u32 = 1;
 
 /// Longest token name, in characters, after trimming.
 pub const MAX_TOKEN_NAME_CHARS: usize = 100;

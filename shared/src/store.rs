@@ -32,7 +32,7 @@ use crate::config::StoreConfig;
 use crate::hash::PhcHash;
 use crate::pat::TokenId;
 use crate::principal::UserId;
-use crate::record::{CURRENT_SCHEMA_VERSION, TokenMeta, TokenRecord};
+use crate::record::{CURRENT_SCHEMA_VERSION, PREVIOUS_SCHEMA_VERSION, TokenMeta, TokenRecord};
 use crate::scope::ScopeSet;
 
 /// Name of the GSI that lists a user's tokens newest first.
@@ -448,10 +448,16 @@ impl TokenStore {
         id: &TokenId,
         now: i64,
     ) -> Result<RevokeOutcome, StoreError> {
-        for _ in 0..3 {
+        for attempt in 0..3 {
             let Some(meta) = self.get_owned(owner, id).await? else {
                 return Ok(RevokeOutcome::NotFound);
             };
+            if attempt == 0 && meta.revoked_at.is_none() {
+                // Tokens written before the active set existed (or a lost set
+                // item) must still be revocable: the slot removal below needs
+                // the map to exist.
+                self.prepare_slots(owner, now).await?;
+            }
             if meta.revoked_at.is_some() {
                 return Ok(RevokeOutcome::AlreadyRevoked);
             }
@@ -684,6 +690,10 @@ impl TokenStore {
             ("owner".to_owned(), s(m.owner.as_str())),
             ("name".to_owned(), s(m.name.clone())),
             ("scopes".to_owned(), s(m.scopes.to_space_separated())),
+            (
+                "scope_set".to_owned(),
+                AttributeValue::Ss(m.scopes.iter().map(|x| x.as_str().to_owned()).collect()),
+            ),
             ("created_at".to_owned(), n(m.created_at)),
             ("expires_at".to_owned(), n(m.expires_at)),
             ("hash".to_owned(), s(rec.hash.expose())),
@@ -711,6 +721,10 @@ impl TokenStore {
 
 /// Attributes projected into GSI1. The hash is deliberately absent: listings
 /// can never leak it, whatever a handler does.
+///
+/// Adding an attribute here on a deployed table means recreating the index
+/// (DynamoDB cannot change a GSI's projection in place): see the README,
+/// "Changing the data model".
 pub const GSI1_PROJECTED: &[&str] = &[
     "v",
     "id",
@@ -777,17 +791,49 @@ fn opt_id(
     }
 }
 
+/// Scopes of a stored token: v2 reads `scope_set` (falling back to `scopes`
+/// on index items, which do not project the set); v1 parses `scopes`. If both
+/// are present they must agree.
+fn scopes_from_item(
+    item: &HashMap<String, AttributeValue>,
+    version: u32,
+) -> Result<ScopeSet, StoreError> {
+    let from_string = match item.get("scopes") {
+        Some(_) => Some(
+            ScopeSet::parse_space_separated(get_s(item, "scopes")?)
+                .map_err(|_| StoreError::Corrupt("scopes"))?,
+        ),
+        None => None,
+    };
+    let from_set = match (version, item.get("scope_set")) {
+        (CURRENT_SCHEMA_VERSION, Some(v)) => {
+            let names = v.as_ss().map_err(|_| StoreError::Corrupt("scope_set"))?;
+            let mut set = ScopeSet::EMPTY;
+            for name in names {
+                set = set.with(name.parse().map_err(|_| StoreError::Corrupt("scope_set"))?);
+            }
+            Some(set)
+        }
+        _ => None,
+    };
+    match (from_set, from_string) {
+        (Some(a), Some(b)) if a != b => Err(StoreError::Corrupt("scope_set")),
+        (Some(a), _) => Ok(a),
+        (None, Some(b)) => Ok(b),
+        (None, None) => Err(StoreError::Corrupt("scopes")),
+    }
+}
+
 fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, StoreError> {
     let version = u32::try_from(get_n(item, "v")?).map_err(|_| StoreError::Corrupt("v"))?;
-    if version != CURRENT_SCHEMA_VERSION {
+    if version != CURRENT_SCHEMA_VERSION && version != PREVIOUS_SCHEMA_VERSION {
         return Err(StoreError::UnsupportedSchema(version));
     }
     Ok(TokenMeta {
         id: TokenId::parse(get_s(item, "id")?).map_err(|_| StoreError::Corrupt("id"))?,
         owner: UserId::parse(get_s(item, "owner")?).map_err(|_| StoreError::Corrupt("owner"))?,
         name: get_s(item, "name")?.to_owned(),
-        scopes: ScopeSet::parse_space_separated(get_s(item, "scopes")?)
-            .map_err(|_| StoreError::Corrupt("scopes"))?,
+        scopes: scopes_from_item(item, version)?,
         created_at: get_n(item, "created_at")?,
         expires_at: get_n(item, "expires_at")?,
         last_used_at: opt_n(item, "last_used_at")?,

@@ -139,3 +139,41 @@ pub fn token_with_secret_of(id: &crate::TokenId, donor: &crate::Pat) -> String {
     let checksum = crate::pat::encode_checksum(crc32fast::hash(body.as_bytes()));
     format!("{body}{checksum}")
 }
+
+/// Writes `rec` in the v1 item shape (no `scope_set`, `v = 1`), as code before
+/// the v2 migration did, so tests can seed mixed-version tables.
+pub async fn put_v1_token(store: &TokenStore, rec: &crate::TokenRecord) {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let m = &rec.meta;
+    let mut item = std::collections::HashMap::from([
+        ("PK".to_owned(), A::S(format!("TOKEN#{}", m.id))),
+        ("SK".to_owned(), A::S("TOKEN".into())),
+        ("GSI1PK".to_owned(), A::S(format!("USER#{}", m.owner))),
+        (
+            "GSI1SK".to_owned(),
+            A::S(format!("TOKEN#{:012}#{}", m.created_at, m.id)),
+        ),
+        ("v".to_owned(), A::N("1".into())),
+        ("id".to_owned(), A::S(m.id.to_string())),
+        ("owner".to_owned(), A::S(m.owner.to_string())),
+        ("name".to_owned(), A::S(m.name.clone())),
+        ("scopes".to_owned(), A::S(m.scopes.to_space_separated())),
+        ("created_at".to_owned(), A::N(m.created_at.to_string())),
+        ("expires_at".to_owned(), A::N(m.expires_at.to_string())),
+        ("hash".to_owned(), A::S(rec.hash.expose().to_owned())),
+        ("ttl".to_owned(), A::N((m.expires_at + 86_400).to_string())),
+    ]);
+    if let Some(r) = m.revoked_at {
+        item.insert("revoked_at".to_owned(), A::N(r.to_string()));
+    }
+    let result = store
+        .client()
+        .put_item()
+        .table_name(&store.config().table_name)
+        .set_item(Some(item))
+        .send()
+        .await;
+    if let Err(e) = result {
+        panic!("cannot seed a v1 token: {e}");
+    }
+}

@@ -213,3 +213,43 @@ async fn with_dynamodb_unreachable_a_pat_is_never_allowed() {
         assert_eq!(result.err(), Some(authorizer::AuthError::Internal));
     }
 }
+
+#[tokio::test]
+async fn the_authorizer_decides_for_v1_and_v2_tokens() {
+    let (h, _jwks) = harness().await;
+    let scopes = ScopeSet::from_scopes([Scope::ItemsRead]);
+    let v2 = issue_pat(&h.store, OWNER, scopes, T0 + 86_400).await;
+    let v1 = Pat::generate().unwrap();
+    let record = shared::TokenRecord {
+        meta: shared::TokenMeta {
+            id: v1.id().clone(),
+            owner: UserId::parse(OWNER).unwrap(),
+            name: "legacy".into(),
+            scopes,
+            created_at: T0 - 10,
+            expires_at: T0 + 86_400,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            rotated_to: None,
+            schema_version: 1,
+        },
+        hash: hasher().hash(v1.secret()).unwrap(),
+    };
+    shared::testing::put_v1_token(&h.store, &record).await;
+    for (version, pat) in [("v1", &v1), ("v2", &v2)] {
+        let response = h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+        assert_eq!(
+            allowed_resources(&response),
+            expected_resources(scopes),
+            "{version}"
+        );
+        assert_eq!(response.context.scopes, "items:read", "{version}");
+    }
+    h.store
+        .revoke(&UserId::parse(OWNER).unwrap(), v1.id(), T0)
+        .await
+        .unwrap();
+    h.clock.set(T0 + pat_config().positive_ttl_secs);
+    assert_unauthorized(h.decide(Some(&bearer(v1.expose()))).await, "revoked v1");
+}

@@ -12,19 +12,19 @@ use shared::store::{
 use shared::testing::{fresh_config, fresh_store, fresh_store_with};
 use shared::{Clock, Pat, ScopeSet, SystemClock, TokenMeta, TokenRecord, UserId};
 
-const DAY: i64 = 86_400;
+pub(crate) const DAY: i64 = 86_400;
 
-fn user(name: &str) -> UserId {
+pub(crate) fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemClock.now()
 }
 
 /// A fresh record. The hash is opaque to the store, so a placeholder suffices here;
 /// the authorizer tests use real argon2id hashes.
-fn record(owner: &UserId, created_at: i64, lifetime: i64) -> TokenRecord {
+pub(crate) fn record(owner: &UserId, created_at: i64, lifetime: i64) -> TokenRecord {
     let pat = Pat::generate().unwrap();
     TokenRecord {
         meta: TokenMeta {
@@ -588,3 +588,5 @@ async fn revoke_all_leaves_expired_tokens_alone() {
             .is_some()
     );
 }
+
+mod migration;
