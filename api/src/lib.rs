@@ -20,7 +20,7 @@ use shared::http::body::{Fields, JsonObject};
 use shared::http::caller::Caller;
 use shared::http::problem::{ApiError, FieldError, Problem};
 use shared::items::{Item, ItemStore, ItemWrite};
-use shared::routes::{Method, ROUTES, Route, Service};
+use shared::routes::{Method, Route, Service};
 
 pub use shared::http::handle;
 
@@ -300,21 +300,13 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
 
 /// The router, generated from the route table.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
-    for route in ROUTES.iter().filter(|r| r.service == Service::Api) {
-        if let Some(handler) = handler_for(route) {
-            router = router.route(route.path, handler);
-        }
-    }
-    router
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+    shared::http::service_router(Service::Api, handler_for, state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::routes::ROUTES;
 
     #[test]
     fn every_api_route_in_the_table_has_a_handler() {

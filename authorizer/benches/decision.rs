@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use authorizer::Authorizer;
-use authorizer::config::{AcceptedTokenUse, JwtConfig, PatConfig};
+use authorizer::config::{JwtConfig, PatConfig};
 use authorizer::jwks::{JwksError, JwksSource, KeyCache};
 use authorizer::jwt::JwtVerifier;
 use authorizer::pat::{PatVerifier, TokenLookup};
@@ -53,17 +53,8 @@ type BenchAuthorizer = Authorizer<StaticJwks, InMemory, SystemClock>;
 
 fn build(store: &InMemory, jwt_cache_ttl_secs: i64, pat_cache_ttl_secs: i64) -> BenchAuthorizer {
     let jwt_cfg = JwtConfig {
-        issuer: ISSUER.into(),
-        jwks_url: "memory://".into(),
-        client_ids: vec!["bench-client".into()],
-        token_use: AcceptedTokenUse {
-            access: true,
-            id: false,
-        },
-        leeway_secs: 5,
-        default_scopes: ScopeSet::all(),
-        scope_claim_prefix: None,
         cache_ttl_secs: jwt_cache_ttl_secs,
+        ..JwtConfig::for_issuer(ISSUER, "memory://", "bench-client")
     };
     let pat_cfg = PatConfig {
         positive_ttl_secs: pat_cache_ttl_secs,

@@ -8,11 +8,11 @@
 use std::time::Instant;
 
 use anyhow::anyhow;
-use authorizer::config::{AcceptedTokenUse, JwtConfig};
+use authorizer::config::JwtConfig;
 use authorizer::jwks::{JwksError, JwksSource, KeyCache};
 use authorizer::jwt::JwtVerifier;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use shared::{Clock, ScopeSet, SystemClock};
+use shared::{Clock, SystemClock};
 
 const POOL: &str = "us-east-1_BenchPool";
 const CLIENT: &str = "benchclient";
@@ -28,17 +28,12 @@ impl JwksSource for StaticJwks {
 
 fn verifier(cache_ttl_secs: i64) -> anyhow::Result<JwtVerifier<StaticJwks>> {
     let cfg = JwtConfig {
-        issuer: format!("https://cognito-idp.us-east-1.amazonaws.com/{POOL}"),
-        jwks_url: "memory://".into(),
-        client_ids: vec![CLIENT.into()],
-        token_use: AcceptedTokenUse {
-            access: true,
-            id: false,
-        },
-        leeway_secs: 5,
-        default_scopes: ScopeSet::all(),
-        scope_claim_prefix: None,
         cache_ttl_secs,
+        ..JwtConfig::for_issuer(
+            format!("https://cognito-idp.us-east-1.amazonaws.com/{POOL}"),
+            "memory://",
+            CLIENT,
+        )
     };
     Ok(JwtVerifier::new(cfg, KeyCache::new(StaticJwks))?)
 }

@@ -38,6 +38,31 @@ pub struct JwtConfig {
     pub scope_claim_prefix: Option<String>,
 }
 
+impl JwtConfig {
+    /// Settings for one issuer and app client with the same defaults as
+    /// [`AuthorizerConfig::from_env`]: access tokens only, 5 s leeway, every
+    /// scope, a 60 s verified-token cache, no scope narrowing.
+    pub fn for_issuer(
+        issuer: impl Into<String>,
+        jwks_url: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_url: jwks_url.into(),
+            client_ids: vec![client_id.into()],
+            token_use: AcceptedTokenUse {
+                access: true,
+                id: false,
+            },
+            leeway_secs: 5,
+            default_scopes: ScopeSet::all(),
+            scope_claim_prefix: None,
+            cache_ttl_secs: 60,
+        }
+    }
+}
+
 /// PAT verification settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatConfig {

@@ -14,33 +14,14 @@
 #[expect(dead_code, reason = "shared harness; this binary uses part of it")]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use shared::ScopeSet;
 
 use support::*;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_record_decisions_but_never_a_secret_a_jwt_or_a_hash() {
-    let captured = Captured::default();
-    let writer = captured.clone();
     // The production subscriber, at the most verbose level an operator could set.
-    let subscriber = shared::logging::json_subscriber(move || writer.clone(), "trace");
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = shared::testing::LogCapture::global();
 
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
@@ -63,7 +44,7 @@ async fn logs_record_decisions_but_never_a_secret_a_jwt_or_a_hash() {
     let _ = h.decide(Some(&bearer("not-a-jwt"))).await;
     h.authorizer.pat().settle().await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("\"decision\":\"allow\""), "{logs}");
     assert!(logs.contains("\"decision\":\"unauthorized\""), "{logs}");
     assert!(

@@ -442,24 +442,16 @@ pub fn build<C: Clock + 'static>(
     clock: Arc<C>,
 ) -> anyhow::Result<Arc<Gateway<authorizer::jwks::HttpJwks, shared::store::TokenStore, C>>> {
     use anyhow::Context;
-    use authorizer::config::{AcceptedTokenUse, JwtConfig};
+    use authorizer::config::JwtConfig;
     use authorizer::jwks::{HttpJwks, KeyCache};
     use shared::hash::{HashParams, SecretHasher};
 
     let hasher = || SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN);
-    let jwt = JwtConfig {
-        issuer: setup.pool.issuer(),
-        jwks_url: setup.pool.jwks_url(),
-        client_ids: vec![setup.pool.client_id.clone()],
-        token_use: AcceptedTokenUse {
-            access: true,
-            id: false,
-        },
-        leeway_secs: 5,
-        default_scopes: shared::ScopeSet::all(),
-        scope_claim_prefix: None,
-        cache_ttl_secs: 60,
-    };
+    let jwt = JwtConfig::for_issuer(
+        setup.pool.issuer(),
+        setup.pool.jwks_url(),
+        setup.pool.client_id.clone(),
+    );
     let keys = KeyCache::new(HttpJwks::new(jwt.jwks_url.clone()).context("JWKS client")?);
     let pat = authorizer::pat::PatVerifier::new(
         setup.store.clone(),

@@ -13,32 +13,9 @@ use shared::Clock;
 
 const PASSWORD: &str = "Correct-horse-9!";
 
-/// Every log line of this test binary, captured through the production JSON
-/// subscriber at the most verbose level (set once, process-wide).
-static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-
-#[derive(Clone)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let writer = Capture(buffer.clone());
-        let subscriber = shared::logging::json_subscriber(move || writer.clone(), "trace");
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buffer
-    })
-    .clone()
+/// Every log line of this test binary, through the production subscriber at trace.
+fn capture_logs() -> shared::testing::LogCapture {
+    shared::testing::LogCapture::global()
 }
 
 /// Starts at the real time (moto signs tokens with real `iat`/`exp`) and can
@@ -541,7 +518,7 @@ async fn e2e_logs_never_contain_secrets_jwts_or_hashes() {
     )
     .await;
     gw.send("GET", "/items", Some("agpat_junk"), None).await;
-    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("local_gateway::access"),
         "access lines are captured"

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::principal::UserId;
-use crate::store::{MAX_PAGE_SIZE, StoreError, unavailable};
+use crate::store::{MAX_PAGE_SIZE, StoreError, n, s, unavailable};
 
 /// Schema version of item records.
 pub const ITEM_SCHEMA_VERSION: u32 = 1;
@@ -64,14 +64,6 @@ pub struct ItemPage {
 pub struct ItemStore {
     client: Client,
     table: String,
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn key(owner: &UserId, id: &str) -> HashMap<String, AttributeValue> {

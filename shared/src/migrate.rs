@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::scope::ScopeSet;
-use crate::store::{StoreError, unavailable};
+use crate::store::{StoreError, s, unavailable};
 
 /// The name of the v1 → v2 token migration (also its checkpoint key).
 pub const TOKENS_V1_TO_V2: &str = "tokens-v1-to-v2";
@@ -79,10 +79,6 @@ pub struct Progress {
 struct SegmentCheckpoint {
     /// `None` before the first page; `Some(None)` when finished.
     last_key: Option<Option<HashMap<String, String>>>,
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
 }
 
 fn checkpoint_key(name: &str, segment: u32, total: u32) -> HashMap<String, AttributeValue> {

@@ -159,11 +159,13 @@ pub struct TokenStore {
     cfg: StoreConfig,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+/// A string attribute.
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+/// A number attribute.
+pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 

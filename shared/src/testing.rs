@@ -177,3 +177,46 @@ pub async fn put_v1_token(store: &TokenStore, rec: &crate::TokenRecord) {
         panic!("cannot seed a v1 token: {e}");
     }
 }
+
+/// Everything logged through the production JSON subscriber, for log-hygiene
+/// tests. Installed once per test process as the global subscriber, at
+/// `trace`, so no event of any flow escapes the check.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOG_CAPTURE: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+
+impl LogCapture {
+    /// The process-wide capture, installing it on first use.
+    pub fn global() -> LogCapture {
+        LOG_CAPTURE
+            .get_or_init(|| {
+                let capture = LogCapture::default();
+                let writer = capture.clone();
+                let subscriber = crate::logging::json_subscriber(move || writer.clone(), "trace");
+                let _ = tracing::subscriber::set_global_default(subscriber);
+                capture
+            })
+            .clone()
+    }
+
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}

@@ -17,7 +17,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post};
 use shared::config::{ConfigError, Env, HashConfig, StoreConfig, number_in};
 use shared::hash::{PhcHash, SecretHasher};
-use shared::routes::{Method, ROUTES, Route, Service};
+use shared::routes::{Method, Route, Service};
 use shared::store::TokenStore;
 use shared::{Clock, Pat};
 
@@ -124,21 +124,13 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
 
 /// The router, generated from the route table.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
-    for route in ROUTES.iter().filter(|r| r.service == Service::TokenService) {
-        if let Some(handler) = handler_for(route) {
-            router = router.route(route.path, handler);
-        }
-    }
-    router
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+    shared::http::service_router(Service::TokenService, handler_for, state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::routes::ROUTES;
 
     #[test]
     fn every_token_service_route_in_the_table_has_a_handler() {

@@ -6,34 +6,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::json;
 use support::*;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing::subscriber::set_global_default(shared::logging::json_subscriber(
-        move || writer.clone(),
-        "trace",
-    ))
-    .unwrap();
+    let captured = shared::testing::LogCapture::global();
 
     let h = Harness::new(10).await;
     let a = session(USER_A, ALL);
@@ -95,7 +73,7 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
                 .to_owned(),
         );
     }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for secret in &secrets {
         let pat = shared::Pat::parse(secret).unwrap();
         let secret_part = std::str::from_utf8(pat.secret().expose_bytes()).unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use authorizer::config::{AcceptedTokenUse, JwtConfig, PatConfig};
+use authorizer::config::{JwtConfig, PatConfig};
 use authorizer::jwks::{HttpJwks, KeyCache};
 use authorizer::jwt::JwtVerifier;
 use authorizer::pat::PatVerifier;
@@ -114,19 +114,7 @@ impl JwksServer {
 }
 
 pub fn jwt_config(jwks_url: &str) -> JwtConfig {
-    JwtConfig {
-        issuer: ISSUER.to_owned(),
-        jwks_url: jwks_url.to_owned(),
-        client_ids: vec![CLIENT_ID.to_owned()],
-        token_use: AcceptedTokenUse {
-            access: true,
-            id: false,
-        },
-        leeway_secs: 5,
-        default_scopes: ScopeSet::all(),
-        scope_claim_prefix: None,
-        cache_ttl_secs: 60,
-    }
+    JwtConfig::for_issuer(ISSUER, jwks_url, CLIENT_ID)
 }
 
 pub fn pat_config() -> PatConfig {

@@ -8,6 +8,10 @@ pub mod openapi;
 pub mod problem;
 
 use axum::Router;
+use axum::routing::MethodRouter;
+
+use crate::http::problem::ApiError;
+use crate::routes::{ROUTES, Route, Service};
 use lambda_http::RequestExt;
 use tower::ServiceExt;
 
@@ -48,4 +52,24 @@ pub async fn handle(
         Err(e) => lambda_http::Body::Binary(e.into_bytes()),
     };
     Ok(lambda_http::Response::from_parts(parts, body))
+}
+
+/// The router of one service, generated from the route table: every route of
+/// `service` gets its handler from `handler_for`; unknown paths and methods
+/// answer RFC 9457 problems.
+pub fn service_router<S: Clone + Send + Sync + 'static>(
+    service: Service,
+    handler_for: fn(&Route) -> Option<MethodRouter<S>>,
+    state: S,
+) -> Router {
+    let mut router = Router::new();
+    for route in ROUTES.iter().filter(|r| r.service == service) {
+        if let Some(handler) = handler_for(route) {
+            router = router.route(route.path, handler);
+        }
+    }
+    router
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
 }

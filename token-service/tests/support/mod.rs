@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use authorizer::Authorizer;
-use authorizer::config::{AcceptedTokenUse, JwtConfig, PatConfig};
+use authorizer::config::{JwtConfig, PatConfig};
 use authorizer::jwks::{JwksError, JwksSource, KeyCache};
 use authorizer::jwt::JwtVerifier;
 use authorizer::pat::PatVerifier;
@@ -15,7 +15,7 @@ use serde_json::json;
 use shared::hash::{HashParams, SecretHasher};
 use shared::store::TokenStore;
 pub use shared::testing::http::{ALL, Reply, Req, T0, call, session};
-use shared::{AuthorizerContext, Clock, ScopeSet};
+use shared::{AuthorizerContext, Clock};
 use token_service::{AppState, router};
 
 pub const DAY: i64 = 86_400;
@@ -74,19 +74,11 @@ impl Harness {
         let clock = Arc::new(TestClock::default());
         clock.set(T0);
         let state = AppState::new(store.clone(), hasher(), clock.clone(), max_days).unwrap();
-        let jwt = JwtConfig {
-            issuer: "https://issuer.invalid".into(),
-            jwks_url: "http://127.0.0.1:9/jwks.json".into(),
-            client_ids: vec!["unused".into()],
-            token_use: AcceptedTokenUse {
-                access: true,
-                id: false,
-            },
-            leeway_secs: 5,
-            default_scopes: ScopeSet::all(),
-            scope_claim_prefix: None,
-            cache_ttl_secs: 60,
-        };
+        let jwt = JwtConfig::for_issuer(
+            "https://issuer.invalid",
+            "http://127.0.0.1:9/jwks.json",
+            "unused",
+        );
         // No positive or negative caching: every decision reflects the table now.
         let pat_cfg = PatConfig {
             positive_ttl_secs: 0,
