@@ -22,6 +22,7 @@ name, event_path, jwks_path, repeats, total = sys.argv[1:6]
 cmd = sys.argv[sys.argv.index("--") + 1:]
 repeats, total = int(repeats), int(total)
 event = open(event_path, "rb").read()
+result_dir = os.path.dirname(os.path.abspath(event_path))
 jwks = open(jwks_path, "rb").read()
 
 
@@ -127,7 +128,8 @@ def measure(total):
     run = Run(total)
     current["run"] = run
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stderr = open(f"{result_dir}/{name}.stderr", "wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     finished = run.done.wait(120)
     rss_kb = None
     try:
@@ -139,8 +141,10 @@ def measure(total):
         pass
     proc.kill()
     proc.wait()
+    stderr.close()
     if not finished or run.errors:
-        raise SystemExit(f"{name}: run failed (ok={run.ok}, errors={run.errors})")
+        tail = open(f"{result_dir}/{name}.stderr", "rb").read()[-2000:].decode(errors="replace")
+        raise SystemExit(f"{name}: run failed (ok={run.ok}, errors={run.errors}); stderr tail:\n{tail}")
     return (run.first - started) * 1000.0, rss_kb
 
 
