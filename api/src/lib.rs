@@ -38,6 +38,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
 }
 
+impl shared::http::caller::HasClock for AppState {
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+}
+
 fn validate_text(f: &mut Fields<'_>, key: &str, max: usize, required: bool) -> Option<String> {
     if !required && !f.has(key) {
         return Some(String::new());

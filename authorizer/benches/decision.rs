@@ -111,6 +111,7 @@ fn benches(c: &mut Criterion) {
             rotated_from: None,
             rotated_to: None,
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+            epoch: 0,
         },
         hash: hasher.hash(pat.secret()).unwrap(),
     };

@@ -44,6 +44,11 @@ pub struct TokenMeta {
     pub rotated_to: Option<TokenId>,
     /// Schema version of the stored item.
     pub schema_version: u32,
+    /// The owner's revocation epoch when this token's chain began (absent in
+    /// older items: 0). A revoke-all raises the owner's epoch first; create
+    /// and rotate commit only while the epoch they read is still current, so
+    /// nothing minted before a revoke-all can outlive it.
+    pub epoch: i64,
 }
 
 /// A token's metadata plus the argon2id hash of its secret. The secret itself
@@ -103,6 +108,7 @@ mod tests {
             rotated_from: None,
             rotated_to: None,
             schema_version: CURRENT_SCHEMA_VERSION,
+            epoch: 0,
         }
     }
 

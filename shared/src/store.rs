@@ -6,13 +6,16 @@
 //! |-------------|------------------|---------|---------------|---------------------------------|
 //! | token       | `TOKEN#<id>`     | `TOKEN` | `USER#<sub>`  | `TOKEN#<created 12 digits>#<id>` |
 //! | active set  | `USER#<sub>`     | `SLOTS` | –             | –                               |
+//! | username    | `ALIAS#<name>`   | `USER`  | –             | –                               |
 //!
 //! The *active set* item holds a map `slots: {token id → expires_at}` of the
 //! user's non-revoked tokens. The per-user cap is the condition
 //! `size(slots) < :cap` inside the same transaction that writes the token, so
 //! racing creates can never exceed it. Entries whose `expires_at` has passed are
 //! pruned before each create; the map is self-healing even after DynamoDB's TTL
-//! deletes an expired token item.
+//! deletes an expired token item. It also holds the owner's revocation
+//! `epoch` (see [`TokenStore::revoke_all`]). The username item maps a Cognito
+//! username to the `sub`s that issued tokens under it, for offboarding.
 
 use std::collections::HashMap;
 
@@ -107,11 +110,39 @@ pub enum RotateOutcome {
     Rotated,
     /// No such token for this owner.
     NotFound,
-    /// The old token is revoked or expired.
+    /// The old token is revoked or expired, or a revoke-all has begun since
+    /// its chain started (its epoch is stale).
     NotActive,
     /// The old token was already rotated; its successor is untouched.
     AlreadyRotated(TokenId),
+    /// An overlapping rotation needs a slot of its own for the predecessor,
+    /// and the owner is at the cap.
+    CapReached,
 }
+
+/// Result of [`TokenStore::revoke_all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokeAllOutcome {
+    /// Tokens this call revoked.
+    pub revoked: u32,
+    /// Live tokens the call found but did not reach before its deadline.
+    /// They can no longer rotate (their epoch is stale); a retry revokes them.
+    pub remaining: u32,
+    /// The owner's revocation epoch after this call.
+    pub epoch: i64,
+}
+
+impl RevokeAllOutcome {
+    /// Whether every live token found was revoked.
+    pub fn complete(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+/// How many revocations [`TokenStore::revoke_all`] runs at once. Each is one
+/// small transaction on a different token item plus the shared active-set
+/// item, so a handful in flight is safe and keeps the call short.
+pub const REVOKE_ALL_CONCURRENCY: usize = 8;
 
 /// Result of [`TokenStore::touch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +217,21 @@ fn gsi1_sk(created_at: i64, id: &TokenId) -> String {
 
 fn token_key(id: &TokenId) -> HashMap<String, AttributeValue> {
     HashMap::from([("PK".into(), s(token_pk(id))), ("SK".into(), s(TOKEN_SK))])
+}
+
+/// Longest username kept as an alias (Cognito's own limit).
+const MAX_USERNAME_LEN: usize = 128;
+
+/// The alias item's key, `ALIAS#<username>` / `USER`; `None` for an empty or
+/// oversized name.
+fn alias_key(username: &str) -> Option<HashMap<String, AttributeValue>> {
+    if username.is_empty() || username.chars().count() > MAX_USERNAME_LEN {
+        return None;
+    }
+    Some(HashMap::from([
+        ("PK".into(), s(format!("ALIAS#{username}"))),
+        ("SK".into(), s("USER")),
+    ]))
 }
 
 fn slots_key(owner: &UserId) -> HashMap<String, AttributeValue> {
@@ -282,45 +328,85 @@ impl TokenStore {
     /// Stores a new token if the owner is under the active-token cap.
     ///
     /// The cap check and the token write are one transaction, so concurrent
-    /// creates can never exceed the cap.
+    /// creates can never exceed the cap. The same transaction requires the
+    /// owner's revocation epoch to be the one read before it: a create that
+    /// started before a revoke-all cannot commit after it (it retries under
+    /// the new epoch instead, which makes it a token created after the
+    /// revoke-all). `rec.meta.epoch` is ignored; the current epoch is written.
     pub async fn create(&self, rec: &TokenRecord, now: i64) -> Result<CreateOutcome, StoreError> {
         let owner = &rec.meta.owner;
-        self.prepare_slots(owner, now).await?;
-        let slot_update = Update::builder()
-            .table_name(&self.cfg.table_name)
-            .set_key(Some(slots_key(owner)))
-            .update_expression("SET slots.#id = :exp")
-            .condition_expression("size(slots) < :cap")
-            .expression_attribute_names("#id", rec.meta.id.as_str())
-            .expression_attribute_values(":exp", n(rec.meta.expires_at))
-            .expression_attribute_values(":cap", n(i64::from(self.cfg.max_active_per_user)))
-            .build()
-            .map_err(|_| StoreError::Corrupt("update builder"))?;
-        let put = Put::builder()
-            .table_name(&self.cfg.table_name)
-            .set_item(Some(self.to_item(rec)))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .map_err(|_| StoreError::Corrupt("put builder"))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(slot_update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(CreateOutcome::Created),
-            Err(err) => match failed_conditions(&err) {
-                Some(failed) if failed.first() == Some(&true) => Ok(CreateOutcome::CapReached),
-                Some(failed) if failed.get(1) == Some(&true) => Err(StoreError::Conflict),
-                _ => Err(unavailable(err)),
-            },
+        for _ in 0..3 {
+            let epoch = self.prepare_slots(owner, now).await?;
+            let mut rec = rec.clone();
+            rec.meta.epoch = epoch;
+            let slot_update = Update::builder()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(slots_key(owner)))
+                .update_expression("SET slots.#id = :exp")
+                .condition_expression("size(slots) < :cap AND epoch = :epoch")
+                .expression_attribute_names("#id", rec.meta.id.as_str())
+                .expression_attribute_values(":exp", n(rec.meta.expires_at))
+                .expression_attribute_values(":cap", n(i64::from(self.cfg.max_active_per_user)))
+                .expression_attribute_values(":epoch", n(epoch))
+                .build()
+                .map_err(|_| StoreError::Corrupt("update builder"))?;
+            let put = Put::builder()
+                .table_name(&self.cfg.table_name)
+                .set_item(Some(self.to_item(&rec)))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .map_err(|_| StoreError::Corrupt("put builder"))?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(slot_update).build())
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(CreateOutcome::Created),
+                Err(err) => match failed_conditions(&err) {
+                    Some(failed) if failed.first() == Some(&true) => {
+                        if self.current_epoch(owner).await? != epoch {
+                            // A revoke-all began in between: start again under it.
+                            continue;
+                        }
+                        return Ok(CreateOutcome::CapReached);
+                    }
+                    Some(failed) if failed.get(1) == Some(&true) => {
+                        return Err(StoreError::Conflict);
+                    }
+                    _ => return Err(unavailable(err)),
+                },
+            }
         }
+        Err(StoreError::Conflict)
     }
 
-    /// Makes sure the owner's active-set item exists and holds no expired entries.
-    async fn prepare_slots(&self, owner: &UserId, now: i64) -> Result<(), StoreError> {
+    /// The owner's revocation epoch (0 if the owner has no active-set item),
+    /// read strongly consistently.
+    pub async fn current_epoch(&self, owner: &UserId) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .consistent_read(true)
+            .projection_expression("epoch")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("epoch"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Makes sure the owner's active-set item exists, carries an epoch and
+    /// holds no expired entries. Returns the owner's current epoch.
+    async fn prepare_slots(&self, owner: &UserId, now: i64) -> Result<i64, StoreError> {
         let current = self
             .client
             .get_item()
@@ -330,22 +416,37 @@ impl TokenStore {
             .send()
             .await
             .map_err(unavailable)?;
-        let slots = current
-            .item()
+        let item = current.item();
+        let slots = item
             .and_then(|item| item.get("slots"))
             .and_then(|v| v.as_m().ok());
-        let Some(slots) = slots else {
-            // Idempotent upsert: racing first creates all succeed and leave `{}`.
-            self.client
+        let epoch = item
+            .and_then(|item| item.get("epoch"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        let (Some(slots), Some(epoch)) = (slots, epoch) else {
+            // Idempotent upsert: racing first creates all succeed and leave
+            // `{}` and epoch 0 (items written before epochs existed get 0 too).
+            let out = self
+                .client
                 .update_item()
                 .table_name(&self.cfg.table_name)
                 .set_key(Some(slots_key(owner)))
-                .update_expression("SET slots = if_not_exists(slots, :empty)")
+                .update_expression(
+                    "SET slots = if_not_exists(slots, :empty), epoch = if_not_exists(epoch, :zero)",
+                )
                 .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+                .expression_attribute_values(":zero", n(0))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                 .send()
                 .await
                 .map_err(unavailable)?;
-            return Ok(());
+            return out
+                .attributes()
+                .and_then(|a| a.get("epoch"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .ok_or(StoreError::Corrupt("epoch"));
         };
         let expired: Vec<&String> = slots
             .iter()
@@ -359,7 +460,7 @@ impl TokenStore {
             .take(50)
             .collect();
         if expired.is_empty() {
-            return Ok(());
+            return Ok(epoch);
         }
         let mut names = HashMap::new();
         let mut paths = Vec::with_capacity(expired.len());
@@ -378,7 +479,72 @@ impl TokenStore {
             .send()
             .await
             .map_err(unavailable)?;
+        Ok(epoch)
+    }
+
+    /// Remembers that `username` (a Cognito username, as the access token's
+    /// `username` claim carries it) belongs to `owner`. Idempotent.
+    ///
+    /// Offboarding events may name a user only by username, and after a
+    /// delete Cognito can no longer map that name to a `sub`. Every `sub`
+    /// that ever issued a token under the name is kept (a username can be
+    /// reused after a delete), so offboarding can reach all of them.
+    pub async fn remember_username(
+        &self,
+        username: &str,
+        owner: &UserId,
+    ) -> Result<(), StoreError> {
+        let Some(key) = alias_key(username) else {
+            return Ok(());
+        };
+        self.client
+            .update_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(key))
+            .update_expression("ADD subs :sub")
+            .expression_attribute_values(
+                ":sub",
+                AttributeValue::Ss(vec![owner.as_str().to_owned()]),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Every owner that issued a token under `username` (exact match first,
+    /// then lower-cased, as Cognito treats usernames case-insensitively by
+    /// default).
+    pub async fn owners_of_username(&self, username: &str) -> Result<Vec<UserId>, StoreError> {
+        let mut owners = Vec::new();
+        let lower = username.to_lowercase();
+        let names: &[&str] = if lower == username {
+            &[username]
+        } else {
+            &[username, &lower]
+        };
+        for name in names {
+            let Some(key) = alias_key(name) else { continue };
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(key))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if let Some(subs) = out
+                .item()
+                .and_then(|i| i.get("subs"))
+                .and_then(|v| v.as_ss().ok())
+            {
+                owners.extend(subs.iter().filter_map(|s| UserId::parse(s).ok()));
+            }
+        }
+        owners.sort();
+        owners.dedup();
+        Ok(owners)
     }
 
     /// Reads a token by id with a strongly consistent read (the authorizer's lookup).
@@ -450,18 +616,37 @@ impl TokenStore {
         id: &TokenId,
         now: i64,
     ) -> Result<RevokeOutcome, StoreError> {
+        self.revoke_with(owner, id, now, true, None).await
+    }
+
+    /// [`Self::revoke`]; `ensure_slots` prepares the active-set item first
+    /// (needed for tokens written before it existed; revoke-all has just
+    /// written it, so it skips the extra read). With `below_epoch`, a token
+    /// whose chain began at or after that epoch is left alone (reported as
+    /// not found): it was created after the revoke-all that asks.
+    async fn revoke_with(
+        &self,
+        owner: &UserId,
+        id: &TokenId,
+        now: i64,
+        ensure_slots: bool,
+        below_epoch: Option<i64>,
+    ) -> Result<RevokeOutcome, StoreError> {
         for attempt in 0..3 {
             let Some(meta) = self.get_owned(owner, id).await? else {
                 return Ok(RevokeOutcome::NotFound);
             };
-            if attempt == 0 && meta.revoked_at.is_none() {
+            if meta.revoked_at.is_some() {
+                return Ok(RevokeOutcome::AlreadyRevoked);
+            }
+            if below_epoch.is_some_and(|e| meta.epoch >= e) {
+                return Ok(RevokeOutcome::NotFound);
+            }
+            if attempt == 0 && ensure_slots {
                 // Tokens written before the active set existed (or a lost set
                 // item) must still be revocable: the slot removal below needs
                 // the map to exist.
                 self.prepare_slots(owner, now).await?;
-            }
-            if meta.revoked_at.is_some() {
-                return Ok(RevokeOutcome::AlreadyRevoked);
             }
             let revoke = Update::builder()
                 .table_name(&self.cfg.table_name)
@@ -506,10 +691,17 @@ impl TokenStore {
     /// Rotates `old_id` into `new`, atomically: the old token is retired and the
     /// new one stored in one transaction, or nothing happens.
     ///
-    /// With `overlap_secs == 0` the old token is revoked now. Otherwise it stays
-    /// valid until `min(expires_at, now + overlap_secs)`. A token can be rotated
-    /// only once, so a retried or concurrent rotation never disturbs the
-    /// successor that won.
+    /// With `overlap_secs == 0` the old token is revoked now and its slot
+    /// passes to the successor. Otherwise it stays valid until
+    /// `min(expires_at, now + overlap_secs)` and keeps its own slot until then,
+    /// so the overlap counts against the cap like any live token. A token can
+    /// be rotated only once, so a retried or concurrent rotation never disturbs
+    /// the successor that won. The successor inherits the chain's epoch, and
+    /// the transaction requires it to still be the owner's epoch: once a
+    /// revoke-all has begun, no token from before it can rotate.
+    ///
+    /// The successor's expiry is the caller's decision (`new.meta.expires_at`);
+    /// `new.meta.epoch` is ignored.
     pub async fn rotate(
         &self,
         owner: &UserId,
@@ -529,7 +721,9 @@ impl TokenStore {
             if !old.is_active(now) {
                 return Ok(RotateOutcome::NotActive);
             }
-            let mut retire = Update::builder()
+            let mut new = new.clone();
+            new.meta.epoch = old.epoch;
+            let retire = Update::builder()
                 .table_name(&self.cfg.table_name)
                 .set_key(Some(token_key(old_id)))
                 .condition_expression(
@@ -541,37 +735,61 @@ impl TokenStore {
                 .expression_attribute_values(":owner", s(owner.as_str()))
                 .expression_attribute_values(":seen_exp", n(old.expires_at))
                 .expression_attribute_values(":new", s(new.meta.id.as_str()));
-            if overlap_secs <= 0 {
-                retire = retire
-                    .update_expression("SET rotated_to = :new, revoked_at = :now, #ttl = :ttl")
-                    .expression_attribute_values(":now", n(now))
-                    .expression_attribute_values(":ttl", n(now + self.cfg.retention_secs));
+            let move_slot = Update::builder()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(slots_key(owner)))
+                .expression_attribute_names("#old", old_id.as_str())
+                .expression_attribute_names("#new", new.meta.id.as_str())
+                .expression_attribute_values(":exp", n(new.meta.expires_at))
+                .expression_attribute_values(":epoch", n(old.epoch));
+            let (retire, move_slot) = if overlap_secs <= 0 {
+                (
+                    retire
+                        .update_expression("SET rotated_to = :new, revoked_at = :now, #ttl = :ttl")
+                        .expression_attribute_values(":now", n(now))
+                        .expression_attribute_values(":ttl", n(now + self.cfg.retention_secs)),
+                    move_slot
+                        .update_expression("REMOVE slots.#old SET slots.#new = :exp")
+                        .condition_expression("attribute_exists(slots) AND epoch = :epoch"),
+                )
             } else {
                 let grace_end = old.expires_at.min(now.saturating_add(overlap_secs));
-                retire = retire
-                    .update_expression("SET rotated_to = :new, expires_at = :grace, #ttl = :ttl")
-                    .expression_attribute_values(":grace", n(grace_end))
-                    .expression_attribute_values(":ttl", n(grace_end + self.cfg.retention_secs));
-            }
+                (
+                    retire
+                        .update_expression(
+                            "SET rotated_to = :new, expires_at = :grace, #ttl = :ttl",
+                        )
+                        .expression_attribute_values(":grace", n(grace_end))
+                        .expression_attribute_values(
+                            ":ttl",
+                            n(grace_end + self.cfg.retention_secs),
+                        ),
+                    // The predecessor keeps its slot (now ending at the grace
+                    // end) and the successor takes a new one.
+                    move_slot
+                        .update_expression("SET slots.#old = :grace, slots.#new = :exp")
+                        .condition_expression(
+                            "attribute_exists(slots) AND epoch = :epoch AND size(slots) < :cap",
+                        )
+                        .expression_attribute_values(":grace", n(grace_end))
+                        .expression_attribute_values(
+                            ":cap",
+                            n(i64::from(self.cfg.max_active_per_user)),
+                        ),
+                )
+            };
             let retire = retire
+                .build()
+                .map_err(|_| StoreError::Corrupt("update builder"))?;
+            let move_slot = move_slot
                 .build()
                 .map_err(|_| StoreError::Corrupt("update builder"))?;
             let put = Put::builder()
                 .table_name(&self.cfg.table_name)
-                .set_item(Some(self.to_item(new)))
+                .set_item(Some(self.to_item(&new)))
                 .condition_expression("attribute_not_exists(PK)")
                 .build()
                 .map_err(|_| StoreError::Corrupt("put builder"))?;
-            let move_slot = Update::builder()
-                .table_name(&self.cfg.table_name)
-                .set_key(Some(slots_key(owner)))
-                .update_expression("REMOVE slots.#old SET slots.#new = :exp")
-                .condition_expression("attribute_exists(slots)")
-                .expression_attribute_names("#old", old_id.as_str())
-                .expression_attribute_names("#new", new.meta.id.as_str())
-                .expression_attribute_values(":exp", n(new.meta.expires_at))
-                .build()
-                .map_err(|_| StoreError::Corrupt("update builder"))?;
             let result = self
                 .client
                 .transact_write_items()
@@ -585,6 +803,15 @@ impl TokenStore {
                 Err(err) => match failed_conditions(&err) {
                     Some(failed) if failed.get(1) == Some(&true) => {
                         return Err(StoreError::Conflict);
+                    }
+                    Some(failed) if failed.get(2) == Some(&true) => {
+                        if self.current_epoch(owner).await? != old.epoch {
+                            return Ok(RotateOutcome::NotActive);
+                        }
+                        if overlap_secs > 0 {
+                            return Ok(RotateOutcome::CapReached);
+                        }
+                        continue;
                     }
                     Some(_) => continue,
                     None => return Err(unavailable(err)),
@@ -623,28 +850,55 @@ impl TokenStore {
         }
     }
 
-    /// Revokes every live (unrevoked, unexpired) token of `owner`. Returns how
-    /// many this call revoked; expired tokens are left as they are.
+    /// Revokes every live (unrevoked, unexpired) token of `owner`, and makes
+    /// sure nothing minted before this call can outlive it.
     ///
-    /// Reads the strongly consistent active set as well as the (eventually
-    /// consistent) index, so a token created just before the call is not missed.
-    pub async fn revoke_all(&self, owner: &UserId, now: i64) -> Result<u32, StoreError> {
-        let mut ids: Vec<TokenId> = Vec::new();
-        let slots = self
+    /// 1. The owner's revocation epoch is raised first. From then on no create
+    ///    or rotation that began earlier can commit, and no token from before
+    ///    can rotate, so the set of tokens to revoke can only shrink.
+    /// 2. The live tokens are collected from the strongly consistent active
+    ///    set and from the (eventually consistent) index, which also finds
+    ///    tokens written before the active set existed.
+    /// 3. They are revoked [`REVOKE_ALL_CONCURRENCY`] at a time, each revocation
+    ///    idempotent, until `deadline`. What the deadline cuts off is reported
+    ///    in [`RevokeAllOutcome::remaining`]; calling again finishes the job.
+    ///
+    /// Tokens created after step 1 (under the new epoch) are left alone.
+    pub async fn revoke_all(
+        &self,
+        owner: &UserId,
+        now: i64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<RevokeAllOutcome, StoreError> {
+        use futures_util::StreamExt;
+
+        let bumped = self
             .client
-            .get_item()
+            .update_item()
             .table_name(&self.cfg.table_name)
             .set_key(Some(slots_key(owner)))
-            .consistent_read(true)
+            .update_expression(
+                "SET slots = if_not_exists(slots, :empty), \
+                 epoch = if_not_exists(epoch, :zero) + :one, revoked_all_at = :now",
+            )
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await
             .map_err(unavailable)?;
-        if let Some(map) = slots
-            .item()
-            .and_then(|i| i.get("slots"))
+        let attributes = bumped.attributes();
+        let epoch: i64 = attributes
+            .and_then(|a| a.get("epoch"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or(StoreError::Corrupt("epoch"))?;
+        let mut ids: Vec<TokenId> = attributes
+            .and_then(|a| a.get("slots"))
             .and_then(|v| v.as_m().ok())
-        {
-            ids.extend(
+            .map(|map| {
                 map.iter()
                     .filter(|(_, exp)| {
                         exp.as_n()
@@ -652,9 +906,10 @@ impl TokenStore {
                             .and_then(|v| v.parse::<i64>().ok())
                             .is_some_and(|e| e > now)
                     })
-                    .filter_map(|(k, _)| TokenId::parse(k).ok()),
-            );
-        }
+                    .filter_map(|(k, _)| TokenId::parse(k).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut cursor = None;
         loop {
             let page = self.list(owner, MAX_PAGE_SIZE, cursor.as_ref()).await?;
@@ -671,13 +926,31 @@ impl TokenStore {
         }
         ids.sort();
         ids.dedup();
-        let mut revoked = 0;
-        for id in &ids {
-            if self.revoke(owner, id, now).await? == RevokeOutcome::Revoked {
+        let total = ids.len();
+        let mut revoked = 0u32;
+        let mut done = 0usize;
+        let mut results = futures_util::stream::iter(ids)
+            .map(|id| async move { self.revoke_with(owner, &id, now, false, Some(epoch)).await })
+            .buffer_unordered(REVOKE_ALL_CONCURRENCY);
+        loop {
+            let next = match deadline {
+                Some(at) => match tokio::time::timeout_at(at.into(), results.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => results.next().await,
+            };
+            let Some(result) = next else { break };
+            done += 1;
+            if result? == RevokeOutcome::Revoked {
                 revoked += 1;
             }
         }
-        Ok(revoked)
+        Ok(RevokeAllOutcome {
+            revoked,
+            remaining: u32::try_from(total - done).unwrap_or(u32::MAX),
+            epoch,
+        })
     }
 
     fn to_item(&self, rec: &TokenRecord) -> HashMap<String, AttributeValue> {
@@ -699,6 +972,7 @@ impl TokenStore {
             ("created_at".to_owned(), n(m.created_at)),
             ("expires_at".to_owned(), n(m.expires_at)),
             ("hash".to_owned(), s(rec.hash.expose())),
+            ("epoch".to_owned(), n(m.epoch)),
         ]);
         let end_of_life = m.revoked_at.unwrap_or(m.expires_at).min(m.expires_at);
         item.insert(
@@ -843,6 +1117,7 @@ fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, S
         rotated_from: opt_id(item, "rotated_from")?,
         rotated_to: opt_id(item, "rotated_to")?,
         schema_version: version,
+        epoch: opt_n(item, "epoch")?.unwrap_or(0),
     })
 }
 

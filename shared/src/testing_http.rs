@@ -37,7 +37,9 @@ pub async fn call(router: &axum::Router, req: Req<'_>) -> Reply {
     }
 }
 
-/// A Cognito session's context (as the authorizer would produce it).
+/// A Cognito session's context (as the authorizer would produce it). It
+/// expires a year after [`T0`], so tests may move their clock by days; tests
+/// of expiry set `expires_at` themselves.
 pub fn session(sub: &str, scopes: &str) -> AuthorizerContext {
     AuthorizerContext {
         sub: sub.into(),
@@ -45,7 +47,7 @@ pub fn session(sub: &str, scopes: &str) -> AuthorizerContext {
         auth_method: AuthMethod::Jwt,
         scopes: scopes.into(),
         token_id: String::new(),
-        expires_at: T0 + 3600,
+        expires_at: T0 + 365 * 86_400,
     }
 }
 

@@ -283,6 +283,13 @@ pub async fn create(
         audit.record(Outcome::Denied, None, Some(scopes));
         return Err(ApiError::ScopeEscalation);
     }
+    if let Some(username) = &caller.principal.username {
+        // Offboarding events may name the user by username only (after a
+        // delete, Cognito can no longer map it to the sub): remember it.
+        app.store
+            .remember_username(username, &caller.principal.sub)
+            .await?;
+    }
     let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
     let (pat, hash) = hash_new(&app, pat).await?;
     let meta = TokenMeta {
@@ -297,6 +304,7 @@ pub async fn create(
         rotated_from: None,
         rotated_to: None,
         schema_version: CURRENT_SCHEMA_VERSION,
+        epoch: 0,
     };
     let record = TokenRecord { meta, hash };
     match app.store.create(&record, now).await? {
@@ -425,6 +433,41 @@ fn parse_id(raw: &str) -> Result<TokenId, ApiError> {
     TokenId::parse(raw).map_err(|_| ApiError::TokenNotFound)
 }
 
+/// A PAT may manage exactly one token: itself. Everything else (another
+/// token, every token, a new token) needs a Cognito session, so a leaked PAT
+/// cannot rotate or revoke its siblings.
+///
+/// A PAT's write must also not ride on a stale decision: API Gateway and the
+/// authorizer may keep serving a cached Allow for a while after revocation,
+/// so the calling token is re-read with a strongly consistent read and must
+/// still be live. Sessions pass through unchanged.
+async fn confirm_pat_acts_on_itself(
+    app: &AppState,
+    caller: &Caller,
+    target: &TokenId,
+) -> Result<(), ApiError> {
+    if caller.principal.method != AuthMethod::Pat {
+        return Ok(());
+    }
+    let own = caller
+        .principal
+        .token_id
+        .as_ref()
+        .ok_or(ApiError::Unauthenticated)?;
+    if own != target {
+        return Err(ApiError::SessionRequired);
+    }
+    let live = app
+        .store
+        .get_owned(&caller.principal.sub, own)
+        .await?
+        .is_some_and(|m| m.is_active(app.now()));
+    if !live {
+        return Err(ApiError::CredentialRevoked);
+    }
+    Ok(())
+}
+
 fn self_id(caller: &Caller) -> Result<TokenId, ApiError> {
     match (&caller.principal.method, &caller.principal.token_id) {
         (AuthMethod::Pat, Some(id)) => Ok(id.clone()),
@@ -469,6 +512,10 @@ async fn revoke_one(
     event: &'static str,
 ) -> Result<Response, ApiError> {
     let audit = Audit::new(event, caller);
+    if let Err(e) = confirm_pat_acts_on_itself(app, caller, id).await {
+        audit.record(Outcome::Denied, Some(id), None);
+        return Err(e);
+    }
     match app
         .store
         .revoke(&caller.principal.sub, id, app.now())
@@ -506,23 +553,41 @@ pub async fn delete_self(
     revoke_one(&app, &caller, &id, "token.revoke_self").await
 }
 
+/// How long `DELETE /tokens` revokes before it answers; what is left is
+/// reported (`complete: false`) and a retry finishes it. Well inside the
+/// token service's Lambda timeout.
+pub const REVOKE_ALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// `DELETE /tokens`: revoke all of the caller's tokens. Cognito sessions only.
+///
+/// Final: from the moment it starts, no token created or rotated before it
+/// can survive it (see `TokenStore::revoke_all`). Bounded in time: when
+/// `complete` is false, call again (idempotent) to revoke the rest.
 #[utoipa::path(delete, path = "/tokens", tag = "tokens",
-    responses((status = 200, description = "`{\"revoked\": n}`"), (status = 403, body = Problem)))]
+    responses((status = 200, description = "`{\"revoked\": n, \"remaining\": m, \"complete\": bool}`; retry while `complete` is false"),
+        (status = 403, body = Problem)))]
 pub async fn delete_all(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let audit = Audit::new("token.revoke_all", &caller);
     if caller.principal.method != AuthMethod::Jwt {
         audit.record(Outcome::Denied, None, None);
         return Err(ApiError::SessionRequired);
     }
-    let revoked = app
+    let outcome = app
         .store
-        .revoke_all(&caller.principal.sub, app.now())
+        .revoke_all(
+            &caller.principal.sub,
+            app.now(),
+            Some(std::time::Instant::now() + REVOKE_ALL_BUDGET),
+        )
         .await?;
-    audit.record_count(Outcome::Success, revoked);
+    audit.record_count(Outcome::Success, outcome.revoked);
     Ok(no_store(
         StatusCode::OK,
-        Json(serde_json::json!({ "revoked": revoked })),
+        Json(serde_json::json!({
+            "revoked": outcome.revoked,
+            "remaining": outcome.remaining,
+            "complete": outcome.complete(),
+        })),
     ))
 }
 
@@ -580,12 +645,16 @@ pub async fn revoke_presented(
 
 /// `POST /tokens/{id}/rotate` with optional `{overlapSeconds}` (0–3600).
 ///
-/// The successor keeps the name and scopes and gets a fresh expiry with the
-/// same lifetime as the old token, capped by the configured maximum: rotation
-/// never drops an expiry and never extends past the policy.
+/// The successor keeps the name and scopes. Its expiry depends on who asks:
+/// - a Cognito session gives it a fresh lifetime, as long as the old token's
+///   and capped by the configured maximum;
+/// - a PAT may rotate only itself, and its successor ends exactly when the
+///   predecessor would have: self-rotation never extends a chain's life.
+///
+/// Rotation never drops an expiry and never extends past the policy.
 #[utoipa::path(post, path = "/tokens/{id}/rotate", tag = "tokens", params(("id" = String, Path)), request_body(content = Option<RotateBody>),
     responses((status = 201, description = "The successor; the secret is in `token`, shown once", body = IssuedTokenBody),
-        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn rotate(
     State(app): State<AppState>,
     caller: Caller,
@@ -597,6 +666,10 @@ pub async fn rotate(
     f.finish()?;
     let id = parse_id(&id)?;
     let audit = Audit::new("token.rotate", &caller);
+    if let Err(e) = confirm_pat_acts_on_itself(&app, &caller, &id).await {
+        audit.record(Outcome::Denied, Some(&id), None);
+        return Err(e);
+    }
     let now = app.now();
     let old = app
         .store
@@ -615,7 +688,12 @@ pub async fn rotate(
         audit.record(Outcome::Refused, Some(&id), None);
         return Err(ApiError::TokenNotActive);
     }
-    let lifetime = (old.expires_at - old.created_at).clamp(DAY, app.max_lifetime_days * DAY);
+    let expires_at = match caller.principal.method {
+        AuthMethod::Pat => old.expires_at,
+        AuthMethod::Jwt => {
+            now + (old.expires_at - old.created_at).clamp(DAY, app.max_lifetime_days * DAY)
+        }
+    };
     let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
     let (pat, hash) = hash_new(&app, pat).await?;
     let meta = TokenMeta {
@@ -624,12 +702,13 @@ pub async fn rotate(
         name: old.name.clone(),
         scopes: old.scopes,
         created_at: now,
-        expires_at: now + lifetime,
+        expires_at,
         last_used_at: None,
         revoked_at: None,
         rotated_from: Some(id.clone()),
         rotated_to: None,
         schema_version: CURRENT_SCHEMA_VERSION,
+        epoch: old.epoch,
     };
     let record = TokenRecord { meta, hash };
     match app
@@ -653,6 +732,10 @@ pub async fn rotate(
         RotateOutcome::AlreadyRotated(_) => {
             audit.record(Outcome::Refused, Some(&id), None);
             Err(ApiError::TokenAlreadyRotated)
+        }
+        RotateOutcome::CapReached => {
+            audit.record(Outcome::Refused, Some(&id), None);
+            Err(ApiError::TokenLimitReached)
         }
     }
 }

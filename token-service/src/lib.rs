@@ -78,6 +78,12 @@ impl std::ops::Deref for AppState {
     }
 }
 
+impl shared::http::caller::HasClock for AppState {
+    fn clock(&self) -> &dyn Clock {
+        &*self.0.clock
+    }
+}
+
 impl AppState {
     /// Builds the state; hashes the dummy secret once (one argon2id run).
     pub fn new(

@@ -120,6 +120,7 @@ fn issue_record(owner_id: &str, expires_at: i64) -> shared::TokenRecord {
             rotated_from: None,
             rotated_to: None,
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+            epoch: 0,
         },
         hash: hasher().hash(pat.secret()).unwrap(),
     }

@@ -233,6 +233,7 @@ async fn the_authorizer_decides_for_v1_and_v2_tokens() {
             rotated_from: None,
             rotated_to: None,
             schema_version: 1,
+            epoch: 0,
         },
         hash: hasher().hash(v1.secret()).unwrap(),
     };

@@ -286,6 +286,7 @@ pub async fn issue_pat(store: &TokenStore, owner: &str, scopes: ScopeSet, expire
             rotated_from: None,
             rotated_to: None,
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+            epoch: 0,
         },
         hash,
     };

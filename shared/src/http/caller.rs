@@ -1,8 +1,8 @@
 //! Who is calling, taken only from the authorizer context API Gateway forwards.
 //! The service never looks at `Authorization` itself.
 
-use crate::Principal;
 use crate::routes::{Access, Method, ROUTES};
+use crate::{Clock, Principal};
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use lambda_http::request::RequestContext;
@@ -54,11 +54,20 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+/// Handler state that can tell the time. The [`Caller`] extractor needs it:
+/// API Gateway may replay a cached Allow (and its context) for up to its TTL
+/// after the credential's expiry, so the expiry is checked again here.
+pub trait HasClock {
+    /// The clock handlers use.
+    fn clock(&self) -> &dyn Clock;
+}
+
+impl<S: Send + Sync + HasClock> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    /// Reads the principal and re-checks the route's scope from the shared
-    /// route table (defence in depth: the authorizer's policy already did).
+    /// Reads the principal, refuses it once its credential has expired, and
+    /// re-checks the route's scope from the shared route table (defence in
+    /// depth: the authorizer's policy already did).
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal = match parts.extensions.get::<RequestContext>() {
             Some(RequestContext::ApiGatewayV1(ctx)) => {
@@ -69,6 +78,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             }
             _ => return Err(ApiError::Unauthenticated),
         };
+        // Expiry is exclusive, as in the authorizer: at `expires_at` it is over.
+        if state.clock().now() >= principal.expires_at {
+            return Err(ApiError::CredentialExpired);
+        }
         let template = parts
             .extensions
             .get::<MatchedPath>()

@@ -46,6 +46,14 @@ pub enum ApiError {
     /// 401: no usable authorizer context (never happens behind API Gateway).
     #[error("unauthenticated")]
     Unauthenticated,
+    /// 401: the credential behind the (possibly cached) authorizer context
+    /// has passed its expiry.
+    #[error("credential expired")]
+    CredentialExpired,
+    /// 401: the calling PAT was revoked or expired since the authorizer
+    /// decided (found by the strongly consistent read before a write).
+    #[error("credential revoked")]
+    CredentialRevoked,
     /// 403: the caller lacks the route's scope.
     #[error("insufficient scope")]
     InsufficientScope,
@@ -114,6 +122,16 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "Authentication required",
+            ),
+            CredentialExpired => (
+                StatusCode::UNAUTHORIZED,
+                "credential-expired",
+                "The credential used for this request has expired",
+            ),
+            CredentialRevoked => (
+                StatusCode::UNAUTHORIZED,
+                "credential-revoked",
+                "The personal access token used for this request is no longer active",
             ),
             InsufficientScope => (
                 StatusCode::FORBIDDEN,

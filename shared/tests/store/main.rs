@@ -39,6 +39,7 @@ pub(crate) fn record(owner: &UserId, created_at: i64, lifetime: i64) -> TokenRec
             rotated_from: None,
             rotated_to: None,
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+            epoch: 0,
         },
         hash: PhcHash::from_stored("$argon2id$placeholder".into()),
     }
@@ -455,7 +456,10 @@ async fn revoke_all_revokes_every_live_token_of_one_owner_only() {
     store.revoke(&alice, &ids[0], t).await.unwrap();
     let bobs = record(&bob, t, DAY);
     store.create(&bobs, t).await.unwrap();
-    assert_eq!(store.revoke_all(&alice, t + 1).await.unwrap(), 2);
+    assert_eq!(
+        store.revoke_all(&alice, t + 1, None).await.unwrap().revoked,
+        2
+    );
     for id in &ids {
         assert!(
             store
@@ -478,7 +482,10 @@ async fn revoke_all_revokes_every_live_token_of_one_owner_only() {
             .revoked_at
             .is_none()
     );
-    assert_eq!(store.revoke_all(&alice, t + 2).await.unwrap(), 0);
+    assert_eq!(
+        store.revoke_all(&alice, t + 2, None).await.unwrap().revoked,
+        0
+    );
 }
 
 #[tokio::test]
@@ -566,7 +573,14 @@ async fn revoke_all_leaves_expired_tokens_alone() {
     store.create(&short, t).await.unwrap();
     let live = record(&alice, t, DAY);
     store.create(&live, t).await.unwrap();
-    assert_eq!(store.revoke_all(&alice, t + 20).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .revoke_all(&alice, t + 20, None)
+            .await
+            .unwrap()
+            .revoked,
+        1
+    );
     assert!(
         store
             .get(&short.meta.id)
@@ -590,3 +604,4 @@ async fn revoke_all_leaves_expired_tokens_alone() {
 }
 
 mod migration;
+mod revocation;

@@ -557,3 +557,5 @@ async fn every_error_class_has_its_status_and_problem_type() {
     .await
     .assert_problem(409, "token-not-active");
 }
+
+mod security;
