@@ -20,7 +20,7 @@ use authorizer::pat::{PatVerifier, TokenLookup};
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use shared::hash::{HashParams, SecretHasher};
+use shared::hash::{HashParams, PhcHash, SecretHasher};
 use shared::store::{StoreError, TouchOutcome};
 use shared::{Pat, ScopeSet, SystemClock, TokenId, TokenMeta, TokenRecord, UserId};
 
@@ -47,6 +47,14 @@ impl TokenLookup for InMemory {
     async fn touch(&self, _id: &TokenId, _now: i64) -> Result<TouchOutcome, StoreError> {
         Ok(TouchOutcome::Skipped)
     }
+    async fn replace_hash(
+        &self,
+        _id: &TokenId,
+        _old: &PhcHash,
+        _new: &PhcHash,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 type BenchAuthorizer = Authorizer<StaticJwks, InMemory, SystemClock>;
@@ -59,7 +67,7 @@ fn build(store: &InMemory, jwt_cache_ttl_secs: i64, pat_cache_ttl_secs: i64) -> 
     let pat_cfg = PatConfig {
         positive_ttl_secs: pat_cache_ttl_secs,
         negative_ttl_secs: 0,
-        max_failures_per_id: 5,
+        max_failures_per_source: 5,
     };
     let hasher = SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN).unwrap();
     Authorizer::new(

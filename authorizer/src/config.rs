@@ -70,9 +70,11 @@ pub struct PatConfig {
     pub positive_ttl_secs: i64,
     /// How long an id stays refused after it failed, in seconds.
     pub negative_ttl_secs: i64,
-    /// Wrong secrets tolerated per id within `negative_ttl_secs` before the id
-    /// is refused without hashing.
-    pub max_failures_per_id: u32,
+    /// Wrong secrets tolerated per (id, source address) within
+    /// `negative_ttl_secs`; past that, further unverified presentations of
+    /// that id from that address are refused without a read or a hash.
+    /// Other addresses, and tokens this instance has verified, are unaffected.
+    pub max_failures_per_source: u32,
 }
 
 /// Everything the authorizer needs.
@@ -208,9 +210,9 @@ impl AuthorizerConfig {
                     3600,
                     "an integer from 0 to 3600",
                 )?,
-                max_failures_per_id: number_in(
+                max_failures_per_source: number_in(
                     env,
-                    "PAT_MAX_FAILURES_PER_ID",
+                    "PAT_MAX_FAILURES_PER_SOURCE",
                     5,
                     1,
                     1000,

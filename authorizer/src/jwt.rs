@@ -98,6 +98,13 @@ impl<S: JwksSource> JwtVerifier<S> {
         })
     }
 
+    /// The most any Cognito session may hold now (`JWT_DEFAULT_SCOPES`; the
+    /// `scope` claim can only narrow it). A PAT never out-scopes its owner,
+    /// so the authorizer intersects every PAT's scopes with this.
+    pub fn session_ceiling(&self) -> ScopeSet {
+        self.cfg.default_scopes
+    }
+
     /// How many tokens went through full signature verification (tests, metrics).
     pub fn signature_checks(&self) -> usize {
         self.signature_checks.load(Ordering::Relaxed)
@@ -208,6 +215,8 @@ impl<S: JwksSource> JwtVerifier<S> {
 
     /// What a Cognito session may do: the configured default, narrowed by the
     /// access token's resource-server scopes when a prefix is configured.
+    ///
+    /// [`Self::session_ceiling`] is the most any session can hold.
     fn session_scopes(&self, token_use: &str, scope_claim: Option<&str>) -> ScopeSet {
         let default = self.cfg.default_scopes;
         let Some(prefix) = self.cfg.scope_claim_prefix.as_deref() else {

@@ -110,8 +110,11 @@ pub enum Reject {
     Revoked,
     /// PAT secret does not match.
     WrongSecret,
-    /// PAT id is in the negative cache.
+    /// PAT id is known (in-process) to be unknown, revoked or expired.
     Refused,
+    /// Too many wrong secrets for this PAT id from this source address in
+    /// the window: refused without a read or a hash.
+    SourceThrottled,
     /// The stored hash is malformed or below the minimum parameters.
     BadStoredHash,
     /// `methodArn` missing or not an execute-api ARN.
@@ -191,11 +194,16 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
                 Ok(response)
             }
             Err(reject) => {
+                // Refusals are investigable: the source address, and for a
+                // well-formed PAT its public id (never the secret), so
+                // credential stuffing and lock-out attempts can be traced.
+                let source_ip = source_ip(event);
+                let token_id = refused_token_id(event, self.max_credential_bytes);
                 let error = reject.to_error();
                 if error == AuthError::Internal {
-                    tracing::error!(request_id, decision = "error", reason = ?reject, "authorizer failed closed");
+                    tracing::error!(request_id, decision = "error", reason = ?reject, source_ip, token_id, "authorizer failed closed");
                 } else {
-                    tracing::info!(request_id, decision = "unauthorized", reason = ?reject, "authorizer decision");
+                    tracing::info!(request_id, decision = "unauthorized", reason = ?reject, source_ip, token_id, "authorizer decision");
                 }
                 Err(error)
             }
@@ -211,7 +219,13 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         let credential = bearer_credential(event, self.max_credential_bytes)?;
         let now = self.clock.now();
         let principal = if Pat::looks_like_pat(credential) {
-            self.pat.verify(credential, now).await?
+            let mut principal = self.pat.verify(credential, now, source_ip(event)).await?;
+            // A PAT never holds more than its owner's session could now.
+            principal.scopes = principal.scopes.intersection(self.jwt.session_ceiling());
+            if principal.scopes.is_empty() {
+                return Err(Reject::NoScopes);
+            }
+            principal
         } else {
             self.jwt.verify(credential, now).await?
         };
@@ -221,6 +235,30 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         response.context = AuthorizerContext::from(&principal);
         Ok(response)
     }
+}
+
+/// The client address API Gateway reports (empty if absent).
+fn source_ip(event: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> &str {
+    event
+        .request_context
+        .identity
+        .as_ref()
+        .and_then(|i| i.source_ip.as_deref())
+        .unwrap_or("")
+}
+
+/// For the refusal log line: the public id of a well-formed PAT (checksum
+/// valid), else empty. Only ever computed on the refusal path.
+fn refused_token_id(
+    event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    max_bytes: usize,
+) -> String {
+    bearer_credential(event, max_bytes)
+        .ok()
+        .filter(|c| Pat::looks_like_pat(c))
+        .and_then(|c| Pat::parse(c).ok())
+        .map(|p| p.id().as_str().to_owned())
+        .unwrap_or_default()
 }
 
 /// Extracts the credential from `Authorization: Bearer <credential>` (RFC 6750:

@@ -12,7 +12,6 @@ use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::SystemClock;
 use shared::config::ProcessEnv;
-use shared::hash::SecretHasher;
 use shared::store::TokenStore;
 
 #[tokio::main]
@@ -32,8 +31,7 @@ async fn main() -> anyhow::Result<()> {
         aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
         cfg.store.clone(),
     );
-    let hasher = SecretHasher::new(cfg.hash.params, cfg.hash.minimum)
-        .context("invalid argon2 parameters")?;
+    let hasher = cfg.hash.hasher().context("invalid argon2 parameters")?;
     let keys =
         KeyCache::new(HttpJwks::new(cfg.jwt.jwks_url.clone()).context("cannot build JWKS client")?);
     let pat = PatVerifier::new(

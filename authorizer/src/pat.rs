@@ -1,28 +1,48 @@
-//! PAT verification, in the order that keeps junk cheap:
+//! PAT verification, in the order that keeps junk cheap and never lets
+//! someone who only knows a token's id lock its holder out:
 //!
 //! 1. parse + checksum (no I/O);
-//! 2. positive cache, keyed by an HMAC of the whole token under a per-process
-//!    random key (never the raw token);
-//! 3. negative cache per token id (unknown, revoked, expired, or too many wrong
-//!    secrets): refused with no I/O and no hashing;
-//! 4. one strongly consistent `GetItem` by id;
-//! 5. revoked / expired;
-//! 6. argon2id on a blocking thread;
-//! 7. a throttled `last_used` touch in the background, which can never delay
-//!    or fail the decision.
+//! 2. the instance's memory of this exact token, keyed by an HMAC of the
+//!    whole token under a per-process random key (never the raw token). A
+//!    fresh entry (within `PAT_CACHE_TTL_SECONDS`) is the decision, with no
+//!    I/O. An older one still proves the secret was verified, so the next
+//!    cold decision reads the record but skips argon2: argon2 runs once per
+//!    genuine token per instance;
+//! 3. ids known to be unknown, revoked or expired are refused with no I/O
+//!    (states a genuine token can never leave, so caching them locks no one out);
+//! 4. an unverified presentation from a source address that has already
+//!    sent `PAT_MAX_FAILURES_PER_SOURCE` wrong secrets for this id in the
+//!    window is refused with no I/O and no hashing. The budget is per
+//!    (id, address): one address's failures never refuse another address,
+//!    and never refuse a token this instance has verified;
+//! 5. one strongly consistent `GetItem` by id; revoked / expired;
+//! 6. argon2id on a blocking thread, unless step 2 remembered this secret for
+//!    this very stored hash;
+//! 7. in the background, never delaying or failing the decision: the
+//!    throttled `last_used` touch, and a rehash when the stored hash is
+//!    weaker than the parameters this instance writes.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lc_rs::hmac;
-use shared::hash::SecretHasher;
+use aws_lc_rs::{digest, hmac};
+use shared::hash::{PhcHash, SecretHasher};
 use shared::store::{StoreError, TokenStore, TouchOutcome};
 use shared::{AuthMethod, Pat, Principal, TokenId, TokenRecord, TokenStatus};
 use tokio::task::JoinSet;
 
 use crate::Reject;
 use crate::config::PatConfig;
+
+/// How long an instance remembers that it verified a token's secret. Far
+/// beyond a Lambda instance's usual life, so in practice: for the instance's
+/// life. The record's status is still read on every cold decision.
+pub const VERIFIED_MEMORY_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Longest source address kept as a budget key (an IPv6 address is at most 45).
+const MAX_SOURCE_LEN: usize = 64;
 
 /// Read access to tokens, plus the `last_used` touch. Implemented by the
 /// DynamoDB store; the benchmarks substitute an in-memory answer.
@@ -38,6 +58,14 @@ pub trait TokenLookup: Send + Sync + 'static {
         id: &TokenId,
         now: i64,
     ) -> impl Future<Output = Result<TouchOutcome, StoreError>> + Send;
+    /// Replaces the stored hash `old` with `new` (a rehash under stronger
+    /// parameters); `false` when the stored hash is no longer `old`.
+    fn replace_hash(
+        &self,
+        id: &TokenId,
+        old: &PhcHash,
+        new: &PhcHash,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 impl TokenLookup for TokenStore {
@@ -47,19 +75,32 @@ impl TokenLookup for TokenStore {
     async fn touch(&self, id: &TokenId, now: i64) -> Result<TouchOutcome, StoreError> {
         TokenStore::touch(self, id, now).await
     }
+    async fn replace_hash(
+        &self,
+        id: &TokenId,
+        old: &PhcHash,
+        new: &PhcHash,
+    ) -> Result<bool, StoreError> {
+        TokenStore::replace_hash(self, id, old, new).await
+    }
 }
 
+/// What an instance remembers about a token it verified.
 #[derive(Debug, Clone)]
 struct Verified {
     principal: Principal,
-    cached_at: i64,
+    /// When the decision was last confirmed against the record.
+    confirmed_at: i64,
+    /// SHA-256 of the stored PHC string the secret was verified against: a
+    /// changed hash (rehash, or a tampered record) means verifying again.
+    hash_digest: [u8; 32],
 }
 
+/// Wrong secrets from one source address for one id, in the current window.
 #[derive(Debug, Clone, Copy)]
-struct Refusal {
+struct Failures {
     since: i64,
-    failures: u32,
-    permanent: bool,
+    count: u32,
 }
 
 /// Verifies PATs.
@@ -69,9 +110,11 @@ pub struct PatVerifier<L> {
     cfg: PatConfig,
     touch_interval_secs: i64,
     cache_key: hmac::Key,
-    positive: moka::sync::Cache<[u8; 32], Verified>,
-    negative: moka::sync::Cache<TokenId, Refusal>,
+    verified: moka::sync::Cache<[u8; 32], Verified>,
+    refused: moka::sync::Cache<TokenId, i64>,
+    failures: moka::sync::Cache<(TokenId, String), Failures>,
     touched: moka::sync::Cache<TokenId, i64>,
+    argon2_runs: AtomicU64,
     background: Mutex<JoinSet<()>>,
 }
 
@@ -92,11 +135,15 @@ impl<L: TokenLookup> PatVerifier<L> {
             lookup: Arc::new(lookup),
             hasher: Arc::new(hasher),
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
-            positive: moka::sync::Cache::builder()
+            verified: moka::sync::Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(ttl(cfg.positive_ttl_secs))
+                .time_to_live(VERIFIED_MEMORY_TTL)
                 .build(),
-            negative: moka::sync::Cache::builder()
+            refused: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl(cfg.negative_ttl_secs))
+                .build(),
+            failures: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl(cfg.negative_ttl_secs))
                 .build(),
@@ -106,12 +153,18 @@ impl<L: TokenLookup> PatVerifier<L> {
                 .build(),
             cfg,
             touch_interval_secs,
+            argon2_runs: AtomicU64::new(0),
             background: Mutex::new(JoinSet::new()),
         })
     }
 
-    /// Waits for background `last_used` writes (tests; and before a Lambda freeze
-    /// if desired). Decisions never wait for them.
+    /// How many argon2id verifications this instance has run.
+    pub fn argon2_evaluations(&self) -> u64 {
+        self.argon2_runs.load(Ordering::Relaxed)
+    }
+
+    /// Waits for background writes (`last_used`, rehash): tests, and before
+    /// a Lambda freeze if desired. Decisions never wait for them.
     pub async fn settle(&self) {
         let mut set = match self.background.lock() {
             Ok(mut guard) => std::mem::take(&mut *guard),
@@ -120,32 +173,42 @@ impl<L: TokenLookup> PatVerifier<L> {
         while set.join_next().await.is_some() {}
     }
 
-    /// Verifies a presented PAT at `now`.
-    pub async fn verify(&self, presented: &str, now: i64) -> Result<Principal, Reject> {
+    /// Verifies a presented PAT at `now`, for a request from `source` (the
+    /// client address API Gateway reports; empty if unknown).
+    pub async fn verify(
+        &self,
+        presented: &str,
+        now: i64,
+        source: &str,
+    ) -> Result<Principal, Reject> {
         let pat = Pat::parse(presented).map_err(|_| Reject::Malformed)?;
         let cache_key: [u8; 32] = hmac::sign(&self.cache_key, pat.expose().as_bytes())
             .as_ref()
             .try_into()
             .map_err(|_| Reject::Internal("HMAC-SHA256 tag is not 32 bytes"))?;
 
-        if self.cfg.positive_ttl_secs > 0
-            && let Some(hit) = self.positive.get(&cache_key)
+        let remembered = self.verified.get(&cache_key);
+        if let Some(hit) = &remembered
+            && now - hit.confirmed_at < self.cfg.positive_ttl_secs
+            && now < hit.principal.expires_at
         {
-            if now - hit.cached_at < self.cfg.positive_ttl_secs && now < hit.principal.expires_at {
-                self.touch_later(pat.id(), now);
-                return Ok(hit.principal);
-            }
-            self.positive.invalidate(&cache_key);
+            self.touch_later(pat.id(), now);
+            return Ok(hit.principal.clone());
         }
 
-        if let Some(refusal) = self.negative.get(pat.id()) {
-            let fresh = now - refusal.since < self.cfg.negative_ttl_secs;
-            if fresh && (refusal.permanent || refusal.failures >= self.cfg.max_failures_per_id) {
+        if let Some(since) = self.refused.get(pat.id()) {
+            if now - since < self.cfg.negative_ttl_secs {
                 return Err(Reject::Refused);
             }
-            if !fresh {
-                self.negative.invalidate(pat.id());
-            }
+            self.refused.invalidate(pat.id());
+        }
+        let budget_key = (pat.id().clone(), source_key(source));
+        if remembered.is_none()
+            && let Some(f) = self.failures.get(&budget_key)
+            && now - f.since < self.cfg.negative_ttl_secs
+            && f.count >= self.cfg.max_failures_per_source
+        {
+            return Err(Reject::SourceThrottled);
         }
 
         let record = self
@@ -154,17 +217,19 @@ impl<L: TokenLookup> PatVerifier<L> {
             .await
             .map_err(|e| Reject::StoreUnavailable(e.to_string()))?;
         let Some(record) = record else {
-            self.refuse(pat.id(), now, true);
+            self.refuse(pat.id(), now);
             return Err(Reject::UnknownToken);
         };
         match record.meta.status(now) {
             TokenStatus::Active => {}
             TokenStatus::Revoked => {
-                self.refuse(pat.id(), now, true);
+                self.refuse(pat.id(), now);
+                self.verified.invalidate(&cache_key);
                 return Err(Reject::Revoked);
             }
             TokenStatus::Expired => {
-                self.refuse(pat.id(), now, true);
+                self.refuse(pat.id(), now);
+                self.verified.invalidate(&cache_key);
                 return Err(Reject::Expired);
             }
         }
@@ -172,21 +237,36 @@ impl<L: TokenLookup> PatVerifier<L> {
             return Err(Reject::NoScopes);
         }
 
-        let hasher = Arc::clone(&self.hasher);
-        let hash = record.hash.clone();
-        let (pat, verdict) = tokio::task::spawn_blocking(move || {
-            let verdict = hasher.verify(pat.secret(), &hash);
-            (pat, verdict)
-        })
-        .await
-        .map_err(|_| Reject::Internal("verification task failed"))?;
-        match verdict {
-            Ok(true) => {}
-            Ok(false) => {
-                self.refuse(pat.id(), now, false);
-                return Err(Reject::WrongSecret);
+        let hash_digest = sha256(record.hash.expose().as_bytes())?;
+        let already_verified = remembered.is_some_and(|r| r.hash_digest == hash_digest);
+        if !already_verified {
+            let hasher = Arc::clone(&self.hasher);
+            let hash = record.hash.clone();
+            let (returned, verdict) = tokio::task::spawn_blocking(move || {
+                let verdict = hasher.verify(pat.secret(), &hash);
+                (pat, verdict)
+            })
+            .await
+            .map_err(|_| Reject::Internal("verification task failed"))?;
+            if verdict.is_ok() {
+                // Counted only when argon2 ran: a hash refused unevaluated
+                // (malformed, below the floor, above the ceiling) cost nothing.
+                self.argon2_runs.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => return Err(Reject::BadStoredHash),
+            match verdict {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.count_failure(budget_key, now);
+                    return Err(Reject::WrongSecret);
+                }
+                Err(_) => return Err(Reject::BadStoredHash),
+            }
+            self.touch_later(returned.id(), now);
+            if self.hasher.needs_rehash(&record.hash) {
+                self.rehash_later(returned, record.hash.clone());
+            }
+        } else {
+            self.touch_later(pat.id(), now);
         }
 
         let meta = record.meta;
@@ -198,36 +278,63 @@ impl<L: TokenLookup> PatVerifier<L> {
             token_id: Some(meta.id),
             expires_at: meta.expires_at,
         };
-        if self.cfg.positive_ttl_secs > 0 {
-            self.positive.insert(
-                cache_key,
-                Verified {
-                    principal: principal.clone(),
-                    cached_at: now,
-                },
-            );
-        }
-        self.touch_later(pat.id(), now);
+        self.verified.insert(
+            cache_key,
+            Verified {
+                principal: principal.clone(),
+                confirmed_at: now,
+                hash_digest,
+            },
+        );
         Ok(principal)
     }
 
-    fn refuse(&self, id: &TokenId, now: i64, permanent: bool) {
-        if self.cfg.negative_ttl_secs <= 0 {
-            return;
+    /// Remembers an id whose state no genuine presentation can change
+    /// (unknown, revoked, expired).
+    fn refuse(&self, id: &TokenId, now: i64) {
+        if self.cfg.negative_ttl_secs > 0 {
+            self.refused.insert(id.clone(), now);
         }
-        let next = match self.negative.get(id) {
-            Some(r) if now - r.since < self.cfg.negative_ttl_secs => Refusal {
-                since: r.since,
-                failures: r.failures.saturating_add(1),
-                permanent: r.permanent || permanent,
+    }
+
+    fn count_failure(&self, key: (TokenId, String), now: i64) {
+        let next = match self.failures.get(&key) {
+            Some(f) if now - f.since < self.cfg.negative_ttl_secs => Failures {
+                since: f.since,
+                count: f.count.saturating_add(1),
             },
-            _ => Refusal {
+            _ => Failures {
                 since: now,
-                failures: 1,
-                permanent,
+                count: 1,
             },
         };
-        self.negative.insert(id.clone(), next);
+        self.failures.insert(key, next);
+    }
+
+    /// Replaces a weaker stored hash, off the decision path. The write is
+    /// conditional on the hash being unchanged, so a racing rotation,
+    /// revocation or second rehash is never overwritten.
+    fn rehash_later(&self, pat: Pat, old: PhcHash) {
+        let lookup = Arc::clone(&self.lookup);
+        let hasher = Arc::clone(&self.hasher);
+        if let Ok(mut set) = self.background.lock() {
+            while set.try_join_next().is_some() {}
+            set.spawn(async move {
+                let id = pat.id().clone();
+                let new = match tokio::task::spawn_blocking(move || hasher.hash(pat.secret())).await {
+                    Ok(Ok(new)) => new,
+                    _ => {
+                        tracing::warn!(token_id = %id, "rehash failed to compute");
+                        return;
+                    }
+                };
+                match lookup.replace_hash(&id, &old, &new).await {
+                    Ok(true) => tracing::info!(token_id = %id, "stored hash upgraded to the current parameters"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(token_id = %id, error = %e, "rehash write failed"),
+                }
+            });
+        }
     }
 
     fn touch_later(&self, id: &TokenId, now: i64) {
@@ -251,4 +358,21 @@ impl<L: TokenLookup> PatVerifier<L> {
             });
         }
     }
+}
+
+/// The budget key for a source address: bounded, and shared by requests
+/// whose address is unknown.
+fn source_key(source: &str) -> String {
+    if source.is_empty() {
+        "-".to_owned()
+    } else {
+        source.chars().take(MAX_SOURCE_LEN).collect()
+    }
+}
+
+fn sha256(bytes: &[u8]) -> Result<[u8; 32], Reject> {
+    digest::digest(&digest::SHA256, bytes)
+        .as_ref()
+        .try_into()
+        .map_err(|_| Reject::Internal("SHA-256 digest is not 32 bytes"))
 }

@@ -69,3 +69,32 @@ async fn logs_record_decisions_but_never_a_secret_a_jwt_or_a_hash() {
         assert!(!logs.contains(needle), "{what} leaked into logs");
     }
 }
+
+#[tokio::test]
+async fn a_refused_pats_decision_line_names_its_token_id_and_source_ip() {
+    let captured = shared::testing::LogCapture::global();
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let pat = issue_pat(&h.store, "user-refused", ScopeSet::all(), T0 + 600).await;
+    let forged = shared::testing::token_with_secret_of(pat.id(), &shared::Pat::generate().unwrap());
+    assert!(h.decide_from(&bearer(&forged), "192.0.2.77").await.is_err());
+
+    let logs = captured.text();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"decision\":\"unauthorized\"") && l.contains("192.0.2.77"))
+        .unwrap_or_else(|| panic!("no refusal line with the source address: {logs}"));
+    assert!(
+        line.contains(&format!("\"token_id\":\"{}\"", pat.id())),
+        "{line}"
+    );
+    assert!(line.contains("\"source_ip\":\"192.0.2.77\""), "{line}");
+    assert!(line.contains("WrongSecret"), "{line}");
+    let secret = std::str::from_utf8(pat.secret().expose_bytes()).unwrap();
+    assert!(!line.contains(secret) && !line.contains(&forged));
+    let forged_secret = &forged[shared::pat::PAT_PREFIX.len() + 17..];
+    assert!(
+        !logs.contains(forged_secret),
+        "a presented secret reached the logs"
+    );
+}

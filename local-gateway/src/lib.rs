@@ -133,6 +133,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         identity: &str,
         method_arn: &str,
         request_id: &str,
+        source_ip: &str,
     ) -> Result<(Arc<AuthorizerResponse>, bool), AuthError> {
         let now = self.clock.now();
         if self.cfg.cache_ttl_secs > 0
@@ -151,7 +152,8 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
                 "requestId": request_id,
                 "stage": self.cfg.stage,
                 "accountId": self.cfg.account,
-                "apiId": self.cfg.api_id
+                "apiId": self.cfg.api_id,
+                "identity": {"sourceIp": source_ip}
             }
         }))
         .map_err(|_| AuthError::Internal)?;
@@ -260,7 +262,10 @@ where
             );
         };
         let method_arn = gw.method_arn(route.method, &path);
-        let (decision, hit) = match gw.authorize(&identity, &method_arn, request_id).await {
+        let (decision, hit) = match gw
+            .authorize(&identity, &method_arn, request_id, &peer.ip().to_string())
+            .await
+        {
             Ok(d) => d,
             Err(AuthError::Unauthorized) => {
                 return (

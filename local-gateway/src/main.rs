@@ -76,7 +76,7 @@ async fn dev() -> anyhow::Result<()> {
             "an integer from 0 to 300",
         )?,
         negative_ttl_secs: 30,
-        max_failures_per_id: 5,
+        max_failures_per_source: 5,
     };
 
     let store = TokenStore::from_env_config(store_cfg).await;

@@ -40,6 +40,9 @@ type LocalGateway = Gateway<authorizer::jwks::HttpJwks, shared::store::TokenStor
 struct Running {
     base: String,
     http: reqwest::Client,
+    /// A second client whose requests come from another loopback address
+    /// (127.0.0.2): an attacker elsewhere on the network.
+    other_address: reqwest::Client,
     gateway: Arc<LocalGateway>,
     clock: Arc<ShiftedClock>,
     pool: cognito::Pool,
@@ -70,7 +73,7 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
         pat: authorizer::config::PatConfig {
             positive_ttl_secs: pat_ttl_secs,
             negative_ttl_secs: 30,
-            max_failures_per_id: 5,
+            max_failures_per_source: 5,
         },
         max_lifetime_days: 90,
     };
@@ -85,6 +88,10 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
     Running {
         base,
         http: reqwest::Client::new(),
+        other_address: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap(),
         gateway,
         clock,
         pool,
@@ -535,5 +542,131 @@ async fn e2e_logs_never_contain_secrets_jwts_or_hashes() {
         ("argon2 hash marker", "$argon2".to_owned()),
     ] {
         assert!(!text.contains(&needle), "{what} reached the logs");
+    }
+}
+
+/// The shipped defaults: API Gateway's authorizer cache 60 s (cdk.json), the
+/// in-process PAT cache 30 s, 5 wrong secrets per id and address per 30 s.
+async fn start_as_shipped() -> Running {
+    start_with(60, 30).await
+}
+
+fn id_of(pat: &str) -> &str {
+    &pat[shared::pat::PAT_PREFIX.len()..shared::pat::PAT_PREFIX.len() + 17]
+}
+
+#[tokio::test]
+async fn a_leaked_pat_cannot_rotate_or_revoke_its_siblings_end_to_end() {
+    let gw = start_as_shipped().await;
+    let jwt = gw.login("alice").await;
+    let leaked = gw
+        .issue_pat(&jwt, &["tokens:write", "tokens:read", "items:read"])
+        .await;
+    let sibling = gw.issue_pat(&jwt, &["items:read"]).await;
+    let sibling_id = id_of(&sibling);
+
+    let (status, body) = gw
+        .send(
+            "POST",
+            &format!("/tokens/{sibling_id}/rotate"),
+            Some(&leaked),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["type"], "urn:agpat:problem:session-required");
+    let (status, body) = gw
+        .send(
+            "DELETE",
+            &format!("/tokens/{sibling_id}"),
+            Some(&leaked),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = gw.send("GET", "/items", Some(&sibling), None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the sibling's holder is not locked out"
+    );
+
+    // Rotating itself is allowed, and never extends the chain.
+    let (_, before) = gw.send("GET", "/tokens/self", Some(&leaked), None).await;
+    let own = id_of(&leaked).to_owned();
+    let (status, rotated) = gw
+        .send(
+            "POST",
+            &format!("/tokens/{own}/rotate"),
+            Some(&leaked),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    assert_eq!(rotated["expiresAt"], before["expiresAt"]);
+}
+
+#[tokio::test]
+async fn a_cached_allow_past_the_credentials_expiry_is_refused_by_the_service() {
+    let gw = start_as_shipped().await;
+    let jwt = gw.login("alice").await;
+    let (status, body) = gw
+        .send(
+            "POST",
+            "/tokens",
+            Some(&jwt),
+            Some(json!({"name": "short", "scopes": ["items:read"], "expiresInDays": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let pat = body["token"].as_str().unwrap().to_owned();
+    // Ten seconds before expiry: allowed, and the Allow enters the gateway cache.
+    gw.clock.advance(86_400 - 10);
+    let (status, _) = gw.send("GET", "/items", Some(&pat), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let calls = gw.gateway.authorizer_calls();
+    // Ten seconds after: API Gateway still serves its cached Allow...
+    gw.clock.advance(20);
+    let (status, body) = gw.send("GET", "/items", Some(&pat), None).await;
+    assert_eq!(
+        gw.gateway.authorizer_calls(),
+        calls,
+        "served from the gateway cache"
+    );
+    // ...and the service refuses the expired context.
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["type"], "urn:agpat:problem:credential-expired");
+    // Once the gateway cache expires, the authorizer refuses it itself.
+    gw.clock.advance(61);
+    let (status, body) = gw.send("GET", "/items", Some(&pat), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body, json!({"message": "Unauthorized"}));
+}
+
+#[tokio::test]
+async fn a_flood_from_another_address_never_locks_out_the_holder_end_to_end() {
+    let gw = start_as_shipped().await;
+    let jwt = gw.login("alice").await;
+    let pat = gw.issue_pat(&jwt, &["items:read"]).await;
+    let id = shared::TokenId::parse(id_of(&pat)).unwrap();
+    let forged = || shared::testing::token_with_secret_of(&id, &shared::Pat::generate().unwrap());
+    for round in 0..4 {
+        // Past both caches, so the holder's request after the flood reaches
+        // the authorizer cold, inside the flood's failure window.
+        gw.clock.advance(61);
+        for _ in 0..10 {
+            let response = gw
+                .other_address
+                .get(format!("{}/items", gw.base))
+                .header("authorization", format!("Bearer {}", forged()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        let calls = gw.gateway.authorizer_calls();
+        let (status, body) = gw.send("GET", "/items", Some(&pat), None).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+        assert_eq!(gw.gateway.authorizer_calls(), calls + 1, "a cold decision");
     }
 }

@@ -173,6 +173,10 @@ pub struct HashConfig {
     /// `ARGON2_MIN_MEMORY_KIB`, `ARGON2_MIN_ITERATIONS`, `ARGON2_MIN_PARALLELISM`.
     /// Never below the OWASP minimum.
     pub minimum: HashParams,
+    /// `ARGON2_MAX_MEMORY_KIB`, `ARGON2_MAX_ITERATIONS`, `ARGON2_MAX_PARALLELISM`:
+    /// stored hashes above any of these are refused unevaluated. Never below
+    /// the write parameters.
+    pub maximum: HashParams,
 }
 
 impl HashConfig {
@@ -231,7 +235,43 @@ impl HashConfig {
                 "an integer, at least ARGON2_MIN_PARALLELISM, at most 16",
             )?,
         };
-        Ok(Self { params, minimum })
+        let ceiling = HashParams::DEFAULT_MAXIMUM.max(params);
+        let maximum = HashParams {
+            m_kib: number_in(
+                env,
+                "ARGON2_MAX_MEMORY_KIB",
+                ceiling.m_kib,
+                params.m_kib,
+                4_194_304,
+                "an integer, at least ARGON2_MEMORY_KIB, at most 4194304",
+            )?,
+            t: number_in(
+                env,
+                "ARGON2_MAX_ITERATIONS",
+                ceiling.t,
+                params.t,
+                100,
+                "an integer, at least ARGON2_ITERATIONS, at most 100",
+            )?,
+            p: number_in(
+                env,
+                "ARGON2_MAX_PARALLELISM",
+                ceiling.p,
+                params.p,
+                16,
+                "an integer, at least ARGON2_PARALLELISM, at most 16",
+            )?,
+        };
+        Ok(Self {
+            params,
+            minimum,
+            maximum,
+        })
+    }
+
+    /// The hasher these settings describe.
+    pub fn hasher(&self) -> Result<crate::hash::SecretHasher, crate::hash::HashError> {
+        crate::hash::SecretHasher::new(self.params, self.minimum)?.with_maximum(self.maximum)
     }
 }
 
@@ -305,5 +345,11 @@ mod tests {
             HashConfig::from_env(&[("ARGON2_MIN_ITERATIONS", "3"), ("ARGON2_ITERATIONS", "2")])
                 .unwrap_err();
         assert_eq!(err.var, "ARGON2_ITERATIONS");
+        let cfg = HashConfig::from_env(&[]).unwrap();
+        assert_eq!(cfg.maximum, HashParams::DEFAULT_MAXIMUM);
+        let err =
+            HashConfig::from_env(&[("ARGON2_ITERATIONS", "5"), ("ARGON2_MAX_ITERATIONS", "4")])
+                .unwrap_err();
+        assert_eq!(err.var, "ARGON2_MAX_ITERATIONS");
     }
 }

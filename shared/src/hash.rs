@@ -42,9 +42,23 @@ impl HashParams {
         p: OWASP_MIN_P,
     };
 
+    /// The default ceiling on stored parameters: 64 MiB, 10 iterations,
+    /// 4 lanes. Far above anything we write, far below what would exhaust
+    /// the authorizer (256 MB, one request at a time per instance).
+    pub const DEFAULT_MAXIMUM: HashParams = HashParams {
+        m_kib: 65_536,
+        t: 10,
+        p: 4,
+    };
+
     /// Whether every parameter is at least the one in `min`.
     pub fn at_least(&self, min: &HashParams) -> bool {
         self.m_kib >= min.m_kib && self.t >= min.t && self.p >= min.p
+    }
+
+    /// Whether every parameter is at most the one in `max`.
+    pub fn at_most(&self, max: &HashParams) -> bool {
+        self.m_kib <= max.m_kib && self.t <= max.t && self.p <= max.p
     }
 }
 
@@ -91,6 +105,10 @@ pub enum HashError {
     /// The stored hash's parameters are below the configured minimum.
     #[error("stored hash parameters are below the configured minimum")]
     BelowMinimum,
+    /// The stored hash's parameters are above the configured ceiling: a
+    /// planted record must not make one verification exhaust memory or CPU.
+    #[error("stored hash parameters are above the configured maximum")]
+    AboveMaximum,
     /// The OS CSPRNG failed.
     #[error("randomness unavailable")]
     Randomness,
@@ -101,18 +119,42 @@ pub enum HashError {
 pub struct SecretHasher {
     params: HashParams,
     minimum: HashParams,
+    maximum: HashParams,
 }
 
 impl SecretHasher {
     /// A hasher that writes with `params` and refuses stored hashes below `minimum`.
     ///
-    /// `params` must itself meet `minimum`.
+    /// `params` must itself meet `minimum`. Stored hashes above
+    /// [`HashParams::DEFAULT_MAXIMUM`] are refused unless [`Self::with_maximum`]
+    /// says otherwise.
     pub fn new(params: HashParams, minimum: HashParams) -> Result<Self, HashError> {
         if !params.at_least(&minimum) {
             return Err(HashError::InvalidParams);
         }
         argon2_params(&params)?;
-        Ok(Self { params, minimum })
+        Ok(Self {
+            params,
+            minimum,
+            maximum: HashParams::DEFAULT_MAXIMUM.max(params),
+        })
+    }
+
+    /// The same hasher with another ceiling on stored parameters. The
+    /// parameters it writes with must be within it.
+    pub fn with_maximum(self, maximum: HashParams) -> Result<Self, HashError> {
+        if !self.params.at_most(&maximum) {
+            return Err(HashError::InvalidParams);
+        }
+        Ok(Self { maximum, ..self })
+    }
+
+    /// Whether a stored hash was written with weaker parameters than this
+    /// hasher writes (and so should be replaced after its next successful
+    /// verification). Unreadable hashes are never "upgraded".
+    pub fn needs_rehash(&self, stored: &PhcHash) -> bool {
+        stored_params(stored)
+            .is_some_and(|found| found != self.params && !found.at_least(&self.params))
     }
 
     /// The parameters new hashes are written with.
@@ -158,6 +200,9 @@ impl SecretHasher {
         if !found.at_least(&self.minimum) {
             return Err(HashError::BelowMinimum);
         }
+        if !found.at_most(&self.maximum) {
+            return Err(HashError::AboveMaximum);
+        }
         let expected = parsed.hash.ok_or(HashError::Malformed)?;
         if expected.len() != OUTPUT_LEN {
             return Err(HashError::Malformed);
@@ -174,6 +219,32 @@ impl SecretHasher {
             .map_err(|_| HashError::Malformed)?;
         Ok(bool::from(computed.ct_eq(expected.as_bytes())))
     }
+}
+
+impl HashParams {
+    /// The larger of each parameter.
+    #[must_use]
+    pub fn max(self, other: HashParams) -> HashParams {
+        HashParams {
+            m_kib: self.m_kib.max(other.m_kib),
+            t: self.t.max(other.t),
+            p: self.p.max(other.p),
+        }
+    }
+}
+
+/// The parameters of a stored argon2id v19 hash, if it is one.
+fn stored_params(stored: &PhcHash) -> Option<HashParams> {
+    let parsed = PasswordHash::new(stored.expose()).ok()?;
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return None;
+    }
+    let params = Params::try_from(&parsed).ok()?;
+    Some(HashParams {
+        m_kib: params.m_cost(),
+        t: params.t_cost(),
+        p: params.p_cost(),
+    })
 }
 
 fn argon2_params(p: &HashParams) -> Result<Params, HashError> {
@@ -277,6 +348,57 @@ mod tests {
                 "{junk}"
             );
         }
+    }
+
+    #[test]
+    fn stored_parameters_above_the_ceiling_are_refused_unevaluated() {
+        let h = hasher();
+        let pat = Pat::generate().unwrap();
+        let phc = h.hash(pat.secret()).unwrap();
+        // 4 GiB: evaluating it would take seconds and exhaust the instance.
+        let planted = phc.expose().replacen("m=19456", "m=4194304", 1);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            h.verify(pat.secret(), &PhcHash::from_stored(planted)),
+            Err(HashError::AboveMaximum)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let more_lanes = phc.expose().replacen("p=1", "p=64", 1);
+        assert_eq!(
+            h.verify(pat.secret(), &PhcHash::from_stored(more_lanes)),
+            Err(HashError::AboveMaximum)
+        );
+    }
+
+    #[test]
+    fn a_ceiling_below_the_write_parameters_is_a_configuration_error() {
+        let low = HashParams {
+            m_kib: 8_192,
+            ..HashParams::OWASP_MIN
+        };
+        assert_eq!(
+            hasher().with_maximum(low).err(),
+            Some(HashError::InvalidParams)
+        );
+    }
+
+    #[test]
+    fn only_hashes_weaker_than_the_write_parameters_need_a_rehash() {
+        let old = hasher();
+        let pat = Pat::generate().unwrap();
+        let phc = old.hash(pat.secret()).unwrap();
+        assert!(!old.needs_rehash(&phc));
+        let stronger = HashParams {
+            t: 3,
+            ..HashParams::OWASP_MIN
+        };
+        let new = SecretHasher::new(stronger, HashParams::OWASP_MIN).unwrap();
+        assert!(new.needs_rehash(&phc));
+        let rehashed = new.hash(pat.secret()).unwrap();
+        assert!(!new.needs_rehash(&rehashed));
+        // A hash stronger than what we write is left alone.
+        assert!(!old.needs_rehash(&rehashed));
+        assert!(!new.needs_rehash(&PhcHash::from_stored("junk".into())));
     }
 
     #[test]

@@ -821,6 +821,41 @@ impl TokenStore {
         Err(StoreError::Conflict)
     }
 
+    /// Replaces a token's stored hash `old` with `new` (the authorizer's
+    /// rehash after a successful verification under stronger parameters).
+    /// Conditional on the stored hash still being `old`, so it never
+    /// overwrites another writer; returns `false` when it was not.
+    pub async fn replace_hash(
+        &self,
+        id: &TokenId,
+        old: &PhcHash,
+        new: &PhcHash,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(token_key(id)))
+            .update_expression("SET #hash = :new")
+            .condition_expression("#hash = :old")
+            .expression_attribute_names("#hash", "hash")
+            .expression_attribute_values(":new", s(new.expose()))
+            .expression_attribute_values(":old", s(old.expose()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
     /// Records a use of the token, at most once per configured interval.
     /// One conditional write; a skipped write costs no extra read.
     pub async fn touch(&self, id: &TokenId, now: i64) -> Result<TouchOutcome, StoreError> {

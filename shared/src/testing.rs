@@ -140,6 +140,27 @@ pub fn token_with_secret_of(id: &crate::TokenId, donor: &crate::Pat) -> String {
     format!("{body}{checksum}")
 }
 
+/// Overwrites a token's stored hash with `phc` (a planted or corrupted
+/// record, as an attacker with table access could write).
+///
+/// # Panics
+/// If the write fails.
+pub async fn overwrite_hash(store: &TokenStore, id: &crate::TokenId, phc: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    store
+        .client()
+        .update_item()
+        .table_name(&store.config().table_name)
+        .key("PK", AttributeValue::S(format!("TOKEN#{id}")))
+        .key("SK", AttributeValue::S("TOKEN".into()))
+        .update_expression("SET #h = :h")
+        .expression_attribute_names("#h", "hash")
+        .expression_attribute_values(":h", AttributeValue::S(phc.to_owned()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("overwrite hash: {e}"));
+}
+
 /// Writes `rec` in the v1 item shape (no `scope_set`, `v = 1`), as code before
 /// the v2 migration did, so tests can seed mixed-version tables.
 pub async fn put_v1_token(store: &TokenStore, rec: &crate::TokenRecord) {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use shared::SystemClock;
 use shared::config::ProcessEnv;
-use shared::hash::SecretHasher;
 use shared::store::TokenStore;
 use token_service::{AppState, ServiceConfig, handle, router};
 
@@ -14,8 +13,7 @@ async fn main() -> anyhow::Result<()> {
     shared::logging::init_lambda_logging();
     let cfg =
         ServiceConfig::from_env(&ProcessEnv).context("invalid token-service configuration")?;
-    let hasher = SecretHasher::new(cfg.hash.params, cfg.hash.minimum)
-        .context("invalid argon2 parameters")?;
+    let hasher = cfg.hash.hasher().context("invalid argon2 parameters")?;
     let store = TokenStore::from_env_config(cfg.store.clone()).await;
     let state = AppState::new(store, hasher, Arc::new(SystemClock), cfg.max_lifetime_days)
         .map_err(|e| anyhow::anyhow!("{e}"))

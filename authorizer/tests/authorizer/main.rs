@@ -13,5 +13,6 @@ mod corpus;
 mod faults;
 mod fixtures;
 mod jwt;
+mod lockout;
 mod pat;
 mod support;

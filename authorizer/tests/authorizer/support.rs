@@ -121,7 +121,7 @@ pub fn pat_config() -> PatConfig {
     PatConfig {
         positive_ttl_secs: 30,
         negative_ttl_secs: 30,
-        max_failures_per_id: 3,
+        max_failures_per_source: 3,
     }
 }
 
@@ -144,6 +144,7 @@ pub struct HarnessBuilder {
     pub pat: PatConfig,
     pub store: Option<(TokenStore, RequestCounter)>,
     pub refresh_interval: Duration,
+    pub hasher: SecretHasher,
 }
 
 impl HarnessBuilder {
@@ -153,6 +154,15 @@ impl HarnessBuilder {
             pat: pat_config(),
             store: None,
             refresh_interval: authorizer::jwks::REFRESH_INTERVAL,
+            hasher: hasher(),
+        }
+    }
+
+    /// Another instance (fresh caches) over the same table as `h`.
+    pub fn sharing(jwks_url: &str, h: &Harness) -> Self {
+        Self {
+            store: Some((h.store.clone(), h.dynamo_calls.clone())),
+            ..Self::new(jwks_url)
         }
     }
 
@@ -166,7 +176,7 @@ impl HarnessBuilder {
             HttpJwks::new(self.jwt.jwks_url.clone()).unwrap(),
             self.refresh_interval,
         );
-        let pat = PatVerifier::new(store.clone(), hasher(), self.pat, 300).unwrap();
+        let pat = PatVerifier::new(store.clone(), self.hasher, self.pat, 300).unwrap();
         let authorizer = Authorizer::new(
             JwtVerifier::new(self.jwt, keys).unwrap(),
             pat,
@@ -188,6 +198,24 @@ impl Harness {
         authorization: Option<&str>,
     ) -> Result<AuthorizerResponse, AuthError> {
         self.authorizer.decide(&event(authorization)).await
+    }
+
+    /// As `decide`, for a request from `source_ip`.
+    pub async fn decide_from(
+        &self,
+        authorization: &str,
+        source_ip: &str,
+    ) -> Result<AuthorizerResponse, AuthError> {
+        let mut event = event(Some(authorization));
+        if let Some(identity) = event.request_context.identity.as_mut() {
+            identity.source_ip = Some(source_ip.to_owned());
+        }
+        self.authorizer.decide(&event).await
+    }
+
+    /// argon2id evaluations this instance has run.
+    pub fn argon2_runs(&self) -> u64 {
+        self.authorizer.pat().argon2_evaluations()
     }
 
     /// As `decide`, for credentials an HTTP header may not even carry (control

@@ -83,7 +83,7 @@ impl Harness {
         let pat_cfg = PatConfig {
             positive_ttl_secs: 0,
             negative_ttl_secs: 0,
-            max_failures_per_id: 5,
+            max_failures_per_source: 5,
         };
         let authorizer = Authorizer::new(
             JwtVerifier::new(jwt, KeyCache::new(NoJwks)).unwrap(),
