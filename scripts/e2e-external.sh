@@ -29,7 +29,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 base="http://127.0.0.1:$port"
 (
   cd "$work"
-  TABLE_NAME="e2e-$port" GATEWAY_ADDR="127.0.0.1:$port" RUST_LOG=warn \
+  TABLE_NAME="e2e-$port" ITEMS_TABLE_NAME="e2e-items-$port" GATEWAY_ADDR="127.0.0.1:$port" RUST_LOG=warn \
     AUTHORIZER_CACHE_TTL_SECONDS=1 PAT_CACHE_TTL_SECONDS=1 \
     exec "$root/target/debug/local-gateway" dev
 ) >"$work/gateway.log" 2>&1 &

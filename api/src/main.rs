@@ -5,16 +5,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use api::{AppState, handle, router};
 use shared::SystemClock;
-use shared::config::{ProcessEnv, StoreConfig};
+use shared::config::{ProcessEnv, optional_url, required};
 use shared::items::ItemStore;
-use shared::store::TokenStore;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::logging::init_lambda_logging();
-    let cfg = StoreConfig::from_env(&ProcessEnv).context("invalid api configuration")?;
-    let table = cfg.table_name.clone();
-    let client = TokenStore::from_env_config(cfg).await.client().clone();
+    // The business API knows only its items table: it has no access to the
+    // token table at all (IAM), so it reads no token setting either.
+    let table = required(&ProcessEnv, "ITEMS_TABLE_NAME", "the items table's name")
+        .context("invalid api configuration")?;
+    let endpoint =
+        optional_url(&ProcessEnv, "DYNAMODB_ENDPOINT").context("invalid api configuration")?;
+    let client = shared::store::dynamodb_client(endpoint.as_deref()).await;
     let app = router(AppState {
         items: ItemStore::new(client, table),
         clock: Arc::new(SystemClock),

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use api::{AppState, router};
 use serde_json::json;
-use shared::items::ItemStore;
 use shared::testing::http::{ALL, Req, T0, call, session};
 use shared::{AuthMethod, Clock};
 
@@ -20,8 +19,8 @@ impl Clock for Fixed {
 }
 
 async fn app() -> axum::Router {
-    let store = shared::testing::fresh_store(5).await;
-    let items = ItemStore::new(store.client().clone(), store.config().table_name.clone());
+    let (client, _) = shared::testing::client(&shared::testing::endpoint());
+    let items = shared::testing::fresh_items(&client).await;
     router(AppState {
         items,
         clock: Arc::new(Fixed),
@@ -211,6 +210,6 @@ async fn me_returns_the_principal_as_the_authorizer_saw_it() {
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(
         me.json,
-        json!({"sub": A, "username": "someone", "authMethod": "pat", "scopes": ["items:read"], "tokenId": "0123456789ABCDEFG", "expiresAt": T0 + 3600})
+        json!({"sub": A, "username": "someone", "authMethod": "pat", "scopes": ["items:read"], "tokenId": "0123456789ABCDEFG", "expiresAt": T0 + 365 * 86_400})
     );
 }

@@ -428,8 +428,10 @@ where
 /// Everything a local gateway needs to know.
 #[derive(Debug, Clone)]
 pub struct LocalSetup {
-    /// The token table (also holds items).
+    /// The token table.
     pub store: shared::store::TokenStore,
+    /// The example API's items table (never the token table).
+    pub items_table: String,
     /// The Cognito pool whose tokens are accepted.
     pub pool: cognito::Pool,
     /// The emulated API.
@@ -478,10 +480,8 @@ pub fn build<C: Clock + 'static>(
         setup.max_lifetime_days,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let items = shared::items::ItemStore::new(
-        setup.store.client().clone(),
-        setup.store.config().table_name.clone(),
-    );
+    let items =
+        shared::items::ItemStore::new(setup.store.client().clone(), setup.items_table.clone());
     let api = api::router(api::AppState {
         items,
         clock: clock.clone(),

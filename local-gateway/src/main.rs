@@ -85,6 +85,14 @@ async fn dev() -> anyhow::Result<()> {
     {
         return Err(e).context("cannot create the table");
     }
+    let items_table =
+        std::env::var("ITEMS_TABLE_NAME").unwrap_or_else(|_| "agpat-local-items".into());
+    let items = shared::items::ItemStore::new(store.client().clone(), items_table.clone());
+    if let Err(e) = items.create_table().await
+        && !e.to_string().contains("ResourceInUse")
+    {
+        return Err(e).context("cannot create the items table");
+    }
     let pool = cognito::create_pool(&cognito_endpoint, &region, "agpat-local").await?;
     cognito::create_user(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
     let jwt = cognito::login(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
@@ -99,6 +107,7 @@ async fn dev() -> anyhow::Result<()> {
 
     let setup = LocalSetup {
         store,
+        items_table,
         pool,
         gateway,
         pat,

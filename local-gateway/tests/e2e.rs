@@ -63,7 +63,9 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
     for user in ["alice", "bob"] {
         cognito::create_user(&pool, user, PASSWORD).await.unwrap();
     }
+    let items = shared::testing::fresh_items(store.client()).await;
     let setup = LocalSetup {
+        items_table: items.table_name().to_owned(),
         store,
         pool: pool.clone(),
         gateway: GatewayConfig {

@@ -1,4 +1,5 @@
-//! The business API's items, in the same single table under the owner's
+//! The business API's items, in their own table (never the token table, so
+//! the business Lambda's role needs no access to tokens) under the owner's
 //! partition: `PK = USER#<sub>`, `SK = ITEM#<id>`.
 //!
 //! Every call builds the key from the caller's `sub`, so one user can never
@@ -123,6 +124,43 @@ impl ItemStore {
     /// Items in `table` via `client`.
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
+    }
+
+    /// The table's name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the items table (local development and tests; the CDK app
+    /// creates it on AWS): `PK`/`SK` strings, on demand.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (name, kind) in [("PK", KeyType::Hash), ("SK", KeyType::Range)] {
+            request = request
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(|_| StoreError::Corrupt("attribute definition"))?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(name)
+                        .key_type(kind)
+                        .build()
+                        .map_err(|_| StoreError::Corrupt("key schema"))?,
+                );
+        }
+        request.send().await.map_err(unavailable)?;
+        Ok(())
     }
 
     /// A new time-ordered id from the clock and the OS CSPRNG.

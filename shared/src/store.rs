@@ -190,6 +190,17 @@ pub struct TokenStore {
     cfg: StoreConfig,
 }
 
+/// A DynamoDB client from the standard AWS configuration chain, at
+/// `endpoint` when given (moto, DynamoDB Local).
+pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    if let Some(endpoint) = endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Client::from_conf(builder.build())
+}
+
 /// A string attribute.
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -247,15 +258,11 @@ impl TokenStore {
     /// Builds a client from the standard AWS configuration chain, honouring
     /// `cfg.endpoint` for moto, DynamoDB Local or other endpoints.
     pub async fn from_env_config(cfg: StoreConfig) -> Self {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
-        if let Some(endpoint) = &cfg.endpoint {
-            builder = builder.endpoint_url(endpoint);
-        }
-        Self::new(Client::from_conf(builder.build()), cfg)
+        let client = dynamodb_client(cfg.endpoint.as_deref()).await;
+        Self::new(client, cfg)
     }
 
-    /// The DynamoDB client (shared with the item store: same table).
+    /// The DynamoDB client.
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -381,6 +388,21 @@ impl TokenStore {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Whether `owner` has ever held a token here (has an active-set item).
+    pub async fn is_token_owner(&self, owner: &UserId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .consistent_read(true)
+            .projection_expression("PK")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item().is_some())
     }
 
     /// The owner's revocation epoch (0 if the owner has no active-set item),
