@@ -1,0 +1,259 @@
+//! Offboarding: a PAT lives only while its owner does.
+//!
+//! Cognito management calls reach EventBridge as CloudTrail "AWS API Call via
+//! CloudTrail" events. For `AdminDisableUser`, `AdminDeleteUser` and
+//! `DeleteUser` on our user pool, this handler finds the user's `sub` and
+//! revokes all of their tokens with the same store operation as
+//! `DELETE /tokens` ([`TokenStore::revoke_all`]): final, idempotent, safe to
+//! retry. Re-enabling the user later does not bring a token back.
+//!
+//! Finding the `sub`, in order:
+//! 1. `additionalEventData.sub`, when CloudTrail carries it;
+//! 2. the `username` of the request (unless CloudTrail hid it): Cognito's
+//!    `AdminGetUser` while the user still exists (a disable), and the
+//!    username aliases the token service records at issue (a delete, after
+//!    which Cognito no longer knows the name);
+//! 3. the `username` itself, when it is the `sub` of a token owner (admins
+//!    may pass either).
+//!
+//! Errors that a retry can fix (DynamoDB or Cognito unavailable, a
+//! revoke-all cut short) fail the invocation, so EventBridge retries and
+//! finally dead-letters it (an alarm watches the queue). Events for another
+//! pool, failed calls and other event names are acknowledged and ignored.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
+use serde::Deserialize;
+use shared::UserId;
+use shared::store::{StoreError, TokenStore};
+use thiserror::Error;
+
+/// The Cognito calls that end a user's right to hold tokens.
+pub const OFFBOARDING_EVENTS: [&str; 3] = ["AdminDisableUser", "AdminDeleteUser", "DeleteUser"];
+
+/// What CloudTrail writes instead of a username it will not disclose.
+pub const HIDDEN: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
+
+/// How long one invocation keeps revoking before it fails for a retry.
+pub const REVOKE_BUDGET: Duration = Duration::from_secs(40);
+
+/// The EventBridge envelope of a CloudTrail API-call event (the parts we read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CloudTrailEnvelope {
+    /// EventBridge's event id.
+    #[serde(default)]
+    pub id: String,
+    /// `AWS API Call via CloudTrail`.
+    #[serde(rename = "detail-type", default)]
+    pub detail_type: String,
+    /// `aws.cognito-idp`.
+    #[serde(default)]
+    pub source: String,
+    /// The CloudTrail record.
+    pub detail: CloudTrailDetail,
+}
+
+/// The CloudTrail record (the parts we read).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudTrailDetail {
+    /// `cognito-idp.amazonaws.com`.
+    #[serde(default)]
+    pub event_source: String,
+    /// The API call, e.g. `AdminDisableUser`.
+    #[serde(default)]
+    pub event_name: String,
+    /// Set when the call failed (then nothing happened to the user).
+    #[serde(default)]
+    pub error_code: Option<String>,
+    /// CloudTrail's record id.
+    #[serde(rename = "eventID", default)]
+    pub event_id: String,
+    /// The call's parameters.
+    #[serde(default)]
+    pub request_parameters: Option<RequestParameters>,
+    /// Extra data; Cognito may put the user's `sub` here.
+    #[serde(default)]
+    pub additional_event_data: Option<AdditionalEventData>,
+}
+
+/// `requestParameters` of the Cognito calls we handle.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestParameters {
+    /// The pool the call was made on (absent for `DeleteUser`).
+    #[serde(default)]
+    pub user_pool_id: Option<String>,
+    /// The username (or alias, or sub) the call named; may be hidden.
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+/// `additionalEventData` of the Cognito calls we handle.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdditionalEventData {
+    /// The user's `sub`, when CloudTrail carries it.
+    #[serde(default)]
+    pub sub: Option<String>,
+}
+
+/// What the handler did with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not an offboarding event for our pool (or the call failed): nothing to do.
+    Ignored(&'static str),
+    /// These owners' tokens were revoked (`revoked` newly, in total).
+    Revoked {
+        /// Every owner the event resolved to.
+        owners: Vec<UserId>,
+        /// Tokens this invocation revoked.
+        revoked: u32,
+    },
+    /// The event named a user we know no token owner for.
+    NoTokenOwner,
+}
+
+/// Failures that a retry may fix; the invocation fails and EventBridge retries.
+#[derive(Debug, Error)]
+pub enum OffboardingError {
+    /// DynamoDB failed.
+    #[error("token store: {0}")]
+    Store(#[from] StoreError),
+    /// Cognito failed (other than "no such user").
+    #[error("cognito: {0}")]
+    Cognito(String),
+    /// The revocation did not finish within the invocation's budget.
+    #[error("revoke-all incomplete: {0} token(s) left; retrying")]
+    Incomplete(u32),
+}
+
+/// The handler's dependencies, built once per cold start.
+pub struct Offboarding {
+    /// The token store.
+    pub store: TokenStore,
+    /// Cognito, to map a username to its `sub` while the user exists.
+    pub cognito: CognitoClient,
+    /// Our user pool: events for other pools are ignored.
+    pub user_pool_id: String,
+}
+
+impl Offboarding {
+    /// Handles one event at `now` (Unix seconds).
+    pub async fn handle(
+        &self,
+        event: &CloudTrailEnvelope,
+        now: i64,
+    ) -> Result<Outcome, OffboardingError> {
+        let d = &event.detail;
+        if d.event_source != "cognito-idp.amazonaws.com"
+            || !OFFBOARDING_EVENTS.contains(&d.event_name.as_str())
+        {
+            return Ok(Outcome::Ignored("not an offboarding call"));
+        }
+        if d.error_code.as_deref().is_some_and(|c| !c.is_empty()) {
+            return Ok(Outcome::Ignored("the call failed"));
+        }
+        let params = d.request_parameters.clone().unwrap_or_default();
+        if let Some(pool) = &params.user_pool_id
+            && pool != &self.user_pool_id
+        {
+            return Ok(Outcome::Ignored("another user pool"));
+        }
+        let owners = self.owners(d, &params).await?;
+        if owners.is_empty() {
+            tracing::warn!(
+                event_id = %d.event_id,
+                event_name = %d.event_name,
+                "offboarding event names no known token owner"
+            );
+            return Ok(Outcome::NoTokenOwner);
+        }
+        let deadline = Instant::now() + REVOKE_BUDGET;
+        let mut revoked = 0;
+        for owner in &owners {
+            let outcome = self.store.revoke_all(owner, now, Some(deadline)).await?;
+            revoked += outcome.revoked;
+            tracing::info!(
+                target: "offboarding::audit",
+                audit = true,
+                event = "token.offboarding_revoke",
+                owner = %owner,
+                cloudtrail_event = %d.event_name,
+                event_id = %d.event_id,
+                revoked = outcome.revoked,
+                remaining = outcome.remaining,
+                "revoked the tokens of an offboarded user"
+            );
+            if !outcome.complete() {
+                return Err(OffboardingError::Incomplete(outcome.remaining));
+            }
+        }
+        Ok(Outcome::Revoked { owners, revoked })
+    }
+
+    async fn owners(
+        &self,
+        d: &CloudTrailDetail,
+        params: &RequestParameters,
+    ) -> Result<Vec<UserId>, OffboardingError> {
+        let mut owners = Vec::new();
+        if let Some(sub) = d
+            .additional_event_data
+            .as_ref()
+            .and_then(|a| a.sub.as_deref())
+            .and_then(|s| UserId::parse(s).ok())
+        {
+            owners.push(sub);
+        }
+        let username = params
+            .username
+            .as_deref()
+            .filter(|u| !u.is_empty() && *u != HIDDEN);
+        if let Some(username) = username {
+            if let Some(sub) = self.sub_from_cognito(username).await? {
+                owners.push(sub);
+            }
+            owners.extend(self.store.owners_of_username(username).await?);
+            if let Ok(as_sub) = UserId::parse(username)
+                && self.store.is_token_owner(&as_sub).await?
+            {
+                owners.push(as_sub);
+            }
+        }
+        owners.sort();
+        owners.dedup();
+        Ok(owners)
+    }
+
+    /// The `sub` of a user Cognito still has; `None` when it no longer does.
+    async fn sub_from_cognito(&self, username: &str) -> Result<Option<UserId>, OffboardingError> {
+        let result = self
+            .cognito
+            .admin_get_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(username)
+            .send()
+            .await;
+        match result {
+            Ok(user) => Ok(user
+                .user_attributes()
+                .iter()
+                .find(|a| a.name() == "sub")
+                .and_then(|a| a.value())
+                .and_then(|v| UserId::parse(v).ok())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_user_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => {
+                use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
+                Err(OffboardingError::Cognito(
+                    e.code().unwrap_or("unknown").to_owned(),
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Offboarding against moto: a real user pool (Cognito API) and a real token
+//! table, driven with CloudTrail-shaped EventBridge events.
+
+#![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "test helpers")]
+
+use authorizer::config::PatConfig;
+use authorizer::pat::PatVerifier;
+use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
+use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
+use offboarding::{CloudTrailEnvelope, HIDDEN, Offboarding, Outcome};
+use serde_json::{Value, json};
+use shared::hash::{HashParams, SecretHasher};
+use shared::store::TokenStore;
+use shared::{Pat, ScopeSet, TokenMeta, TokenRecord, UserId};
+
+const NOW: i64 = 1_900_000_000;
+const FIXTURE: &str = include_str!("fixtures/admin-disable-user.json");
+
+fn cognito() -> CognitoClient {
+    let conf = aws_sdk_cognitoidentityprovider::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(shared::testing::endpoint())
+        .build();
+    CognitoClient::from_conf(conf)
+}
+
+struct World {
+    handler: Offboarding,
+    verifier: PatVerifier<TokenStore>,
+}
+
+async fn world() -> World {
+    let store = shared::testing::fresh_store(20).await;
+    let cognito = cognito();
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(format!("offboarding-{}", uuid_like()))
+        .send()
+        .await
+        .unwrap();
+    let user_pool_id = pool.user_pool().unwrap().id().unwrap().to_owned();
+    let hasher = SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN).unwrap();
+    let cfg = PatConfig {
+        positive_ttl_secs: 0,
+        negative_ttl_secs: 0,
+        max_failures_per_source: 5,
+    };
+    World {
+        verifier: PatVerifier::new(store.clone(), hasher, cfg, 300).unwrap(),
+        handler: Offboarding {
+            store,
+            cognito,
+            user_pool_id,
+        },
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        u128::from_le_bytes(shared::pat::os_random::<16>().unwrap())
+    )
+}
+
+/// A Cognito user; returns its `sub`.
+async fn create_user(w: &World, username: &str) -> UserId {
+    let user = w
+        .handler
+        .cognito
+        .admin_create_user()
+        .user_pool_id(&w.handler.user_pool_id)
+        .username(username)
+        .message_action(MessageActionType::Suppress)
+        .user_attributes(
+            AttributeType::builder()
+                .name("email")
+                .value(format!("{username}@example.com"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sub = user
+        .user()
+        .unwrap()
+        .attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value())
+        .unwrap()
+        .to_owned();
+    UserId::parse(&sub).unwrap()
+}
+
+/// Issues a real PAT for `owner` the way the token service does (alias first).
+async fn issue(w: &World, owner: &UserId, username: &str) -> Pat {
+    let store = &w.handler.store;
+    store.remember_username(username, owner).await.unwrap();
+    let pat = Pat::generate().unwrap();
+    let hash = SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN)
+        .unwrap()
+        .hash(pat.secret())
+        .unwrap();
+    let record = TokenRecord {
+        meta: TokenMeta {
+            id: pat.id().clone(),
+            owner: owner.clone(),
+            name: "ci".into(),
+            scopes: ScopeSet::all(),
+            created_at: NOW - 10,
+            expires_at: NOW + 86_400,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            rotated_to: None,
+            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+            epoch: 0,
+        },
+        hash,
+    };
+    store.create(&record, NOW - 10).await.unwrap();
+    pat
+}
+
+async fn works(w: &World, pat: &Pat, at: i64) -> bool {
+    w.verifier
+        .verify(pat.expose(), at, "198.51.100.9")
+        .await
+        .is_ok()
+}
+
+fn event(name: &str, pool: &str, username: Option<&str>, sub: Option<&str>) -> CloudTrailEnvelope {
+    let mut v: Value = serde_json::from_str(FIXTURE).unwrap();
+    v["detail"]["eventName"] = json!(name);
+    v["detail"]["requestParameters"] = json!({"userPoolId": pool});
+    if let Some(u) = username {
+        v["detail"]["requestParameters"]["username"] = json!(u);
+    }
+    if let Some(s) = sub {
+        v["detail"]["additionalEventData"] = json!({"sub": s});
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn disabling_a_user_revokes_their_tokens_and_re_enabling_does_not_bring_them_back() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let carol = create_user(&w, "carol").await;
+    let other = create_user(&w, "oscar").await;
+    let (a, b) = (
+        issue(&w, &carol, "carol").await,
+        issue(&w, &carol, "carol").await,
+    );
+    let bystander = issue(&w, &other, "oscar").await;
+    assert!(works(&w, &a, NOW).await && works(&w, &b, NOW).await);
+
+    w.handler
+        .cognito
+        .admin_disable_user()
+        .user_pool_id(&pool)
+        .username("carol")
+        .send()
+        .await
+        .unwrap();
+    let outcome = w
+        .handler
+        .handle(&event("AdminDisableUser", &pool, Some("carol"), None), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Revoked {
+            owners: vec![carol.clone()],
+            revoked: 2
+        }
+    );
+    assert!(!works(&w, &a, NOW + 1).await && !works(&w, &b, NOW + 1).await);
+    assert!(
+        works(&w, &bystander, NOW + 1).await,
+        "another user is untouched"
+    );
+
+    // Re-enabling the user does not resurrect anything; a replayed event is a no-op.
+    w.handler
+        .cognito
+        .admin_enable_user()
+        .user_pool_id(&pool)
+        .username("carol")
+        .send()
+        .await
+        .unwrap();
+    let again = w
+        .handler
+        .handle(
+            &event("AdminDisableUser", &pool, Some("carol"), None),
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Outcome::Revoked {
+            owners: vec![carol],
+            revoked: 0
+        }
+    );
+    assert!(!works(&w, &a, NOW + 3).await);
+}
+
+#[tokio::test]
+async fn deleting_a_user_revokes_their_tokens_through_the_username_alias() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let dave = create_user(&w, "dave").await;
+    let pat = issue(&w, &dave, "dave").await;
+    w.handler
+        .cognito
+        .admin_delete_user()
+        .user_pool_id(&pool)
+        .username("dave")
+        .send()
+        .await
+        .unwrap();
+    // Cognito no longer knows "dave"; the alias recorded at issue does.
+    let outcome = w
+        .handler
+        .handle(&event("AdminDeleteUser", &pool, Some("Dave"), None), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Revoked {
+            owners: vec![dave],
+            revoked: 1
+        }
+    );
+    assert!(!works(&w, &pat, NOW + 1).await);
+}
+
+#[tokio::test]
+async fn a_self_delete_with_a_hidden_username_is_resolved_through_the_sub() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let erin = create_user(&w, "erin").await;
+    let pat = issue(&w, &erin, "erin").await;
+    let mut e = event("DeleteUser", &pool, Some(HIDDEN), Some(erin.as_str()));
+    // DeleteUser is called with the user's own access token: no pool id.
+    e.detail.request_parameters = Some(offboarding::RequestParameters {
+        user_pool_id: None,
+        username: Some(HIDDEN.into()),
+    });
+    let outcome = w.handler.handle(&e, NOW).await.unwrap();
+    assert!(
+        matches!(outcome, Outcome::Revoked { revoked: 1, .. }),
+        "{outcome:?}"
+    );
+    assert!(!works(&w, &pat, NOW + 1).await);
+}
+
+#[tokio::test]
+async fn other_pools_failed_calls_and_other_events_change_nothing() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let frank = create_user(&w, "frank").await;
+    let pat = issue(&w, &frank, "frank").await;
+    let cases = [
+        event("AdminDisableUser", "us-east-1_Other", Some("frank"), None),
+        event("AdminEnableUser", &pool, Some("frank"), None),
+        {
+            let mut failed = event("AdminDeleteUser", &pool, Some("frank"), None);
+            failed.detail.error_code = Some("UserNotFoundException".into());
+            failed
+        },
+    ];
+    for e in &cases {
+        let outcome = w.handler.handle(e, NOW).await.unwrap();
+        assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+    }
+    // A user we know no token owner for is acknowledged, not retried forever.
+    let unknown = w
+        .handler
+        .handle(&event("AdminDeleteUser", &pool, Some("nobody"), None), NOW)
+        .await
+        .unwrap();
+    assert_eq!(unknown, Outcome::NoTokenOwner);
+    assert!(works(&w, &pat, NOW).await);
+}
+
+#[tokio::test]
+async fn with_the_token_table_unreachable_the_invocation_fails_so_it_is_retried() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    create_user(&w, "gina").await;
+    let (client, _) = shared::testing::client_with(
+        "http://127.0.0.1:9",
+        Some(authorizer::dynamodb_timeouts()),
+        Some(authorizer::dynamodb_retries()),
+    );
+    let broken = Offboarding {
+        store: TokenStore::new(client, w.handler.store.config().clone()),
+        cognito: w.handler.cognito.clone(),
+        user_pool_id: pool.clone(),
+    };
+    let result = broken
+        .handle(&event("AdminDisableUser", &pool, Some("gina"), None), NOW)
+        .await;
+    assert!(result.is_err(), "{result:?}");
+}
