@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the three Lambdas for provided.al2023 on arm64 with cargo-lambda
+# Builds the four Lambdas for provided.al2023 on arm64 with cargo-lambda
 # (PyPI: pip install cargo-lambda, which brings Zig for cross-linking).
 # Output: target/lambda/<function>/bootstrap (+ bootstrap.zip), the layout the
 # CDK app reads (context lambdaAssets, default ../target/lambda).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for function in authorizer token-service api; do
+for function in authorizer token-service api offboarding; do
   cargo lambda build --release --arm64 --locked -p "$function"
   # A zip beside the binary, for uploading as a build artifact.
   python3 - "target/lambda/$function" <<'PY'

@@ -7,14 +7,19 @@ import {
   StackProps,
   aws_apigateway as apigw,
   aws_budgets as budgets,
+  aws_cloudtrail as cloudtrail,
   aws_cloudwatch as cw,
   aws_cloudwatch_actions as cwActions,
   aws_cognito as cognito,
   aws_dynamodb as dynamodb,
+  aws_events as events,
+  aws_events_targets as targets,
   aws_iam as iam,
   aws_lambda as lambda,
   aws_logs as logs,
+  aws_s3 as s3,
   aws_sns as sns,
+  aws_sqs as sqs,
 } from "aws-cdk-lib";
 import { NagSuppressions } from "cdk-nag";
 import { Construct, Node } from "constructs";
@@ -40,6 +45,11 @@ export interface Settings {
   budgetThresholdsPercent: number[];
   /** 0 disables provisioned concurrency for the authorizer. */
   provisionedAuthorizerConcurrency: number;
+  /**
+   * Create a management-events CloudTrail trail so Cognito API calls reach
+   * EventBridge (offboarding). Leave false where an organisation trail exists.
+   */
+  offboardingTrail: boolean;
   /** Where alarms and budget alerts go, if set. */
   alertEmail?: string;
 }
@@ -50,6 +60,15 @@ function num(node: Node, key: string, min: number, max: number): number {
     throw new Error(`context ${key}: expected a number from ${min} to ${max}`);
   }
   return value;
+}
+
+function bool(node: Node, key: string, fallback: boolean): boolean {
+  const value = node.tryGetContext(key);
+  if (value === undefined) return fallback;
+  // `-c key=true` on the command line arrives as a string.
+  if (value === true || value === "true") return true;
+  if (value === false || value === "false") return false;
+  throw new Error(`context ${key}: expected true or false`);
 }
 
 /** Reads and validates the settings; a bad value names the context key. */
@@ -75,6 +94,7 @@ export function settingsFromContext(node: Node): Settings {
     budgetMonthlyUsd: num(node, "budgetMonthlyUsd", 1, 1_000_000),
     budgetThresholdsPercent: thresholds,
     provisionedAuthorizerConcurrency: num(node, "provisionedAuthorizerConcurrency", 0, 100),
+    offboardingTrail: bool(node, "offboardingTrail", false),
     alertEmail: node.tryGetContext("alertEmail"),
   };
 }
@@ -83,31 +103,55 @@ export interface AgpatStackProps extends StackProps {
   settings: Settings;
 }
 
+/** The Lambdas: the two route services plus the authorizer and offboarding. */
+export type FunctionName = "authorizer" | "offboarding" | Service;
+
 /** Per-function sizing. */
 const FUNCTIONS: Record<
-  "authorizer" | Service,
+  FunctionName,
   { memoryMb: number; timeoutS: number; reservedProd: number }
 > = {
   authorizer: { memoryMb: 256, timeoutS: 5, reservedProd: 200 },
   "token-service": { memoryMb: 512, timeoutS: 10, reservedProd: 20 },
   api: { memoryMb: 256, timeoutS: 10, reservedProd: 100 },
+  offboarding: { memoryMb: 256, timeoutS: 60, reservedProd: 5 },
 };
 
 /**
- * The whole component: table, user pool, three Rust Lambdas, the REST API
- * generated from the route table, alarms and a budget.
+ * Partition-key prefixes of the token table. IAM `dynamodb:LeadingKeys`
+ * conditions pin each role to the item kinds it owns.
+ */
+const KEY = {
+  /** `TOKEN#<id>` / `TOKEN`: one token record. */
+  token: "TOKEN#*",
+  /** `USER#<sub>` / `SLOTS`: the per-user active set (also GSI1's partition key). */
+  user: "USER#*",
+  /** `ALIAS#<username>` / `USER`: Cognito username to sub. */
+  alias: "ALIAS#*",
+};
+
+/** Cognito API calls (via CloudTrail) after which a user's tokens are revoked. */
+export const OFFBOARDING_EVENTS = ["AdminDisableUser", "AdminDeleteUser", "DeleteUser"];
+
+/**
+ * The whole component: token and items tables, user pool, four Rust Lambdas,
+ * the REST API generated from the route table, offboarding on Cognito events,
+ * alarms and a budget.
  */
 export class AgpatStack extends Stack {
   readonly api: apigw.RestApi;
+  /** Tokens, per-user active sets and username aliases. */
   readonly table: dynamodb.Table;
-  readonly functions: Record<"authorizer" | Service, lambda.Function>;
+  /** The demo business API's items; no function but `api` can reach it. */
+  readonly itemsTable: dynamodb.Table;
+  readonly functions: Record<FunctionName, lambda.Function>;
 
   constructor(scope: Construct, id: string, props: AgpatStackProps) {
     super(scope, id, props);
     const s = props.settings;
     const prod = s.env === "prod";
 
-    // ---- DynamoDB: the single table, keys and GSI from the generated manifest.
+    // ---- DynamoDB: the token table, keys and GSI from the generated manifest.
     this.table = new dynamodb.Table(this, "Table", {
       partitionKey: { name: TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
       sortKey: { name: TABLE.sortKey, type: dynamodb.AttributeType.STRING },
@@ -125,6 +169,18 @@ export class AgpatStack extends Stack {
       // The hash is never projected: listings cannot read it.
       projectionType: dynamodb.ProjectionType.INCLUDE,
       nonKeyAttributes: TABLE.gsi1.projectedAttributes,
+    });
+
+    // ---- DynamoDB: the business API's items, apart from the tokens so that
+    // the api role needs no access to the token table at all.
+    this.itemsTable = new dynamodb.Table(this, "ItemsTable", {
+      partitionKey: { name: "PK", type: dynamodb.AttributeType.STRING },
+      sortKey: { name: "SK", type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: prod,
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
 
     // ---- Cognito: strong passwords, optional MFA, a public client.
@@ -155,21 +211,23 @@ export class AgpatStack extends Stack {
     });
 
     // ---- Lambdas: provided.al2023 on arm64, from cargo-lambda output.
-    const common: Record<string, string> = {
+    const tokenTable: Record<string, string> = {
       TABLE_NAME: this.table.tableName,
       RUST_LOG: "info",
     };
-    const environments: Record<"authorizer" | Service, Record<string, string>> = {
+    const environments: Record<FunctionName, Record<string, string>> = {
       authorizer: {
-        ...common,
+        ...tokenTable,
         COGNITO_USER_POOL_ID: userPool.userPoolId,
         COGNITO_CLIENT_IDS: client.userPoolClientId,
         PAT_CACHE_TTL_SECONDS: String(s.patCacheTtlSeconds),
       },
-      "token-service": { ...common, TOKEN_MAX_LIFETIME_DAYS: String(s.tokenMaxLifetimeDays) },
-      api: common,
+      "token-service": { ...tokenTable, TOKEN_MAX_LIFETIME_DAYS: String(s.tokenMaxLifetimeDays) },
+      // The business API sees only its own table.
+      api: { ITEMS_TABLE_NAME: this.itemsTable.tableName, RUST_LOG: "info" },
+      offboarding: { ...tokenTable, COGNITO_USER_POOL_ID: userPool.userPoolId },
     };
-    const make = (name: "authorizer" | Service): lambda.Function => {
+    const make = (name: FunctionName): lambda.Function => {
       const sizing = FUNCTIONS[name];
       const logGroup = new logs.LogGroup(this, `${name}-logs`, {
         retention: prod ? logs.RetentionDays.THREE_MONTHS : logs.RetentionDays.ONE_WEEK,
@@ -192,35 +250,66 @@ export class AgpatStack extends Stack {
       authorizer: make("authorizer"),
       "token-service": make("token-service"),
       api: make("api"),
+      offboarding: make("offboarding"),
     };
-    if (s.provisionedAuthorizerConcurrency > 0) {
-      new lambda.Alias(this, "AuthorizerLive", {
-        aliasName: "live",
-        version: this.functions.authorizer.currentVersion,
-        provisionedConcurrentExecutions: s.provisionedAuthorizerConcurrency,
-      });
-    }
+    // API Gateway must invoke the alias, or the provisioned instances sit idle
+    // while every request is served by on-demand ones.
+    const authorizerHandler: lambda.IFunction =
+      s.provisionedAuthorizerConcurrency > 0
+        ? new lambda.Alias(this, "AuthorizerLive", {
+            aliasName: "live",
+            version: this.functions.authorizer.currentVersion,
+            provisionedConcurrentExecutions: s.provisionedAuthorizerConcurrency,
+          })
+        : this.functions.authorizer;
 
-    // ---- IAM least privilege: each function gets only what it calls.
+    // ---- IAM least privilege: each function gets only what it calls, and
+    // LeadingKeys conditions keep each role to the item kinds it owns. No
+    // role but the token service may PutItem on the token table, so nothing
+    // else can mint a token record. (TransactWriteItems is authorised per
+    // contained Put/Update, so it needs no action of its own.)
     const tableArn = this.table.tableArn;
     const gsiArn = `${tableArn}/index/${TABLE.gsi1.name}`;
-    const allow = (fn: lambda.Function, actions: string[], resources: string[]) =>
-      fn.addToRolePolicy(new iam.PolicyStatement({ actions, resources }));
-    // Authorizer: GetItem by id, plus the conditional last_used UpdateItem.
-    allow(this.functions.authorizer, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [tableArn]);
-    // Token service: reads, transactional Put/Update, listing through GSI1.
+    const leadingKeys = (...prefixes: string[]) => ({
+      "ForAllValues:StringLike": { "dynamodb:LeadingKeys": prefixes },
+    });
+    const allow = (
+      fn: lambda.Function,
+      actions: string[],
+      resources: string[],
+      conditions?: Record<string, Record<string, string[]>>,
+    ) => fn.addToRolePolicy(new iam.PolicyStatement({ actions, resources, conditions }));
+
+    // Authorizer: reads token records, and may update only two attributes of
+    // them, without reading anything back.
+    allow(this.functions.authorizer, ["dynamodb:GetItem"], [tableArn], leadingKeys(KEY.token));
+    allow(this.functions.authorizer, ["dynamodb:UpdateItem"], [tableArn], {
+      ...leadingKeys(KEY.token),
+      "ForAllValues:StringEquals": {
+        "dynamodb:Attributes": [
+          // The key of the item being updated.
+          "PK",
+          "SK",
+          // The throttled last-use timestamp.
+          "last_used_at",
+          // Rehash-on-verify: a conditional write replacing an argon2 hash
+          // made with older parameters by one made with the current ones.
+          "hash",
+        ],
+      },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+    });
+
+    // Token service: token records, active sets and aliases; listing via GSI1.
     allow(
       this.functions["token-service"],
-      [
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:ConditionCheckItem",
-      ],
+      ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
       [tableArn],
+      leadingKeys(KEY.token, KEY.user, KEY.alias),
     );
-    allow(this.functions["token-service"], ["dynamodb:Query"], [gsiArn]);
-    // Business API: items under the caller's partition, on the base table only.
+    allow(this.functions["token-service"], ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));
+
+    // Business API: its own table only, nothing on the token table.
     allow(
       this.functions.api,
       [
@@ -230,8 +319,65 @@ export class AgpatStack extends Stack {
         "dynamodb:DeleteItem",
         "dynamodb:Query",
       ],
-      [tableArn],
+      [this.itemsTable.tableArn],
     );
+
+    // Offboarding: resolves the user (alias item, or Cognito for the sub),
+    // lists their tokens and revokes them; it never creates items.
+    const offboarding = this.functions.offboarding;
+    allow(
+      offboarding,
+      ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+      [tableArn],
+      leadingKeys(KEY.token, KEY.user, KEY.alias),
+    );
+    allow(offboarding, ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));
+    allow(offboarding, ["cognito-idp:AdminGetUser"], [userPool.userPoolArn]);
+
+    // ---- Offboarding: Cognito disable/delete calls, as CloudTrail delivers
+    // them to the default event bus, revoke the user's tokens.
+    const offboardingDlq = new sqs.Queue(this, "OffboardingDlq", {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    NagSuppressions.addResourceSuppressions(offboardingDlq, [
+      {
+        id: "AwsSolutions-SQS3",
+        reason:
+          "This queue is itself the dead-letter queue of the offboarding rule target and function; its messages are alarmed on and redriven by an operator.",
+      },
+    ]);
+    // Failures inside the function are retried by Lambda's asynchronous
+    // invocation (EventBridge's retry policy only covers delivery), so the
+    // function dead-letters to the same queue: no offboarding event is lost.
+    (offboarding.node.defaultChild as lambda.CfnFunction).deadLetterConfig = {
+      targetArn: offboardingDlq.queueArn,
+    };
+    allow(offboarding, ["sqs:SendMessage"], [offboardingDlq.queueArn]);
+    new events.Rule(this, "OffboardingRule", {
+      description: "Revoke a user's tokens when Cognito disables or deletes them",
+      eventPattern: {
+        source: ["aws.cognito-idp"],
+        detailType: ["AWS API Call via CloudTrail"],
+        detail: {
+          eventSource: ["cognito-idp.amazonaws.com"],
+          eventName: OFFBOARDING_EVENTS,
+        },
+      },
+      targets: [
+        new targets.LambdaFunction(offboarding, {
+          retryAttempts: 8,
+          maxEventAge: Duration.hours(2),
+          deadLetterQueue: offboardingDlq,
+        }),
+      ],
+    });
+    // CloudTrail management events reach EventBridge only while a trail with
+    // logging enabled exists in the account and region. With offboardingTrail
+    // false nothing is created here: the adopter's organisation (or account)
+    // trail is assumed to provide them.
+    if (s.offboardingTrail) this.managementTrail();
 
     // ---- REST API generated from the route table.
     const accessLogs = new logs.LogGroup(this, "ApiAccessLogs", {
@@ -274,7 +420,9 @@ export class AgpatStack extends Stack {
       },
     });
     const authorizer = new apigw.RequestAuthorizer(this, "Authorizer", {
-      handler: this.functions.authorizer,
+      // The alias when provisioned concurrency is on; the invoke permission
+      // then names the alias too.
+      handler: authorizerHandler,
       identitySources: [apigw.IdentitySource.header("Authorization")],
       resultsCacheTtl: Duration.seconds(s.authorizerCacheTtlSeconds),
     });
@@ -389,6 +537,18 @@ export class AgpatStack extends Stack {
       0.25,
       "API 4xx rate at or above 25%",
     );
+    alarm(
+      "OffboardingDlqMessages",
+      offboardingDlq.metricApproximateNumberOfMessagesVisible({ period: fiveMin }),
+      1,
+      "Offboarding events dead-lettered: a user's tokens may still be active; redrive the queue",
+    );
+    alarm(
+      "OffboardingErrors",
+      offboarding.metricErrors({ period: fiveMin }),
+      1,
+      "Offboarding function returned errors",
+    );
 
     alerts.addToResourcePolicy(
       new iam.PolicyStatement({
@@ -419,8 +579,46 @@ export class AgpatStack extends Stack {
     new CfnOutput(this, "UserPoolId", { value: userPool.userPoolId });
     new CfnOutput(this, "UserPoolClientId", { value: client.userPoolClientId });
     new CfnOutput(this, "TableName", { value: this.table.tableName });
+    new CfnOutput(this, "ItemsTableName", { value: this.itemsTable.tableName });
 
     suppressAcceptedFindings(this);
+  }
+
+  /**
+   * A single-region management-events trail (global service events included),
+   * writing to an encrypted, versioned, private bucket whose access is logged.
+   */
+  private managementTrail(): cloudtrail.Trail {
+    // Audit logs outlive the stack even in dev: a non-empty bucket would block
+    // deletion anyway, and deleting audit evidence should be a deliberate act.
+    const bucketProps: s3.BucketProps = {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    };
+    const accessLogs = new s3.Bucket(this, "TrailAccessLogs", bucketProps);
+    NagSuppressions.addResourceSuppressions(accessLogs, [
+      {
+        id: "AwsSolutions-S1",
+        reason:
+          "This bucket receives the trail bucket's server access logs; logging it too would only move the same finding to another bucket.",
+      },
+    ]);
+    const bucket = new s3.Bucket(this, "TrailBucket", {
+      ...bucketProps,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: "trail-bucket/",
+    });
+    return new cloudtrail.Trail(this, "ManagementTrail", {
+      bucket,
+      isMultiRegionTrail: false,
+      includeGlobalServiceEvents: true,
+      enableFileValidation: true,
+      managementEvents: cloudtrail.ReadWriteType.ALL,
+    });
   }
 }
 
@@ -436,11 +634,18 @@ function suppressAcceptedFindings(stack: Stack): void {
       id: "AwsSolutions-IAM4",
       reason:
         "AWSLambdaBasicExecutionRole (log writes only) and API Gateway's CloudWatch push role are AWS-managed and minimal for their purpose.",
+      // Scoped so that any other managed policy still fails the check.
+      appliesTo: [
+        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+      ],
     },
     {
       id: "AwsSolutions-IAM5",
       reason:
         "X-Ray PutTraceSegments/PutTelemetryRecords require Resource '*' (AWS requirement); no other wildcard is granted.",
+      // Scoped so that any other wildcard still fails the check.
+      appliesTo: ["Resource::*"],
     },
     {
       id: "AwsSolutions-COG4",

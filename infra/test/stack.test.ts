@@ -26,6 +26,37 @@ function synth(
 
 const dev = synth("dev");
 const prod = synth("prod", { provisionedAuthorizerConcurrency: 2 });
+const prodWithoutAlias = synth("prod", { provisionedAuthorizerConcurrency: 0 });
+const devWithTrail = synth("dev", { offboardingTrail: true });
+const variants = [dev, prod, prodWithoutAlias, devWithTrail];
+
+/** A template resource, as `Template.toJSON()` gives it. */
+type Resource = ReturnType<Template["toJSON"]>;
+type Statement = {
+  Action: string | string[];
+  Effect: string;
+  Resource: unknown;
+  Condition?: Record<string, unknown>;
+};
+
+/** Logical id of the one resource of `type` whose id starts with `prefix`. */
+function logicalId(template: Template, type: string, prefix: string): string {
+  const ids = Object.keys(template.findResources(type)).filter((id) => id.startsWith(prefix));
+  expect(ids).toHaveLength(1);
+  return ids[0];
+}
+const tableId = (template: Template) => logicalId(template, "AWS::DynamoDB::Table", "Table");
+const itemsTableId = (template: Template) =>
+  logicalId(template, "AWS::DynamoDB::Table", "ItemsTable");
+const functionId = (template: Template, name: string) =>
+  logicalId(template, "AWS::Lambda::Function", `${name.replace("-", "")}fn`);
+const functionOf = (template: Template, name: string): Resource =>
+  template.toJSON().Resources[functionId(template, name)];
+const allStatements = (template: Template): Statement[] =>
+  Object.values(template.findResources("AWS::IAM::Policy")).flatMap(
+    (p) => p.Properties.PolicyDocument.Statement,
+  );
+const actionsOf = (st: Statement): string[] => ([] as string[]).concat(st.Action);
 
 describe("authorizer wiring", () => {
   test("is a REQUEST authorizer on the Authorization header with the configured TTL", () => {
@@ -38,6 +69,35 @@ describe("authorizer wiring", () => {
     custom.template.hasResourceProperties("AWS::ApiGateway::Authorizer", {
       AuthorizerResultTtlInSeconds: 15,
     });
+  });
+
+  test("with provisioned concurrency the authorizer invokes the live alias, which holds it", () => {
+    const aliasId = logicalId(prod.template, "AWS::Lambda::Alias", "AuthorizerLive");
+    const alias = prod.template.toJSON().Resources[aliasId];
+    expect(alias.Properties.Name).toBe("live");
+    expect(alias.Properties.FunctionName).toEqual({ Ref: functionId(prod.template, "authorizer") });
+    expect(alias.Properties.ProvisionedConcurrencyConfig).toEqual({
+      ProvisionedConcurrentExecutions: 2,
+    });
+    const [authorizer] = Object.values(prod.template.findResources("AWS::ApiGateway::Authorizer"));
+    const uri = JSON.stringify(authorizer.Properties.AuthorizerUri);
+    expect(uri).toContain(JSON.stringify({ Ref: aliasId }));
+    expect(uri).not.toContain(functionId(prod.template, "authorizer"));
+    // API Gateway's invoke permission is for the alias, not the bare function.
+    prod.template.hasResourceProperties("AWS::Lambda::Permission", {
+      FunctionName: { Ref: aliasId },
+      Principal: "apigateway.amazonaws.com",
+    });
+  });
+
+  test("without provisioned concurrency there is no alias and the authorizer invokes the function", () => {
+    for (const { template } of [dev, prodWithoutAlias]) {
+      template.resourceCountIs("AWS::Lambda::Alias", 0);
+      const [authorizer] = Object.values(template.findResources("AWS::ApiGateway::Authorizer"));
+      expect(JSON.stringify(authorizer.Properties.AuthorizerUri)).toContain(
+        JSON.stringify({ "Fn::GetAtt": [functionId(template, "authorizer"), "Arn"] }),
+      );
+    }
   });
 
   test("every route of the table is a method; protected ones use the authorizer, public ones do not", () => {
@@ -116,80 +176,179 @@ describe("authorizer wiring", () => {
 });
 
 describe("least privilege", () => {
-  function statementsOf(template: Template, functionName: string): unknown[] {
-    const fnId = Object.keys(template.findResources("AWS::Lambda::Function")).find((id) =>
-      id.startsWith(functionName.replace("-", "")),
-    );
-    expect(fnId).toBeDefined();
-    const fn = template.toJSON().Resources[fnId as string];
-    const roleId = fn.Properties.Role["Fn::GetAtt"][0];
-    const policies = template.findResources("AWS::IAM::Policy");
-    return Object.values(policies)
-      .filter((p) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))
-      .flatMap((p) => p.Properties.PolicyDocument.Statement);
+  /** The function's execution role: its logical id, after checking what is attached. */
+  function roleOf(template: Template, functionName: string): string {
+    const roleId = functionOf(template, functionName).Properties.Role["Fn::GetAtt"][0];
+    const role = template.toJSON().Resources[roleId];
+    // Besides the default policy asserted below, only the AWS-managed basic
+    // execution role (log writes) is attached; no inline or customer policy.
+    expect(role.Properties.Policies).toBeUndefined();
+    expect(role.Properties.ManagedPolicyArns).toEqual([
+      {
+        "Fn::Join": [
+          "",
+          [
+            "arn:",
+            { Ref: "AWS::Partition" },
+            ":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+          ],
+        ],
+      },
+    ]);
+    const managed = Object.values(template.findResources("AWS::IAM::ManagedPolicy"));
+    expect(managed.filter((p) => JSON.stringify(p.Properties).includes(roleId))).toEqual([]);
+    return roleId;
   }
 
-  const tableArn = (template: Template) => {
-    const tableId = Object.keys(template.findResources("AWS::DynamoDB::Table"))[0];
-    return { "Fn::GetAtt": [tableId, "Arn"] };
-  };
+  /** Every statement of the policies attached to the function's role, X-Ray first. */
+  function statementsOf(template: Template, functionName: string): Statement[] {
+    const roleId = roleOf(template, functionName);
+    const policies = Object.values(template.findResources("AWS::IAM::Policy")).filter((p) =>
+      p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId),
+    );
+    expect(policies).toHaveLength(1);
+    const [xrayStatement, ...rest] = policies[0].Properties.PolicyDocument.Statement;
+    expect(xrayStatement).toEqual(xray);
+    return rest;
+  }
+
   const xray = {
     Action: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
     Effect: "Allow",
     Resource: "*",
   };
-
-  test("the authorizer may only GetItem and UpdateItem on the table", () => {
-    expect(statementsOf(dev.template, "authorizer")).toEqual([
-      xray,
-      {
-        Action: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
-        Effect: "Allow",
-        Resource: tableArn(dev.template),
-      },
-    ]);
+  const arnOf = (id: string) => ({ "Fn::GetAtt": [id, "Arn"] });
+  const tableArn = (template: Template) => arnOf(tableId(template));
+  const gsiArn = (template: Template) => ({
+    "Fn::Join": ["", [tableArn(template), "/index/GSI1"]],
+  });
+  const leadingKeys = (...prefixes: string[]) => ({
+    "ForAllValues:StringLike": { "dynamodb:LeadingKeys": prefixes },
   });
 
-  test("the token service may read and write tokens and query only GSI1", () => {
-    const gsi = { "Fn::Join": ["", [tableArn(dev.template), "/index/GSI1"]] };
-    expect(statementsOf(dev.template, "token-service")).toEqual([
-      xray,
-      {
-        Action: [
-          "dynamodb:GetItem",
-          "dynamodb:PutItem",
-          "dynamodb:UpdateItem",
-          "dynamodb:ConditionCheckItem",
-        ],
-        Effect: "Allow",
-        Resource: tableArn(dev.template),
-      },
-      { Action: "dynamodb:Query", Effect: "Allow", Resource: gsi },
-    ]);
+  test("the authorizer may only read token records and update last_used_at and hash on them", () => {
+    for (const { template } of variants) {
+      expect(statementsOf(template, "authorizer")).toEqual([
+        {
+          Action: "dynamodb:GetItem",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: leadingKeys("TOKEN#*"),
+        },
+        {
+          Action: "dynamodb:UpdateItem",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: {
+            ...leadingKeys("TOKEN#*"),
+            "ForAllValues:StringEquals": {
+              "dynamodb:Attributes": ["PK", "SK", "last_used_at", "hash"],
+            },
+            StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+          },
+        },
+      ]);
+    }
   });
 
-  test("the business API may only touch the base table", () => {
-    expect(statementsOf(dev.template, "api")).toEqual([
-      xray,
-      {
-        Action: [
-          "dynamodb:GetItem",
-          "dynamodb:PutItem",
-          "dynamodb:UpdateItem",
-          "dynamodb:DeleteItem",
-          "dynamodb:Query",
-        ],
-        Effect: "Allow",
-        Resource: tableArn(dev.template),
-      },
-    ]);
+  test("the token service may read and write token, user and alias items and query GSI1 by user", () => {
+    for (const { template } of variants) {
+      expect(statementsOf(template, "token-service")).toEqual([
+        {
+          Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: leadingKeys("TOKEN#*", "USER#*", "ALIAS#*"),
+        },
+        {
+          Action: "dynamodb:Query",
+          Effect: "Allow",
+          Resource: gsiArn(template),
+          Condition: leadingKeys("USER#*"),
+        },
+      ]);
+    }
+  });
+
+  test("the business API may only touch the items table", () => {
+    for (const { template } of variants) {
+      expect(statementsOf(template, "api")).toEqual([
+        {
+          Action: [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+          ],
+          Effect: "Allow",
+          Resource: arnOf(itemsTableId(template)),
+        },
+      ]);
+    }
+  });
+
+  test("offboarding may read and update token, user and alias items, query GSI1, look up Cognito users and dead-letter", () => {
+    for (const { template } of variants) {
+      expect(statementsOf(template, "offboarding")).toEqual([
+        {
+          Action: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: leadingKeys("TOKEN#*", "USER#*", "ALIAS#*"),
+        },
+        {
+          Action: "dynamodb:Query",
+          Effect: "Allow",
+          Resource: gsiArn(template),
+          Condition: leadingKeys("USER#*"),
+        },
+        {
+          Action: "cognito-idp:AdminGetUser",
+          Effect: "Allow",
+          Resource: arnOf(logicalId(template, "AWS::Cognito::UserPool", "UserPool")),
+        },
+        {
+          Action: "sqs:SendMessage",
+          Effect: "Allow",
+          Resource: arnOf(logicalId(template, "AWS::SQS::Queue", "OffboardingDlq")),
+        },
+      ]);
+    }
+  });
+
+  test("the api role never names the token table, and no role may scan, delete or condition-check tokens", () => {
+    for (const { template } of variants) {
+      const tokenTable = JSON.stringify(tableId(template));
+      expect(JSON.stringify(statementsOf(template, "api"))).not.toContain(tokenTable);
+      for (const st of allStatements(template)) {
+        const actions = actionsOf(st);
+        expect(actions).not.toContain("dynamodb:ConditionCheckItem");
+        expect(actions).not.toContain("dynamodb:*");
+        if (JSON.stringify(st.Resource).includes(tokenTable)) {
+          expect(
+            actions.filter((a) => ["dynamodb:Scan", "dynamodb:DeleteItem"].includes(a)),
+          ).toEqual([]);
+        }
+      }
+      // Only the token service can create items in the token table.
+      const putters = Object.values(template.findResources("AWS::IAM::Policy")).filter((p) =>
+        p.Properties.PolicyDocument.Statement.some(
+          (st: Statement) =>
+            actionsOf(st).includes("dynamodb:PutItem") &&
+            JSON.stringify(st.Resource).includes(tokenTable),
+        ),
+      );
+      expect(putters.map((p) => p.Properties.Roles)).toEqual([
+        [{ Ref: roleOf(template, "token-service") }],
+      ]);
+    }
   });
 
   test("no statement grants '*' actions, and only X-Ray gets '*' resources", () => {
-    const policies = Object.values(dev.template.findResources("AWS::IAM::Policy"));
-    for (const p of policies) {
-      for (const st of p.Properties.PolicyDocument.Statement) {
-        const actions = ([] as string[]).concat(st.Action);
+    for (const { template } of variants) {
+      for (const st of allStatements(template)) {
+        const actions = actionsOf(st);
         expect(actions.some((a) => a === "*" || a.endsWith(":*"))).toBe(false);
         if (st.Resource === "*") expect(actions.every((a) => a.startsWith("xray:"))).toBe(true);
       }
@@ -198,26 +357,67 @@ describe("least privilege", () => {
 });
 
 describe("data and identity", () => {
-  test("the table is on-demand with PITR, TTL and a hash-free GSI; prod adds deletion protection", () => {
-    dev.template.hasResourceProperties("AWS::DynamoDB::Table", {
+  test("the token table is on-demand with PITR, TTL and a hash-free GSI; prod adds deletion protection", () => {
+    const tokenTable = dev.template.toJSON().Resources[tableId(dev.template)];
+    expect(tokenTable.Properties).toMatchObject({
       BillingMode: "PAY_PER_REQUEST",
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TimeToLiveSpecification: { AttributeName: "ttl", Enabled: true },
-      GlobalSecondaryIndexes: [
-        Match.objectLike({
-          IndexName: "GSI1",
-          Projection: {
-            ProjectionType: "INCLUDE",
-            NonKeyAttributes: Match.not(Match.arrayWith(["hash"])),
-          },
-        }),
+      SSESpecification: { SSEEnabled: true },
+    });
+    const gsis = tokenTable.Properties.GlobalSecondaryIndexes;
+    expect(gsis).toHaveLength(1);
+    expect(gsis[0]).toMatchObject({
+      IndexName: "GSI1",
+      KeySchema: [{ AttributeName: "GSI1PK", KeyType: "HASH" }, expect.anything()],
+      Projection: { ProjectionType: "INCLUDE" },
+    });
+    expect(gsis[0].Projection.NonKeyAttributes).not.toContain("hash");
+    const prodTable = prod.template.toJSON().Resources[tableId(prod.template)];
+    expect(prodTable.Properties.DeletionProtectionEnabled).toBe(true);
+    expect(prodTable.DeletionPolicy).toBe("Retain");
+    expect(tokenTable.DeletionPolicy).toBe("Delete");
+  });
+
+  test("the items table is on-demand with PITR and AWS-managed encryption, no GSI or TTL; prod retains it", () => {
+    const items = dev.template.toJSON().Resources[itemsTableId(dev.template)];
+    expect(items.Properties).toEqual({
+      KeySchema: [
+        { AttributeName: "PK", KeyType: "HASH" },
+        { AttributeName: "SK", KeyType: "RANGE" },
       ],
+      AttributeDefinitions: [
+        { AttributeName: "PK", AttributeType: "S" },
+        { AttributeName: "SK", AttributeType: "S" },
+      ],
+      BillingMode: "PAY_PER_REQUEST",
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      DeletionProtectionEnabled: false,
+      SSESpecification: { SSEEnabled: true },
     });
-    prod.template.hasResourceProperties("AWS::DynamoDB::Table", {
-      DeletionProtectionEnabled: true,
+    expect(items.DeletionPolicy).toBe("Delete");
+    const prodItems = prod.template.toJSON().Resources[itemsTableId(prod.template)];
+    expect(prodItems.Properties.DeletionProtectionEnabled).toBe(true);
+    expect(prodItems.DeletionPolicy).toBe("Retain");
+    dev.template.hasOutput("ItemsTableName", { Value: { Ref: itemsTableId(dev.template) } });
+  });
+
+  test("the api function gets ITEMS_TABLE_NAME and not TABLE_NAME; the token functions get TABLE_NAME", () => {
+    const env = (name: string) =>
+      functionOf(dev.template, name).Properties.Environment.Variables as Record<string, unknown>;
+    expect(env("api")).toEqual({
+      ITEMS_TABLE_NAME: { Ref: itemsTableId(dev.template) },
+      RUST_LOG: "info",
     });
-    prod.template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain" });
-    dev.template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Delete" });
+    for (const name of ["authorizer", "token-service", "offboarding"]) {
+      expect(env(name).TABLE_NAME).toEqual({ Ref: tableId(dev.template) });
+      expect(env(name).ITEMS_TABLE_NAME).toBeUndefined();
+    }
+    expect(env("offboarding")).toEqual({
+      TABLE_NAME: { Ref: tableId(dev.template) },
+      COGNITO_USER_POOL_ID: { Ref: logicalId(dev.template, "AWS::Cognito::UserPool", "UserPool") },
+      RUST_LOG: "info",
+    });
   });
 
   test("the user pool has a strong password policy and a secretless client with explicit validity", () => {
@@ -233,7 +433,7 @@ describe("data and identity", () => {
   });
 
   test("functions are arm64 provided.al2023 with tracing, sized per function; prod reserves concurrency", () => {
-    dev.template.resourceCountIs("AWS::Lambda::Function", 3);
+    dev.template.resourceCountIs("AWS::Lambda::Function", 4);
     dev.template.hasResourceProperties("AWS::Lambda::Function", {
       Runtime: "provided.al2023",
       Architectures: ["arm64"],
@@ -245,10 +445,145 @@ describe("data and identity", () => {
       ReservedConcurrentExecutions: 200,
       Environment: { Variables: Match.objectLike({ PAT_CACHE_TTL_SECONDS: "30" }) },
     });
-    prod.template.hasResourceProperties("AWS::Lambda::Alias", {
-      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
+  });
+});
+
+describe("offboarding", () => {
+  const dlqId = (template: Template) => logicalId(template, "AWS::SQS::Queue", "OffboardingDlq");
+
+  test("an EventBridge rule on the default bus sends Cognito disable and delete calls to the function", () => {
+    const rules = Object.values(dev.template.findResources("AWS::Events::Rule"));
+    expect(rules).toHaveLength(1);
+    const rule = rules[0].Properties;
+    expect(rule.EventBusName).toBeUndefined();
+    expect(rule.State).toBe("ENABLED");
+    expect(rule.EventPattern).toEqual({
+      source: ["aws.cognito-idp"],
+      "detail-type": ["AWS API Call via CloudTrail"],
+      detail: {
+        eventSource: ["cognito-idp.amazonaws.com"],
+        eventName: ["AdminDisableUser", "AdminDeleteUser", "DeleteUser"],
+      },
     });
-    dev.template.resourceCountIs("AWS::Lambda::Alias", 0);
+  });
+
+  test("the target retries 8 times for up to 2 hours, then dead-letters to an encrypted, SSL-only queue", () => {
+    const [rule] = Object.values(dev.template.findResources("AWS::Events::Rule"));
+    expect(rule.Properties.Targets).toEqual([
+      {
+        Id: "Target0",
+        Arn: { "Fn::GetAtt": [functionId(dev.template, "offboarding"), "Arn"] },
+        RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 7200 },
+        DeadLetterConfig: { Arn: { "Fn::GetAtt": [dlqId(dev.template), "Arn"] } },
+      },
+    ]);
+    dev.template.hasResourceProperties("AWS::SQS::Queue", {
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    dev.template.hasResourceProperties("AWS::SQS::QueuePolicy", {
+      Queues: [{ Ref: dlqId(dev.template) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Deny",
+            Action: "sqs:*",
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          }),
+          Match.objectLike({
+            Effect: "Allow",
+            Action: "sqs:SendMessage",
+            Principal: { Service: "events.amazonaws.com" },
+          }),
+        ]),
+      },
+    });
+  });
+
+  test("the function is sized 256 MB / 60 s, reserves 5 in prod and dead-letters its own failures", () => {
+    for (const { template } of [dev, prod]) {
+      const fn = functionOf(template, "offboarding").Properties;
+      expect(fn).toMatchObject({
+        Runtime: "provided.al2023",
+        Architectures: ["arm64"],
+        TracingConfig: { Mode: "Active" },
+        MemorySize: 256,
+        Timeout: 60,
+        DeadLetterConfig: { TargetArn: { "Fn::GetAtt": [dlqId(template), "Arn"] } },
+      });
+      expect(fn.ReservedConcurrentExecutions).toBe(template === prod.template ? 5 : undefined);
+    }
+  });
+
+  test("alarms on dead-lettered offboarding events and offboarding errors, to SNS", () => {
+    dev.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [
+        { Name: "QueueName", Value: { "Fn::GetAtt": [dlqId(dev.template), "QueueName"] } },
+      ],
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      AlarmActions: [Match.objectLike({ Ref: Match.stringLikeRegexp("Alerts") })],
+    });
+    dev.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "AWS/Lambda",
+      MetricName: "Errors",
+      Dimensions: [
+        { Name: "FunctionName", Value: { Ref: functionId(dev.template, "offboarding") } },
+      ],
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      AlarmActions: [Match.objectLike({ Ref: Match.stringLikeRegexp("Alerts") })],
+    });
+  });
+
+  test("a management-events trail is created only when offboardingTrail is true", () => {
+    expect(defaults.context.offboardingTrail).toBe(false);
+    for (const { template } of [dev, prod, prodWithoutAlias]) {
+      template.resourceCountIs("AWS::CloudTrail::Trail", 0);
+      template.resourceCountIs("AWS::S3::Bucket", 0);
+    }
+    const t = devWithTrail.template;
+    t.resourceCountIs("AWS::CloudTrail::Trail", 1);
+    const bucketId = logicalId(t, "AWS::S3::Bucket", "TrailBucket");
+    t.hasResourceProperties("AWS::CloudTrail::Trail", {
+      IsLogging: true,
+      IsMultiRegionTrail: false,
+      IncludeGlobalServiceEvents: true,
+      EnableLogFileValidation: true,
+      EventSelectors: [{ IncludeManagementEvents: true, ReadWriteType: "All" }],
+      S3BucketName: { Ref: bucketId },
+    });
+    const bucket = t.toJSON().Resources[bucketId];
+    expect(bucket.Properties).toMatchObject({
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          { ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } },
+        ],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      VersioningConfiguration: { Status: "Enabled" },
+      LoggingConfiguration: {
+        DestinationBucketName: { Ref: logicalId(t, "AWS::S3::Bucket", "TrailAccessLogs") },
+      },
+    });
+    t.hasResourceProperties("AWS::S3::BucketPolicy", {
+      Bucket: { Ref: bucketId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Deny",
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          }),
+        ]),
+      },
+    });
   });
 });
 
@@ -276,7 +611,7 @@ describe("operations", () => {
   });
 
   test("cdk-nag AwsSolutions reports no unsuppressed error or warning", () => {
-    for (const { stack } of [dev, prod]) {
+    for (const { stack } of variants) {
       const errors = Annotations.fromStack(stack).findError(
         "*",
         Match.stringLikeRegexp("AwsSolutions-.*"),
@@ -293,6 +628,18 @@ describe("operations", () => {
   test("bad context names the key", () => {
     expect(() => synth("dev", { authorizerCacheTtlSeconds: 7200 })).toThrow(
       /authorizerCacheTtlSeconds/,
+    );
+    expect(() => synth("dev", { offboardingTrail: "yes" })).toThrow(/offboardingTrail/);
+  });
+
+  test("offboardingTrail given on the command line as a string is understood", () => {
+    synth("dev", { offboardingTrail: "true" }).template.resourceCountIs(
+      "AWS::CloudTrail::Trail",
+      1,
+    );
+    synth("dev", { offboardingTrail: "false" }).template.resourceCountIs(
+      "AWS::CloudTrail::Trail",
+      0,
     );
   });
 });
