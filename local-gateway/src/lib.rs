@@ -4,8 +4,10 @@
 //! 1. the route comes from the shared route table (unknown: 403 "Missing
 //!    Authentication Token", as API Gateway answers);
 //! 2. public routes skip the authorizer;
-//! 3. a missing or empty `Authorization` is a 401 **without** calling the
-//!    authorizer;
+//! 3. with the authorizer cache on (TTL > 0), a missing or empty
+//!    `Authorization` is a 401 **without** calling the authorizer; with the
+//!    cache off (TTL 0) identity sources are not validated, so the authorizer
+//!    is invoked without the header (and refuses it);
 //! 4. the authorizer's result is cached by identity source for the configured
 //!    TTL (0 = off), and its IAM policy is evaluated against the request's
 //!    method ARN (explicit Deny wins, wildcards honoured);
@@ -130,13 +132,14 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
 
     async fn authorize(
         &self,
-        identity: &str,
+        identity: Option<&str>,
         method_arn: &str,
         request_id: &str,
         source_ip: &str,
     ) -> Result<(Arc<AuthorizerResponse>, bool), AuthError> {
         let now = self.clock.now();
         if self.cfg.cache_ttl_secs > 0
+            && let Some(identity) = identity
             && let Some(hit) = self.cache.get(identity)
         {
             if now - hit.at < self.cfg.cache_ttl_secs {
@@ -144,10 +147,14 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
             }
             self.cache.invalidate(identity);
         }
+        let headers = match identity {
+            Some(identity) => json!({"Authorization": identity}),
+            None => json!({}),
+        };
         let event: ApiGatewayCustomAuthorizerRequestTypeRequest = serde_json::from_value(json!({
             "type": "REQUEST",
             "methodArn": method_arn,
-            "headers": {"Authorization": identity},
+            "headers": headers,
             "requestContext": {
                 "requestId": request_id,
                 "stage": self.cfg.stage,
@@ -159,7 +166,9 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         .map_err(|_| AuthError::Internal)?;
         self.authorizer_calls.fetch_add(1, Ordering::SeqCst);
         let response = Arc::new(self.authorizer.decide(&event).await?);
-        if self.cfg.cache_ttl_secs > 0 {
+        if self.cfg.cache_ttl_secs > 0
+            && let Some(identity) = identity
+        {
             self.cache.insert(
                 identity.to_owned(),
                 Cached {
@@ -254,16 +263,22 @@ where
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.trim().is_empty())
             .map(str::to_owned);
-        let Some(identity) = identity else {
-            // API Gateway answers this itself: the authorizer is never invoked.
+        if identity.is_none() && gw.cfg.cache_ttl_secs > 0 {
+            // With its cache on, API Gateway answers this itself: the
+            // authorizer is never invoked.
             return (
                 gateway_message(StatusCode::UNAUTHORIZED, Some("Unauthorized")),
                 "-",
             );
-        };
+        }
         let method_arn = gw.method_arn(route.method, &path);
         let (decision, hit) = match gw
-            .authorize(&identity, &method_arn, request_id, &peer.ip().to_string())
+            .authorize(
+                identity.as_deref(),
+                &method_arn,
+                request_id,
+                &peer.ip().to_string(),
+            )
             .await
         {
             Ok(d) => d,

@@ -672,3 +672,18 @@ async fn a_flood_from_another_address_never_locks_out_the_holder_end_to_end() {
         assert_eq!(gw.gateway.authorizer_calls(), calls + 1, "a cold decision");
     }
 }
+
+#[tokio::test]
+async fn with_cache_ttl_zero_a_request_without_authorization_reaches_the_authorizer_and_is_refused()
+{
+    // With its cache off, API Gateway does not validate identity sources: the
+    // request reaches our code, and the authorizer must refuse it itself.
+    let gw = start(0).await;
+    let before = gw.gateway.authorizer_calls();
+    for path in ["/items", "/tokens", "/me"] {
+        let (status, body) = gw.send("GET", path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert_eq!(body, json!({"message": "Unauthorized"}));
+    }
+    assert_eq!(gw.gateway.authorizer_calls(), before + 3);
+}
