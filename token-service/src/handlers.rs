@@ -561,8 +561,8 @@ pub const REVOKE_ALL_BUDGET: std::time::Duration = std::time::Duration::from_sec
 /// `DELETE /tokens`: revoke all of the caller's tokens. Cognito sessions only.
 ///
 /// Final: from the moment it starts, no token created or rotated before it
-/// can survive it (see `TokenStore::revoke_all`). Bounded in time: when
-/// `complete` is false, call again (idempotent) to revoke the rest.
+/// can survive it, and no such token can rotate any more. Bounded in time:
+/// when `complete` is false, call again (it is idempotent) to revoke the rest.
 #[utoipa::path(delete, path = "/tokens", tag = "tokens",
     responses((status = 200, description = "`{\"revoked\": n, \"remaining\": m, \"complete\": bool}`; retry while `complete` is false"),
         (status = 403, body = Problem)))]
