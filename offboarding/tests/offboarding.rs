@@ -148,6 +148,7 @@ fn event(name: &str, pool: &str, username: Option<&str>, sub: Option<&str>) -> C
 
 #[tokio::test]
 async fn disabling_a_user_revokes_their_tokens_and_re_enabling_does_not_bring_them_back() {
+    let logs = shared::testing::LogCapture::global();
     let w = world().await;
     let pool = w.handler.user_pool_id.clone();
     let carol = create_user(&w, "carol").await;
@@ -184,6 +185,17 @@ async fn disabling_a_user_revokes_their_tokens_and_re_enabling_does_not_bring_th
         works(&w, &bystander, NOW + 1).await,
         "another user is untouched"
     );
+    // The revocation is audited, naming the owner and the Cognito call.
+    let text = logs.text();
+    let audit = text
+        .lines()
+        .find(|l| l.contains("token.offboarding_revoke") && l.contains(carol.as_str()))
+        .unwrap_or_else(|| panic!("no offboarding audit line: {text}"));
+    assert!(
+        audit.contains("AdminDisableUser") && audit.contains("\"revoked\":2"),
+        "{audit}"
+    );
+    assert!(!text.contains(a.expose()) && !text.contains(b.expose()));
 
     // Re-enabling the user does not resurrect anything; a replayed event is a no-op.
     w.handler

@@ -19,6 +19,8 @@ pub const OWN_TARGETS: &[&str] = &[
     "api",
     "shared",
     "local_gateway",
+    "migrator",
+    "offboarding",
 ];
 
 fn allowed(meta: &Metadata<'_>) -> bool {
@@ -55,4 +57,37 @@ pub fn init_lambda_logging() {
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     // A second call (tests) keeps the first subscriber.
     let _ = tracing::subscriber::set_global_default(json_subscriber(std::io::stdout, &directives));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crate missing here would have its info lines (audit events
+    /// included) silently dropped in production.
+    #[test]
+    fn every_workspace_crate_may_log_below_warn() {
+        let manifest = include_str!("../../Cargo.toml");
+        let members = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("members = ["))
+            .unwrap_or_default();
+        let names: Vec<String> = members
+            .split(',')
+            .map(|m| {
+                m.trim()
+                    .trim_end_matches(']')
+                    .trim_matches('"')
+                    .replace('-', "_")
+            })
+            .filter(|m| !m.is_empty())
+            .collect();
+        assert!(names.len() >= 7, "{names:?}");
+        for name in names {
+            assert!(
+                OWN_TARGETS.contains(&name.as_str()),
+                "{name} cannot log info lines"
+            );
+        }
+    }
 }
