@@ -179,3 +179,25 @@ async fn an_overlapping_rotation_at_the_cap_is_refused_and_changes_nothing() {
         RotateOutcome::Rotated
     );
 }
+
+#[tokio::test]
+async fn a_second_revoke_all_also_revokes_tokens_created_since_the_first() {
+    let store = fresh_store(10).await;
+    let owner = user("twice");
+    let t = now();
+    store.create(&record(&owner, t, DAY), t).await.unwrap();
+    assert_eq!(store.revoke_all(&owner, t, None).await.unwrap().revoked, 1);
+    let between = record(&owner, t + 1, DAY);
+    store.create(&between, t + 1).await.unwrap();
+    let second = store.revoke_all(&owner, t + 2, None).await.unwrap();
+    assert_eq!(second.revoked, 1);
+    assert!(
+        !store
+            .get(&between.meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .is_active(t + 2)
+    );
+}

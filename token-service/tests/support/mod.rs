@@ -71,9 +71,15 @@ impl Harness {
 
     /// Another service over the same table (e.g. with another lifetime policy).
     pub fn over(store: TokenStore, max_days: i64) -> Self {
+        Self::over_hashing(store, max_days, hasher())
+    }
+
+    /// Another service and authorizer over the same table, hashing (and
+    /// enforcing a floor) with `hasher`.
+    pub fn over_hashing(store: TokenStore, max_days: i64, hasher: SecretHasher) -> Self {
         let clock = Arc::new(TestClock::default());
         clock.set(T0);
-        let state = AppState::new(store.clone(), hasher(), clock.clone(), max_days).unwrap();
+        let state = AppState::new(store.clone(), hasher.clone(), clock.clone(), max_days).unwrap();
         let jwt = JwtConfig::for_issuer(
             "https://issuer.invalid",
             "http://127.0.0.1:9/jwks.json",
@@ -87,7 +93,7 @@ impl Harness {
         };
         let authorizer = Authorizer::new(
             JwtVerifier::new(jwt, KeyCache::new(NoJwks)).unwrap(),
-            PatVerifier::new(store.clone(), hasher(), pat_cfg, 300).unwrap(),
+            PatVerifier::new(store.clone(), hasher, pat_cfg, 300).unwrap(),
             clock.clone(),
             8192,
         );

@@ -222,3 +222,59 @@ async fn an_overlapping_rotation_keeps_the_predecessor_slot_until_the_overlap_en
     let after = h.call(create()).await;
     assert_eq!(after.status, 201, "{}", after.text);
 }
+
+#[tokio::test]
+async fn revoke_all_reports_what_it_revoked_and_that_it_is_complete() {
+    let h = Harness::new(10).await;
+    let a = session(USER_A, ALL);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(issue(&h, USER_A, &["items:read"], 10).await.0);
+    }
+    let all = h.call(Req::new("DELETE", "/tokens", Some(&a))).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(all.headers["cache-control"], "no-store");
+    assert_eq!(
+        all.json,
+        json!({"revoked": 3, "remaining": 0, "complete": true})
+    );
+    for t in &tokens {
+        assert!(h.authorize(t).await.is_none());
+    }
+    let again = h.call(Req::new("DELETE", "/tokens", Some(&a))).await;
+    assert_eq!(
+        again.json,
+        json!({"revoked": 0, "remaining": 0, "complete": true})
+    );
+}
+
+#[tokio::test]
+async fn after_the_argon2_floor_is_raised_a_session_rotation_rescues_a_weak_token() {
+    use shared::hash::{HashParams, SecretHasher};
+    let h = Harness::new(10).await;
+    let (weak, id) = issue(&h, USER_A, &["items:read"], 10).await;
+    let raised = HashParams {
+        t: HashParams::OWASP_MIN.t + 1,
+        ..HashParams::OWASP_MIN
+    };
+    let after = Harness::over_hashing(
+        h.store.clone(),
+        90,
+        SecretHasher::new(raised, raised).unwrap(),
+    );
+    assert!(
+        after.authorize(&weak).await.is_none(),
+        "a hash below the floor is refused"
+    );
+    // The owner's session rotates it without the old secret.
+    let rotated = after
+        .call(Req::new(
+            "POST",
+            &format!("/tokens/{id}/rotate"),
+            Some(&session(USER_A, ALL)),
+        ))
+        .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let fresh = rotated.json["token"].as_str().unwrap();
+    assert!(after.authorize(fresh).await.is_some());
+}
