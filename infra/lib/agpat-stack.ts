@@ -130,6 +130,27 @@ const KEY = {
   alias: "ALIAS#*",
 };
 
+/**
+ * What offboarding may write: a token's revocation (`revoked_at`, `ttl`,
+ * with `owner` in the condition) and the owner's active set (`slots`, the
+ * revocation `epoch`, `revoked_all_at`, the creation freeze `frozen_until`).
+ * Never `hash`, `scopes`, `expires_at` or anything that makes a token usable.
+ */
+export const OFFBOARDING_UPDATE_ATTRIBUTES = [
+  "PK",
+  "SK",
+  "owner",
+  "revoked_at",
+  "ttl",
+  "slots",
+  "epoch",
+  "revoked_all_at",
+  "frozen_until",
+];
+
+/** Access-token validity of the app client; offboarding freezes creation this long. */
+const ACCESS_TOKEN_VALIDITY = Duration.hours(1);
+
 /** Cognito API calls (via CloudTrail) after which a user's tokens are revoked. */
 export const OFFBOARDING_EVENTS = ["AdminDisableUser", "AdminDeleteUser", "DeleteUser"];
 
@@ -203,7 +224,7 @@ export class AgpatStack extends Stack {
     const client = userPool.addClient("PublicClient", {
       generateSecret: false,
       authFlows: { userSrp: true, userPassword: true },
-      accessTokenValidity: Duration.hours(1),
+      accessTokenValidity: ACCESS_TOKEN_VALIDITY,
       idTokenValidity: Duration.hours(1),
       refreshTokenValidity: Duration.days(30),
       preventUserExistenceErrors: true,
@@ -225,7 +246,12 @@ export class AgpatStack extends Stack {
       "token-service": { ...tokenTable, TOKEN_MAX_LIFETIME_DAYS: String(s.tokenMaxLifetimeDays) },
       // The business API sees only its own table.
       api: { ITEMS_TABLE_NAME: this.itemsTable.tableName, RUST_LOG: "info" },
-      offboarding: { ...tokenTable, COGNITO_USER_POOL_ID: userPool.userPoolId },
+      offboarding: {
+        ...tokenTable,
+        COGNITO_USER_POOL_ID: userPool.userPoolId,
+        // New tokens are refused for as long as the user's access tokens stay valid.
+        OFFBOARDING_FREEZE_SECONDS: String(ACCESS_TOKEN_VALIDITY.toSeconds()),
+      },
     };
     const make = (name: FunctionName): lambda.Function => {
       const sizing = FUNCTIONS[name];
@@ -327,10 +353,20 @@ export class AgpatStack extends Stack {
     const offboarding = this.functions.offboarding;
     allow(
       offboarding,
-      ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+      ["dynamodb:GetItem"],
       [tableArn],
       leadingKeys(KEY.token, KEY.user, KEY.alias),
     );
+    // UpdateItem creates the item when it does not exist, so without an
+    // attribute list a compromised offboarding function could write a token
+    // record. These are exactly the attributes revocation touches.
+    allow(offboarding, ["dynamodb:UpdateItem"], [tableArn], {
+      ...leadingKeys(KEY.token, KEY.user),
+      "ForAllValues:StringEquals": {
+        "dynamodb:Attributes": OFFBOARDING_UPDATE_ATTRIBUTES,
+      },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"] },
+    });
     allow(offboarding, ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));
     allow(offboarding, ["cognito-idp:AdminGetUser"], [userPool.userPoolArn]);
 

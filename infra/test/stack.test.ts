@@ -288,14 +288,36 @@ describe("least privilege", () => {
     }
   });
 
-  test("offboarding may read and update token, user and alias items, query GSI1, look up Cognito users and dead-letter", () => {
+  test("offboarding may read token, user and alias items, update only revocation attributes, query GSI1, look up Cognito users and dead-letter", () => {
     for (const { template } of variants) {
       expect(statementsOf(template, "offboarding")).toEqual([
         {
-          Action: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+          Action: "dynamodb:GetItem",
           Effect: "Allow",
           Resource: tableArn(template),
           Condition: leadingKeys("TOKEN#*", "USER#*", "ALIAS#*"),
+        },
+        {
+          Action: "dynamodb:UpdateItem",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: {
+            ...leadingKeys("TOKEN#*", "USER#*"),
+            "ForAllValues:StringEquals": {
+              "dynamodb:Attributes": [
+                "PK",
+                "SK",
+                "owner",
+                "revoked_at",
+                "ttl",
+                "slots",
+                "epoch",
+                "revoked_all_at",
+                "frozen_until",
+              ],
+            },
+            StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"] },
+          },
         },
         {
           Action: "dynamodb:Query",
@@ -416,6 +438,7 @@ describe("data and identity", () => {
     expect(env("offboarding")).toEqual({
       TABLE_NAME: { Ref: tableId(dev.template) },
       COGNITO_USER_POOL_ID: { Ref: logicalId(dev.template, "AWS::Cognito::UserPool", "UserPool") },
+      OFFBOARDING_FREEZE_SECONDS: "3600",
       RUST_LOG: "info",
     });
   });
@@ -513,6 +536,21 @@ describe("offboarding", () => {
       });
       expect(fn.ReservedConcurrentExecutions).toBe(template === prod.template ? 5 : undefined);
     }
+  });
+
+  test("offboarding freezes new tokens for as long as the app client's access tokens live", () => {
+    const fn = functionOf(dev.template, "offboarding").Properties;
+    const client = Object.values(dev.template.findResources("AWS::Cognito::UserPoolClient"))[0];
+    const { AccessTokenValidity, TokenValidityUnits } = client.Properties;
+    const unitSeconds: Record<string, number> = {
+      seconds: 1,
+      minutes: 60,
+      hours: 3600,
+      days: 86400,
+    };
+    const seconds = AccessTokenValidity * unitSeconds[TokenValidityUnits.AccessToken];
+    expect(fn.Environment.Variables.OFFBOARDING_FREEZE_SECONDS).toBe(String(seconds));
+    expect(seconds).toBe(3600);
   });
 
   test("alarms on dead-lettered offboarding events and offboarding errors, to SNS", () => {

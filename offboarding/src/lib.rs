@@ -16,6 +16,11 @@
 //! 3. the `username` itself, when it is the `sub` of a token owner (admins
 //!    may pass either).
 //!
+//! A disabled or deleted user's Cognito access tokens are verified offline
+//! and stay valid until they expire, so new tokens for the owner are also
+//! refused for `OFFBOARDING_FREEZE_SECONDS` (default 3600, the access-token
+//! validity the CDK app sets); re-enabling within that window does not lift it.
+//!
 //! Errors that a retry can fix (DynamoDB or Cognito unavailable, a
 //! revoke-all cut short) fail the invocation, so EventBridge retries and
 //! finally dead-letters it (an alarm watches the queue). Events for another
@@ -136,6 +141,9 @@ pub struct Offboarding {
     pub cognito: CognitoClient,
     /// Our user pool: events for other pools are ignored.
     pub user_pool_id: String,
+    /// How long new tokens are refused for an offboarded owner: at least the
+    /// app clients' access-token validity (`OFFBOARDING_FREEZE_SECONDS`).
+    pub freeze_secs: i64,
 }
 
 impl Offboarding {
@@ -172,6 +180,11 @@ impl Offboarding {
         let deadline = Instant::now() + REVOKE_BUDGET;
         let mut revoked = 0;
         for owner in &owners {
+            // First stop the user's still-valid Cognito access tokens from
+            // minting new PATs, then revoke what exists.
+            self.store
+                .freeze_new_tokens(owner, now.saturating_add(self.freeze_secs))
+                .await?;
             let outcome = self.store.revoke_all(owner, now, Some(deadline)).await?;
             revoked += outcome.revoked;
             tracing::info!(

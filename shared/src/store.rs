@@ -90,6 +90,9 @@ pub enum CreateOutcome {
     Created,
     /// The owner already has the maximum number of active tokens.
     CapReached,
+    /// The owner was offboarded recently: new tokens are refused until the
+    /// freeze ends (see [`TokenStore::freeze_new_tokens`]).
+    Frozen,
 }
 
 /// Result of [`TokenStore::revoke`].
@@ -172,6 +175,13 @@ impl Cursor {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An owner's revocation epoch and creation freeze.
+#[derive(Debug, Clone, Copy)]
+struct OwnerState {
+    epoch: i64,
+    frozen_until: Option<i64>,
 }
 
 /// One page of a listing.
@@ -350,9 +360,13 @@ impl TokenStore {
                 .table_name(&self.cfg.table_name)
                 .set_key(Some(slots_key(owner)))
                 .update_expression("SET slots.#id = :exp")
-                .condition_expression("size(slots) < :cap AND epoch = :epoch")
+                .condition_expression(
+                    "size(slots) < :cap AND epoch = :epoch \
+                     AND (attribute_not_exists(frozen_until) OR frozen_until <= :now)",
+                )
                 .expression_attribute_names("#id", rec.meta.id.as_str())
                 .expression_attribute_values(":exp", n(rec.meta.expires_at))
+                .expression_attribute_values(":now", n(now))
                 .expression_attribute_values(":cap", n(i64::from(self.cfg.max_active_per_user)))
                 .expression_attribute_values(":epoch", n(epoch))
                 .build()
@@ -374,9 +388,13 @@ impl TokenStore {
                 Ok(_) => return Ok(CreateOutcome::Created),
                 Err(err) => match failed_conditions(&err) {
                     Some(failed) if failed.first() == Some(&true) => {
-                        if self.current_epoch(owner).await? != epoch {
+                        let state = self.owner_state(owner).await?;
+                        if state.epoch != epoch {
                             // A revoke-all began in between: start again under it.
                             continue;
+                        }
+                        if state.frozen_until.is_some_and(|until| until > now) {
+                            return Ok(CreateOutcome::Frozen);
                         }
                         return Ok(CreateOutcome::CapReached);
                     }
@@ -408,22 +426,65 @@ impl TokenStore {
     /// The owner's revocation epoch (0 if the owner has no active-set item),
     /// read strongly consistently.
     pub async fn current_epoch(&self, owner: &UserId) -> Result<i64, StoreError> {
+        Ok(self.owner_state(owner).await?.epoch)
+    }
+
+    /// The owner's epoch and creation freeze, read strongly consistently.
+    async fn owner_state(&self, owner: &UserId) -> Result<OwnerState, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.cfg.table_name)
             .set_key(Some(slots_key(owner)))
             .consistent_read(true)
-            .projection_expression("epoch")
+            .projection_expression("epoch, frozen_until")
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(out
-            .item()
-            .and_then(|i| i.get("epoch"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        let number = |key: &str| {
+            out.item()
+                .and_then(|i| i.get(key))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        Ok(OwnerState {
+            epoch: number("epoch").unwrap_or(0),
+            frozen_until: number("frozen_until"),
+        })
+    }
+
+    /// Refuses new tokens for `owner` until `until` (Unix seconds); a later
+    /// freeze already in place is kept. Offboarding uses it: a disabled or
+    /// deleted user's Cognito access token stays valid until it expires, and
+    /// must not mint tokens that would outlive the revoke-all.
+    pub async fn freeze_new_tokens(&self, owner: &UserId, until: i64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .update_expression(
+                "SET frozen_until = :until, slots = if_not_exists(slots, :empty), \
+                 epoch = if_not_exists(epoch, :zero)",
+            )
+            .condition_expression("attribute_not_exists(frozen_until) OR frozen_until < :until")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A longer freeze is already in place.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     /// Makes sure the owner's active-set item exists, carries an epoch and
@@ -459,16 +520,21 @@ impl TokenStore {
                 )
                 .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
                 .expression_attribute_values(":zero", n(0))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
                 .send()
                 .await
                 .map_err(unavailable)?;
-            return out
+            // UPDATED_NEW may omit an attribute the update left unchanged
+            // (a racing first create already wrote it): read it then.
+            return match out
                 .attributes()
                 .and_then(|a| a.get("epoch"))
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse().ok())
-                .ok_or(StoreError::Corrupt("epoch"));
+            {
+                Some(epoch) => Ok(epoch),
+                None => self.current_epoch(owner).await,
+            };
         };
         let expired: Vec<&String> = slots
             .iter()
@@ -942,17 +1008,30 @@ impl TokenStore {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
             .await
             .map_err(unavailable)?;
-        let attributes = bumped.attributes();
-        let epoch: i64 = attributes
+        let epoch: i64 = bumped
+            .attributes()
             .and_then(|a| a.get("epoch"))
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .ok_or(StoreError::Corrupt("epoch"))?;
-        let mut ids: Vec<TokenId> = attributes
+        // The active set as it stands after the bump (strongly consistent):
+        // everything committed before it, nothing that could commit after.
+        let set = self
+            .client
+            .get_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .consistent_read(true)
+            .projection_expression("slots")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut ids: Vec<TokenId> = set
+            .item()
             .and_then(|a| a.get("slots"))
             .and_then(|v| v.as_m().ok())
             .map(|map| {

@@ -316,6 +316,10 @@ pub async fn create(
             audit.record(Outcome::Refused, None, Some(scopes));
             Err(ApiError::TokenLimitReached)
         }
+        CreateOutcome::Frozen => {
+            audit.record(Outcome::Denied, None, Some(scopes));
+            Err(ApiError::CreationFrozen)
+        }
     }
 }
 

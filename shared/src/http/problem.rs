@@ -75,6 +75,10 @@ pub enum ApiError {
     /// 405: the route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 403: the owner was offboarded recently; new tokens are refused until
+    /// their Cognito access tokens have expired.
+    #[error("token creation frozen")]
+    CreationFrozen,
     /// 409: the caller already has the maximum number of active tokens.
     #[error("token limit reached")]
     TokenLimitReached,
@@ -147,6 +151,11 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "scope-escalation",
                 "A token cannot hold scopes its creator does not have",
+            ),
+            CreationFrozen => (
+                StatusCode::FORBIDDEN,
+                "token-creation-frozen",
+                "This user was disabled or deleted recently; no new tokens can be created for now",
             ),
             TokenNotFound => (StatusCode::NOT_FOUND, "token-not-found", "No such token"),
             ItemNotFound => (StatusCode::NOT_FOUND, "item-not-found", "No such item"),

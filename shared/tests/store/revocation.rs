@@ -201,3 +201,39 @@ async fn a_second_revoke_all_also_revokes_tokens_created_since_the_first() {
             .is_active(t + 2)
     );
 }
+
+#[tokio::test]
+async fn a_frozen_owner_cannot_create_tokens_until_the_freeze_ends() {
+    let store = fresh_store(10).await;
+    let owner = user("frozen");
+    let t = now();
+    store.freeze_new_tokens(&owner, t + 3600).await.unwrap();
+    assert_eq!(
+        store.create(&record(&owner, t, DAY), t).await.unwrap(),
+        CreateOutcome::Frozen
+    );
+    // An earlier freeze never shortens a later one.
+    store.freeze_new_tokens(&owner, t + 60).await.unwrap();
+    assert_eq!(
+        store
+            .create(&record(&owner, t + 61, DAY), t + 61)
+            .await
+            .unwrap(),
+        CreateOutcome::Frozen
+    );
+    assert_eq!(
+        store
+            .create(&record(&owner, t + 3600, DAY), t + 3600)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+    // Other owners are unaffected.
+    assert_eq!(
+        store
+            .create(&record(&user("thawed"), t, DAY), t)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+}

@@ -278,3 +278,21 @@ async fn after_the_argon2_floor_is_raised_a_session_rotation_rescues_a_weak_toke
     let fresh = rotated.json["token"].as_str().unwrap();
     assert!(after.authorize(fresh).await.is_some());
 }
+
+#[tokio::test]
+async fn a_session_of_an_offboarded_user_cannot_mint_tokens_during_the_freeze() {
+    let h = Harness::new(10).await;
+    let owner = shared::UserId::parse(USER_A).unwrap();
+    // What offboarding does: freeze creation for the access-token lifetime.
+    h.store.freeze_new_tokens(&owner, T0 + 3600).await.unwrap();
+    let create = || {
+        Req::new("POST", "/tokens", Some(&session(USER_A, ALL)))
+            .json(json!({"name": "late", "scopes": ["items:read"], "expiresInDays": 5}))
+    };
+    h.call(create())
+        .await
+        .assert_problem(403, "token-creation-frozen");
+    h.clock.set(T0 + 3600);
+    let later = h.call(create()).await;
+    assert_eq!(later.status, 201, "{}", later.text);
+}
