@@ -206,9 +206,11 @@ impl AuthorizerConfig {
                     env,
                     "PAT_NEGATIVE_CACHE_TTL_SECONDS",
                     30,
-                    0,
+                    // At least 1: this is also the window of the wrong-secret
+                    // budget, which 0 would switch off.
+                    1,
                     3600,
-                    "an integer from 0 to 3600",
+                    "an integer from 1 to 3600",
                 )?,
                 max_failures_per_source: number_in(
                     env,
@@ -263,6 +265,18 @@ mod tests {
         );
         assert_eq!(cfg.jwt.leeway_secs, 5);
         assert_eq!(cfg.jwt.default_scopes, ScopeSet::all());
+    }
+
+    #[test]
+    fn the_failure_window_cannot_be_switched_off() {
+        let err = AuthorizerConfig::from_env(&[
+            ("COGNITO_USER_POOL_ID", "us-east-1_x"),
+            ("COGNITO_CLIENT_IDS", "abc"),
+            ("TABLE_NAME", "tokens"),
+            ("PAT_NEGATIVE_CACHE_TTL_SECONDS", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "PAT_NEGATIVE_CACHE_TTL_SECONDS");
     }
 
     #[test]

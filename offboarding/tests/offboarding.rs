@@ -255,7 +255,7 @@ async fn deleting_a_user_revokes_their_tokens_through_the_username_alias() {
     // Cognito no longer knows "dave"; the alias recorded at issue does.
     let outcome = w
         .handler
-        .handle(&event("AdminDeleteUser", &pool, Some("Dave"), None), NOW)
+        .handle(&event("AdminDeleteUser", &pool, Some("dave"), None), NOW)
         .await
         .unwrap();
     assert_eq!(
@@ -337,4 +337,40 @@ async fn with_the_token_table_unreachable_the_invocation_fails_so_it_is_retried(
         .handle(&event("AdminDisableUser", &pool, Some("gina"), None), NOW)
         .await;
     assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn usernames_differing_only_in_case_are_different_users() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let upper = create_user(&w, "Alice").await;
+    let lower = create_user(&w, "alice").await;
+    let upper_pat = issue(&w, &upper, "Alice").await;
+    let lower_pat = issue(&w, &lower, "alice").await;
+    // Deleted first, so only the alias can resolve the name.
+    w.handler
+        .cognito
+        .admin_delete_user()
+        .user_pool_id(&pool)
+        .username("Alice")
+        .send()
+        .await
+        .unwrap();
+    let outcome = w
+        .handler
+        .handle(&event("AdminDeleteUser", &pool, Some("Alice"), None), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Revoked {
+            owners: vec![upper],
+            revoked: 1
+        }
+    );
+    assert!(!works(&w, &upper_pat, NOW + 1).await);
+    assert!(
+        works(&w, &lower_pat, NOW + 1).await,
+        "the other user was revoked"
+    );
 }

@@ -151,10 +151,13 @@ impl SecretHasher {
 
     /// Whether a stored hash was written with weaker parameters than this
     /// hasher writes (and so should be replaced after its next successful
-    /// verification). Unreadable hashes are never "upgraded".
+    /// verification): ours must be at least as strong in every dimension and
+    /// differ. With two incomparable settings (more memory here, more
+    /// iterations there, during a rollout) neither rewrites the other's
+    /// hashes back and forth. Unreadable hashes are never "upgraded".
     pub fn needs_rehash(&self, stored: &PhcHash) -> bool {
         stored_params(stored)
-            .is_some_and(|found| found != self.params && !found.at_least(&self.params))
+            .is_some_and(|found| found != self.params && self.params.at_least(&found))
     }
 
     /// The parameters new hashes are written with.
@@ -398,6 +401,19 @@ mod tests {
         assert!(!new.needs_rehash(&rehashed));
         // A hash stronger than what we write is left alone.
         assert!(!old.needs_rehash(&rehashed));
+        // Incomparable settings (more memory vs more iterations) never
+        // rewrite each other's hashes.
+        let more_memory = SecretHasher::new(
+            HashParams {
+                m_kib: 32_768,
+                ..HashParams::OWASP_MIN
+            },
+            HashParams::OWASP_MIN,
+        )
+        .unwrap();
+        let by_memory = more_memory.hash(pat.secret()).unwrap();
+        assert!(!new.needs_rehash(&by_memory));
+        assert!(!more_memory.needs_rehash(&rehashed));
         assert!(!new.needs_rehash(&PhcHash::from_stored("junk".into())));
     }
 

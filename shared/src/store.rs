@@ -600,38 +600,29 @@ impl TokenStore {
         Ok(())
     }
 
-    /// Every owner that issued a token under `username` (exact match first,
-    /// then lower-cased, as Cognito treats usernames case-insensitively by
-    /// default).
+    /// Every owner that issued a token under exactly `username`. No case
+    /// folding: the user pool is case-sensitive (CDK's default), so "Alice"
+    /// and "alice" are two users, and offboarding one must not touch the other.
     pub async fn owners_of_username(&self, username: &str) -> Result<Vec<UserId>, StoreError> {
-        let mut owners = Vec::new();
-        let lower = username.to_lowercase();
-        let names: &[&str] = if lower == username {
-            &[username]
-        } else {
-            &[username, &lower]
+        let Some(key) = alias_key(username) else {
+            return Ok(Vec::new());
         };
-        for name in names {
-            let Some(key) = alias_key(name) else { continue };
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.cfg.table_name)
-                .set_key(Some(key))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            if let Some(subs) = out
-                .item()
-                .and_then(|i| i.get("subs"))
-                .and_then(|v| v.as_ss().ok())
-            {
-                owners.extend(subs.iter().filter_map(|s| UserId::parse(s).ok()));
-            }
-        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut owners: Vec<UserId> = out
+            .item()
+            .and_then(|i| i.get("subs"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|subs| subs.iter().filter_map(|s| UserId::parse(s).ok()).collect())
+            .unwrap_or_default();
         owners.sort();
-        owners.dedup();
         Ok(owners)
     }
 
