@@ -133,7 +133,8 @@ const KEY = {
 /**
  * What offboarding may write: a token's revocation (`revoked_at`, `ttl`,
  * with `owner` in the condition) and the owner's active set (`slots`, the
- * revocation `epoch`, `revoked_all_at`, the creation freeze `frozen_until`).
+ * revocation `epoch`, `revoked_all_at`, the creation freeze `frozen_until`,
+ * and `legacy_swept`, set once revoke-all has searched the owner's history).
  * Never `hash`, `scopes`, `expires_at` or anything that makes a token usable.
  */
 export const OFFBOARDING_UPDATE_ATTRIBUTES = [
@@ -146,6 +147,7 @@ export const OFFBOARDING_UPDATE_ATTRIBUTES = [
   "epoch",
   "revoked_all_at",
   "frozen_until",
+  "legacy_swept",
 ];
 
 /** Access-token validity of the app client; offboarding freezes creation this long. */

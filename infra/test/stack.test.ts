@@ -314,6 +314,7 @@ describe("least privilege", () => {
                 "epoch",
                 "revoked_all_at",
                 "frozen_until",
+                "legacy_swept",
               ],
             },
             StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"] },

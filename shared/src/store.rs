@@ -133,12 +133,15 @@ pub struct RevokeAllOutcome {
     pub remaining: u32,
     /// The owner's revocation epoch after this call.
     pub epoch: i64,
+    /// Whether the once-per-owner search for tokens written before active
+    /// sets existed has completed (now or earlier).
+    pub swept: bool,
 }
 
 impl RevokeAllOutcome {
-    /// Whether every live token found was revoked.
+    /// Whether every live token was found and revoked.
     pub fn complete(&self) -> bool {
-        self.remaining == 0
+        self.remaining == 0 && self.swept
     }
 }
 
@@ -970,22 +973,25 @@ impl TokenStore {
     /// 1. The owner's revocation epoch is raised first. From then on no create
     ///    or rotation that began earlier can commit, and no token from before
     ///    can rotate, so the set of tokens to revoke can only shrink.
-    /// 2. The live tokens are collected from the strongly consistent active
-    ///    set and from the (eventually consistent) index, which also finds
-    ///    tokens written before the active set existed.
-    /// 3. They are revoked [`REVOKE_ALL_CONCURRENCY`] at a time, each revocation
-    ///    idempotent, until `deadline`. What the deadline cuts off is reported
-    ///    in [`RevokeAllOutcome::remaining`]; calling again finishes the job.
+    /// 2. The tokens of the strongly consistent active set are revoked,
+    ///    [`REVOKE_ALL_CONCURRENCY`] at a time. The set holds every token
+    ///    that can be live (create and rotate add to it in the same
+    ///    transaction), and the cap bounds it, so this step is bounded too.
+    /// 3. Once per owner, the listing index is searched for tokens written
+    ///    before active sets existed; when a pass completes it is recorded
+    ///    (`legacy_swept`) and never repeated, so a long history of revoked
+    ///    tokens cannot slow later calls.
     ///
-    /// Tokens created after step 1 (under the new epoch) are left alone.
+    /// Both steps stop at `deadline`; what is left is reported
+    /// ([`RevokeAllOutcome::remaining`], [`RevokeAllOutcome::swept`]) and
+    /// calling again finishes the job. Tokens created after step 1 (under the
+    /// new epoch) are left alone.
     pub async fn revoke_all(
         &self,
         owner: &UserId,
         now: i64,
         deadline: Option<std::time::Instant>,
     ) -> Result<RevokeAllOutcome, StoreError> {
-        use futures_util::StreamExt;
-
         let bumped = self
             .client
             .update_item()
@@ -1017,12 +1023,12 @@ impl TokenStore {
             .table_name(&self.cfg.table_name)
             .set_key(Some(slots_key(owner)))
             .consistent_read(true)
-            .projection_expression("slots")
+            .projection_expression("slots, legacy_swept")
             .send()
             .await
             .map_err(unavailable)?;
-        let mut ids: Vec<TokenId> = set
-            .item()
+        let item = set.item();
+        let slot_ids: Vec<TokenId> = item
             .and_then(|a| a.get("slots"))
             .and_then(|v| v.as_m().ok())
             .map(|map| {
@@ -1037,24 +1043,81 @@ impl TokenStore {
                     .collect()
             })
             .unwrap_or_default();
+        let already_swept = item
+            .and_then(|a| a.get("legacy_swept"))
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false);
+
+        let mut outcome = RevokeAllOutcome {
+            revoked: 0,
+            remaining: 0,
+            epoch,
+            swept: already_swept,
+        };
+        self.revoke_ids(owner, slot_ids.clone(), now, epoch, deadline, &mut outcome)
+            .await?;
+        if already_swept || outcome.remaining > 0 {
+            return Ok(outcome);
+        }
         let mut cursor = None;
         loop {
-            let page = self.list(owner, MAX_PAGE_SIZE, cursor.as_ref()).await?;
-            ids.extend(
-                page.items
-                    .into_iter()
-                    .filter(|m| m.is_active(now))
-                    .map(|m| m.id),
-            );
+            let page = match deadline {
+                Some(at) => match tokio::time::timeout_at(
+                    at.into(),
+                    self.list(owner, MAX_PAGE_SIZE, cursor.as_ref()),
+                )
+                .await
+                {
+                    Ok(page) => page?,
+                    Err(_) => return Ok(outcome),
+                },
+                None => self.list(owner, MAX_PAGE_SIZE, cursor.as_ref()).await?,
+            };
+            let legacy: Vec<TokenId> = page
+                .items
+                .into_iter()
+                .filter(|m| m.is_active(now) && !slot_ids.contains(&m.id))
+                .map(|m| m.id)
+                .collect();
+            self.revoke_ids(owner, legacy, now, epoch, deadline, &mut outcome)
+                .await?;
+            if outcome.remaining > 0 {
+                return Ok(outcome);
+            }
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
         }
-        ids.sort();
-        ids.dedup();
+        self.client
+            .update_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .update_expression("SET legacy_swept = :yes")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        outcome.swept = true;
+        Ok(outcome)
+    }
+
+    /// Revokes `ids` (those below `epoch`), [`REVOKE_ALL_CONCURRENCY`] at a
+    /// time, until `deadline`; adds to `outcome` what it revoked and what it
+    /// did not reach.
+    async fn revoke_ids(
+        &self,
+        owner: &UserId,
+        ids: Vec<TokenId>,
+        now: i64,
+        epoch: i64,
+        deadline: Option<std::time::Instant>,
+        outcome: &mut RevokeAllOutcome,
+    ) -> Result<(), StoreError> {
+        use futures_util::StreamExt;
+
         let total = ids.len();
-        let mut revoked = 0u32;
         let mut done = 0usize;
         let mut results = futures_util::stream::iter(ids)
             .map(|id| async move { self.revoke_with(owner, &id, now, false, Some(epoch)).await })
@@ -1070,14 +1133,11 @@ impl TokenStore {
             let Some(result) = next else { break };
             done += 1;
             if result? == RevokeOutcome::Revoked {
-                revoked += 1;
+                outcome.revoked += 1;
             }
         }
-        Ok(RevokeAllOutcome {
-            revoked,
-            remaining: u32::try_from(total - done).unwrap_or(u32::MAX),
-            epoch,
-        })
+        outcome.remaining += u32::try_from(total - done).unwrap_or(u32::MAX);
+        Ok(())
     }
 
     fn to_item(&self, rec: &TokenRecord) -> HashMap<String, AttributeValue> {
