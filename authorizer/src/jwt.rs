@@ -210,6 +210,7 @@ impl<S: JwksSource> JwtVerifier<S> {
             scopes,
             token_id: None,
             expires_at: c.exp,
+            issued_at: c.iat.unwrap_or(0),
         })
     }
 

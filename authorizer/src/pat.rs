@@ -277,6 +277,7 @@ impl<L: TokenLookup> PatVerifier<L> {
             scopes: meta.scopes,
             token_id: Some(meta.id),
             expires_at: meta.expires_at,
+            issued_at: meta.created_at,
         };
         self.verified.insert(
             cache_key,

@@ -133,8 +133,8 @@ const KEY = {
 /**
  * What offboarding may write: a token's revocation (`revoked_at`, `ttl`,
  * with `owner` in the condition) and the owner's active set (`slots`, the
- * revocation `epoch`, `revoked_all_at`, the creation freeze `frozen_until`,
- * and `legacy_swept`, set once revoke-all has searched the owner's history).
+ * revocation `epoch`, `revoked_all_at`, and `legacy_swept`, set once
+ * revoke-all has searched the owner's history).
  * Never `hash`, `scopes`, `expires_at` or anything that makes a token usable.
  */
 export const OFFBOARDING_UPDATE_ATTRIBUTES = [
@@ -146,12 +146,8 @@ export const OFFBOARDING_UPDATE_ATTRIBUTES = [
   "slots",
   "epoch",
   "revoked_all_at",
-  "frozen_until",
   "legacy_swept",
 ];
-
-/** Access-token validity of the app client; offboarding freezes creation this long. */
-const ACCESS_TOKEN_VALIDITY = Duration.hours(1);
 
 /** Cognito API calls (via CloudTrail) after which a user's tokens are revoked. */
 export const OFFBOARDING_EVENTS = ["AdminDisableUser", "AdminDeleteUser", "DeleteUser"];
@@ -226,7 +222,7 @@ export class AgpatStack extends Stack {
     const client = userPool.addClient("PublicClient", {
       generateSecret: false,
       authFlows: { userSrp: true, userPassword: true },
-      accessTokenValidity: ACCESS_TOKEN_VALIDITY,
+      accessTokenValidity: Duration.hours(1),
       idTokenValidity: Duration.hours(1),
       refreshTokenValidity: Duration.days(30),
       preventUserExistenceErrors: true,
@@ -248,12 +244,7 @@ export class AgpatStack extends Stack {
       "token-service": { ...tokenTable, TOKEN_MAX_LIFETIME_DAYS: String(s.tokenMaxLifetimeDays) },
       // The business API sees only its own table.
       api: { ITEMS_TABLE_NAME: this.itemsTable.tableName, RUST_LOG: "info" },
-      offboarding: {
-        ...tokenTable,
-        COGNITO_USER_POOL_ID: userPool.userPoolId,
-        // New tokens are refused for as long as the user's access tokens stay valid.
-        OFFBOARDING_FREEZE_SECONDS: String(ACCESS_TOKEN_VALIDITY.toSeconds()),
-      },
+      offboarding: { ...tokenTable, COGNITO_USER_POOL_ID: userPool.userPoolId },
     };
     const make = (name: FunctionName): lambda.Function => {
       const sizing = FUNCTIONS[name];

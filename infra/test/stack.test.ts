@@ -313,7 +313,6 @@ describe("least privilege", () => {
                 "slots",
                 "epoch",
                 "revoked_all_at",
-                "frozen_until",
                 "legacy_swept",
               ],
             },
@@ -439,7 +438,6 @@ describe("data and identity", () => {
     expect(env("offboarding")).toEqual({
       TABLE_NAME: { Ref: tableId(dev.template) },
       COGNITO_USER_POOL_ID: { Ref: logicalId(dev.template, "AWS::Cognito::UserPool", "UserPool") },
-      OFFBOARDING_FREEZE_SECONDS: "3600",
       RUST_LOG: "info",
     });
   });
@@ -537,21 +535,6 @@ describe("offboarding", () => {
       });
       expect(fn.ReservedConcurrentExecutions).toBe(template === prod.template ? 5 : undefined);
     }
-  });
-
-  test("offboarding freezes new tokens for as long as the app client's access tokens live", () => {
-    const fn = functionOf(dev.template, "offboarding").Properties;
-    const client = Object.values(dev.template.findResources("AWS::Cognito::UserPoolClient"))[0];
-    const { AccessTokenValidity, TokenValidityUnits } = client.Properties;
-    const unitSeconds: Record<string, number> = {
-      seconds: 1,
-      minutes: 60,
-      hours: 3600,
-      days: 86400,
-    };
-    const seconds = AccessTokenValidity * unitSeconds[TokenValidityUnits.AccessToken];
-    expect(fn.Environment.Variables.OFFBOARDING_FREEZE_SECONDS).toBe(String(seconds));
-    expect(seconds).toBe(3600);
   });
 
   test("alarms on dead-lettered offboarding events and offboarding errors, to SNS", () => {

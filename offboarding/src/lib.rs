@@ -17,9 +17,10 @@
 //!    may pass either).
 //!
 //! A disabled or deleted user's Cognito access tokens are verified offline
-//! and stay valid until they expire, so new tokens for the owner are also
-//! refused for `OFFBOARDING_FREEZE_SECONDS` (default 3600, the access-token
-//! validity the CDK app sets); re-enabling within that window does not lift it.
+//! and stay valid until they expire. They cannot mint new tokens: the token
+//! service only lets sessions issued after the owner's last revoke-all
+//! create or rotate (`TokenStore::create_for_session`). A re-enabled user
+//! signs in again and carries on.
 //!
 //! Errors that a retry can fix (DynamoDB or Cognito unavailable, a
 //! revoke-all cut short) fail the invocation, so EventBridge retries and
@@ -141,9 +142,6 @@ pub struct Offboarding {
     pub cognito: CognitoClient,
     /// Our user pool: events for other pools are ignored.
     pub user_pool_id: String,
-    /// How long new tokens are refused for an offboarded owner: at least the
-    /// app clients' access-token validity (`OFFBOARDING_FREEZE_SECONDS`).
-    pub freeze_secs: i64,
 }
 
 impl Offboarding {
@@ -180,11 +178,6 @@ impl Offboarding {
         let deadline = Instant::now() + REVOKE_BUDGET;
         let mut revoked = 0;
         for owner in &owners {
-            // First stop the user's still-valid Cognito access tokens from
-            // minting new PATs, then revoke what exists.
-            self.store
-                .freeze_new_tokens(owner, now.saturating_add(self.freeze_secs))
-                .await?;
             let outcome = self.store.revoke_all(owner, now, Some(deadline)).await?;
             revoked += outcome.revoked;
             tracing::info!(

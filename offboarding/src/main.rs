@@ -3,7 +3,7 @@
 use anyhow::Context;
 use lambda_runtime::{LambdaEvent, service_fn};
 use offboarding::{CloudTrailEnvelope, Offboarding};
-use shared::config::{ProcessEnv, StoreConfig, number_in, required};
+use shared::config::{ProcessEnv, StoreConfig, required};
 use shared::store::TokenStore;
 use shared::{Clock, SystemClock};
 
@@ -22,15 +22,6 @@ async fn main() -> anyhow::Result<()> {
         store: TokenStore::from_env_config(store_cfg).await,
         cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
         user_pool_id,
-        freeze_secs: number_in(
-            &ProcessEnv,
-            "OFFBOARDING_FREEZE_SECONDS",
-            3600,
-            0,
-            86_400,
-            "an integer from 0 to 86400 (at least the access-token validity)",
-        )
-        .context("invalid configuration")?,
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(

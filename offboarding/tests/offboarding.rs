@@ -54,7 +54,6 @@ async fn world() -> World {
             store,
             cognito,
             user_pool_id,
-            freeze_secs: 3600,
         },
     }
 }
@@ -197,18 +196,23 @@ async fn disabling_a_user_revokes_their_tokens_and_re_enabling_does_not_bring_th
         "{audit}"
     );
     assert!(!text.contains(a.expose()) && !text.contains(b.expose()));
-    // A Cognito access token stays valid after the disable: until it
-    // expires, it cannot mint new tokens.
+    // Carol's Cognito access token stays valid after the disable, but a
+    // session signed in before offboarding cannot mint new tokens.
     let late = TokenRecord {
         meta: TokenMeta {
             id: Pat::generate().unwrap().id().clone(),
+            revoked_at: None,
             ..w.handler.store.get(a.id()).await.unwrap().unwrap().meta
         },
         hash: shared::hash::PhcHash::from_stored("$argon2id$unused".into()),
     };
     assert_eq!(
-        w.handler.store.create(&late, NOW + 10).await.unwrap(),
-        shared::store::CreateOutcome::Frozen
+        w.handler
+            .store
+            .create_for_session(&late, NOW + 10, NOW - 60)
+            .await
+            .unwrap(),
+        shared::store::CreateOutcome::SessionPredatesRevocation
     );
 
     // Re-enabling the user does not resurrect anything; a replayed event is a no-op.
@@ -331,7 +335,6 @@ async fn with_the_token_table_unreachable_the_invocation_fails_so_it_is_retried(
         store: TokenStore::new(client, w.handler.store.config().clone()),
         cognito: w.handler.cognito.clone(),
         user_pool_id: pool.clone(),
-        freeze_secs: 3600,
     };
     let result = broken
         .handle(&event("AdminDisableUser", &pool, Some("gina"), None), NOW)

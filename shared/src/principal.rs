@@ -112,6 +112,10 @@ pub struct Principal {
     pub token_id: Option<TokenId>,
     /// When the credential expires (Unix seconds).
     pub expires_at: i64,
+    /// When the credential was issued (Unix seconds): a JWT's `iat`, a PAT's
+    /// creation time. A session older than its owner's last revoke-all may
+    /// not mint or rotate tokens. 0 when unknown.
+    pub issued_at: i64,
 }
 
 /// The context the authorizer returns and API Gateway forwards to the Lambdas.
@@ -133,6 +137,8 @@ pub struct AuthorizerContext {
     pub token_id: String,
     /// Credential expiry, Unix seconds.
     pub expires_at: i64,
+    /// When the credential was issued, Unix seconds (0 when unknown).
+    pub issued_at: i64,
 }
 
 impl From<&Principal> for AuthorizerContext {
@@ -148,6 +154,7 @@ impl From<&Principal> for AuthorizerContext {
                 .map(|t| t.as_str().to_owned())
                 .unwrap_or_default(),
             expires_at: p.expires_at,
+            issued_at: p.issued_at,
         }
     }
 }
@@ -208,6 +215,15 @@ impl Principal {
             Some(_) => None,
         }
         .ok_or(ContextError::Invalid("expiresAt"))?;
+        // Optional so that an older authorizer's context still parses; 0
+        // (unknown) counts as older than any revoke-all, which fails closed.
+        let issued_at = match ctx.get("issuedAt") {
+            None => Some(0),
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::String(s)) => s.parse::<i64>().ok(),
+            Some(_) => None,
+        }
+        .ok_or(ContextError::Invalid("issuedAt"))?;
         Ok(Principal {
             sub,
             username,
@@ -215,6 +231,7 @@ impl Principal {
             scopes,
             token_id,
             expires_at,
+            issued_at,
         })
     }
 }
@@ -232,6 +249,7 @@ mod tests {
             scopes: ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]),
             token_id: Some(TokenId::parse("0123456789ABCDEFG").unwrap()),
             expires_at: 1_900_000_000,
+            issued_at: 1_899_990_000,
         }
     }
 
@@ -252,7 +270,8 @@ mod tests {
                 "authMethod": "pat",
                 "scopes": "tokens:read items:read",
                 "tokenId": "0123456789ABCDEFG",
-                "expiresAt": 1_900_000_000
+                "expiresAt": 1_900_000_000,
+                "issuedAt": 1_899_990_000
             })
         );
     }

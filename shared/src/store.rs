@@ -90,9 +90,9 @@ pub enum CreateOutcome {
     Created,
     /// The owner already has the maximum number of active tokens.
     CapReached,
-    /// The owner was offboarded recently: new tokens are refused until the
-    /// freeze ends (see [`TokenStore::freeze_new_tokens`]).
-    Frozen,
+    /// The calling session was issued before the owner's last revoke-all
+    /// (or offboarding): it must sign in again first.
+    SessionPredatesRevocation,
 }
 
 /// Result of [`TokenStore::revoke`].
@@ -121,6 +121,8 @@ pub enum RotateOutcome {
     /// An overlapping rotation needs a slot of its own for the predecessor,
     /// and the owner is at the cap.
     CapReached,
+    /// The calling session was issued before the owner's last revoke-all.
+    SessionPredatesRevocation,
 }
 
 /// Result of [`TokenStore::revoke_all`].
@@ -180,11 +182,36 @@ impl Cursor {
     }
 }
 
-/// An owner's revocation epoch and creation freeze.
+/// An owner's revocation epoch and last revoke-all.
 #[derive(Debug, Clone, Copy)]
 struct OwnerState {
     epoch: i64,
-    frozen_until: Option<i64>,
+    revoked_all_at: Option<i64>,
+}
+
+impl OwnerState {
+    /// Whether a session issued at `issued_at` began no later than the last
+    /// revoke-all (a session issued in the same second counts as older).
+    fn predates_revocation(&self, issued_at: Option<i64>) -> bool {
+        matches!((issued_at, self.revoked_all_at), (Some(iat), Some(at)) if iat <= at)
+    }
+}
+
+/// Adds `base` as the condition of a slot update, plus, for a session, that
+/// it was issued after the owner's last revoke-all.
+fn session_condition(
+    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    base: &str,
+    session_issued_at: Option<i64>,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    match session_issued_at {
+        None => update.condition_expression(base),
+        Some(iat) => update
+            .condition_expression(format!(
+                "{base} AND (attribute_not_exists(revoked_all_at) OR revoked_all_at < :iat)"
+            ))
+            .expression_attribute_values(":iat", n(iat)),
+    }
 }
 
 /// One page of a listing.
@@ -354,26 +381,47 @@ impl TokenStore {
     /// the new epoch instead, which makes it a token created after the
     /// revoke-all). `rec.meta.epoch` is ignored; the current epoch is written.
     pub async fn create(&self, rec: &TokenRecord, now: i64) -> Result<CreateOutcome, StoreError> {
+        self.create_checked(rec, now, None).await
+    }
+
+    /// [`Self::create`] on behalf of a session issued at `issued_at`: the
+    /// same transaction also requires the session to be newer than the
+    /// owner's last revoke-all, so a session stolen (or still valid after
+    /// offboarding) cannot mint a token that outlives that revocation.
+    pub async fn create_for_session(
+        &self,
+        rec: &TokenRecord,
+        now: i64,
+        issued_at: i64,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_checked(rec, now, Some(issued_at)).await
+    }
+
+    async fn create_checked(
+        &self,
+        rec: &TokenRecord,
+        now: i64,
+        session_issued_at: Option<i64>,
+    ) -> Result<CreateOutcome, StoreError> {
         let owner = &rec.meta.owner;
         for _ in 0..3 {
             let epoch = self.prepare_slots(owner, now).await?;
             let mut rec = rec.clone();
             rec.meta.epoch = epoch;
-            let slot_update = Update::builder()
-                .table_name(&self.cfg.table_name)
-                .set_key(Some(slots_key(owner)))
-                .update_expression("SET slots.#id = :exp")
-                .condition_expression(
-                    "size(slots) < :cap AND epoch = :epoch \
-                     AND (attribute_not_exists(frozen_until) OR frozen_until <= :now)",
-                )
-                .expression_attribute_names("#id", rec.meta.id.as_str())
-                .expression_attribute_values(":exp", n(rec.meta.expires_at))
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":cap", n(i64::from(self.cfg.max_active_per_user)))
-                .expression_attribute_values(":epoch", n(epoch))
-                .build()
-                .map_err(|_| StoreError::Corrupt("update builder"))?;
+            let slot_update = session_condition(
+                Update::builder()
+                    .table_name(&self.cfg.table_name)
+                    .set_key(Some(slots_key(owner)))
+                    .update_expression("SET slots.#id = :exp")
+                    .expression_attribute_names("#id", rec.meta.id.as_str())
+                    .expression_attribute_values(":exp", n(rec.meta.expires_at))
+                    .expression_attribute_values(":cap", n(i64::from(self.cfg.max_active_per_user)))
+                    .expression_attribute_values(":epoch", n(epoch)),
+                "size(slots) < :cap AND epoch = :epoch",
+                session_issued_at,
+            )
+            .build()
+            .map_err(|_| StoreError::Corrupt("update builder"))?;
             let put = Put::builder()
                 .table_name(&self.cfg.table_name)
                 .set_item(Some(self.to_item(&rec)))
@@ -396,8 +444,8 @@ impl TokenStore {
                             // A revoke-all began in between: start again under it.
                             continue;
                         }
-                        if state.frozen_until.is_some_and(|until| until > now) {
-                            return Ok(CreateOutcome::Frozen);
+                        if state.predates_revocation(session_issued_at) {
+                            return Ok(CreateOutcome::SessionPredatesRevocation);
                         }
                         return Ok(CreateOutcome::CapReached);
                     }
@@ -432,7 +480,7 @@ impl TokenStore {
         Ok(self.owner_state(owner).await?.epoch)
     }
 
-    /// The owner's epoch and creation freeze, read strongly consistently.
+    /// The owner's epoch and last revoke-all, read strongly consistently.
     async fn owner_state(&self, owner: &UserId) -> Result<OwnerState, StoreError> {
         let out = self
             .client
@@ -440,7 +488,7 @@ impl TokenStore {
             .table_name(&self.cfg.table_name)
             .set_key(Some(slots_key(owner)))
             .consistent_read(true)
-            .projection_expression("epoch, frozen_until")
+            .projection_expression("epoch, revoked_all_at")
             .send()
             .await
             .map_err(unavailable)?;
@@ -452,42 +500,8 @@ impl TokenStore {
         };
         Ok(OwnerState {
             epoch: number("epoch").unwrap_or(0),
-            frozen_until: number("frozen_until"),
+            revoked_all_at: number("revoked_all_at"),
         })
-    }
-
-    /// Refuses new tokens for `owner` until `until` (Unix seconds); a later
-    /// freeze already in place is kept. Offboarding uses it: a disabled or
-    /// deleted user's Cognito access token stays valid until it expires, and
-    /// must not mint tokens that would outlive the revoke-all.
-    pub async fn freeze_new_tokens(&self, owner: &UserId, until: i64) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.cfg.table_name)
-            .set_key(Some(slots_key(owner)))
-            .update_expression(
-                "SET frozen_until = :until, slots = if_not_exists(slots, :empty), \
-                 epoch = if_not_exists(epoch, :zero)",
-            )
-            .condition_expression("attribute_not_exists(frozen_until) OR frozen_until < :until")
-            .expression_attribute_values(":until", n(until))
-            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // A longer freeze is already in place.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(unavailable(err)),
-        }
     }
 
     /// Makes sure the owner's active-set item exists, carries an epoch and
@@ -792,6 +806,35 @@ impl TokenStore {
         overlap_secs: i64,
         now: i64,
     ) -> Result<RotateOutcome, StoreError> {
+        self.rotate_checked(owner, old_id, new, overlap_secs, now, None)
+            .await
+    }
+
+    /// [`Self::rotate`] on behalf of a session issued at `issued_at`, which
+    /// must be newer than the owner's last revoke-all (see
+    /// [`Self::create_for_session`]).
+    pub async fn rotate_for_session(
+        &self,
+        owner: &UserId,
+        old_id: &TokenId,
+        new: &TokenRecord,
+        overlap_secs: i64,
+        now: i64,
+        issued_at: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.rotate_checked(owner, old_id, new, overlap_secs, now, Some(issued_at))
+            .await
+    }
+
+    async fn rotate_checked(
+        &self,
+        owner: &UserId,
+        old_id: &TokenId,
+        new: &TokenRecord,
+        overlap_secs: i64,
+        now: i64,
+        session_issued_at: Option<i64>,
+    ) -> Result<RotateOutcome, StoreError> {
         self.prepare_slots(owner, now).await?;
         for _ in 0..3 {
             let Some(old) = self.get_owned(owner, old_id).await? else {
@@ -830,9 +873,11 @@ impl TokenStore {
                         .update_expression("SET rotated_to = :new, revoked_at = :now, #ttl = :ttl")
                         .expression_attribute_values(":now", n(now))
                         .expression_attribute_values(":ttl", n(now + self.cfg.retention_secs)),
-                    move_slot
-                        .update_expression("REMOVE slots.#old SET slots.#new = :exp")
-                        .condition_expression("attribute_exists(slots) AND epoch = :epoch"),
+                    session_condition(
+                        move_slot.update_expression("REMOVE slots.#old SET slots.#new = :exp"),
+                        "attribute_exists(slots) AND epoch = :epoch",
+                        session_issued_at,
+                    ),
                 )
             } else {
                 let grace_end = old.expires_at.min(now.saturating_add(overlap_secs));
@@ -848,16 +893,16 @@ impl TokenStore {
                         ),
                     // The predecessor keeps its slot (now ending at the grace
                     // end) and the successor takes a new one.
-                    move_slot
-                        .update_expression("SET slots.#old = :grace, slots.#new = :exp")
-                        .condition_expression(
-                            "attribute_exists(slots) AND epoch = :epoch AND size(slots) < :cap",
-                        )
-                        .expression_attribute_values(":grace", n(grace_end))
-                        .expression_attribute_values(
-                            ":cap",
-                            n(i64::from(self.cfg.max_active_per_user)),
-                        ),
+                    session_condition(
+                        move_slot.update_expression("SET slots.#old = :grace, slots.#new = :exp"),
+                        "attribute_exists(slots) AND epoch = :epoch AND size(slots) < :cap",
+                        session_issued_at,
+                    )
+                    .expression_attribute_values(":grace", n(grace_end))
+                    .expression_attribute_values(
+                        ":cap",
+                        n(i64::from(self.cfg.max_active_per_user)),
+                    ),
                 )
             };
             let retire = retire
@@ -887,8 +932,12 @@ impl TokenStore {
                         return Err(StoreError::Conflict);
                     }
                     Some(failed) if failed.get(2) == Some(&true) => {
-                        if self.current_epoch(owner).await? != old.epoch {
+                        let state = self.owner_state(owner).await?;
+                        if state.epoch != old.epoch {
                             return Ok(RotateOutcome::NotActive);
+                        }
+                        if state.predates_revocation(session_issued_at) {
+                            return Ok(RotateOutcome::SessionPredatesRevocation);
                         }
                         if overlap_secs > 0 {
                             return Ok(RotateOutcome::CapReached);

@@ -48,6 +48,8 @@ pub fn session(sub: &str, scopes: &str) -> AuthorizerContext {
         scopes: scopes.into(),
         token_id: String::new(),
         expires_at: T0 + 365 * 86_400,
+        // Signed in after anything a test does; tests of stale sessions set it.
+        issued_at: T0 + 365 * 86_400,
     }
 }
 

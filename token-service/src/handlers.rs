@@ -307,7 +307,11 @@ pub async fn create(
         epoch: 0,
     };
     let record = TokenRecord { meta, hash };
-    match app.store.create(&record, now).await? {
+    match app
+        .store
+        .create_for_session(&record, now, caller.principal.issued_at)
+        .await?
+    {
         CreateOutcome::Created => {
             audit.record(Outcome::Success, Some(&record.meta.id), Some(scopes));
             Ok(issued_response(&pat, &record.meta, now))
@@ -316,9 +320,9 @@ pub async fn create(
             audit.record(Outcome::Refused, None, Some(scopes));
             Err(ApiError::TokenLimitReached)
         }
-        CreateOutcome::Frozen => {
+        CreateOutcome::SessionPredatesRevocation => {
             audit.record(Outcome::Denied, None, Some(scopes));
-            Err(ApiError::CreationFrozen)
+            Err(ApiError::SessionPredatesRevocation)
         }
     }
 }
@@ -715,11 +719,28 @@ pub async fn rotate(
         epoch: old.epoch,
     };
     let record = TokenRecord { meta, hash };
-    match app
-        .store
-        .rotate(&caller.principal.sub, &id, &record, overlap, now)
-        .await?
-    {
+    let outcome = match caller.principal.method {
+        // A PAT's own chain is guarded by its epoch; a session must also be
+        // newer than the owner's last revoke-all.
+        AuthMethod::Pat => {
+            app.store
+                .rotate(&caller.principal.sub, &id, &record, overlap, now)
+                .await?
+        }
+        AuthMethod::Jwt => {
+            app.store
+                .rotate_for_session(
+                    &caller.principal.sub,
+                    &id,
+                    &record,
+                    overlap,
+                    now,
+                    caller.principal.issued_at,
+                )
+                .await?
+        }
+    };
+    match outcome {
         RotateOutcome::Rotated => {
             audit.record(
                 Outcome::Success,
@@ -740,6 +761,10 @@ pub async fn rotate(
         RotateOutcome::CapReached => {
             audit.record(Outcome::Refused, Some(&id), None);
             Err(ApiError::TokenLimitReached)
+        }
+        RotateOutcome::SessionPredatesRevocation => {
+            audit.record(Outcome::Denied, Some(&id), None);
+            Err(ApiError::SessionPredatesRevocation)
         }
     }
 }

@@ -49,7 +49,9 @@ async fn an_allow_response_serializes_to_the_documented_shape() {
             "authMethod": "pat",
             "scopes": "items:read",
             "tokenId": pat.id().as_str(),
-            "expiresAt": T0 + 60
+            "expiresAt": T0 + 60,
+            // A PAT's issue time: its creation (issue_pat creates at T0 - 10).
+            "issuedAt": T0 - 10
         },
         "usageIdentifierKey": null
     });

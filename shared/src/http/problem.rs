@@ -75,10 +75,10 @@ pub enum ApiError {
     /// 405: the route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// 403: the owner was offboarded recently; new tokens are refused until
-    /// their Cognito access tokens have expired.
-    #[error("token creation frozen")]
-    CreationFrozen,
+    /// 403: the session began before the owner's last revoke-all (or
+    /// offboarding); it must sign in again to create or rotate tokens.
+    #[error("session predates revocation")]
+    SessionPredatesRevocation,
     /// 409: the caller already has the maximum number of active tokens.
     #[error("token limit reached")]
     TokenLimitReached,
@@ -152,10 +152,10 @@ impl ApiError {
                 "scope-escalation",
                 "A token cannot hold scopes its creator does not have",
             ),
-            CreationFrozen => (
+            SessionPredatesRevocation => (
                 StatusCode::FORBIDDEN,
-                "token-creation-frozen",
-                "This user was disabled or deleted recently; no new tokens can be created for now",
+                "session-predates-revocation",
+                "This session began before all tokens were revoked; sign in again to manage tokens",
             ),
             TokenNotFound => (StatusCode::NOT_FOUND, "token-not-found", "No such token"),
             ItemNotFound => (StatusCode::NOT_FOUND, "item-not-found", "No such item"),

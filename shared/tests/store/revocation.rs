@@ -203,27 +203,32 @@ async fn a_second_revoke_all_also_revokes_tokens_created_since_the_first() {
 }
 
 #[tokio::test]
-async fn a_frozen_owner_cannot_create_tokens_until_the_freeze_ends() {
+async fn only_sessions_signed_in_after_the_last_revoke_all_may_create() {
     let store = fresh_store(10).await;
-    let owner = user("frozen");
+    let owner = user("signed-in");
     let t = now();
-    store.freeze_new_tokens(&owner, t + 3600).await.unwrap();
-    assert_eq!(
-        store.create(&record(&owner, t, DAY), t).await.unwrap(),
-        CreateOutcome::Frozen
-    );
-    // An earlier freeze never shortens a later one.
-    store.freeze_new_tokens(&owner, t + 60).await.unwrap();
+    // No revoke-all yet: any session may create.
     assert_eq!(
         store
-            .create(&record(&owner, t + 61, DAY), t + 61)
+            .create_for_session(&record(&owner, t, DAY), t, t - 3600)
             .await
             .unwrap(),
-        CreateOutcome::Frozen
+        CreateOutcome::Created
     );
+    store.revoke_all(&owner, t, None).await.unwrap();
+    for issued_at in [t - 3600, t] {
+        assert_eq!(
+            store
+                .create_for_session(&record(&owner, t + 1, DAY), t + 1, issued_at)
+                .await
+                .unwrap(),
+            CreateOutcome::SessionPredatesRevocation,
+            "issued at {issued_at}"
+        );
+    }
     assert_eq!(
         store
-            .create(&record(&owner, t + 3600, DAY), t + 3600)
+            .create_for_session(&record(&owner, t + 2, DAY), t + 2, t + 1)
             .await
             .unwrap(),
         CreateOutcome::Created
@@ -231,50 +236,9 @@ async fn a_frozen_owner_cannot_create_tokens_until_the_freeze_ends() {
     // Other owners are unaffected.
     assert_eq!(
         store
-            .create(&record(&user("thawed"), t, DAY), t)
+            .create_for_session(&record(&user("other"), t, DAY), t, t - 3600)
             .await
             .unwrap(),
         CreateOutcome::Created
-    );
-}
-
-#[tokio::test]
-async fn revoke_all_finds_tokens_written_before_active_sets_existed_once_then_stops_listing() {
-    let (store, calls) = shared::testing::fresh_store_with(shared::testing::fresh_config(10)).await;
-    let owner = user("legacy");
-    let t = now();
-    // A token as the first schema wrote it: no slot in any active set.
-    let legacy = record(&owner, t, DAY);
-    shared::testing::put_v1_token(&store, &legacy).await;
-    let first = store.revoke_all(&owner, t, None).await.unwrap();
-    assert!(first.complete(), "{first:?}");
-    assert_eq!(first.revoked, 1);
-    assert!(
-        !store
-            .get(&legacy.meta.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .meta
-            .is_active(t)
-    );
-
-    // Later calls revoke from the active set alone: a long history of
-    // revoked tokens cannot make them slow.
-    for _ in 0..3 {
-        let r = record(&owner, t, DAY);
-        store.create(&r, t).await.unwrap();
-        store.revoke(&owner, &r.meta.id, t).await.unwrap();
-    }
-    let live = record(&owner, t, DAY);
-    store.create(&live, t).await.unwrap();
-    let before = calls.get();
-    let second = store.revoke_all(&owner, t + 1, None).await.unwrap();
-    assert!(second.complete() && second.revoked == 1, "{second:?}");
-    // Epoch bump, active-set read, and one read + one transaction to revoke.
-    assert_eq!(
-        calls.get() - before,
-        4,
-        "revoke-all listed the history again"
     );
 }

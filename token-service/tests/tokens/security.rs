@@ -280,19 +280,49 @@ async fn after_the_argon2_floor_is_raised_a_session_rotation_rescues_a_weak_toke
 }
 
 #[tokio::test]
-async fn a_session_of_an_offboarded_user_cannot_mint_tokens_during_the_freeze() {
+async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
     let h = Harness::new(10).await;
-    let owner = shared::UserId::parse(USER_A).unwrap();
-    // What offboarding does: freeze creation for the access-token lifetime.
-    h.store.freeze_new_tokens(&owner, T0 + 3600).await.unwrap();
-    let create = || {
-        Req::new("POST", "/tokens", Some(&session(USER_A, ALL)))
+    // A stolen session, signed in before the owner's revoke-all.
+    let mut stolen = session(USER_A, ALL);
+    stolen.issued_at = T0 - 600;
+    let (_, survivor) = issue(&h, USER_A, &["items:read"], 10).await;
+    h.clock.set(T0 + 100);
+    let mut owner = session(USER_A, ALL);
+    owner.issued_at = T0 - 300;
+    let all = h.call(Req::new("DELETE", "/tokens", Some(&owner))).await;
+    assert_eq!(all.json["revoked"], 1, "{}", all.text);
+
+    // Anything the stolen session mints would outlive the revoke-all: refused.
+    let create = |ctx: &shared::AuthorizerContext| {
+        Req::new("POST", "/tokens", Some(ctx))
             .json(json!({"name": "late", "scopes": ["items:read"], "expiresInDays": 5}))
     };
-    h.call(create())
+    h.call(create(&stolen))
         .await
-        .assert_problem(403, "token-creation-frozen");
-    h.clock.set(T0 + 3600);
-    let later = h.call(create()).await;
-    assert_eq!(later.status, 201, "{}", later.text);
+        .assert_problem(403, "session-predates-revocation");
+    // So is the owner's own old session: signing in again is the way on.
+    h.call(create(&owner))
+        .await
+        .assert_problem(403, "session-predates-revocation");
+    let _ = survivor;
+    let mut fresh = session(USER_A, ALL);
+    fresh.issued_at = T0 + 101;
+    let created = h.call(create(&fresh)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let new_id = created.json["id"].as_str().unwrap().to_owned();
+    h.call(Req::new(
+        "POST",
+        &format!("/tokens/{new_id}/rotate"),
+        Some(&stolen),
+    ))
+    .await
+    .assert_problem(403, "session-predates-revocation");
+    let rotated = h
+        .call(Req::new(
+            "POST",
+            &format!("/tokens/{new_id}/rotate"),
+            Some(&fresh),
+        ))
+        .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
 }
