@@ -242,3 +242,44 @@ async fn only_sessions_signed_in_after_the_last_revoke_all_may_create() {
         CreateOutcome::Created
     );
 }
+
+#[tokio::test]
+async fn revoke_all_finds_tokens_written_before_active_sets_existed_once_then_stops_listing() {
+    let (store, calls) = shared::testing::fresh_store_with(shared::testing::fresh_config(10)).await;
+    let owner = user("legacy");
+    let t = now();
+    // A token as the first schema wrote it: no slot in any active set.
+    let legacy = record(&owner, t, DAY);
+    shared::testing::put_v1_token(&store, &legacy).await;
+    let first = store.revoke_all(&owner, t, None).await.unwrap();
+    assert!(first.complete(), "{first:?}");
+    assert_eq!(first.revoked, 1);
+    assert!(
+        !store
+            .get(&legacy.meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .is_active(t)
+    );
+
+    // Later calls revoke from the active set alone: a long history of
+    // revoked tokens cannot make them slow.
+    for _ in 0..3 {
+        let r = record(&owner, t, DAY);
+        store.create(&r, t).await.unwrap();
+        store.revoke(&owner, &r.meta.id, t).await.unwrap();
+    }
+    let live = record(&owner, t, DAY);
+    store.create(&live, t).await.unwrap();
+    let before = calls.get();
+    let second = store.revoke_all(&owner, t + 1, None).await.unwrap();
+    assert!(second.complete() && second.revoked == 1, "{second:?}");
+    // Epoch bump, active-set read, and one read + one transaction to revoke.
+    assert_eq!(
+        calls.get() - before,
+        4,
+        "revoke-all listed the history again"
+    );
+}
