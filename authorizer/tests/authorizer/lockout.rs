@@ -228,3 +228,19 @@ async fn a_pats_scopes_never_exceed_what_its_owners_session_may_hold_now() {
         "no scope left",
     );
 }
+
+#[tokio::test]
+async fn the_in_process_cache_never_serves_a_token_past_its_expiry() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let short = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 20).await;
+    assert!(h.decide(Some(&bearer(short.expose()))).await.is_ok());
+    let reads = h.dynamo_calls.get();
+    // Still inside the 30 s cache window, but past the token's expiry.
+    h.clock.set(T0 + 20);
+    assert_unauthorized(h.decide(Some(&bearer(short.expose()))).await, "expired");
+    assert!(
+        h.dynamo_calls.get() > reads,
+        "the expired entry was not served"
+    );
+}

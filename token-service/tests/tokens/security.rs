@@ -285,7 +285,7 @@ async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
     // A stolen session, signed in before the owner's revoke-all.
     let mut stolen = session(USER_A, ALL);
     stolen.issued_at = T0 - 600;
-    let (_, survivor) = issue(&h, USER_A, &["items:read"], 10).await;
+    issue(&h, USER_A, &["items:read"], 10).await;
     h.clock.set(T0 + 100);
     let mut owner = session(USER_A, ALL);
     owner.issued_at = T0 - 300;
@@ -304,7 +304,6 @@ async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
     h.call(create(&owner))
         .await
         .assert_problem(403, "session-predates-revocation");
-    let _ = survivor;
     let mut fresh = session(USER_A, ALL);
     fresh.issued_at = T0 + 101;
     let created = h.call(create(&fresh)).await;
@@ -325,4 +324,20 @@ async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
         ))
         .await;
     assert_eq!(rotated.status, 201, "{}", rotated.text);
+}
+
+#[tokio::test]
+async fn issuing_with_a_session_records_the_username_for_offboarding() {
+    let h = Harness::new(10).await;
+    issue(&h, USER_A, &["items:read"], 10).await;
+    // `session()` carries the username "someone", as an access token would.
+    let owners = h.store.owners_of_username("someone").await.unwrap();
+    assert_eq!(owners, vec![shared::UserId::parse(USER_A).unwrap()]);
+    assert!(
+        h.store
+            .owners_of_username("Someone")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
