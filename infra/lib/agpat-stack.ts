@@ -50,6 +50,11 @@ export interface Settings {
    * EventBridge (offboarding). Leave false where an organisation trail exists.
    */
   offboardingTrail: boolean;
+  /**
+   * Hours between offboarding's reconciliation sweeps (every owner with a
+   * live token checked against Cognito); 0 disables the sweep.
+   */
+  offboardingSweepHours: number;
   /** Where alarms and budget alerts go, if set. */
   alertEmail?: string;
 }
@@ -95,6 +100,7 @@ export function settingsFromContext(node: Node): Settings {
     budgetThresholdsPercent: thresholds,
     provisionedAuthorizerConcurrency: num(node, "provisionedAuthorizerConcurrency", 0, 100),
     offboardingTrail: bool(node, "offboardingTrail", false),
+    offboardingSweepHours: num(node, "offboardingSweepHours", 0, 168),
     alertEmail: node.tryGetContext("alertEmail"),
   };
 }
@@ -114,7 +120,8 @@ const FUNCTIONS: Record<
   authorizer: { memoryMb: 256, timeoutS: 5, reservedProd: 200 },
   "token-service": { memoryMb: 512, timeoutS: 10, reservedProd: 20 },
   api: { memoryMb: 256, timeoutS: 10, reservedProd: 100 },
-  offboarding: { memoryMb: 256, timeoutS: 60, reservedProd: 5 },
+  // 15 minutes: the reconciliation sweep walks every owner with a live token.
+  offboarding: { memoryMb: 256, timeoutS: 900, reservedProd: 5 },
 };
 
 /**
@@ -361,7 +368,17 @@ export class AgpatStack extends Stack {
       StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"] },
     });
     allow(offboarding, ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));
-    allow(offboarding, ["cognito-idp:AdminGetUser"], [userPool.userPoolArn]);
+    allow(
+      offboarding,
+      ["cognito-idp:AdminGetUser", "cognito-idp:ListUsers"],
+      [userPool.userPoolArn],
+    );
+    // The reconciliation sweep scans for owners with live tokens: it may read
+    // only the key and the active-set map, never a hash.
+    allow(offboarding, ["dynamodb:Scan"], [tableArn], {
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", "slots"] },
+      StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
+    });
 
     // ---- Offboarding: Cognito disable/delete calls, as CloudTrail delivers
     // them to the default event bus, revoke the user's tokens.
@@ -402,6 +419,20 @@ export class AgpatStack extends Stack {
         }),
       ],
     });
+    // The sweep catches what events cannot: no trail, a lost or dead-lettered
+    // event, a name the handler cannot resolve.
+    if (s.offboardingSweepHours > 0) {
+      new events.Rule(this, "OffboardingSweep", {
+        description: "Revoke the tokens of users Cognito no longer has enabled",
+        schedule: events.Schedule.rate(Duration.hours(s.offboardingSweepHours)),
+        targets: [
+          new targets.LambdaFunction(offboarding, {
+            retryAttempts: 2,
+            deadLetterQueue: offboardingDlq,
+          }),
+        ],
+      });
+    }
     // CloudTrail management events reach EventBridge only while a trail with
     // logging enabled exists in the account and region. With offboardingTrail
     // false nothing is created here: the adopter's organisation (or account)

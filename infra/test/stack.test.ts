@@ -326,9 +326,18 @@ describe("least privilege", () => {
           Condition: leadingKeys("USER#*"),
         },
         {
-          Action: "cognito-idp:AdminGetUser",
+          Action: ["cognito-idp:AdminGetUser", "cognito-idp:ListUsers"],
           Effect: "Allow",
           Resource: arnOf(logicalId(template, "AWS::Cognito::UserPool", "UserPool")),
+        },
+        {
+          Action: "dynamodb:Scan",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: {
+            "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", "slots"] },
+            StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
+          },
         },
         {
           Action: "sqs:SendMessage",
@@ -339,7 +348,7 @@ describe("least privilege", () => {
     }
   });
 
-  test("the api role never names the token table, and no role may scan, delete or condition-check tokens", () => {
+  test("the api role never names the token table, and no role may scan (but for the sweep's key-and-slots scan), delete or condition-check tokens", () => {
     for (const { template } of variants) {
       const tokenTable = JSON.stringify(tableId(template));
       expect(JSON.stringify(statementsOf(template, "api"))).not.toContain(tokenTable);
@@ -348,9 +357,13 @@ describe("least privilege", () => {
         expect(actions).not.toContain("dynamodb:ConditionCheckItem");
         expect(actions).not.toContain("dynamodb:*");
         if (JSON.stringify(st.Resource).includes(tokenTable)) {
-          expect(
-            actions.filter((a) => ["dynamodb:Scan", "dynamodb:DeleteItem"].includes(a)),
-          ).toEqual([]);
+          expect(actions).not.toContain("dynamodb:DeleteItem");
+          if (actions.includes("dynamodb:Scan")) {
+            // Only the offboarding sweep scans, and it can read no hash.
+            expect(st.Condition?.["ForAllValues:StringEquals"]).toEqual({
+              "dynamodb:Attributes": ["PK", "SK", "slots"],
+            });
+          }
         }
       }
       // Only the token service can create items in the token table.
@@ -474,7 +487,9 @@ describe("offboarding", () => {
   const dlqId = (template: Template) => logicalId(template, "AWS::SQS::Queue", "OffboardingDlq");
 
   test("an EventBridge rule on the default bus sends Cognito disable and delete calls to the function", () => {
-    const rules = Object.values(dev.template.findResources("AWS::Events::Rule"));
+    const rules = Object.values(dev.template.findResources("AWS::Events::Rule")).filter(
+      (r) => r.Properties.EventPattern,
+    );
     expect(rules).toHaveLength(1);
     const rule = rules[0].Properties;
     expect(rule.EventBusName).toBeUndefined();
@@ -522,7 +537,7 @@ describe("offboarding", () => {
     });
   });
 
-  test("the function is sized 256 MB / 60 s, reserves 5 in prod and dead-letters its own failures", () => {
+  test("the function is sized 256 MB / 900 s, reserves 5 in prod and dead-letters its own failures", () => {
     for (const { template } of [dev, prod]) {
       const fn = functionOf(template, "offboarding").Properties;
       expect(fn).toMatchObject({
@@ -530,11 +545,30 @@ describe("offboarding", () => {
         Architectures: ["arm64"],
         TracingConfig: { Mode: "Active" },
         MemorySize: 256,
-        Timeout: 60,
+        Timeout: 900,
         DeadLetterConfig: { TargetArn: { "Fn::GetAtt": [dlqId(template), "Arn"] } },
       });
       expect(fn.ReservedConcurrentExecutions).toBe(template === prod.template ? 5 : undefined);
     }
+  });
+
+  test("a daily reconciliation sweep invokes offboarding, and 0 hours turns it off", () => {
+    dev.template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 day)",
+      Targets: [
+        Match.objectLike({
+          Arn: { "Fn::GetAtt": [Match.stringLikeRegexp("offboardingfn"), "Arn"] },
+          RetryPolicy: { MaximumRetryAttempts: 2 },
+          DeadLetterConfig: { Arn: { "Fn::GetAtt": [dlqId(dev.template), "Arn"] } },
+        }),
+      ],
+    });
+    const off = synth("dev", { offboardingSweepHours: 0 });
+    expect(
+      Object.values(off.template.findResources("AWS::Events::Rule")).filter(
+        (r) => r.Properties.ScheduleExpression,
+      ),
+    ).toEqual([]);
   });
 
   test("alarms on dead-lettered offboarding events and offboarding errors, to SNS", () => {

@@ -22,6 +22,12 @@
 //! create or rotate (`TokenStore::create_for_session`). A re-enabled user
 //! signs in again and carries on.
 //!
+//! A scheduled **reconciliation sweep** backs this up: for every owner that
+//! still holds a live token, it asks Cognito whether the user exists and is
+//! enabled, and revokes all of their tokens if not. It catches what the
+//! events cannot: a missing trail, a lost or dead-lettered event, or a name
+//! the handler cannot resolve (an email address of a user already deleted).
+//!
 //! Errors that a retry can fix (DynamoDB or Cognito unavailable, a
 //! revoke-all cut short) fail the invocation, so EventBridge retries and
 //! finally dead-letters it (an alarm watches the queue). Events for another
@@ -120,6 +126,27 @@ pub enum Outcome {
     NoTokenOwner,
 }
 
+/// What one reconciliation sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SweepOutcome {
+    /// Owners holding a live token that were looked up in Cognito.
+    pub owners_checked: u32,
+    /// Of those, owners missing or disabled in Cognito, whose tokens were revoked.
+    pub owners_revoked: u32,
+    /// Tokens revoked.
+    pub revoked: u32,
+    /// Whether the whole table was covered before the deadline.
+    pub complete: bool,
+}
+
+/// Whether Cognito still has the user, enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserState {
+    Active,
+    Disabled,
+    Missing,
+}
+
 /// Failures that a retry may fix; the invocation fails and EventBridge retries.
 #[derive(Debug, Error)]
 pub enum OffboardingError {
@@ -145,6 +172,103 @@ pub struct Offboarding {
 }
 
 impl Offboarding {
+    /// Handles whatever EventBridge delivered: a scheduled event runs the
+    /// sweep, a CloudTrail API-call event goes to [`Self::handle`], anything
+    /// else is ignored. Returns a one-line summary for the log.
+    pub async fn dispatch(
+        &self,
+        event: serde_json::Value,
+        now: i64,
+        deadline: Option<Instant>,
+    ) -> Result<String, OffboardingError> {
+        match event.get("detail-type").and_then(|v| v.as_str()) {
+            Some("Scheduled Event") => {
+                let outcome = self.sweep(now, deadline).await?;
+                Ok(format!("Sweep {outcome:?}"))
+            }
+            Some("AWS API Call via CloudTrail") => match serde_json::from_value(event) {
+                Ok(call) => Ok(format!("{:?}", self.handle(&call, now).await?)),
+                Err(_) => Ok(format!("{:?}", Outcome::Ignored("unreadable event"))),
+            },
+            _ => Ok(format!("{:?}", Outcome::Ignored("not an event we handle"))),
+        }
+    }
+
+    /// The reconciliation sweep: every owner with a live token is looked up
+    /// in Cognito by `sub`; a user who is missing or disabled has all tokens
+    /// revoked (the same store operation as everywhere else). Stops at
+    /// `deadline`; the next scheduled run starts over.
+    pub async fn sweep(
+        &self,
+        now: i64,
+        deadline: Option<Instant>,
+    ) -> Result<SweepOutcome, OffboardingError> {
+        let mut outcome = SweepOutcome::default();
+        let mut position = None;
+        loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(outcome);
+            }
+            let (owners, next) = self.store.owners_with_live_tokens(now, position).await?;
+            for owner in owners {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(outcome);
+                }
+                outcome.owners_checked += 1;
+                let state = self.user_state(&owner).await?;
+                if state == UserState::Active {
+                    continue;
+                }
+                let revoked = self.store.revoke_all(&owner, now, deadline).await?;
+                outcome.owners_revoked += 1;
+                outcome.revoked += revoked.revoked;
+                tracing::info!(
+                    target: "offboarding::audit",
+                    audit = true,
+                    event = "token.offboarding_revoke",
+                    owner = %owner,
+                    cloudtrail_event = "reconciliation-sweep",
+                    user_state = ?state,
+                    revoked = revoked.revoked,
+                    remaining = revoked.remaining,
+                    "revoked the tokens of a user Cognito no longer has enabled"
+                );
+                if !revoked.complete() {
+                    return Err(OffboardingError::Incomplete(revoked.remaining));
+                }
+            }
+            match next {
+                Some(n) => position = Some(n),
+                None => break,
+            }
+        }
+        outcome.complete = true;
+        Ok(outcome)
+    }
+
+    /// Looks a user up by `sub` (`ListUsers` with a `sub` filter: the
+    /// documented way, as `AdminGetUser` takes a username).
+    async fn user_state(&self, sub: &UserId) -> Result<UserState, OffboardingError> {
+        // A UserId has no quote or backslash, so it is safe in the filter.
+        let users = self
+            .cognito
+            .list_users()
+            .user_pool_id(&self.user_pool_id)
+            .filter(format!("sub = \"{sub}\""))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
+                OffboardingError::Cognito(e.code().unwrap_or("unknown").to_owned())
+            })?;
+        Ok(match users.users().first() {
+            None => UserState::Missing,
+            Some(u) if !u.enabled() => UserState::Disabled,
+            Some(_) => UserState::Active,
+        })
+    }
+
     /// Handles one event at `now` (Unix seconds).
     pub async fn handle(
         &self,

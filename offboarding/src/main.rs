@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use lambda_runtime::{LambdaEvent, service_fn};
-use offboarding::{CloudTrailEnvelope, Offboarding};
+use std::time::Duration;
+
+use offboarding::Offboarding;
 use shared::config::{ProcessEnv, StoreConfig, required};
 use shared::store::TokenStore;
 use shared::{Clock, SystemClock};
@@ -25,22 +27,34 @@ async fn main() -> anyhow::Result<()> {
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<CloudTrailEnvelope>| async move {
-            let outcome = handler.handle(&event.payload, SystemClock.now()).await;
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            // Leave a margin before the Lambda timeout to answer.
+            let left_ms = event.context.deadline.saturating_sub(epoch_millis());
+            let deadline =
+                std::time::Instant::now() + Duration::from_millis(left_ms.saturating_sub(5_000));
+            let outcome = handler
+                .dispatch(event.payload, SystemClock.now(), Some(deadline))
+                .await;
             match &outcome {
-                Ok(o) => tracing::info!(outcome = ?o, "offboarding event handled"),
+                Ok(summary) => tracing::info!(summary, "offboarding event handled"),
                 Err(e) => tracing::error!(error = %e, "offboarding failed; will be retried"),
             }
             // Only the error's kind leaves the function (never event contents).
-            outcome
-                .map(|o| format!("{o:?}"))
-                .map_err(|e| lambda_runtime::Diagnostic {
-                    error_type: "OffboardingError".into(),
-                    error_message: e.to_string(),
-                })
+            outcome.map_err(|e| lambda_runtime::Diagnostic {
+                error_type: "OffboardingError".into(),
+                error_message: e.to_string(),
+            })
         },
     ))
     .await
     .map_err(|e| anyhow::anyhow!(e))
     .context("lambda runtime stopped")
+}
+
+/// Milliseconds since the Unix epoch (the unit of the Lambda deadline).
+fn epoch_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

@@ -377,3 +377,91 @@ async fn usernames_differing_only_in_case_are_different_users() {
         "the other user was revoked"
     );
 }
+
+#[tokio::test]
+async fn the_sweep_revokes_the_tokens_of_users_who_are_gone_or_disabled_whatever_the_events_did() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let (gone, off, here) = (
+        create_user(&w, "gone").await,
+        create_user(&w, "off").await,
+        create_user(&w, "here").await,
+    );
+    let gone_pat = issue(&w, &gone, "gone").await;
+    let off_pat = issue(&w, &off, "off").await;
+    let here_pat = issue(&w, &here, "here").await;
+    // No event reaches the handler: no trail, a lost event, or a name it
+    // cannot resolve (say an email address of a user already deleted).
+    let cognito = &w.handler.cognito;
+    cognito
+        .admin_delete_user()
+        .user_pool_id(&pool)
+        .username("gone")
+        .send()
+        .await
+        .unwrap();
+    cognito
+        .admin_disable_user()
+        .user_pool_id(&pool)
+        .username("off")
+        .send()
+        .await
+        .unwrap();
+
+    let first = w.handler.sweep(NOW, None).await.unwrap();
+    assert!(first.complete, "{first:?}");
+    assert_eq!(
+        (first.owners_checked, first.owners_revoked, first.revoked),
+        (3, 2, 2)
+    );
+    assert!(!works(&w, &gone_pat, NOW + 1).await);
+    assert!(!works(&w, &off_pat, NOW + 1).await);
+    assert!(
+        works(&w, &here_pat, NOW + 1).await,
+        "an active user is untouched"
+    );
+
+    // Owners without live tokens are not asked about again.
+    let second = w.handler.sweep(NOW + 2, None).await.unwrap();
+    assert_eq!(
+        (second.owners_checked, second.revoked),
+        (1, 0),
+        "{second:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_event_runs_the_sweep_and_a_cloudtrail_event_the_handler() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let gone = create_user(&w, "vanished").await;
+    let pat = issue(&w, &gone, "vanished").await;
+    w.handler
+        .cognito
+        .admin_delete_user()
+        .user_pool_id(&pool)
+        .username("vanished")
+        .send()
+        .await
+        .unwrap();
+    let scheduled = json!({
+        "version": "0", "id": "5e1c", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-26T03:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"], "detail": {}
+    });
+    let summary = w.handler.dispatch(scheduled, NOW, None).await.unwrap();
+    assert!(summary.contains("Sweep"), "{summary}");
+    assert!(!works(&w, &pat, NOW + 1).await);
+    let mut call: Value = serde_json::from_str(FIXTURE).unwrap();
+    call["detail"]["requestParameters"] = json!({"userPoolId": pool, "username": "nobody"});
+    let handled = w.handler.dispatch(call, NOW, None).await.unwrap();
+    assert_eq!(handled, "NoTokenOwner");
+    let unrelated = json!({"detail-type": "Something Else", "source": "aws.s3", "detail": {}});
+    assert!(
+        w.handler
+            .dispatch(unrelated, NOW, None)
+            .await
+            .unwrap()
+            .contains("Ignored")
+    );
+}

@@ -182,6 +182,10 @@ impl Cursor {
     }
 }
 
+/// Where a scan of the owners continues (opaque).
+#[derive(Debug, Clone)]
+pub struct ScanPosition(HashMap<String, AttributeValue>);
+
 /// An owner's revocation epoch and last revoke-all.
 #[derive(Debug, Clone, Copy)]
 struct OwnerState {
@@ -641,6 +645,49 @@ impl TokenStore {
             .unwrap_or_default();
         owners.sort();
         Ok(owners)
+    }
+
+    /// One page of the owners that hold at least one live token at `now`
+    /// (an active-set entry that has not expired), for offboarding's
+    /// reconciliation sweep. A `Scan` that reads only the active-set items'
+    /// `PK`, `SK` and `slots`; pass the returned position to continue.
+    pub async fn owners_with_live_tokens(
+        &self,
+        now: i64,
+        from: Option<ScanPosition>,
+    ) -> Result<(Vec<UserId>, Option<ScanPosition>), StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.cfg.table_name)
+            .filter_expression("SK = :slots")
+            .projection_expression("PK, SK, slots")
+            .expression_attribute_values(":slots", s(SLOTS_SK))
+            .set_exclusive_start_key(from.map(|p| p.0))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let owners = out
+            .items()
+            .iter()
+            .filter(|item| {
+                item.get("slots")
+                    .and_then(|v| v.as_m().ok())
+                    .is_some_and(|slots| {
+                        slots.values().any(|exp| {
+                            exp.as_n()
+                                .ok()
+                                .and_then(|v| v.parse::<i64>().ok())
+                                .is_some_and(|e| e > now)
+                        })
+                    })
+            })
+            .filter_map(|item| {
+                let pk = item.get("PK")?.as_s().ok()?;
+                UserId::parse(pk.strip_prefix("USER#")?).ok()
+            })
+            .collect();
+        Ok((owners, out.last_evaluated_key().cloned().map(ScanPosition)))
     }
 
     /// Reads a token by id with a strongly consistent read (the authorizer's lookup).
