@@ -5,11 +5,15 @@ PNPM := $(CURDIR)/.tools/node_modules/.bin/pnpm
 PNPM_VERSION := 10.34.8
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test test-long threat-model fmt-check clippy test-rust test-e2e test-infra venv dev fmt bench generated token hooks lambdas
+.PHONY: test test-long threat-model fmt-check clippy test-rust test-e2e test-infra test-examples venv dev fmt bench generated token hooks lambdas
 
 ## make test: format check, clippy (warnings are errors), every cargo test against a
 ## fresh moto, then the browser and schemathesis checks against a real local gateway.
-test: venv fmt-check clippy threat-model test-rust test-e2e test-infra
+test: venv fmt-check clippy threat-model test-rust test-e2e test-infra test-examples
+
+## The Node.js business-Lambda example against the committed context contract.
+test-examples:
+	node --test examples/node-context/
 
 ## make test-long: the same suites at full scale (bit flips 10^5, load 60 s, …).
 test-long:

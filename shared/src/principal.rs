@@ -159,6 +159,62 @@ impl From<&Principal> for AuthorizerContext {
     }
 }
 
+/// Version of the context contract business Lambdas rely on
+/// (`docs/authorizer-context.schema.json`). Adding an optional field is a
+/// minor change; removing or retyping a field is a new version.
+pub const CONTEXT_CONTRACT_VERSION: u32 = 1;
+
+/// Where the committed JSON Schema of the context lives, from the repository root.
+pub const CONTEXT_SCHEMA_PATH: &str = "docs/authorizer-context.schema.json";
+
+/// The JSON Schema (draft 2020-12) of `requestContext.authorizer` as a
+/// business Lambda receives it behind API Gateway: every value the
+/// authorizer returned, as a string (API Gateway forwards numbers as
+/// decimal strings), plus API Gateway's own `principalId`. Committed at
+/// [`CONTEXT_SCHEMA_PATH`] for adopters in other languages; a test keeps the
+/// two in step.
+pub fn context_json_schema() -> serde_json::Value {
+    let unix_seconds = serde_json::json!({
+        "type": "string",
+        "pattern": "^(0|[1-9][0-9]{0,11})$",
+        "description": "Unix seconds, as a decimal string"
+    });
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": format!("urn:agpat:schema:authorizer-context:{CONTEXT_CONTRACT_VERSION}"),
+        "title": "agpat authorizer context",
+        "description": "requestContext.authorizer as API Gateway forwards it to a business Lambda behind the agpat authorizer. Trust nothing else about the caller. Refuse the request when expiresAt is not in the future: API Gateway may replay a cached Allow past the credential's expiry.",
+        "type": "object",
+        "required": ["principalId", "sub", "username", "authMethod", "scopes", "tokenId", "expiresAt", "issuedAt"],
+        "additionalProperties": true,
+        "properties": {
+            "principalId": {"type": "string", "description": "Set by API Gateway from the authorizer's principalId: the same value as sub"},
+            "sub": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$", "description": "The user's Cognito sub: the stable owner of everything the caller does"},
+            "username": {"type": "string", "maxLength": 128, "description": "The Cognito username when the credential carries one, else empty"},
+            "authMethod": {"enum": ["jwt", "pat"], "description": "jwt: a Cognito session; pat: a personal access token"},
+            "scopes": {"type": "string", "pattern": "^$|^[^ ]+( [^ ]+)*$", "description": "Space-separated scopes the caller holds (already narrowed to what the owner's session may hold)"},
+            "tokenId": {"type": "string", "pattern": "^$|^[0-9A-Za-z]{17}$", "description": "The PAT's public id for pat callers, empty for jwt callers"},
+            "expiresAt": unix_seconds,
+            "issuedAt": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,11})$", "description": "When the credential was issued, Unix seconds as a decimal string (0 when unknown)"}
+        }
+    })
+}
+
+/// A context exactly as a business Lambda receives it, for the schema's
+/// users to test against (`docs/examples/authorizer-context.json`).
+pub fn sample_forwarded_context() -> serde_json::Value {
+    serde_json::json!({
+        "principalId": "1b2c3d4e-0000-4000-8000-123456789abc",
+        "sub": "1b2c3d4e-0000-4000-8000-123456789abc",
+        "username": "",
+        "authMethod": "pat",
+        "scopes": "tokens:read items:read",
+        "tokenId": "0123456789ABCDEFG",
+        "expiresAt": "1900000000",
+        "issuedAt": "1899990000"
+    })
+}
+
 /// Why a forwarded authorizer context cannot be trusted as a principal.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ContextError {
@@ -306,6 +362,66 @@ mod tests {
                 Some(v) => map.insert(key.into(), v),
             };
             assert!(Principal::from_forwarded_context(&map).is_err(), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_context_schema_lists_exactly_the_fields_the_authorizer_sends() {
+        let schema = context_json_schema();
+        let mut declared: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        declared.sort_unstable();
+        let sent = serde_json::to_value(AuthorizerContext::from(&pat_principal())).unwrap();
+        let mut expected: Vec<&str> = sent
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .chain(["principalId"])
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(declared, expected);
+        let mut required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        required.sort_unstable();
+        assert_eq!(required, expected);
+    }
+
+    #[test]
+    fn the_sample_context_is_one_the_services_accept() {
+        let sample: HashMap<String, serde_json::Value> =
+            serde_json::from_value(sample_forwarded_context()).unwrap();
+        let p = Principal::from_forwarded_context(&sample).unwrap();
+        assert_eq!(p.method, AuthMethod::Pat);
+        assert_eq!(p.expires_at, 1_900_000_000);
+        assert_eq!(p.issued_at, 1_899_990_000);
+    }
+
+    #[test]
+    fn the_committed_context_schema_and_sample_match_the_code() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        for (path, value) in [
+            (CONTEXT_SCHEMA_PATH, context_json_schema()),
+            (
+                "docs/examples/authorizer-context.json",
+                sample_forwarded_context(),
+            ),
+        ] {
+            let committed = std::fs::read_to_string(format!("{root}/{path}"))
+                .unwrap_or_else(|_| panic!("{path} is missing: run `make generated`"));
+            let expected = format!("{}\n", serde_json::to_string_pretty(&value).unwrap());
+            assert!(
+                committed == expected,
+                "{path} is stale: run `make generated`"
+            );
         }
     }
 
