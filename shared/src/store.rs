@@ -426,12 +426,7 @@ impl TokenStore {
             )
             .build()
             .map_err(|_| StoreError::Corrupt("update builder"))?;
-            let put = Put::builder()
-                .table_name(&self.cfg.table_name)
-                .set_item(Some(self.to_item(&rec)))
-                .condition_expression("attribute_not_exists(PK)")
-                .build()
-                .map_err(|_| StoreError::Corrupt("put builder"))?;
+            let put = self.put_new_token(&rec)?;
             let result = self
                 .client
                 .transact_write_items()
@@ -958,12 +953,7 @@ impl TokenStore {
             let move_slot = move_slot
                 .build()
                 .map_err(|_| StoreError::Corrupt("update builder"))?;
-            let put = Put::builder()
-                .table_name(&self.cfg.table_name)
-                .set_item(Some(self.to_item(&new)))
-                .condition_expression("attribute_not_exists(PK)")
-                .build()
-                .map_err(|_| StoreError::Corrupt("put builder"))?;
+            let put = self.put_new_token(&new)?;
             let result = self
                 .client
                 .transact_write_items()
@@ -1234,6 +1224,16 @@ impl TokenStore {
         }
         outcome.remaining += u32::try_from(total - done).unwrap_or(u32::MAX);
         Ok(())
+    }
+
+    /// The transaction item that stores a new token, never over an existing one.
+    fn put_new_token(&self, rec: &TokenRecord) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.cfg.table_name)
+            .set_item(Some(self.to_item(rec)))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|_| StoreError::Corrupt("put builder"))
     }
 
     fn to_item(&self, rec: &TokenRecord) -> HashMap<String, AttributeValue> {
