@@ -37,6 +37,9 @@ struct CognitoClaims {
     nbf: Option<i64>,
     #[serde(default)]
     iat: Option<i64>,
+    /// When the user signed in; a refresh keeps it (a new `iat` does not).
+    #[serde(default)]
+    auth_time: Option<i64>,
     token_use: String,
     #[serde(default)]
     client_id: Option<String>,
@@ -210,7 +213,10 @@ impl<S: JwksSource> JwtVerifier<S> {
             scopes,
             token_id: None,
             expires_at: c.exp,
-            issued_at: c.iat.unwrap_or(0),
+            // The sign-in, not this token: a refreshed access token has a new
+            // `iat` but the same `auth_time`, and a session older than the
+            // owner's revoke-all must stay older however often it refreshes.
+            issued_at: c.auth_time.or(c.iat).unwrap_or(0),
         })
     }
 

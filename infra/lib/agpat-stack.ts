@@ -138,18 +138,20 @@ const KEY = {
 };
 
 /**
- * What offboarding may write: a token's revocation (`revoked_at`, `ttl`,
- * with `owner` in the condition) and the owner's active set (`slots`, the
- * revocation `epoch`, `revoked_all_at`, and `legacy_swept`, set once
- * revoke-all has searched the owner's history).
- * Never `hash`, `scopes`, `expires_at` or anything that makes a token usable.
+ * What offboarding may write on a token record: its revocation only. Never
+ * `owner`, `hash`, `scopes`, `expires_at` or `epoch`: nothing that could give
+ * a token to someone else or hide it from revoke-all.
  */
-export const OFFBOARDING_UPDATE_ATTRIBUTES = [
+export const OFFBOARDING_TOKEN_ATTRIBUTES = ["PK", "SK", "revoked_at", "ttl"];
+
+/**
+ * What offboarding may write on an owner's active set: the slots it frees, the
+ * revocation `epoch`, `revoked_all_at`, and `legacy_swept` (set once
+ * revoke-all has searched the owner's history).
+ */
+export const OFFBOARDING_OWNER_ATTRIBUTES = [
   "PK",
   "SK",
-  "owner",
-  "revoked_at",
-  "ttl",
   "slots",
   "epoch",
   "revoked_all_at",
@@ -359,12 +361,16 @@ export class AgpatStack extends Stack {
     );
     // UpdateItem creates the item when it does not exist, so without an
     // attribute list a compromised offboarding function could write a token
-    // record. These are exactly the attributes revocation touches.
+    // record. One statement per item kind, each with exactly the attributes
+    // revocation touches there.
     allow(offboarding, ["dynamodb:UpdateItem"], [tableArn], {
-      ...leadingKeys(KEY.token, KEY.user),
-      "ForAllValues:StringEquals": {
-        "dynamodb:Attributes": OFFBOARDING_UPDATE_ATTRIBUTES,
-      },
+      ...leadingKeys(KEY.token),
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": OFFBOARDING_TOKEN_ATTRIBUTES },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+    });
+    allow(offboarding, ["dynamodb:UpdateItem"], [tableArn], {
+      ...leadingKeys(KEY.user),
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": OFFBOARDING_OWNER_ATTRIBUTES },
       StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"] },
     });
     allow(offboarding, ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));

@@ -302,14 +302,24 @@ describe("least privilege", () => {
           Effect: "Allow",
           Resource: tableArn(template),
           Condition: {
-            ...leadingKeys("TOKEN#*", "USER#*"),
+            ...leadingKeys("TOKEN#*"),
+            "ForAllValues:StringEquals": {
+              // Revocation only: never owner, hash, scopes, expiry or epoch.
+              "dynamodb:Attributes": ["PK", "SK", "revoked_at", "ttl"],
+            },
+            StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+          },
+        },
+        {
+          Action: "dynamodb:UpdateItem",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: {
+            ...leadingKeys("USER#*"),
             "ForAllValues:StringEquals": {
               "dynamodb:Attributes": [
                 "PK",
                 "SK",
-                "owner",
-                "revoked_at",
-                "ttl",
                 "slots",
                 "epoch",
                 "revoked_all_at",

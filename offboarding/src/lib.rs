@@ -159,6 +159,14 @@ pub enum OffboardingError {
     /// The revocation did not finish within the invocation's budget.
     #[error("revoke-all incomplete: {0} token(s) left; retrying")]
     Incomplete(u32),
+    /// The sweep ran out of time before it covered every owner: fails the
+    /// invocation, so retries, the dead-letter queue and the error alarm
+    /// see it rather than a silent partial run.
+    #[error("sweep incomplete: {checked} owner(s) checked before the deadline")]
+    SweepIncomplete {
+        /// Owners checked before the deadline.
+        checked: u32,
+    },
 }
 
 /// The handler's dependencies, built once per cold start.
@@ -197,29 +205,37 @@ impl Offboarding {
     /// The reconciliation sweep: every owner with a live token is looked up
     /// in Cognito by `sub`; a user who is missing or disabled has all tokens
     /// revoked (the same store operation as everywhere else). Stops at
-    /// `deadline`; the next scheduled run starts over.
+    /// `deadline` with [`OffboardingError::SweepIncomplete`]; the next run
+    /// starts over. Time moves on during a long sweep, so each revocation is
+    /// stamped with `now` plus the time elapsed since the sweep began.
     pub async fn sweep(
         &self,
         now: i64,
         deadline: Option<Instant>,
     ) -> Result<SweepOutcome, OffboardingError> {
+        let started = Instant::now();
         let mut outcome = SweepOutcome::default();
         let mut position = None;
+        let cut_short = |checked| Err(OffboardingError::SweepIncomplete { checked });
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(outcome);
+                return cut_short(outcome.owners_checked);
             }
             let (owners, next) = self.store.owners_with_live_tokens(now, position).await?;
             for owner in owners {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(outcome);
+                    return cut_short(outcome.owners_checked);
                 }
                 outcome.owners_checked += 1;
                 let state = self.user_state(&owner).await?;
                 if state == UserState::Active {
                     continue;
                 }
-                let revoked = self.store.revoke_all(&owner, now, deadline).await?;
+                let elapsed = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
+                let revoked = self
+                    .store
+                    .revoke_all(&owner, now.saturating_add(elapsed), deadline)
+                    .await?;
                 outcome.owners_revoked += 1;
                 outcome.revoked += revoked.revoked;
                 tracing::info!(
@@ -262,10 +278,24 @@ impl Offboarding {
                 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
                 OffboardingError::Cognito(e.code().unwrap_or("unknown").to_owned())
             })?;
-        Ok(match users.users().first() {
-            None => UserState::Missing,
-            Some(u) if !u.enabled() => UserState::Disabled,
-            Some(_) => UserState::Active,
+        let Some(user) = users.users().first() else {
+            return Ok(UserState::Missing);
+        };
+        // Decide only on the user asked about: an answer for anyone else (a
+        // filter ignored by an emulator or a proxy) is an error, not a verdict.
+        let sub_matches = user
+            .attributes()
+            .iter()
+            .any(|a| a.name() == "sub" && a.value() == Some(sub.as_str()));
+        if !sub_matches {
+            return Err(OffboardingError::Cognito(
+                "ListUsers answered for another user".into(),
+            ));
+        }
+        Ok(if user.enabled() {
+            UserState::Active
+        } else {
+            UserState::Disabled
         })
     }
 

@@ -465,3 +465,18 @@ async fn a_scheduled_event_runs_the_sweep_and_a_cloudtrail_event_the_handler() {
             .contains("Ignored")
     );
 }
+
+#[tokio::test]
+async fn a_sweep_cut_short_by_its_deadline_fails_so_it_is_retried_and_alarmed() {
+    let w = world().await;
+    let owner = create_user(&w, "somebody").await;
+    issue(&w, &owner, "somebody").await;
+    let result = w.handler.sweep(NOW, Some(std::time::Instant::now())).await;
+    assert!(
+        matches!(
+            result,
+            Err(offboarding::OffboardingError::SweepIncomplete { .. })
+        ),
+        "{result:?}"
+    );
+}

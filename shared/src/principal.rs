@@ -112,9 +112,10 @@ pub struct Principal {
     pub token_id: Option<TokenId>,
     /// When the credential expires (Unix seconds).
     pub expires_at: i64,
-    /// When the credential was issued (Unix seconds): a JWT's `iat`, a PAT's
-    /// creation time. A session older than its owner's last revoke-all may
-    /// not mint or rotate tokens. 0 when unknown.
+    /// When the credential's session began (Unix seconds): for a Cognito
+    /// session the sign-in (`auth_time`, which refreshes keep; `iat` when
+    /// absent), for a PAT its creation. A session that began before its
+    /// owner's last revoke-all may not mint or rotate tokens. 0 when unknown.
     pub issued_at: i64,
 }
 
@@ -137,7 +138,7 @@ pub struct AuthorizerContext {
     pub token_id: String,
     /// Credential expiry, Unix seconds.
     pub expires_at: i64,
-    /// When the credential was issued, Unix seconds (0 when unknown).
+    /// When the session began (sign-in or PAT creation), Unix seconds (0 when unknown).
     pub issued_at: i64,
 }
 
@@ -195,7 +196,7 @@ pub fn context_json_schema() -> serde_json::Value {
             "scopes": {"type": "string", "pattern": "^$|^[^ ]+( [^ ]+)*$", "description": "Space-separated scopes the caller holds (already narrowed to what the owner's session may hold)"},
             "tokenId": {"type": "string", "pattern": "^$|^[0-9A-Za-z]{17}$", "description": "The PAT's public id for pat callers, empty for jwt callers"},
             "expiresAt": unix_seconds,
-            "issuedAt": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,11})$", "description": "When the credential was issued, Unix seconds as a decimal string (0 when unknown)"}
+            "issuedAt": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,11})$", "description": "When the session began, Unix seconds as a decimal string: a Cognito sign-in (auth_time, which refreshes keep), or a PAT's creation (0 when unknown)"}
         }
     })
 }

@@ -762,6 +762,10 @@ impl TokenStore {
     /// written it, so it skips the extra read). With `below_epoch`, a token
     /// whose chain began at or after that epoch is left alone (reported as
     /// not found): it was created after the revoke-all that asks.
+    ///
+    /// Revoke-all (`below_epoch` set) writes only `revoked_at` and `ttl` on
+    /// the token: the owner was just checked by the strongly consistent read
+    /// and never changes, and offboarding's IAM may write nothing else there.
     async fn revoke_with(
         &self,
         owner: &UserId,
@@ -790,14 +794,21 @@ impl TokenStore {
                 .table_name(&self.cfg.table_name)
                 .set_key(Some(token_key(id)))
                 .update_expression("SET revoked_at = :now, #ttl = :ttl")
-                .condition_expression("#owner = :owner AND attribute_not_exists(revoked_at)")
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_names("#owner", "owner")
                 .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":ttl", n(now + self.cfg.retention_secs))
-                .expression_attribute_values(":owner", s(owner.as_str()))
-                .build()
-                .map_err(|_| StoreError::Corrupt("update builder"))?;
+                .expression_attribute_values(":ttl", n(now + self.cfg.retention_secs));
+            let revoke = if below_epoch.is_some() {
+                revoke.condition_expression(
+                    "attribute_exists(PK) AND attribute_not_exists(revoked_at)",
+                )
+            } else {
+                revoke
+                    .condition_expression("#owner = :owner AND attribute_not_exists(revoked_at)")
+                    .expression_attribute_names("#owner", "owner")
+                    .expression_attribute_values(":owner", s(owner.as_str()))
+            }
+            .build()
+            .map_err(|_| StoreError::Corrupt("update builder"))?;
             let release = self.release_slot(owner, id)?;
             let result = self
                 .client
@@ -1078,6 +1089,27 @@ impl TokenStore {
         now: i64,
         deadline: Option<std::time::Instant>,
     ) -> Result<RevokeAllOutcome, StoreError> {
+        // First the time sessions are measured against, and only forwards: a
+        // caller with an older clock (a long sweep) must not reopen the
+        // window. Written before the epoch moves, so no create can slip in
+        // between under the new epoch with a session from before.
+        let advanced = self
+            .client
+            .update_item()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(slots_key(owner)))
+            .update_expression("SET revoked_all_at = :now")
+            .condition_expression("attribute_not_exists(revoked_all_at) OR revoked_all_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        if let Err(err) = advanced
+            && !err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception())
+        {
+            return Err(unavailable(err));
+        }
         let bumped = self
             .client
             .update_item()
@@ -1085,12 +1117,11 @@ impl TokenStore {
             .set_key(Some(slots_key(owner)))
             .update_expression(
                 "SET slots = if_not_exists(slots, :empty), \
-                 epoch = if_not_exists(epoch, :zero) + :one, revoked_all_at = :now",
+                 epoch = if_not_exists(epoch, :zero) + :one",
             )
             .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", n(now))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
             .await

@@ -539,3 +539,22 @@ async fn a_cached_jwt_is_never_served_past_its_exp() {
     h.clock.set(T0 + 15);
     assert_unauthorized(h.decide(Some(&token)).await, "past exp and leeway");
 }
+
+#[tokio::test]
+async fn a_refreshed_session_keeps_its_sign_in_time_in_the_context() {
+    // A refresh gives a new access token (new iat) for the same sign-in
+    // (auth_time): the context must carry the sign-in, so a session older
+    // than the owner's revoke-all stays older after any number of refreshes.
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let mut refreshed = access_claims();
+    refreshed["auth_time"] = serde_json::json!(T0 - 86_400);
+    refreshed["iat"] = serde_json::json!(T0 - 60);
+    let response = h.decide(Some(&bearer(&sign(&refreshed)))).await.unwrap();
+    assert_eq!(response.context.issued_at, T0 - 86_400);
+    // Without auth_time, iat is the best there is.
+    let mut plain = access_claims();
+    plain.as_object_mut().unwrap().remove("auth_time");
+    let response = h.decide(Some(&bearer(&sign(&plain)))).await.unwrap();
+    assert_eq!(response.context.issued_at, T0 - 60);
+}

@@ -276,10 +276,29 @@ async fn revoke_all_finds_tokens_written_before_active_sets_existed_once_then_st
     let before = calls.get();
     let second = store.revoke_all(&owner, t + 1, None).await.unwrap();
     assert!(second.complete() && second.revoked == 1, "{second:?}");
-    // Epoch bump, active-set read, and one read + one transaction to revoke.
+    // The revoke-all time, the epoch bump, the active-set read, and one read
+    // plus one transaction to revoke: no listing.
     assert_eq!(
         calls.get() - before,
-        4,
+        5,
         "revoke-all listed the history again"
+    );
+}
+
+#[tokio::test]
+async fn the_last_revoke_all_time_never_moves_backwards() {
+    let store = fresh_store(10).await;
+    let owner = user("monotonic");
+    let t = now();
+    store.revoke_all(&owner, t + 100, None).await.unwrap();
+    // A late caller with an older clock (say a long sweep) must not reopen
+    // the window for sessions issued between the two.
+    store.revoke_all(&owner, t, None).await.unwrap();
+    assert_eq!(
+        store
+            .create_for_session(&record(&owner, t + 101, DAY), t + 101, t + 50)
+            .await
+            .unwrap(),
+        CreateOutcome::SessionPredatesRevocation
     );
 }
