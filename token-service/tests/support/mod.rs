@@ -118,6 +118,17 @@ impl Harness {
         self.authorizer.decide(&event).await.ok().map(|r| r.context)
     }
 
+    /// `POST /tokens/{id}/rotate` as `ctx`, with `overlapSeconds` when given.
+    pub async fn rotate(&self, id: &str, ctx: &AuthorizerContext, overlap: Option<i64>) -> Reply {
+        let path = format!("/tokens/{id}/rotate");
+        let req = Req::new("POST", &path, Some(ctx));
+        let req = match overlap {
+            Some(secs) => req.json(json!({"overlapSeconds": secs})),
+            None => req,
+        };
+        self.call(req).await
+    }
+
     /// Sends a request through the Lambda entry point.
     pub async fn call(&self, req: Req<'_>) -> Reply {
         call(&self.app, req).await

@@ -19,13 +19,9 @@ async fn a_pat_cannot_rotate_or_revoke_a_sibling_token() {
     let (sibling, sibling_id) = issue(&h, USER_A, &["items:read"], 30).await;
     let ctx = h.authorize(&attacker).await.unwrap();
 
-    h.call(Req::new(
-        "POST",
-        &format!("/tokens/{sibling_id}/rotate"),
-        Some(&ctx),
-    ))
-    .await
-    .assert_problem(403, "session-required");
+    h.rotate(&sibling_id, &ctx, None)
+        .await
+        .assert_problem(403, "session-required");
     h.call(Req::new(
         "DELETE",
         &format!("/tokens/{sibling_id}"),
@@ -67,13 +63,7 @@ async fn a_pat_may_rotate_itself_but_never_extends_its_chain() {
         h.clock.set(T0 + step * 2 * DAY);
         let ctx = h.authorize(&token).await.expect("the chain is alive");
         let own = ctx.token_id.clone();
-        let rotated = h
-            .call(Req::new(
-                "POST",
-                &format!("/tokens/{own}/rotate"),
-                Some(&ctx),
-            ))
-            .await;
+        let rotated = h.rotate(&own, &ctx, None).await;
         assert_eq!(rotated.status, 201, "{}", rotated.text);
         assert_eq!(rotated.json["expiresAt"], original_expiry, "step {step}");
         token = rotated.json["token"].as_str().unwrap().to_owned();
@@ -90,13 +80,7 @@ async fn a_session_rotation_gives_a_fresh_lifetime_within_the_maximum() {
     let h = Harness::new(10).await;
     let (_, id) = issue(&h, USER_A, &["items:read"], 10).await;
     h.clock.set(T0 + 5 * DAY);
-    let rotated = h
-        .call(Req::new(
-            "POST",
-            &format!("/tokens/{id}/rotate"),
-            Some(&session(USER_A, ALL)),
-        ))
-        .await;
+    let rotated = h.rotate(&id, &session(USER_A, ALL), None).await;
     assert_eq!(rotated.status, 201, "{}", rotated.text);
     // Same 10-day lifetime, from now.
     let (token, _) = (rotated.json["token"].as_str().unwrap().to_owned(), ());
@@ -120,13 +104,9 @@ async fn a_revoked_pat_inside_the_cache_window_can_mint_rotate_or_revoke_nothing
             .status,
         204
     );
-    h.call(Req::new(
-        "POST",
-        &format!("/tokens/{id}/rotate"),
-        Some(&stale),
-    ))
-    .await
-    .assert_problem(401, "credential-revoked");
+    h.rotate(&id, &stale, None)
+        .await
+        .assert_problem(401, "credential-revoked");
     h.call(Req::new("DELETE", "/tokens/self", Some(&stale)))
         .await
         .assert_problem(401, "credential-revoked");
@@ -184,32 +164,18 @@ async fn an_overlapping_rotation_keeps_the_predecessor_slot_until_the_overlap_en
     let (_, first) = issue(&h, USER_A, &["items:read"], 10).await;
     let (_, _second) = issue(&h, USER_A, &["items:read"], 10).await;
     // At the cap, an overlapping rotation would make three live tokens.
-    h.call(
-        Req::new("POST", &format!("/tokens/{first}/rotate"), Some(&a))
-            .json(json!({"overlapSeconds": 600})),
-    )
-    .await
-    .assert_problem(409, "token-limit-reached");
+    h.rotate(&first, &a, Some(600))
+        .await
+        .assert_problem(409, "token-limit-reached");
     // Without overlap the count does not change, so it is allowed.
-    let plain = h
-        .call(Req::new(
-            "POST",
-            &format!("/tokens/{first}/rotate"),
-            Some(&a),
-        ))
-        .await;
+    let plain = h.rotate(&first, &a, None).await;
     assert_eq!(plain.status, 201, "{}", plain.text);
 
     // Under the cap: the predecessor holds its slot for the overlap, then frees it.
     let h = Harness::new(3).await;
     let (_, first) = issue(&h, USER_A, &["items:read"], 10).await;
     issue(&h, USER_A, &["items:read"], 10).await;
-    let overlapped = h
-        .call(
-            Req::new("POST", &format!("/tokens/{first}/rotate"), Some(&a))
-                .json(json!({"overlapSeconds": 600})),
-        )
-        .await;
+    let overlapped = h.rotate(&first, &a, Some(600)).await;
     assert_eq!(overlapped.status, 201, "{}", overlapped.text);
     let create = || {
         Req::new("POST", "/tokens", Some(&a))
@@ -267,13 +233,7 @@ async fn after_the_argon2_floor_is_raised_a_session_rotation_rescues_a_weak_toke
         "a hash below the floor is refused"
     );
     // The owner's session rotates it without the old secret.
-    let rotated = after
-        .call(Req::new(
-            "POST",
-            &format!("/tokens/{id}/rotate"),
-            Some(&session(USER_A, ALL)),
-        ))
-        .await;
+    let rotated = after.rotate(&id, &session(USER_A, ALL), None).await;
     assert_eq!(rotated.status, 201, "{}", rotated.text);
     let fresh = rotated.json["token"].as_str().unwrap();
     assert!(after.authorize(fresh).await.is_some());
@@ -309,20 +269,10 @@ async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
     let created = h.call(create(&fresh)).await;
     assert_eq!(created.status, 201, "{}", created.text);
     let new_id = created.json["id"].as_str().unwrap().to_owned();
-    h.call(Req::new(
-        "POST",
-        &format!("/tokens/{new_id}/rotate"),
-        Some(&stolen),
-    ))
-    .await
-    .assert_problem(403, "session-predates-revocation");
-    let rotated = h
-        .call(Req::new(
-            "POST",
-            &format!("/tokens/{new_id}/rotate"),
-            Some(&fresh),
-        ))
-        .await;
+    h.rotate(&new_id, &stolen, None)
+        .await
+        .assert_problem(403, "session-predates-revocation");
+    let rotated = h.rotate(&new_id, &fresh, None).await;
     assert_eq!(rotated.status, 201, "{}", rotated.text);
 }
 
