@@ -143,14 +143,13 @@ async fn a_context_whose_credential_has_expired_is_refused_on_every_route() {
     jwt.expires_at = T0 + 3600;
     // Exactly at expiry, both are refused (expiry is exclusive, as in the authorizer).
     h.clock.set(T0 + DAY);
-    for (context, label) in [(&ctx, "pat"), (&jwt, "jwt")] {
+    for context in [&ctx, &jwt] {
         h.call(Req::new("GET", "/tokens", Some(context)))
             .await
             .assert_problem(401, "credential-expired");
         h.call(Req::new("DELETE", "/tokens/self", Some(context)))
             .await
             .assert_problem(401, "credential-expired");
-        let _ = label;
     }
     h.clock.set(T0 + 3599);
     let ok = h.call(Req::new("GET", "/tokens", Some(&jwt))).await;
