@@ -15,12 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::Clock;
 use shared::http::body::{Fields, JsonObject};
 use shared::http::caller::Caller;
 use shared::http::problem::{ApiError, FieldError, Problem};
 use shared::items::{Item, ItemStore, ItemWrite};
-use shared::routes::{Method, Route, Service};
+use shared::routes::{Method, Route};
+use shared::{Clock, Manifest};
 
 pub use shared::http::handle;
 
@@ -36,12 +36,33 @@ pub struct AppState {
     pub items: ItemStore,
     /// Source of time.
     pub clock: Arc<dyn Clock>,
+    /// This API's manifest: the `Caller` extractor re-checks each route's
+    /// scope from it.
+    pub manifest: Arc<Manifest>,
 }
 
 impl shared::http::caller::HasClock for AppState {
     fn clock(&self) -> &dyn Clock {
         &*self.clock
     }
+}
+
+impl shared::http::caller::HasManifest for AppState {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+/// This example's manifest as committed (`examples/items-api/agpat.toml`),
+/// for its OpenAPI document and tests. The Lambda loads the deployed copy
+/// from `AGPAT_MANIFEST`.
+pub fn committed_manifest() -> Manifest {
+    let text = include_str!("../../examples/items-api/agpat.toml");
+    // A test parses the same text, so this cannot fail in a released build.
+    Manifest::parse(text, "examples/items-api/agpat.toml").unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the committed manifest is invalid");
+        Manifest::parse("version = 1\n", "empty").unwrap_or_else(|_| unreachable!())
+    })
 }
 
 fn validate_text(f: &mut Fields<'_>, key: &str, max: usize, required: bool) -> Option<String> {
@@ -138,13 +159,17 @@ pub struct ItemList {
 
 /// `GET /me`: the principal as the authorizer saw it.
 #[utoipa::path(get, path = "/me", tag = "me", responses((status = 200, body = Me), (status = 401, body = Problem)))]
-pub async fn me(caller: Caller) -> Json<Me> {
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Json<Me> {
     let p = caller.principal;
     Json(Me {
         sub: p.sub.to_string(),
         username: p.username,
         auth_method: p.method.as_str().to_owned(),
-        scopes: p.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        scopes: p
+            .scopes
+            .iter()
+            .map(|s| state.manifest.scopes().name(s).to_owned())
+            .collect(),
         token_id: p.token_id.map(|t| t.to_string()),
         expires_at: p.expires_at,
     })
@@ -293,7 +318,10 @@ pub async fn delete_item(
 /// The handler serving a route of the table, if this service serves it.
 pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
     use Method::{Delete, Get, Post, Put};
-    Some(match (route.method, route.path) {
+    if route.built_in {
+        return None;
+    }
+    Some(match (route.method, route.path.as_str()) {
         (Get, "/items") => get(list_items),
         (Post, "/items") => post(create_item),
         (Get, "/items/{id}") => get(get_item),
@@ -304,22 +332,28 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
     })
 }
 
-/// The router, generated from the route table.
+/// The router, generated from the manifest's declared routes.
 pub fn router(state: AppState) -> Router {
-    shared::http::service_router(Service::Api, handler_for, state)
+    let manifest = Arc::clone(&state.manifest);
+    let routes = manifest.routes().routes().iter().filter(|r| !r.built_in);
+    shared::http::service_router(routes, handler_for, state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::routes::ROUTES;
 
     #[test]
     fn every_api_route_in_the_table_has_a_handler() {
-        for route in ROUTES {
+        let manifest = Manifest::parse(
+            include_str!("../../examples/items-api/agpat.toml"),
+            "agpat.toml",
+        )
+        .unwrap();
+        for route in manifest.routes().routes() {
             assert_eq!(
                 handler_for(route).is_some(),
-                route.service == Service::Api,
+                !route.built_in,
                 "{} {}",
                 route.method,
                 route.path

@@ -18,9 +18,11 @@ async fn main() -> anyhow::Result<()> {
     let endpoint =
         optional_url(&ProcessEnv, "DYNAMODB_ENDPOINT").context("invalid api configuration")?;
     let client = shared::store::dynamodb_client(endpoint.as_deref()).await;
+    let manifest = Arc::new(shared::Manifest::from_env().context("invalid agpat manifest")?);
     let app = router(AppState {
         items: ItemStore::new(client, table),
         clock: Arc::new(SystemClock),
+        manifest,
     });
     lambda_http::run(lambda_http::service_fn(move |request| {
         handle(app.clone(), request)

@@ -2,7 +2,6 @@
 
 use shared::http::openapi::apply_route_table;
 use shared::http::problem::{FieldError, Problem};
-use shared::routes::Service;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -34,7 +33,9 @@ struct Generated;
 /// The document of the business API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = Generated::openapi();
-    apply_route_table(&mut doc, Service::Api);
+    let manifest = crate::committed_manifest();
+    let declared = manifest.routes().routes().iter().filter(|r| !r.built_in);
+    apply_route_table(&mut doc, declared, manifest.scopes());
     doc
 }
 
@@ -47,7 +48,14 @@ mod tests {
     fn the_document_matches_the_route_table() {
         assert_eq!(
             declared_operations(&openapi()),
-            expected_operations(Service::Api)
+            expected_operations(
+                crate::committed_manifest()
+                    .routes()
+                    .routes()
+                    .iter()
+                    .filter(|r| !r.built_in),
+                crate::committed_manifest().scopes(),
+            )
         );
     }
 }

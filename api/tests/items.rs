@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use api::{AppState, router};
 use serde_json::json;
-use shared::testing::http::{ALL, Req, T0, call, session};
+use shared::testing::http::{Req, T0, call, session};
+
+/// Every scope of the items example manifest.
+const ALL: &str = "tokens:read tokens:write items:read items:write";
 use shared::{AuthMethod, Clock};
 
 const A: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
@@ -24,6 +27,7 @@ async fn app() -> axum::Router {
     router(AppState {
         items,
         clock: Arc::new(Fixed),
+        manifest: Arc::new(api::committed_manifest()),
     })
 }
 

@@ -22,7 +22,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use shared::hash::{HashParams, PhcHash, SecretHasher};
 use shared::store::{StoreError, TouchOutcome};
-use shared::{Pat, ScopeSet, SystemClock, TokenId, TokenMeta, TokenRecord, UserId};
+use shared::{Pat, SystemClock, TokenId, TokenMeta, TokenRecord, UserId};
 
 const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Bench";
 const EVENT: &str = include_str!("../tests/fixtures/request-event.json");
@@ -71,8 +71,20 @@ fn build(store: &InMemory, jwt_cache_ttl_secs: i64, pat_cache_ttl_secs: i64) -> 
     };
     let hasher = SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN).unwrap();
     Authorizer::new(
-        JwtVerifier::new(jwt_cfg, KeyCache::new(StaticJwks)).unwrap(),
-        PatVerifier::new(store.clone(), hasher, pat_cfg, 300).unwrap(),
+        JwtVerifier::new(
+            jwt_cfg,
+            KeyCache::new(StaticJwks),
+            shared::testing::manifest(),
+        )
+        .unwrap(),
+        PatVerifier::new(
+            store.clone(),
+            hasher,
+            pat_cfg,
+            300,
+            shared::testing::manifest(),
+        )
+        .unwrap(),
         Arc::new(SystemClock),
         8192,
     )
@@ -111,7 +123,9 @@ fn benches(c: &mut Criterion) {
             id: pat.id().clone(),
             owner: UserId::parse("bench-user").unwrap(),
             name: "bench".into(),
-            scopes: ScopeSet::all(),
+            scopes: shared::testing::manifest()
+                .scopes()
+                .names(shared::testing::default_scopes()),
             created_at: now,
             expires_at: now + 86_400,
             last_used_at: None,
@@ -153,8 +167,15 @@ fn benches(c: &mut Criterion) {
     });
     let arn =
         authorizer::policy::MethodArn::parse(jwt_event.method_arn.as_deref().unwrap()).unwrap();
-    c.bench_function("policy_for_all_scopes", |b| {
-        b.iter(|| authorizer::policy::build(&arn, ScopeSet::all()))
+    let manifest = shared::testing::manifest();
+    c.bench_function("policy_build_fixture_all_scopes", |b| {
+        b.iter(|| {
+            authorizer::policy::build(&arn, manifest.routes(), shared::testing::default_scopes())
+        })
+    });
+    let policies = authorizer::policy::PolicyCache::new(Arc::clone(&manifest));
+    c.bench_function("policy_cached_fixture_all_scopes", |b| {
+        b.iter(|| (*policies.get(&arn, shared::testing::default_scopes())).clone())
     });
     let keys = authorizer::jwks::parse_jwks(include_bytes!("../tests/fixtures/jwks.json")).unwrap();
     let decoding = keys.get("test-key-1").unwrap().clone();

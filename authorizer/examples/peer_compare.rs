@@ -35,7 +35,11 @@ fn verifier(cache_ttl_secs: i64) -> anyhow::Result<JwtVerifier<StaticJwks>> {
             CLIENT,
         )
     };
-    Ok(JwtVerifier::new(cfg, KeyCache::new(StaticJwks))?)
+    Ok(JwtVerifier::new(
+        cfg,
+        KeyCache::new(StaticJwks),
+        shared::testing::manifest(),
+    )?)
 }
 
 async fn rate(

@@ -1,6 +1,5 @@
 //! Authorizer settings, read once at cold start.
 
-use shared::ScopeSet;
 use shared::config::{
     ConfigError, Env, HashConfig, StoreConfig, number_in, optional, optional_url, required,
 };
@@ -27,21 +26,15 @@ pub struct JwtConfig {
     pub token_use: AcceptedTokenUse,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_secs: i64,
-    /// Scopes a Cognito session holds by default.
-    pub default_scopes: ScopeSet,
     /// How long a verified JWT is served from memory, in seconds (never past
     /// its `exp`); 0 turns the cache off.
     pub cache_ttl_secs: i64,
-    /// If set, an access token's `scope` claim narrows the session: entries
-    /// `<prefix><scope>` (a Cognito resource-server scope) are kept, and the
-    /// session holds the intersection with `default_scopes`.
-    pub scope_claim_prefix: Option<String>,
 }
 
 impl JwtConfig {
     /// Settings for one issuer and app client with the same defaults as
-    /// [`AuthorizerConfig::from_env`]: access tokens only, 5 s leeway, every
-    /// scope, a 60 s verified-token cache, no scope narrowing.
+    /// [`AuthorizerConfig::from_env`]: access tokens only, 5 s leeway, a 60 s
+    /// verified-token cache. (Which scopes a session holds is the manifest's.)
     pub fn for_issuer(
         issuer: impl Into<String>,
         jwks_url: impl Into<String>,
@@ -56,8 +49,6 @@ impl JwtConfig {
                 id: false,
             },
             leeway_secs: 5,
-            default_scopes: ScopeSet::all(),
-            scope_claim_prefix: None,
             cache_ttl_secs: 60,
         }
     }
@@ -141,6 +132,16 @@ impl AuthorizerConfig {
                 expected: "a comma-separated list of app client ids",
             });
         }
+        // Session scopes moved to the manifest's [sessions]. A deployment that
+        // still sets the old variables must not silently get other scopes.
+        for var in ["JWT_DEFAULT_SCOPES", "JWT_SCOPE_PREFIX"] {
+            if optional(env, var).is_some() {
+                return Err(ConfigError {
+                    var,
+                    expected: "nothing: session scopes are set in the manifest's [sessions] table",
+                });
+            }
+        }
         let token_use = match optional(env, "JWT_TOKEN_USE").as_deref().map(str::trim) {
             None | Some("access") => AcceptedTokenUse {
                 access: true,
@@ -161,13 +162,6 @@ impl AuthorizerConfig {
                 });
             }
         };
-        let default_scopes = match optional(env, "JWT_DEFAULT_SCOPES") {
-            None => ScopeSet::all(),
-            Some(s) => ScopeSet::parse_space_separated(&s).map_err(|_| ConfigError {
-                var: "JWT_DEFAULT_SCOPES",
-                expected: "space-separated scopes from: tokens:read tokens:write items:read items:write",
-            })?,
-        };
         Ok(Self {
             jwt: JwtConfig {
                 issuer,
@@ -182,8 +176,6 @@ impl AuthorizerConfig {
                     60,
                     "an integer from 0 to 60",
                 )?,
-                default_scopes,
-                scope_claim_prefix: optional(env, "JWT_SCOPE_PREFIX"),
                 cache_ttl_secs: number_in(
                     env,
                     "JWT_CACHE_TTL_SECONDS",
@@ -264,7 +256,6 @@ mod tests {
             }
         );
         assert_eq!(cfg.jwt.leeway_secs, 5);
-        assert_eq!(cfg.jwt.default_scopes, ScopeSet::all());
     }
 
     #[test]
@@ -282,7 +273,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_variable() {
         let base = [("COGNITO_CLIENT_IDS", "abc"), ("TABLE_NAME", "tokens")];
-        let cases: [(&str, &str, &str); 6] = [
+        let cases: [(&str, &str, &str); 7] = [
             (
                 "COGNITO_USER_POOL_ID",
                 "no-underscore",
@@ -291,7 +282,9 @@ mod tests {
             ("JWT_ISSUER", "cognito", "JWT_ISSUER"),
             ("JWT_TOKEN_USE", "refresh", "JWT_TOKEN_USE"),
             ("JWT_LEEWAY_SECONDS", "600", "JWT_LEEWAY_SECONDS"),
-            ("JWT_DEFAULT_SCOPES", "admin", "JWT_DEFAULT_SCOPES"),
+            // Moved to the manifest's [sessions]: refused, never ignored.
+            ("JWT_DEFAULT_SCOPES", "tokens:read", "JWT_DEFAULT_SCOPES"),
+            ("JWT_SCOPE_PREFIX", "https://x/", "JWT_SCOPE_PREFIX"),
             ("JWKS_URL", "file:///etc/passwd", "JWKS_URL"),
         ];
         for (var, value, named) in cases {

@@ -4,13 +4,14 @@
 //! headers, `kid` shape) are checked before any key lookup, so junk never
 //! triggers a JWKS fetch. Time claims are checked against the injected clock.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
-use shared::{AuthMethod, Principal, ScopeSet, UserId};
+use shared::{AuthMethod, Manifest, Principal, ScopeSet, UserId};
 
 use crate::Reject;
 use crate::config::JwtConfig;
@@ -51,6 +52,9 @@ struct CognitoClaims {
     username: Option<String>,
     #[serde(default, rename = "cognito:username")]
     cognito_username: Option<String>,
+    /// The user's Cognito groups; the manifest maps some to extra scopes.
+    #[serde(default, rename = "cognito:groups")]
+    groups: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -62,6 +66,7 @@ struct Verified {
 /// Verifies Cognito JWTs.
 pub struct JwtVerifier<S> {
     cfg: JwtConfig,
+    manifest: Arc<Manifest>,
     keys: KeyCache<S>,
     validation: Validation,
     /// Per-process random key: cache entries are keyed by an HMAC of the whole
@@ -72,11 +77,16 @@ pub struct JwtVerifier<S> {
 }
 
 impl<S: JwksSource> JwtVerifier<S> {
-    /// A verifier using `keys` for signatures.
+    /// A verifier using `keys` for signatures and `manifest` for what a
+    /// session may hold.
     ///
     /// # Errors
     /// If the OS CSPRNG cannot provide the cache key.
-    pub fn new(cfg: JwtConfig, keys: KeyCache<S>) -> Result<Self, shared::pat::RandomnessError> {
+    pub fn new(
+        cfg: JwtConfig,
+        keys: KeyCache<S>,
+        manifest: Arc<Manifest>,
+    ) -> Result<Self, shared::pat::RandomnessError> {
         // jsonwebtoken checks only the signature and the algorithm; every claim
         // rule is ours, below, against the injected clock.
         let mut validation = Validation::new(Algorithm::RS256);
@@ -90,6 +100,7 @@ impl<S: JwksSource> JwtVerifier<S> {
         let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
         Ok(Self {
             cfg,
+            manifest,
             keys,
             validation,
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
@@ -101,11 +112,16 @@ impl<S: JwksSource> JwtVerifier<S> {
         })
     }
 
-    /// The most any Cognito session may hold now (`JWT_DEFAULT_SCOPES`; the
-    /// `scope` claim can only narrow it). A PAT never out-scopes its owner,
-    /// so the authorizer intersects every PAT's scopes with this.
+    /// The most a PAT may hold: the manifest's default session scopes (group
+    /// scopes are session-only). A PAT never out-scopes its owner, so the
+    /// authorizer intersects every PAT's scopes with this.
     pub fn session_ceiling(&self) -> ScopeSet {
-        self.cfg.default_scopes
+        self.manifest.sessions().pat_ceiling()
+    }
+
+    /// The manifest this verifier serves.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
     }
 
     /// How many tokens went through full signature verification (tests, metrics).
@@ -197,7 +213,12 @@ impl<S: JwksSource> JwtVerifier<S> {
             return Err(Reject::Client);
         }
         let sub = UserId::parse(&c.sub).map_err(|_| Reject::Claims)?;
-        let scopes = self.session_scopes(c.token_use.as_str(), c.scope.as_deref());
+        let scopes = self.manifest.sessions().session_scopes(
+            self.manifest.scopes(),
+            c.token_use.as_str(),
+            c.scope.as_deref(),
+            c.groups.iter().map(String::as_str),
+        );
         if scopes.is_empty() {
             return Err(Reject::NoScopes);
         }
@@ -218,27 +239,6 @@ impl<S: JwksSource> JwtVerifier<S> {
             // owner's revoke-all must stay older however often it refreshes.
             issued_at: c.auth_time.or(c.iat).unwrap_or(0),
         })
-    }
-
-    /// What a Cognito session may do: the configured default, narrowed by the
-    /// access token's resource-server scopes when a prefix is configured.
-    ///
-    /// [`Self::session_ceiling`] is the most any session can hold.
-    fn session_scopes(&self, token_use: &str, scope_claim: Option<&str>) -> ScopeSet {
-        let default = self.cfg.default_scopes;
-        let Some(prefix) = self.cfg.scope_claim_prefix.as_deref() else {
-            return default;
-        };
-        if token_use != "access" {
-            return default;
-        }
-        let granted: ScopeSet = scope_claim
-            .unwrap_or_default()
-            .split_ascii_whitespace()
-            .filter_map(|s| s.strip_prefix(prefix))
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        granted.intersection(default)
     }
 }
 

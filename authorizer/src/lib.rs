@@ -142,12 +142,13 @@ impl Reject {
 pub struct Authorizer<K, L, C> {
     jwt: JwtVerifier<K>,
     pat: PatVerifier<L>,
+    policies: policy::PolicyCache,
     clock: Arc<C>,
     max_credential_bytes: usize,
 }
 
 impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
-    /// Assembles an authorizer.
+    /// Assembles an authorizer. Policies come from the JWT verifier's manifest.
     pub fn new(
         jwt: JwtVerifier<K>,
         pat: PatVerifier<L>,
@@ -155,6 +156,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         max_credential_bytes: usize,
     ) -> Self {
         Self {
+            policies: policy::PolicyCache::new(Arc::clone(jwt.manifest())),
             jwt,
             pat,
             clock,
@@ -231,8 +233,8 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         };
         let mut response = AuthorizerResponse::default();
         response.principal_id = Some(principal.sub.as_str().to_owned());
-        response.policy_document = policy::build(&arn, principal.scopes);
-        response.context = AuthorizerContext::from(&principal);
+        response.policy_document = (*self.policies.get(&arn, principal.scopes)).clone();
+        response.context = AuthorizerContext::new(&principal, self.jwt.manifest().scopes());
         Ok(response)
     }
 }

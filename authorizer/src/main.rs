@@ -20,6 +20,9 @@ async fn main() -> anyhow::Result<()> {
 
     let cfg =
         AuthorizerConfig::from_env(&ProcessEnv).context("invalid authorizer configuration")?;
+    // The adopter's scopes and routes; any mistake in it stops the cold start
+    // with the line that caused it.
+    let manifest = Arc::new(shared::Manifest::from_env().context("invalid agpat manifest")?);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .timeout_config(authorizer::dynamodb_timeouts())
@@ -39,10 +42,12 @@ async fn main() -> anyhow::Result<()> {
         hasher,
         cfg.pat.clone(),
         cfg.store.touch_interval_secs,
+        Arc::clone(&manifest),
     )
     .context("cannot initialise the PAT cache key")?;
     let authorizer = Arc::new(Authorizer::new(
-        JwtVerifier::new(cfg.jwt.clone(), keys).context("cannot initialise the JWT cache key")?,
+        JwtVerifier::new(cfg.jwt.clone(), keys, manifest)
+            .context("cannot initialise the JWT cache key")?,
         pat,
         Arc::new(SystemClock),
         cfg.max_credential_bytes,

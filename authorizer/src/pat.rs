@@ -30,7 +30,7 @@ use std::time::Duration;
 use aws_lc_rs::{digest, hmac};
 use shared::hash::{PhcHash, SecretHasher};
 use shared::store::{StoreError, TokenStore, TouchOutcome};
-use shared::{AuthMethod, Pat, Principal, TokenId, TokenRecord, TokenStatus};
+use shared::{AuthMethod, Manifest, Pat, Principal, TokenId, TokenRecord, TokenStatus};
 use tokio::task::JoinSet;
 
 use crate::Reject;
@@ -106,6 +106,7 @@ struct Failures {
 /// Verifies PATs.
 pub struct PatVerifier<L> {
     lookup: Arc<L>,
+    manifest: Arc<Manifest>,
     hasher: Arc<SecretHasher>,
     cfg: PatConfig,
     touch_interval_secs: i64,
@@ -128,11 +129,13 @@ impl<L: TokenLookup> PatVerifier<L> {
         hasher: SecretHasher,
         cfg: PatConfig,
         touch_interval_secs: i64,
+        manifest: Arc<Manifest>,
     ) -> Result<Self, shared::pat::RandomnessError> {
         let key_bytes = shared::pat::os_random::<32>()?;
         let ttl = |secs: i64| Duration::from_secs(u64::try_from(secs.max(1)).unwrap_or(1));
         Ok(Self {
             lookup: Arc::new(lookup),
+            manifest,
             hasher: Arc::new(hasher),
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
             verified: moka::sync::Cache::builder()
@@ -233,7 +236,9 @@ impl<L: TokenLookup> PatVerifier<L> {
                 return Err(Reject::Expired);
             }
         }
-        if record.meta.scopes.is_empty() {
+        // Stored names the manifest no longer declares grant nothing.
+        let scopes = self.manifest.scopes().resolve(&record.meta.scopes);
+        if scopes.is_empty() {
             return Err(Reject::NoScopes);
         }
 
@@ -274,7 +279,7 @@ impl<L: TokenLookup> PatVerifier<L> {
             sub: meta.owner,
             username: None,
             method: AuthMethod::Pat,
-            scopes: meta.scopes,
+            scopes,
             token_id: Some(meta.id),
             expires_at: meta.expires_at,
             issued_at: meta.created_at,

@@ -14,8 +14,6 @@
 #[expect(dead_code, reason = "shared harness; this binary uses part of it")]
 mod support;
 
-use shared::ScopeSet;
-
 use support::*;
 
 #[tokio::test]
@@ -26,7 +24,13 @@ async fn logs_record_decisions_but_never_a_secret_a_jwt_or_a_hash() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
     let jwt = sign(&access_claims());
-    let pat = issue_pat(&h.store, "user-logs", ScopeSet::all(), T0 + 600).await;
+    let pat = issue_pat(
+        &h.store,
+        "user-logs",
+        shared::testing::default_scopes(),
+        T0 + 600,
+    )
+    .await;
     let stored_hash = h
         .store
         .get(pat.id())
@@ -75,7 +79,13 @@ async fn a_refused_pats_decision_line_names_its_token_id_and_source_ip() {
     let captured = shared::testing::LogCapture::global();
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let pat = issue_pat(&h.store, "user-refused", ScopeSet::all(), T0 + 600).await;
+    let pat = issue_pat(
+        &h.store,
+        "user-refused",
+        shared::testing::default_scopes(),
+        T0 + 600,
+    )
+    .await;
     let forged = shared::testing::token_with_secret_of(pat.id(), &shared::Pat::generate().unwrap());
     assert!(h.decide_from(&bearer(&forged), "192.0.2.77").await.is_err());
 

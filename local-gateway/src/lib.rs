@@ -34,7 +34,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use shared::Clock;
 use shared::policy::{PolicyDecision, evaluate};
-use shared::routes::{Access, Method, Route, Service, find_route};
+use shared::routes::{Access, Method, Route, Segment};
 
 /// Largest request body accepted (API Gateway's payload limit).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -191,15 +191,25 @@ fn gateway_message(status: StatusCode, message: Option<&str>) -> Response {
 }
 
 fn path_parameters(route: &Route, path: &str) -> HashMap<String, String> {
-    route
-        .path
-        .split('/')
-        .zip(path.split('/'))
-        .filter_map(|(template, value)| {
-            let name = template.strip_prefix('{')?.strip_suffix('}')?;
-            Some((name.to_owned(), value.to_owned()))
-        })
-        .collect()
+    let have: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut out = HashMap::new();
+    for (i, segment) in route.segments.iter().enumerate() {
+        match segment {
+            Segment::Literal(_) => {}
+            Segment::Param(name) => {
+                if let Some(v) = have.get(i) {
+                    out.insert(name.clone(), (*v).to_owned());
+                }
+            }
+            // API Gateway hands a greedy parameter the rest of the path.
+            Segment::Greedy(name) => {
+                if let Some(rest) = have.get(i..) {
+                    out.insert(name.clone(), rest.join("/"));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Serves one request with REST API semantics.
@@ -247,7 +257,9 @@ where
     C: Clock + 'static,
 {
     let path = request.uri().path().to_owned();
-    let Some(route) = Method::parse(request.method().as_str()).and_then(|m| find_route(m, &path))
+    let manifest = Arc::clone(gw.authorizer.jwt().manifest());
+    let Some(route) =
+        Method::parse(request.method().as_str()).and_then(|m| manifest.routes().find(m, &path))
     else {
         return (
             gateway_message(StatusCode::FORBIDDEN, Some("Missing Authentication Token")),
@@ -309,9 +321,10 @@ where
         }
         context = Some(decision);
     }
-    let router = match route.service {
-        Service::TokenService => gw.token_service.clone(),
-        Service::Api => gw.api.clone(),
+    let router = if route.built_in {
+        gw.token_service.clone()
+    } else {
+        gw.api.clone()
     };
     let event = match proxy_event(gw, route, peer, request, request_id, context.as_deref()).await {
         Ok(e) => e,
@@ -445,6 +458,8 @@ where
 pub struct LocalSetup {
     /// The token table.
     pub store: shared::store::TokenStore,
+    /// The API's manifest (scopes and routes).
+    pub manifest: Arc<shared::Manifest>,
     /// The example API's items table (never the token table).
     pub items_table: String,
     /// The Cognito pool whose tokens are accepted.
@@ -480,10 +495,12 @@ pub fn build<C: Clock + 'static>(
         hasher().context("argon2 parameters")?,
         setup.pat.clone(),
         setup.store.config().touch_interval_secs,
+        Arc::clone(&setup.manifest),
     )
     .context("PAT cache key")?;
     let authorizer = Authorizer::new(
-        authorizer::jwt::JwtVerifier::new(jwt, keys).context("JWT cache key")?,
+        authorizer::jwt::JwtVerifier::new(jwt, keys, Arc::clone(&setup.manifest))
+            .context("JWT cache key")?,
         pat,
         Arc::clone(&clock),
         8192,
@@ -493,6 +510,7 @@ pub fn build<C: Clock + 'static>(
         hasher().context("argon2 parameters")?,
         clock.clone(),
         setup.max_lifetime_days,
+        Arc::clone(&setup.manifest),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let items =
@@ -500,6 +518,7 @@ pub fn build<C: Clock + 'static>(
     let api = api::router(api::AppState {
         items,
         clock: clock.clone(),
+        manifest: Arc::clone(&setup.manifest),
     });
     Ok(Arc::new(Gateway::new(
         setup.gateway.clone(),

@@ -105,7 +105,15 @@ async fn dev() -> anyhow::Result<()> {
     std::fs::write(state_path(), serde_json::to_vec_pretty(&state)?)
         .context("cannot write .dev/state.json")?;
 
+    // The API's manifest: AGPAT_MANIFEST, else the items example's.
+    let manifest_path = std::env::var("AGPAT_MANIFEST")
+        .unwrap_or_else(|_| "examples/items-api/agpat.toml".to_owned());
+    let manifest = Arc::new(
+        shared::Manifest::load(std::path::Path::new(&manifest_path))
+            .context("invalid agpat manifest")?,
+    );
     let setup = LocalSetup {
+        manifest,
         store,
         items_table,
         pool,

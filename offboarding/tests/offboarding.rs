@@ -12,7 +12,7 @@ use offboarding::{CloudTrailEnvelope, HIDDEN, Offboarding, Outcome};
 use serde_json::{Value, json};
 use shared::hash::{HashParams, SecretHasher};
 use shared::store::TokenStore;
-use shared::{Pat, ScopeSet, TokenMeta, TokenRecord, UserId};
+use shared::{Pat, TokenMeta, TokenRecord, UserId};
 
 const NOW: i64 = 1_900_000_000;
 const FIXTURE: &str = include_str!("fixtures/admin-disable-user.json");
@@ -49,7 +49,8 @@ async fn world() -> World {
         max_failures_per_source: 5,
     };
     World {
-        verifier: PatVerifier::new(store.clone(), hasher, cfg, 300).unwrap(),
+        verifier: PatVerifier::new(store.clone(), hasher, cfg, 300, shared::testing::manifest())
+            .unwrap(),
         handler: Offboarding {
             store,
             cognito,
@@ -110,7 +111,9 @@ async fn issue(w: &World, owner: &UserId, username: &str) -> Pat {
             id: pat.id().clone(),
             owner: owner.clone(),
             name: "ci".into(),
-            scopes: ScopeSet::all(),
+            scopes: shared::testing::manifest()
+                .scopes()
+                .names(shared::testing::default_scopes()),
             created_at: NOW - 10,
             expires_at: NOW + 86_400,
             last_used_at: None,

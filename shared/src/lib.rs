@@ -8,6 +8,7 @@ pub mod hash;
 pub mod http;
 pub mod items;
 pub mod logging;
+pub mod manifest;
 pub mod migrate;
 pub mod pat;
 pub mod policy;
@@ -19,10 +20,11 @@ pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use manifest::Manifest;
 pub use pat::{Pat, PatParseError, TokenId};
 pub use principal::{AuthMethod, AuthorizerContext, Principal, UserId};
 pub use record::{TokenMeta, TokenRecord, TokenStatus};
-pub use scope::{Scope, ScopeSet};
+pub use scope::{Scope, ScopeNames, ScopeRegistry, ScopeSet};
 
 /// A source of the current time, injectable so tests can move it.
 pub trait Clock: Send + Sync {

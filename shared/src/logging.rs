@@ -18,6 +18,7 @@ pub const OWN_TARGETS: &[&str] = &[
     "token_service",
     "api",
     "shared",
+    "agpat_manifest",
     "local_gateway",
     "migrator",
     "offboarding",

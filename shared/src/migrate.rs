@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::scope::ScopeSet;
+use crate::scope::ScopeNames;
 use crate::store::{StoreError, s, unavailable};
 
 /// The name of the v1 → v2 token migration (also its checkpoint key).
@@ -132,8 +132,8 @@ impl Limiter {
 /// `None` if the item is not a well-formed v1 token.
 fn v2_scope_set(item: &HashMap<String, AttributeValue>) -> Option<Vec<String>> {
     let scopes = item.get("scopes")?.as_s().ok()?;
-    let set = ScopeSet::parse_space_separated(scopes).ok()?;
-    let names: Vec<String> = set.iter().map(|s| s.as_str().to_owned()).collect();
+    let set = ScopeNames::parse_space_separated(scopes)?;
+    let names: Vec<String> = set.iter().map(str::to_owned).collect();
     (!names.is_empty()).then_some(names)
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::pat::TokenId;
-use crate::scope::ScopeSet;
+use crate::scope::{ScopeNames, ScopeRegistry, ScopeSet};
 
 /// Longest user id (Cognito `sub`) we accept.
 pub const MAX_USER_ID_LEN: usize = 128;
@@ -142,13 +142,14 @@ pub struct AuthorizerContext {
     pub issued_at: i64,
 }
 
-impl From<&Principal> for AuthorizerContext {
-    fn from(p: &Principal) -> Self {
+impl AuthorizerContext {
+    /// The context for `p`, naming its scopes from `scopes`.
+    pub fn new(p: &Principal, scopes: &ScopeRegistry) -> Self {
         Self {
             sub: p.sub.as_str().to_owned(),
             username: p.username.clone().unwrap_or_default(),
             auth_method: p.method,
-            scopes: p.scopes.to_space_separated(),
+            scopes: scopes.to_space_separated(p.scopes),
             token_id: p
                 .token_id
                 .as_ref()
@@ -232,8 +233,15 @@ impl Principal {
     /// forwards it. Values may arrive as strings even where the authorizer sent
     /// numbers, so both are accepted. Anything unexpected is an error: a Lambda
     /// must never act on a half-understood context.
+    ///
+    /// Scope names are resolved against `registry` (the manifest this Lambda
+    /// loaded). A well-formed name it does not declare is dropped, never
+    /// guessed at: during a deploy that changes the manifest, the Lambda may
+    /// briefly see a newer authorizer's scope, and holding fewer scopes fails
+    /// closed.
     pub fn from_forwarded_context(
         ctx: &HashMap<String, serde_json::Value>,
+        registry: &ScopeRegistry,
     ) -> Result<Self, ContextError> {
         let text = |key: &'static str| -> Result<&str, ContextError> {
             match ctx.get(key) {
@@ -254,8 +262,9 @@ impl Principal {
             "pat" => AuthMethod::Pat,
             _ => return Err(ContextError::Invalid("authMethod")),
         };
-        let scopes = ScopeSet::parse_space_separated(text("scopes")?)
-            .map_err(|_| ContextError::Invalid("scopes"))?;
+        let names = ScopeNames::parse_space_separated(text("scopes")?)
+            .ok_or(ContextError::Invalid("scopes"))?;
+        let scopes = registry.resolve(&names);
         let token_id = match (method, ctx.get("tokenId")) {
             (AuthMethod::Pat, Some(serde_json::Value::String(s))) => {
                 Some(TokenId::parse(s).map_err(|_| ContextError::Invalid("tokenId"))?)
@@ -296,14 +305,19 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::Scope;
+
+    fn registry() -> ScopeRegistry {
+        ScopeRegistry::with_declared([("items:read", ""), ("items:write", "")]).unwrap()
+    }
 
     fn pat_principal() -> Principal {
         Principal {
             sub: UserId::parse("1b2c3d4e-0000-4000-8000-123456789abc").unwrap(),
             username: Some("alice".into()),
             method: AuthMethod::Pat,
-            scopes: ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]),
+            scopes: registry()
+                .parse_space_separated("items:read tokens:read")
+                .unwrap(),
             token_id: Some(TokenId::parse("0123456789ABCDEFG").unwrap()),
             expires_at: 1_900_000_000,
             issued_at: 1_899_990_000,
@@ -312,7 +326,7 @@ mod tests {
 
     #[test]
     fn context_serializes_to_flat_camel_case_values() {
-        let ctx = AuthorizerContext::from(&pat_principal());
+        let ctx = AuthorizerContext::new(&pat_principal(), &registry());
         let json = serde_json::to_value(&ctx).unwrap();
         let obj = json.as_object().unwrap();
         assert!(
@@ -336,22 +350,29 @@ mod tests {
     #[test]
     fn forwarded_context_round_trips_with_numbers_or_strings() {
         let p = pat_principal();
-        let json = serde_json::to_value(AuthorizerContext::from(&p)).unwrap();
+        let json = serde_json::to_value(AuthorizerContext::new(&p, &registry())).unwrap();
         let mut map: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
-        assert_eq!(Principal::from_forwarded_context(&map).unwrap(), p);
+        assert_eq!(
+            Principal::from_forwarded_context(&map, &registry()).unwrap(),
+            p
+        );
         map.insert("expiresAt".into(), "1900000000".into());
-        assert_eq!(Principal::from_forwarded_context(&map).unwrap(), p);
+        assert_eq!(
+            Principal::from_forwarded_context(&map, &registry()).unwrap(),
+            p
+        );
     }
 
     #[test]
     fn tampered_or_incomplete_contexts_are_rejected() {
-        let json = serde_json::to_value(AuthorizerContext::from(&pat_principal())).unwrap();
+        let json =
+            serde_json::to_value(AuthorizerContext::new(&pat_principal(), &registry())).unwrap();
         let base: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
         let cases: [(&str, Option<serde_json::Value>); 7] = [
             ("sub", None),
             ("sub", Some("a#b".into())),
             ("authMethod", Some("admin".into())),
-            ("scopes", Some("tokens:read root".into())),
+            ("scopes", Some("tokens:read Root".into())),
             ("tokenId", None),
             ("expiresAt", Some("soon".into())),
             ("expiresAt", Some(serde_json::json!([1]))),
@@ -362,8 +383,21 @@ mod tests {
                 None => map.remove(key),
                 Some(v) => map.insert(key.into(), v),
             };
-            assert!(Principal::from_forwarded_context(&map).is_err(), "{key}");
+            assert!(
+                Principal::from_forwarded_context(&map, &registry()).is_err(),
+                "{key}"
+            );
         }
+    }
+
+    #[test]
+    fn scopes_this_manifest_does_not_declare_are_dropped_not_guessed() {
+        let json =
+            serde_json::to_value(AuthorizerContext::new(&pat_principal(), &registry())).unwrap();
+        let mut map: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
+        map.insert("scopes".into(), "items:read items:admin".into());
+        let p = Principal::from_forwarded_context(&map, &registry()).unwrap();
+        assert_eq!(registry().to_space_separated(p.scopes), "items:read");
     }
 
     #[test]
@@ -376,7 +410,8 @@ mod tests {
             .map(String::as_str)
             .collect();
         declared.sort_unstable();
-        let sent = serde_json::to_value(AuthorizerContext::from(&pat_principal())).unwrap();
+        let sent =
+            serde_json::to_value(AuthorizerContext::new(&pat_principal(), &registry())).unwrap();
         let mut expected: Vec<&str> = sent
             .as_object()
             .unwrap()
@@ -400,7 +435,7 @@ mod tests {
     fn the_sample_context_is_one_the_services_accept() {
         let sample: HashMap<String, serde_json::Value> =
             serde_json::from_value(sample_forwarded_context()).unwrap();
-        let p = Principal::from_forwarded_context(&sample).unwrap();
+        let p = Principal::from_forwarded_context(&sample, &registry()).unwrap();
         assert_eq!(p.method, AuthMethod::Pat);
         assert_eq!(p.expires_at, 1_900_000_000);
         assert_eq!(p.issued_at, 1_899_990_000);

@@ -3,7 +3,7 @@
 use crate::hash::PhcHash;
 use crate::pat::TokenId;
 use crate::principal::UserId;
-use crate::scope::ScopeSet;
+use crate::scope::ScopeNames;
 
 /// The schema version this code writes. Readers accept it and the one before.
 ///
@@ -28,8 +28,9 @@ pub struct TokenMeta {
     pub owner: UserId,
     /// Human-chosen label.
     pub name: String,
-    /// What the token may do.
-    pub scopes: ScopeSet,
+    /// What the token may do, by name. Names the manifest no longer
+    /// declares grant nothing ([`crate::ScopeRegistry::resolve`]).
+    pub scopes: ScopeNames,
     /// Creation time, Unix seconds.
     pub created_at: i64,
     /// Expiry, Unix seconds. Mandatory: there are no eternal tokens.
@@ -100,7 +101,7 @@ mod tests {
             id: TokenId::parse("0123456789ABCDEFG").unwrap(),
             owner: UserId::parse("u1").unwrap(),
             name: "ci".into(),
-            scopes: ScopeSet::all(),
+            scopes: ScopeNames::default(),
             created_at: 0,
             expires_at,
             last_used_at: None,

@@ -1,17 +1,20 @@
-//! The route table: the one list of API routes and what each requires.
+//! Routes: method + path template + who may call it, and the two questions
+//! asked of them: which route serves a request ([`RouteTable::find`]), and
+//! which IAM resources an authorizer policy must allow and deny so that one
+//! cached policy is exact for every route ([`RouteTable::policy_plan`]).
 //!
-//! The authorizer builds its IAM policy from it, the handlers re-check scopes
-//! with it, and the local gateway, the OpenAPI document and the infrastructure
-//! are generated from it. Adding a route anywhere else is a bug.
+//! The table is the built-in `/tokens` routes plus an adopter's manifest
+//! ([`crate::manifest`]), which builds and validates it.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use serde::Serialize;
 
 use crate::scope::{Scope, ScopeSet};
 
-/// HTTP methods used by the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// HTTP methods a route can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     /// GET
@@ -20,30 +23,44 @@ pub enum Method {
     Post,
     /// PUT
     Put,
+    /// PATCH
+    Patch,
     /// DELETE
     Delete,
+    /// HEAD
+    Head,
+    /// OPTIONS
+    Options,
 }
 
 impl Method {
+    /// Every method.
+    pub const ALL: [Method; 7] = [
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Head,
+        Method::Options,
+    ];
+
     /// The upper-case method name as it appears in a method ARN.
     pub const fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
+            Method::Patch => "PATCH",
             Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
         }
     }
 
     /// Parses an upper-case method name.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "GET" => Some(Method::Get),
-            "POST" => Some(Method::Post),
-            "PUT" => Some(Method::Put),
-            "DELETE" => Some(Method::Delete),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -54,8 +71,7 @@ impl fmt::Display for Method {
 }
 
 /// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "scope", rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No authorizer at all (e.g. leaked-token revocation). Throttled by the gateway.
     Public,
@@ -75,139 +91,536 @@ impl Access {
             Access::Scope(s) => scopes.contains(s),
         }
     }
-}
 
-/// Which Lambda serves a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Service {
-    /// `token-service/`
-    TokenService,
-    /// `api/`
-    Api,
-}
-
-/// One API route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Route {
-    /// HTTP method.
-    pub method: Method,
-    /// Path template, with `{name}` for a path parameter.
-    pub path: &'static str,
-    /// Who may call it.
-    pub access: Access,
-    /// Which Lambda serves it.
-    pub service: Service,
-}
-
-const fn route(method: Method, path: &'static str, access: Access, service: Service) -> Route {
-    Route {
-        method,
-        path,
-        access,
-        service,
+    /// Whether the authorizer guards the route.
+    pub fn is_protected(self) -> bool {
+        self != Access::Public
     }
 }
 
-use Access::{Authenticated, Public, Scope as S};
-use Method::{Delete, Get, Post, Put};
-use Scope::{ItemsRead, ItemsWrite, TokensRead, TokensWrite};
-use Service::{Api, TokenService};
+/// One segment of a path template.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// Matches exactly this text.
+    Literal(String),
+    /// `{name}`: exactly one non-empty segment.
+    Param(String),
+    /// `{name+}`: one or more segments; only ever last.
+    Greedy(String),
+}
 
-/// Every route of the API. The single source of truth.
-pub const ROUTES: &[Route] = &[
-    route(Post, "/tokens", S(TokensWrite), TokenService),
-    route(Get, "/tokens", S(TokensRead), TokenService),
-    route(Delete, "/tokens", S(TokensWrite), TokenService),
-    route(Get, "/tokens/self", S(TokensRead), TokenService),
-    route(Delete, "/tokens/self", S(TokensWrite), TokenService),
-    route(Post, "/tokens/revoke", Public, TokenService),
-    route(Get, "/tokens/{id}", S(TokensRead), TokenService),
-    route(Delete, "/tokens/{id}", S(TokensWrite), TokenService),
-    route(Post, "/tokens/{id}/rotate", S(TokensWrite), TokenService),
-    route(Get, "/items", S(ItemsRead), Api),
-    route(Post, "/items", S(ItemsWrite), Api),
-    route(Get, "/items/{id}", S(ItemsRead), Api),
-    route(Put, "/items/{id}", S(ItemsWrite), Api),
-    route(Delete, "/items/{id}", S(ItemsWrite), Api),
-    route(Get, "/me", Authenticated, Api),
-];
+impl Segment {
+    /// Specificity rank for routing: literal beats parameter beats greedy.
+    fn rank(&self) -> u8 {
+        match self {
+            Segment::Literal(_) => 2,
+            Segment::Param(_) => 1,
+            Segment::Greedy(_) => 0,
+        }
+    }
+}
+
+/// Why a path template is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// Not starting with `/`, an empty segment, or a trailing `/`.
+    #[error("a path starts with `/` and has no empty segment or trailing `/`")]
+    Shape,
+    /// A literal segment holds a character outside `A-Z a-z 0-9 - . _ ~`
+    /// (IAM wildcards `*` and `?` above all).
+    #[error("segment `{0}` may hold only A-Z a-z 0-9 - . _ ~")]
+    Literal(String),
+    /// A parameter name is not `[A-Za-z_][A-Za-z0-9_]*`.
+    #[error("`{0}` is not a parameter: use {{name}} or {{name+}}")]
+    Param(String),
+    /// A greedy parameter that is not the last segment.
+    #[error("the greedy parameter `{0}` must be the last segment")]
+    GreedyNotLast(String),
+    /// The same parameter name twice in one path.
+    #[error("parameter `{0}` appears twice")]
+    DuplicateParam(String),
+    /// Too long.
+    #[error("a path is at most 512 bytes and 32 segments")]
+    TooLong,
+}
+
+/// Parses a path template such as `/docs/{docId}/files/{path+}`.
+pub fn parse_template(path: &str) -> Result<Vec<Segment>, TemplateError> {
+    if path.len() > 512 {
+        return Err(TemplateError::TooLong);
+    }
+    let rest = path.strip_prefix('/').ok_or(TemplateError::Shape)?;
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.len() > 32 {
+        return Err(TemplateError::TooLong);
+    }
+    let mut segments = Vec::with_capacity(parts.len());
+    let mut names = BTreeSet::new();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            return Err(TemplateError::Shape);
+        }
+        let segment = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
+        {
+            let (name, greedy) = match inner.strip_suffix('+') {
+                Some(n) => (n, true),
+                None => (inner, false),
+            };
+            let mut chars = name.chars();
+            let ok = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && name.len() <= 64;
+            if !ok {
+                return Err(TemplateError::Param((*part).chars().take(80).collect()));
+            }
+            if !names.insert(name.to_owned()) {
+                return Err(TemplateError::DuplicateParam(name.to_owned()));
+            }
+            if greedy {
+                if i + 1 != parts.len() {
+                    return Err(TemplateError::GreedyNotLast(name.to_owned()));
+                }
+                Segment::Greedy(name.to_owned())
+            } else {
+                Segment::Param(name.to_owned())
+            }
+        } else {
+            let ok = part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            if !ok {
+                return Err(TemplateError::Literal((*part).chars().take(80).collect()));
+            }
+            Segment::Literal((*part).to_owned())
+        };
+        segments.push(segment);
+    }
+    Ok(segments)
+}
+
+/// One API route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template as declared, e.g. `/docs/{docId}`.
+    pub path: String,
+    /// The parsed template.
+    pub segments: Vec<Segment>,
+    /// Who may call it.
+    pub access: Access,
+    /// One-line description for the OpenAPI document.
+    pub summary: Option<String>,
+    /// A built-in `/tokens` route, served by the token service.
+    pub built_in: bool,
+    /// Where the manifest declares it (1-based line; 0 for built-in routes).
+    pub line: usize,
+}
 
 impl Route {
-    /// The resource part of a method ARN for this route: `METHOD/path` with each
-    /// path parameter replaced by `*`, e.g. `GET/tokens/*`.
+    /// The resource part of a method ARN for this route: `METHOD/path` with
+    /// each parameter replaced by `*`, e.g. `GET/tokens/*`; the root is `GET/`.
     pub fn arn_resource(&self) -> String {
         let mut out = String::with_capacity(self.path.len() + 8);
         out.push_str(self.method.as_str());
-        for segment in self.path.split('/').filter(|s| !s.is_empty()) {
+        if self.segments.is_empty() {
             out.push('/');
-            if segment.starts_with('{') && segment.ends_with('}') {
-                out.push('*');
-            } else {
-                out.push_str(segment);
+        }
+        for segment in &self.segments {
+            out.push('/');
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Param(_) | Segment::Greedy(_) => out.push('*'),
             }
         }
         out
     }
 
     /// Whether a concrete request path matches this route's template.
-    /// Path parameters match exactly one non-empty segment.
     pub fn matches(&self, method: Method, path: &str) -> bool {
-        if method != self.method {
-            return false;
+        method == self.method && matches_segments(&self.segments, &split_path(path))
+    }
+
+    /// `METHOD /path` (for messages).
+    pub fn label(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+fn split_path(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+fn matches_segments(template: &[Segment], have: &[&str]) -> bool {
+    match template.split_first() {
+        None => have.is_empty(),
+        Some((Segment::Greedy(_), _)) => !have.is_empty(),
+        Some((Segment::Literal(text), rest)) => have
+            .split_first()
+            .is_some_and(|(h, more)| h == text && matches_segments(rest, more)),
+        Some((Segment::Param(_), rest)) => have
+            .split_first()
+            .is_some_and(|(_, more)| matches_segments(rest, more)),
+    }
+}
+
+/// What an authorizer policy must say for one scope set: Allow these
+/// resources, and Deny these (resources of routes the scopes do not permit,
+/// that an allowed wildcard would otherwise reach). Resources are the part
+/// after the stage prefix, e.g. `GET/docs/*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyPlan {
+    /// Allowed resources.
+    pub allow: Vec<String>,
+    /// Denied resources (explicit Deny wins over Allow).
+    pub deny: Vec<String>,
+}
+
+/// Two routes no IAM policy can tell apart for some scope set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inseparable {
+    /// The allowed route whose wildcard reaches `denied`.
+    pub allowed: usize,
+    /// The route that must then be denied.
+    pub denied: usize,
+    /// The allowed route the Deny of `denied` would also hit.
+    pub collateral: usize,
+}
+
+/// The route table: every route, and which routes each route's ARN wildcard
+/// reaches.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    /// `reaches[r]`: the other protected routes that `routes[r]`'s ARN
+    /// resource can match a request of (a request API Gateway routes to them).
+    reaches: Vec<Vec<usize>>,
+    by_method: HashMap<Method, Vec<usize>>,
+}
+
+impl RouteTable {
+    /// Builds the table and its wildcard analysis. Fails when some scope set
+    /// would need a policy IAM cannot express exactly.
+    pub fn new(routes: Vec<Route>) -> Result<Self, Inseparable> {
+        let mut by_method: HashMap<Method, Vec<usize>> = HashMap::new();
+        for (i, r) in routes.iter().enumerate() {
+            by_method.entry(r.method).or_default().push(i);
         }
-        let mut want = self.path.split('/').filter(|s| !s.is_empty());
-        let mut have = path.split('/').filter(|s| !s.is_empty());
-        loop {
-            match (want.next(), have.next()) {
-                (None, None) => return true,
-                (Some(w), Some(h)) => {
-                    let is_param = w.starts_with('{') && w.ends_with('}');
-                    if !is_param && w != h {
-                        return false;
+        let mut table = Self {
+            reaches: vec![Vec::new(); routes.len()],
+            routes,
+            by_method,
+        };
+        table.analyse()?;
+        Ok(table)
+    }
+
+    /// Every route, built-in ones first.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route serving a request: among matching templates, the most
+    /// specific, comparing segment by segment (literal, then parameter, then
+    /// greedy), as API Gateway picks a resource.
+    pub fn find(&self, method: Method, path: &str) -> Option<&Route> {
+        self.find_index(method, &split_path(path))
+            .and_then(|i| self.routes.get(i))
+    }
+
+    fn find_index(&self, method: Method, have: &[&str]) -> Option<usize> {
+        let candidates = self.by_method.get(&method)?;
+        candidates
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.routes
+                    .get(i)
+                    .is_some_and(|r| matches_segments(&r.segments, have))
+            })
+            .max_by(|&a, &b| specificity(&self.routes, a).cmp(&specificity(&self.routes, b)))
+    }
+
+    /// The routes a principal with `scopes` may call (never public routes).
+    pub fn permitted(&self, scopes: ScopeSet) -> impl Iterator<Item = &Route> {
+        self.routes.iter().filter(move |r| r.access.permits(scopes))
+    }
+
+    /// The policy for `scopes`: Allow every permitted route's resource; Deny
+    /// every protected route it does not permit that an allowed wildcard
+    /// reaches. Exact for every route by construction ([`Self::new`] refuses
+    /// tables where it could not be).
+    pub fn policy_plan(&self, scopes: ScopeSet) -> PolicyPlan {
+        let mut allow = BTreeSet::new();
+        let mut deny = BTreeSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            if !route.access.permits(scopes) {
+                continue;
+            }
+            allow.insert(route.arn_resource());
+            for &q in self.reaches.get(i).map_or(&[][..], Vec::as_slice) {
+                if let Some(other) = self.routes.get(q)
+                    && !other.access.permits(scopes)
+                {
+                    deny.insert(other.arn_resource());
+                }
+            }
+        }
+        PolicyPlan {
+            allow: allow.into_iter().collect(),
+            deny: deny.into_iter().collect(),
+        }
+    }
+
+    /// Fills `reaches`, then checks that no Deny it may need hits a route
+    /// that the same scope set allows.
+    fn analyse(&mut self) -> Result<(), Inseparable> {
+        let depth = self
+            .routes
+            .iter()
+            .map(|r| r.segments.len())
+            .max()
+            .unwrap_or(0)
+            + 2;
+        for (r, route) in self.routes.iter().enumerate() {
+            if !route.access.is_protected() {
+                continue;
+            }
+            let wild = route
+                .segments
+                .iter()
+                .any(|s| !matches!(s, Segment::Literal(_)));
+            if !wild {
+                // A literal resource matches its own path only, which routes to it.
+                continue;
+            }
+            let glob = glob_atoms(&route.segments);
+            for &q in self
+                .by_method
+                .get(&route.method)
+                .map_or(&[][..], Vec::as_slice)
+            {
+                let Some(other) = self.routes.get(q) else {
+                    continue;
+                };
+                if q == r || !other.access.is_protected() {
+                    continue;
+                }
+                let reached = witnesses(&glob, &template_atoms(&other.segments), depth)
+                    .into_iter()
+                    .any(|w| {
+                        let have: Vec<&str> = w.iter().map(String::as_str).collect();
+                        self.find_index(route.method, &have) == Some(q)
+                    });
+                if reached && let Some(list) = self.reaches.get_mut(r) {
+                    list.push(q);
+                }
+            }
+        }
+        // A scope set allowing `a` but not `q` denies `q`'s resource; that
+        // Deny must not reach any route `c` the same set may allow.
+        for (a, reached) in self.reaches.iter().enumerate() {
+            for &q in reached {
+                for &c in self.reaches.get(q).map_or(&[][..], Vec::as_slice) {
+                    if self.can_allow_both_but_not(a, c, q) {
+                        return Err(Inseparable {
+                            allowed: a,
+                            denied: q,
+                            collateral: c,
+                        });
                     }
                 }
-                _ => return false,
             }
+        }
+        Ok(())
+    }
+
+    /// Whether some scope set permits routes `a` and `c` but not `q`.
+    fn can_allow_both_but_not(&self, a: usize, c: usize, q: usize) -> bool {
+        let access = |i: usize| self.routes.get(i).map_or(Access::Public, |r| r.access);
+        match access(q) {
+            Access::Scope(needed) => {
+                let implies = |x: Access| x == Access::Scope(needed);
+                !implies(access(a)) && !implies(access(c))
+            }
+            Access::Authenticated | Access::Public => false,
         }
     }
 }
 
-/// Finds the route for a request. Literal segments win over parameters, so
-/// `/tokens/self` resolves to its own route, not to `/tokens/{id}`.
-pub fn find_route(method: Method, path: &str) -> Option<&'static Route> {
-    let mut candidates = ROUTES.iter().filter(|r| r.matches(method, path));
-    let first = candidates.next()?;
-    Some(candidates.fold(first, |best, r| {
-        if literal_segments(r) > literal_segments(best) {
-            r
-        } else {
-            best
+fn specificity(routes: &[Route], i: usize) -> Vec<u8> {
+    routes
+        .get(i)
+        .map(|r| r.segments.iter().map(Segment::rank).collect())
+        .unwrap_or_default()
+}
+
+/// One atom of a segment-level pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Atom {
+    /// Exactly this segment.
+    Lit(String),
+    /// Any one segment.
+    One,
+    /// Zero or more segments.
+    AnyRun,
+}
+
+/// An ARN resource as segment atoms. IAM's `*` matches any characters,
+/// slashes included; between two `/` (or at the end) and against paths
+/// without empty segments, that is one or more whole segments.
+fn glob_atoms(segments: &[Segment]) -> Vec<Atom> {
+    let mut out = Vec::new();
+    for s in segments {
+        match s {
+            Segment::Literal(t) => out.push(Atom::Lit(t.clone())),
+            Segment::Param(_) | Segment::Greedy(_) => {
+                out.push(Atom::One);
+                out.push(Atom::AnyRun);
+            }
         }
-    }))
+    }
+    out
 }
 
-fn literal_segments(r: &Route) -> usize {
-    r.path
-        .split('/')
-        .filter(|s| !s.is_empty() && !s.starts_with('{'))
-        .count()
+/// A route template as segment atoms (its set of concrete paths).
+fn template_atoms(segments: &[Segment]) -> Vec<Atom> {
+    let mut out = Vec::new();
+    for s in segments {
+        match s {
+            Segment::Literal(t) => out.push(Atom::Lit(t.clone())),
+            Segment::Param(_) => out.push(Atom::One),
+            Segment::Greedy(_) => {
+                out.push(Atom::One);
+                out.push(Atom::AnyRun);
+            }
+        }
+    }
+    out
 }
 
-/// The routes a principal with `scopes` may call (never public routes).
-pub fn permitted_routes(scopes: ScopeSet) -> impl Iterator<Item = &'static Route> {
-    ROUTES.iter().filter(move |r| r.access.permits(scopes))
+/// A segment value no literal can equal (literals never hold braces).
+const FRESH: &str = "{fresh}";
+
+/// Concrete paths (up to `max_len` segments) in both patterns' languages.
+/// Free segments take a value no route literal has, which can only make
+/// fewer routes match, so they are the witnesses that decide routing.
+fn witnesses(p: &[Atom], q: &[Atom], max_len: usize) -> Vec<Vec<String>> {
+    let mut out = BTreeSet::new();
+    let mut path = Vec::new();
+    walk(p, q, 0, 0, max_len, &mut path, &mut out);
+    out.into_iter().collect()
 }
 
-/// The infrastructure manifest: every route with its access rule and service,
-/// plus the table facts the CDK app needs. Written to
-/// `infra/generated/routes.json` (a test fails when the file drifts), so the
-/// deployed API is generated from this table, never hand-copied.
+fn walk(
+    p: &[Atom],
+    q: &[Atom],
+    i: usize,
+    j: usize,
+    max_len: usize,
+    path: &mut Vec<String>,
+    out: &mut BTreeSet<Vec<String>>,
+) {
+    if out.len() > 256 {
+        return;
+    }
+    let (pa, qa) = (p.get(i), q.get(j));
+    if pa.is_none() && qa.is_none() {
+        out.insert(path.clone());
+        return;
+    }
+    if pa == Some(&Atom::AnyRun) {
+        walk(p, q, i + 1, j, max_len, path, out);
+    }
+    if qa == Some(&Atom::AnyRun) {
+        walk(p, q, i, j + 1, max_len, path, out);
+    }
+    if path.len() >= max_len {
+        return;
+    }
+    let (Some(pa), Some(qa)) = (pa, qa) else {
+        return;
+    };
+    let value = match (pa, qa) {
+        (Atom::Lit(a), Atom::Lit(b)) if a != b => return,
+        (Atom::Lit(a), _) => a.clone(),
+        (_, Atom::Lit(b)) => b.clone(),
+        _ => FRESH.to_owned(),
+    };
+    let next_i = if *pa == Atom::AnyRun { i } else { i + 1 };
+    let next_j = if *qa == Atom::AnyRun { j } else { j + 1 };
+    path.push(value);
+    walk(p, q, next_i, next_j, max_len, path, out);
+    path.pop();
+}
+
+/// The built-in routes: the token service's. Always present; no manifest can
+/// declare a path under `/tokens`.
+pub fn built_in_routes() -> Vec<Route> {
+    use Access::{Public, Scope as S};
+    use Method::{Delete, Get, Post};
+    let read = S(Scope::TOKENS_READ);
+    let write = S(Scope::TOKENS_WRITE);
+    [
+        (Post, "/tokens", write, "Issue a token"),
+        (Get, "/tokens", read, "List your tokens"),
+        (Delete, "/tokens", write, "Revoke all your tokens"),
+        (Get, "/tokens/self", read, "Inspect the calling token"),
+        (Delete, "/tokens/self", write, "Revoke the calling token"),
+        (Post, "/tokens/revoke", Public, "Report a leaked token"),
+        (Get, "/tokens/{id}", read, "Inspect one token"),
+        (Delete, "/tokens/{id}", write, "Revoke one token"),
+        (Post, "/tokens/{id}/rotate", write, "Rotate one token"),
+    ]
+    .into_iter()
+    .map(|(method, path, access, summary)| Route {
+        method,
+        path: path.to_owned(),
+        segments: parse_template(path).unwrap_or_default(),
+        access,
+        summary: Some(summary.to_owned()),
+        built_in: true,
+        line: 0,
+    })
+    .collect()
+}
+
+/// Whether a path is reserved for the built-in routes.
+pub fn is_reserved_path(path: &str) -> bool {
+    path == "/tokens" || path.starts_with("/tokens/")
+}
+
+/// The infrastructure facts the CDK construct needs from Rust: the built-in
+/// routes and the token table's keys. Written to `infra/generated/routes.json`
+/// (a test fails when the file drifts).
 pub fn infra_manifest() -> serde_json::Value {
+    let routes: Vec<serde_json::Value> = built_in_routes()
+        .iter()
+        .map(|r| {
+            let access = match r.access {
+                Access::Public => serde_json::json!({"kind": "public"}),
+                Access::Authenticated => serde_json::json!({"kind": "authenticated"}),
+                Access::Scope(s) => serde_json::json!({
+                    "kind": "scope",
+                    "scope": crate::scope::BUILT_IN_SCOPES.get(s.index()).map_or("", |b| b.0),
+                }),
+            };
+            serde_json::json!({
+                "method": r.method,
+                "path": r.path,
+                "access": access,
+                "service": "token-service",
+            })
+        })
+        .collect();
     serde_json::json!({
         "comment": "Generated from shared/src/routes.rs by `make generated`. Do not edit.",
-        "routes": ROUTES,
+        "routes": routes,
         "table": {
             "partitionKey": "PK",
             "sortKey": "SK",
@@ -269,76 +682,117 @@ pub fn iam_wildcard_match(pattern: &str, value: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn route(method: Method, path: &str, access: Access) -> Route {
+        Route {
+            method,
+            path: path.into(),
+            segments: parse_template(path).unwrap(),
+            access,
+            summary: None,
+            built_in: false,
+            line: 0,
+        }
+    }
+
+    const A: Access = Access::Scope(Scope::TOKENS_READ);
+    const B: Access = Access::Scope(Scope::TOKENS_WRITE);
+
+    #[test]
+    fn templates_parse_and_refuse_what_api_gateway_or_iam_would_misread() {
+        assert_eq!(parse_template("/").unwrap(), vec![]);
+        assert_eq!(
+            parse_template("/a/{id}/{rest+}").unwrap(),
+            vec![
+                Segment::Literal("a".into()),
+                Segment::Param("id".into()),
+                Segment::Greedy("rest".into())
+            ]
+        );
+        for (bad, err) in [
+            ("a", TemplateError::Shape),
+            ("/a/", TemplateError::Shape),
+            ("//a", TemplateError::Shape),
+            ("/a*", TemplateError::Literal("a*".into())),
+            ("/a?b", TemplateError::Literal("a?b".into())),
+            ("/{1x}", TemplateError::Param("{1x}".into())),
+            ("/{}", TemplateError::Param("{}".into())),
+            ("/{a+}/b", TemplateError::GreedyNotLast("a".into())),
+            ("/{a}/{a}", TemplateError::DuplicateParam("a".into())),
+        ] {
+            assert_eq!(parse_template(bad), Err(err), "{bad}");
+        }
+    }
+
     #[test]
     fn arn_resources_replace_parameters_with_a_star() {
-        let r = find_route(Post, "/tokens/abc/rotate").unwrap();
-        assert_eq!(r.arn_resource(), "POST/tokens/*/rotate");
-        assert_eq!(find_route(Get, "/me").unwrap().arn_resource(), "GET/me");
-    }
-
-    #[test]
-    fn literal_routes_win_over_parameters() {
         assert_eq!(
-            find_route(Get, "/tokens/self").unwrap().path,
-            "/tokens/self"
+            route(Method::Post, "/t/{id}/rotate", A).arn_resource(),
+            "POST/t/*/rotate"
         );
-        assert_eq!(find_route(Get, "/tokens/xyz").unwrap().path, "/tokens/{id}");
-        assert_eq!(find_route(Post, "/tokens/revoke").unwrap().access, Public);
+        assert_eq!(route(Method::Get, "/", A).arn_resource(), "GET/");
+        assert_eq!(route(Method::Get, "/f/{p+}", A).arn_resource(), "GET/f/*");
     }
 
     #[test]
-    fn unknown_paths_have_no_route() {
-        assert!(find_route(Get, "/nope").is_none());
-        assert!(find_route(Put, "/tokens").is_none());
-        assert!(find_route(Get, "/tokens/a/b").is_none());
+    fn the_most_specific_template_serves_a_request() {
+        let t = RouteTable::new(vec![
+            route(Method::Get, "/f/{p+}", A),
+            route(Method::Get, "/f/shared/{p+}", A),
+            route(Method::Get, "/d/{id}", A),
+            route(Method::Get, "/d/recent", A),
+            route(Method::Get, "/d/{id}/x", A),
+        ])
+        .unwrap();
+        let served = |p: &str| t.find(Method::Get, p).map(|r| r.path.clone());
+        assert_eq!(served("/f/a/b").as_deref(), Some("/f/{p+}"));
+        assert_eq!(served("/f/shared").as_deref(), Some("/f/{p+}"));
+        assert_eq!(served("/f/shared/x").as_deref(), Some("/f/shared/{p+}"));
+        assert_eq!(served("/d/recent").as_deref(), Some("/d/recent"));
+        assert_eq!(served("/d/recent/x").as_deref(), Some("/d/{id}/x"));
+        assert_eq!(served("/d/1/y"), None);
+        assert_eq!(served("/f"), None);
+        assert!(t.find(Method::Post, "/d/1").is_none());
     }
 
     #[test]
-    fn every_route_is_unique() {
-        for (i, a) in ROUTES.iter().enumerate() {
-            for b in &ROUTES[i + 1..] {
-                assert!(!(a.method == b.method && a.path == b.path), "{a:?}");
+    fn a_wildcard_that_reaches_a_deeper_route_gets_a_deny_for_it() {
+        let t = RouteTable::new(vec![
+            route(Method::Get, "/d/{id}", A),
+            route(Method::Get, "/d/{id}/acl", B),
+            route(Method::Get, "/d/recent", Access::Authenticated),
+        ])
+        .unwrap();
+        let only_a = ScopeSet::EMPTY.with(Scope::TOKENS_READ);
+        assert_eq!(
+            t.policy_plan(only_a),
+            PolicyPlan {
+                allow: vec!["GET/d/*".into(), "GET/d/recent".into()],
+                deny: vec!["GET/d/*/acl".into()],
             }
-        }
-    }
-
-    /// The explicit table a reviewer checks: each route and the scope it needs.
-    #[test]
-    fn each_route_requires_the_expected_access() {
-        let expected = [
-            ("POST /tokens", S(TokensWrite)),
-            ("GET /tokens", S(TokensRead)),
-            ("DELETE /tokens", S(TokensWrite)),
-            ("GET /tokens/self", S(TokensRead)),
-            ("DELETE /tokens/self", S(TokensWrite)),
-            ("POST /tokens/revoke", Public),
-            ("GET /tokens/{id}", S(TokensRead)),
-            ("DELETE /tokens/{id}", S(TokensWrite)),
-            ("POST /tokens/{id}/rotate", S(TokensWrite)),
-            ("GET /items", S(ItemsRead)),
-            ("POST /items", S(ItemsWrite)),
-            ("GET /items/{id}", S(ItemsRead)),
-            ("PUT /items/{id}", S(ItemsWrite)),
-            ("DELETE /items/{id}", S(ItemsWrite)),
-            ("GET /me", Authenticated),
-        ];
-        assert_eq!(ROUTES.len(), expected.len());
-        for (route, (name, access)) in ROUTES.iter().zip(expected) {
-            assert_eq!(format!("{} {}", route.method, route.path), name);
-            assert_eq!(route.access, access, "{name}");
-        }
-    }
-
-    #[test]
-    fn the_committed_infra_manifest_matches_the_route_table() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../infra/generated/routes.json"
         );
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        let both = only_a.with(Scope::TOKENS_WRITE);
+        assert!(t.policy_plan(both).deny.is_empty());
+    }
+
+    #[test]
+    fn routes_iam_cannot_separate_are_refused() {
+        // Allowing /a/{x} and /a/{x}/b/{y}/c but not /a/{x}/b/{y} needs a
+        // Deny on GET/a/*/b/*, which also hits /a/x/b/y/c.
+        let err = RouteTable::new(vec![
+            route(Method::Get, "/a/{x}", A),
+            route(Method::Get, "/a/{x}/b/{y}", B),
+            route(Method::Get, "/a/{x}/b/{y}/c", A),
+        ])
+        .unwrap_err();
+        assert_eq!((err.allowed, err.denied, err.collateral), (0, 1, 2));
+        // The same shape with one scope is fine: nothing needs denying.
         assert!(
-            committed == infra_manifest_json(),
-            "infra/generated/routes.json is stale: run `make generated` and commit it"
+            RouteTable::new(vec![
+                route(Method::Get, "/a/{x}", A),
+                route(Method::Get, "/a/{x}/b/{y}", A),
+                route(Method::Get, "/a/{x}/b/{y}/c", A),
+            ])
+            .is_ok()
         );
     }
 
@@ -354,5 +808,18 @@ mod tests {
         assert!(!iam_wildcard_match("", "x"));
         assert!(iam_wildcard_match("**a", "a"));
         assert!(!iam_wildcard_match(&"*a".repeat(50), &"a".repeat(49)));
+    }
+
+    #[test]
+    fn the_committed_infra_manifest_matches_the_built_in_routes() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/generated/routes.json"
+        );
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == infra_manifest_json(),
+            "infra/generated/routes.json is stale: run `make generated` and commit it"
+        );
     }
 }

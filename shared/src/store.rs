@@ -36,7 +36,7 @@ use crate::hash::PhcHash;
 use crate::pat::TokenId;
 use crate::principal::UserId;
 use crate::record::{CURRENT_SCHEMA_VERSION, PREVIOUS_SCHEMA_VERSION, TokenMeta, TokenRecord};
-use crate::scope::ScopeSet;
+use crate::scope::ScopeNames;
 
 /// Name of the GSI that lists a user's tokens newest first.
 pub const GSI1: &str = "GSI1";
@@ -1281,7 +1281,7 @@ impl TokenStore {
             ("scopes".to_owned(), s(m.scopes.to_space_separated())),
             (
                 "scope_set".to_owned(),
-                AttributeValue::Ss(m.scopes.iter().map(|x| x.as_str().to_owned()).collect()),
+                AttributeValue::Ss(m.scopes.iter().map(str::to_owned).collect()),
             ),
             ("created_at".to_owned(), n(m.created_at)),
             ("expires_at".to_owned(), n(m.expires_at)),
@@ -1383,26 +1383,27 @@ fn opt_id(
 
 /// Scopes of a stored token: v2 reads `scope_set` (falling back to `scopes`
 /// on index items, which do not project the set); v1 parses `scopes`. If both
-/// are present they must agree.
+/// are present they must agree. Names are checked for form only: whether the
+/// current manifest still declares them is the reader's business
+/// ([`crate::ScopeRegistry::resolve`]).
 fn scopes_from_item(
     item: &HashMap<String, AttributeValue>,
     version: u32,
-) -> Result<ScopeSet, StoreError> {
+) -> Result<ScopeNames, StoreError> {
     let from_string = match item.get("scopes") {
         Some(_) => Some(
-            ScopeSet::parse_space_separated(get_s(item, "scopes")?)
-                .map_err(|_| StoreError::Corrupt("scopes"))?,
+            ScopeNames::parse_space_separated(get_s(item, "scopes")?)
+                .ok_or(StoreError::Corrupt("scopes"))?,
         ),
         None => None,
     };
     let from_set = match (version, item.get("scope_set")) {
         (CURRENT_SCHEMA_VERSION, Some(v)) => {
             let names = v.as_ss().map_err(|_| StoreError::Corrupt("scope_set"))?;
-            let mut set = ScopeSet::EMPTY;
-            for name in names {
-                set = set.with(name.parse().map_err(|_| StoreError::Corrupt("scope_set"))?);
+            if !names.iter().all(|n| crate::scope::is_valid_scope_name(n)) {
+                return Err(StoreError::Corrupt("scope_set"));
             }
-            Some(set)
+            Some(ScopeNames::from_names(names.iter().cloned()))
         }
         _ => None,
     };

@@ -256,3 +256,81 @@ impl LogCapture {
             .unwrap_or_default()
     }
 }
+
+/// The fixture adopter's manifest (`testdata/manifests/adopter.toml`: 12
+/// scopes, 47 routes, greedy paths), which the core's tests run against.
+pub fn manifest() -> Arc<crate::Manifest> {
+    static MANIFEST: std::sync::OnceLock<Arc<crate::Manifest>> = std::sync::OnceLock::new();
+    Arc::clone(MANIFEST.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/manifests/adopter.toml"
+        );
+        match crate::Manifest::load(std::path::Path::new(path)) {
+            Ok(m) => Arc::new(m),
+            Err(e) => panic!("fixture manifest: {e}"),
+        }
+    }))
+}
+
+/// Path of the fixture adopter's manifest.
+pub const MANIFEST_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/manifests/adopter.toml"
+);
+
+/// Scopes of the fixture manifest by space-separated names.
+///
+/// # Panics
+/// On an undeclared name: a test asking for it is wrong.
+pub fn scopes(names: &str) -> crate::ScopeSet {
+    match manifest().scopes().parse_space_separated(names) {
+        Ok(set) => set,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Stored scope names (form-checked only).
+///
+/// # Panics
+/// On a malformed name.
+pub fn names(names: &str) -> crate::ScopeNames {
+    crate::ScopeNames::parse_space_separated(names)
+        .unwrap_or_else(|| panic!("malformed scope names: {names}"))
+}
+
+/// What a Cognito session holds under the fixture manifest (every declared
+/// scope except the group-only `admin:ops`): the most a PAT can carry.
+pub fn default_scopes() -> crate::ScopeSet {
+    manifest().sessions().default_scopes
+}
+
+/// A synthetic manifest of `resources` × 5 routes (list, create, read,
+/// replace, delete; a parameter on three, a greedy path on every tenth
+/// resource) over 20 scopes: the shape of a large adopter, for size and
+/// start-up measurements.
+pub fn synthetic_manifest(resources: usize) -> String {
+    let mut text = String::from("version = 1\n");
+    for s in 0..20 {
+        text.push_str(&format!(
+            "[[scope]]\nname = \"area{s}:read\"\ndescription = \"\"\n"
+        ));
+    }
+    for i in 0..resources {
+        let scope = |k: usize| format!("area{}:read", (i + k) % 20);
+        let id = if i % 10 == 0 { "{path+}" } else { "{id}" };
+        for (method, path, k) in [
+            ("GET", format!("/resource{i}"), 0),
+            ("POST", format!("/resource{i}"), 1),
+            ("GET", format!("/resource{i}/{id}"), 0),
+            ("PUT", format!("/resource{i}/{id}"), 1),
+            ("DELETE", format!("/resource{i}/{id}"), 2),
+        ] {
+            text.push_str(&format!(
+                "[[route]]\nmethod = \"{method}\"\npath = \"{path}\"\nscope = \"{}\"\n",
+                scope(k)
+            ));
+        }
+    }
+    text
+}

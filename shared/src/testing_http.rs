@@ -53,8 +53,8 @@ pub fn session(sub: &str, scopes: &str) -> AuthorizerContext {
     }
 }
 
-/// Every scope, space-separated.
-pub const ALL: &str = "tokens:read tokens:write items:read items:write";
+/// The core scopes of the fixture manifest, space-separated.
+pub const ALL: &str = "tokens:read tokens:write docs:read docs:write";
 
 /// A request to build into a proxy event.
 pub struct Req<'a> {

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use serde_json::json;
-use shared::{ScopeSet, TokenId, UserId};
+use shared::{ScopeNames, TokenId, UserId};
 
 use shared::http::caller::{Caller, RequestInfo};
 
@@ -71,7 +71,7 @@ impl<'a> Audit<'a> {
     }
 
     /// Emits the audit event and its metric.
-    pub fn record(&self, outcome: Outcome, token: Option<&TokenId>, scopes: Option<ScopeSet>) {
+    pub fn record(&self, outcome: Outcome, token: Option<&TokenId>, scopes: Option<&ScopeNames>) {
         tracing::info!(
             target: "token_service::audit",
             audit = true,
@@ -81,7 +81,7 @@ impl<'a> Audit<'a> {
             auth_method = self.auth_method,
             actor_token_id = self.actor_token.map(TokenId::as_str).unwrap_or(""),
             token_id = token.map(TokenId::as_str).unwrap_or(""),
-            scopes = scopes.map(ScopeSet::to_space_separated).unwrap_or_default(),
+            scopes = scopes.map(ScopeNames::to_space_separated).unwrap_or_default(),
             source_ip = self.source_ip,
             user_agent = self.user_agent,
             "token audit event"

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::record::{CURRENT_SCHEMA_VERSION, MAX_TOKEN_NAME_CHARS};
 use shared::store::{CreateOutcome, Cursor, RevokeOutcome, RotateOutcome};
-use shared::{AuthMethod, Pat, Scope, ScopeSet, TokenId, TokenMeta, TokenRecord, TokenStatus};
+use shared::{AuthMethod, Pat, ScopeSet, TokenId, TokenMeta, TokenRecord, TokenStatus};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -42,9 +42,10 @@ pub struct TokenView {
     id: String,
     /// Human label.
     name: String,
-    /// Granted scopes.
-    #[schema(value_type = Vec<String>, example = json!(["items:read"]))]
-    scopes: ScopeSet,
+    /// Granted scopes the manifest still declares (a scope removed from the
+    /// manifest grants nothing and is not shown).
+    #[schema(example = json!(["items:read"]))]
+    scopes: Vec<String>,
     /// `active`, `expired` or `revoked`.
     #[schema(value_type = String, example = "active")]
     status: TokenStatus,
@@ -119,11 +120,15 @@ pub struct TokenListBody {
 }
 
 impl TokenView {
-    fn new(m: &TokenMeta, now: i64) -> Self {
+    fn new(m: &TokenMeta, now: i64, registry: &shared::ScopeRegistry) -> Self {
+        let effective = registry.resolve(&m.scopes);
         Self {
             id: m.id.to_string(),
             name: m.name.clone(),
-            scopes: m.scopes,
+            scopes: effective
+                .iter()
+                .map(|s| registry.name(s).to_owned())
+                .collect(),
             status: m.status(now),
             created_at: rfc3339(m.created_at),
             expires_at: rfc3339(m.expires_at),
@@ -152,12 +157,12 @@ fn no_store<T: IntoResponse>(status: StatusCode, body: T) -> Response {
     response
 }
 
-fn issued_response(pat: &Pat, meta: &TokenMeta, now: i64) -> Response {
+fn issued_response(app: &AppState, pat: &Pat, meta: &TokenMeta, now: i64) -> Response {
     let mut response = no_store(
         StatusCode::CREATED,
         Json(Issued {
             token: pat.expose(),
-            meta: TokenView::new(meta, now),
+            meta: TokenView::new(meta, now, app.manifest.scopes()),
         }),
     );
     if let Ok(location) = HeaderValue::from_str(&format!("/tokens/{}", meta.id)) {
@@ -196,20 +201,31 @@ fn validate_name(f: &mut Fields<'_>) -> Option<String> {
     Some(name.to_owned())
 }
 
-fn validate_scopes(f: &mut Fields<'_>) -> Option<ScopeSet> {
+/// The requested scopes: each declared by the manifest and delegable (a
+/// group-only scope is a session's, never a token's).
+fn validate_scopes(f: &mut Fields<'_>, manifest: &shared::Manifest) -> Option<ScopeSet> {
     let names = f.strings("scopes")?;
     if names.is_empty() {
         f.error("scopes", "must not be empty");
         return None;
     }
+    let registry = manifest.scopes();
+    let delegable = manifest.sessions().pat_ceiling();
     let mut set = ScopeSet::EMPTY;
     let mut ok = true;
     for name in names {
-        match name.parse::<Scope>() {
-            Ok(scope) => set = set.with(scope),
+        let shown: String = name.chars().take(40).collect();
+        match registry.parse(name) {
+            Ok(scope) if delegable.contains(scope) => set = set.with(scope),
+            Ok(_) => {
+                ok = false;
+                f.error(
+                    "scopes",
+                    format!("scope '{shown}' is granted by group membership and cannot be given to a token"),
+                );
+            }
             Err(_) => {
                 ok = false;
-                let shown: String = name.chars().take(40).collect();
                 f.error("scopes", format!("unknown scope '{shown}'"));
             }
         }
@@ -273,14 +289,15 @@ pub async fn create(
     let now = app.now();
     let mut f = Fields::new(&body, &["name", "scopes", "expiresInDays", "expiresAt"]);
     let name = validate_name(&mut f);
-    let scopes = validate_scopes(&mut f);
+    let scopes = validate_scopes(&mut f, &app.manifest);
     let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
     f.finish()?;
     let (Some(name), Some(scopes), Some(expires_at)) = (name, scopes, expires_at) else {
         return Err(ApiError::Internal);
     };
+    let names = app.manifest.scopes().names(scopes);
     if !scopes.is_subset_of(caller.principal.scopes) {
-        audit.record(Outcome::Denied, None, Some(scopes));
+        audit.record(Outcome::Denied, None, Some(&names));
         return Err(ApiError::ScopeEscalation);
     }
     if let Some(username) = &caller.principal.username {
@@ -296,7 +313,7 @@ pub async fn create(
         id: pat.id().clone(),
         owner: caller.principal.sub.clone(),
         name,
-        scopes,
+        scopes: names,
         created_at: now,
         expires_at,
         last_used_at: None,
@@ -313,15 +330,19 @@ pub async fn create(
         .await?
     {
         CreateOutcome::Created => {
-            audit.record(Outcome::Success, Some(&record.meta.id), Some(scopes));
-            Ok(issued_response(&pat, &record.meta, now))
+            audit.record(
+                Outcome::Success,
+                Some(&record.meta.id),
+                Some(&record.meta.scopes),
+            );
+            Ok(issued_response(&app, &pat, &record.meta, now))
         }
         CreateOutcome::CapReached => {
-            audit.record(Outcome::Refused, None, Some(scopes));
+            audit.record(Outcome::Refused, None, Some(&record.meta.scopes));
             Err(ApiError::TokenLimitReached)
         }
         CreateOutcome::SessionPredatesRevocation => {
-            audit.record(Outcome::Denied, None, Some(scopes));
+            audit.record(Outcome::Denied, None, Some(&record.meta.scopes));
             Err(ApiError::SessionPredatesRevocation)
         }
     }
@@ -415,7 +436,7 @@ async fn collect_page(
         let examined = page.items.len();
         for (i, meta) in page.items.iter().enumerate() {
             if status.is_none_or(|s| meta.status(now) == s) {
-                items.push(TokenView::new(meta, now));
+                items.push(TokenView::new(meta, now, app.manifest.scopes()));
             }
             if items.len() == wanted {
                 let more = i + 1 < examined || page.next.is_some();
@@ -491,7 +512,7 @@ async fn show(app: &AppState, caller: &Caller, id: &TokenId) -> Result<Response,
         .ok_or(ApiError::TokenNotFound)?;
     Ok(no_store(
         StatusCode::OK,
-        Json(TokenView::new(&meta, app.now())),
+        Json(TokenView::new(&meta, app.now(), app.manifest.scopes())),
     ))
 }
 
@@ -646,7 +667,7 @@ pub async fn revoke_presented(
             RevokeOutcome::Revoked => Outcome::Success,
             _ => Outcome::NoChange,
         };
-        audit.record(outcome, Some(&record.meta.id), Some(record.meta.scopes));
+        audit.record(outcome, Some(&record.meta.id), Some(&record.meta.scopes));
     }
     Ok(accepted())
 }
@@ -684,9 +705,20 @@ pub async fn rotate(
         .get_owned(&caller.principal.sub, &id)
         .await?
         .ok_or(ApiError::TokenNotFound)?;
-    if !old.scopes.is_subset_of(caller.principal.scopes) {
-        audit.record(Outcome::Denied, Some(&id), Some(old.scopes));
+    // The successor carries the scopes the manifest still declares and a
+    // token may hold: names the manifest dropped are not carried forward, so
+    // a scope later re-added with another meaning is never inherited.
+    let registry = app.manifest.scopes();
+    let kept = registry
+        .resolve(&old.scopes)
+        .intersection(app.manifest.sessions().pat_ceiling());
+    if !kept.is_subset_of(caller.principal.scopes) {
+        audit.record(Outcome::Denied, Some(&id), Some(&old.scopes));
         return Err(ApiError::ScopeEscalation);
+    }
+    if kept.is_empty() {
+        audit.record(Outcome::Refused, Some(&id), Some(&old.scopes));
+        return Err(ApiError::TokenNotActive);
     }
     if old.rotated_to.is_some() {
         audit.record(Outcome::Refused, Some(&id), None);
@@ -708,7 +740,7 @@ pub async fn rotate(
         id: pat.id().clone(),
         owner: old.owner.clone(),
         name: old.name.clone(),
-        scopes: old.scopes,
+        scopes: registry.names(kept),
         created_at: now,
         expires_at,
         last_used_at: None,
@@ -745,9 +777,9 @@ pub async fn rotate(
             audit.record(
                 Outcome::Success,
                 Some(&record.meta.id),
-                Some(record.meta.scopes),
+                Some(&record.meta.scopes),
             );
-            Ok(issued_response(&pat, &record.meta, now))
+            Ok(issued_response(&app, &pat, &record.meta, now))
         }
         RotateOutcome::NotFound => Err(ApiError::TokenNotFound),
         RotateOutcome::NotActive => {

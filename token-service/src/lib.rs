@@ -1,9 +1,9 @@
 //! The `/tokens` service: issue, list, inspect, rotate and revoke personal
 //! access tokens. It knows the caller only from the authorizer context.
 //!
-//! The router is generated from the shared route table: every route whose
-//! service is `TokenService` gets its handler from [`handler_for`], and a test
-//! fails if one is missing.
+//! The router is generated from the built-in routes of the route table: each
+//! gets its handler from [`handler_for`], and a test fails if one is missing.
+//! Scopes are the manifest's (`AGPAT_MANIFEST`), loaded once at cold start.
 
 pub use shared::http::handle;
 
@@ -17,9 +17,9 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post};
 use shared::config::{ConfigError, Env, HashConfig, StoreConfig, number_in};
 use shared::hash::{PhcHash, SecretHasher};
-use shared::routes::{Method, Route, Service};
+use shared::routes::{Method, Route};
 use shared::store::TokenStore;
-use shared::{Clock, Pat};
+use shared::{Clock, Manifest, Pat};
 
 use shared::http::problem::ApiError;
 
@@ -64,6 +64,8 @@ pub struct Inner {
     pub hasher: SecretHasher,
     /// Source of time.
     pub clock: Arc<dyn Clock>,
+    /// The adopter's manifest: which scopes exist, and which a PAT may carry.
+    pub manifest: Arc<Manifest>,
     /// Longest token lifetime, in days.
     pub max_lifetime_days: i64,
     /// A hash of a random secret, verified against when a presented token's id
@@ -84,6 +86,12 @@ impl shared::http::caller::HasClock for AppState {
     }
 }
 
+impl shared::http::caller::HasManifest for AppState {
+    fn manifest(&self) -> &Manifest {
+        &self.0.manifest
+    }
+}
+
 impl AppState {
     /// Builds the state; hashes the dummy secret once (one argon2id run).
     pub fn new(
@@ -91,6 +99,7 @@ impl AppState {
         hasher: SecretHasher,
         clock: Arc<dyn Clock>,
         max_lifetime_days: i64,
+        manifest: Arc<Manifest>,
     ) -> Result<Self, ApiError> {
         let dummy = Pat::generate().map_err(|_| ApiError::Internal)?;
         let dummy_hash = hasher
@@ -100,6 +109,7 @@ impl AppState {
             store,
             hasher,
             clock,
+            manifest,
             max_lifetime_days,
             dummy_hash,
         })))
@@ -114,7 +124,10 @@ impl AppState {
 /// The handler serving a route of the table, if this service serves it.
 pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
     use Method::{Delete, Get, Post};
-    Some(match (route.method, route.path) {
+    if !route.built_in {
+        return None;
+    }
+    Some(match (route.method, route.path.as_str()) {
         (Post, "/tokens") => post(handlers::create),
         (Get, "/tokens") => get(handlers::list),
         (Delete, "/tokens") => delete(handlers::delete_all),
@@ -128,21 +141,25 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
     })
 }
 
-/// The router, generated from the route table.
+/// The router, generated from the built-in routes.
 pub fn router(state: AppState) -> Router {
-    shared::http::service_router(Service::TokenService, handler_for, state)
+    let manifest = Arc::clone(&state.manifest);
+    let routes = manifest.routes().routes().iter().filter(|r| r.built_in);
+    shared::http::service_router(routes, handler_for, state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::routes::ROUTES;
 
     #[test]
     fn every_token_service_route_in_the_table_has_a_handler() {
-        let routes: Vec<_> = ROUTES
+        let manifest = shared::testing::manifest();
+        let routes: Vec<_> = manifest
+            .routes()
+            .routes()
             .iter()
-            .filter(|r| r.service == Service::TokenService)
+            .filter(|r| r.built_in)
             .collect();
         assert_eq!(routes.len(), 9);
         for route in routes {
@@ -153,7 +170,7 @@ mod tests {
                 route.path
             );
         }
-        for route in ROUTES.iter().filter(|r| r.service != Service::TokenService) {
+        for route in manifest.routes().routes().iter().filter(|r| !r.built_in) {
             assert!(
                 handler_for(route).is_none(),
                 "{} {}",

@@ -14,10 +14,18 @@ async fn main() -> anyhow::Result<()> {
     let cfg =
         ServiceConfig::from_env(&ProcessEnv).context("invalid token-service configuration")?;
     let hasher = cfg.hash.hasher().context("invalid argon2 parameters")?;
+    // The adopter's scopes; any mistake stops the cold start with its line.
+    let manifest = Arc::new(shared::Manifest::from_env().context("invalid agpat manifest")?);
     let store = TokenStore::from_env_config(cfg.store.clone()).await;
-    let state = AppState::new(store, hasher, Arc::new(SystemClock), cfg.max_lifetime_days)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("cannot initialise the service state")?;
+    let state = AppState::new(
+        store,
+        hasher,
+        Arc::new(SystemClock),
+        cfg.max_lifetime_days,
+        manifest,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .context("cannot initialise the service state")?;
     let app = router(state);
     lambda_http::run(lambda_http::service_fn(move |request| {
         handle(app.clone(), request)

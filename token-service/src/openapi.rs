@@ -1,9 +1,10 @@
 //! The OpenAPI document of `/tokens`, generated from code: handlers carry
 //! `#[utoipa::path]`, and security comes from the route table.
 
+use shared::ScopeRegistry;
 use shared::http::openapi::apply_route_table;
 use shared::http::problem::{FieldError, Problem};
-use shared::routes::Service;
+use shared::routes::built_in_routes;
 use utoipa::OpenApi;
 
 use crate::handlers;
@@ -41,7 +42,7 @@ struct Generated;
 /// The document of the token service.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = Generated::openapi();
-    apply_route_table(&mut doc, Service::TokenService);
+    apply_route_table(&mut doc, &built_in_routes(), &ScopeRegistry::built_in());
     doc
 }
 
@@ -56,7 +57,7 @@ mod tests {
     fn the_document_matches_the_route_table() {
         assert_eq!(
             declared_operations(&openapi()),
-            expected_operations(Service::TokenService)
+            expected_operations(&built_in_routes(), &ScopeRegistry::built_in())
         );
     }
 

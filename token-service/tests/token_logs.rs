@@ -21,7 +21,7 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
     let created = h
         .call(
             Req::new("POST", "/tokens", Some(&a))
-                .json(json!({"name": "n", "scopes": ["items:read"], "expiresInDays": 3})),
+                .json(json!({"name": "n", "scopes": ["docs:read"], "expiresInDays": 3})),
         )
         .await;
     let token = created.json["token"].as_str().unwrap().to_owned();
@@ -50,7 +50,7 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
             .await
             .text,
     );
-    let (token3, _) = issue(&h, USER_A, &["items:read"], 3).await;
+    let (token3, _) = issue(&h, USER_A, &["docs:read"], 3).await;
     secrets.push(token3.clone());
     bodies_without_secrets.push(
         h.call(Req::new("POST", "/tokens/revoke", None).json(json!({"token": token3})))
@@ -117,7 +117,7 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
         .unwrap();
     assert_eq!(create["fields"]["actor"], USER_A);
     assert_eq!(create["fields"]["token_id"], id.as_str());
-    assert_eq!(create["fields"]["scopes"], "items:read");
+    assert_eq!(create["fields"]["scopes"], "docs:read");
     assert_eq!(create["fields"]["source_ip"], "198.51.100.7");
     assert_eq!(create["fields"]["user_agent"], "token-tests/1.0");
     assert_eq!(create["fields"]["outcome"], "success");

@@ -101,7 +101,7 @@ async fn a_real_cognito_access_token_from_moto_is_allowed() {
     assert_eq!(response.context.username, "alice");
     assert_eq!(
         allowed_resources(&response),
-        expected_resources(shared::ScopeSet::all())
+        expected_resources(shared::testing::default_scopes())
     );
     assert_unauthorized(
         h.decide(Some(&bearer(&pool.id_token))).await,

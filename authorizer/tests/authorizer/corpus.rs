@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
 use shared::pat::PAT_LEN;
-use shared::{Pat, ScopeSet, UserId};
+use shared::{Pat, UserId};
 
 use crate::support::*;
 
@@ -24,11 +24,24 @@ async fn every_pat_negative_vector_is_unauthorized() {
     builder.pat.negative_ttl_secs = 0; // every vector reaches the full check
     builder.pat.positive_ttl_secs = 0;
     let h = builder.build().await;
-    let live = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let live = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let good = live.expose().to_owned();
-    let expired_by_one = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 - 1).await;
-    let expiring_now = issue_pat(&h.store, OWNER, ScopeSet::all(), T0).await;
-    let revoked = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let expired_by_one =
+        issue_pat(&h.store, OWNER, shared::testing::default_scopes(), T0 - 1).await;
+    let expiring_now = issue_pat(&h.store, OWNER, shared::testing::default_scopes(), T0).await;
+    let revoked = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     h.store
         .revoke(&owner(), revoked.id(), T0 - 5)
         .await
@@ -78,7 +91,13 @@ async fn every_pat_negative_vector_is_unauthorized() {
     }
 
     // Rotation: the rotated-out token works during its overlap, never after.
-    let rotated = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let rotated = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let successor = issue_record(OWNER, T0 + 86_400);
     let outcome = h
         .store
@@ -112,7 +131,9 @@ fn issue_record(owner_id: &str, expires_at: i64) -> shared::TokenRecord {
             id: pat.id().clone(),
             owner: UserId::parse(owner_id).unwrap(),
             name: "successor".into(),
-            scopes: ScopeSet::all(),
+            scopes: shared::testing::manifest()
+                .scopes()
+                .names(shared::testing::default_scopes()),
             created_at: T0 - 10,
             expires_at,
             last_used_at: None,
@@ -169,7 +190,13 @@ async fn a_single_bit_flip_never_authorizes_a_jwt() {
 async fn a_single_bit_flip_never_authorizes_a_pat() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let pat = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     assert!(h.decide(Some(&bearer(pat.expose()))).await.is_ok());
     let before = h.dynamo_calls.get();
     let cases = shared::testing::scale(2_000, 100_000);
@@ -268,7 +295,13 @@ fn fuzz_smoke_pat_parser_and_jwt_pre_parser() {
 async fn revoke_racing_use_never_outlives_the_bound() {
     let jwks = JwksServer::start(JWKS).await;
     let h = std::sync::Arc::new(HarnessBuilder::new(&jwks.url).build().await);
-    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let pat = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let token = bearer(pat.expose());
     let users: Vec<_> = (0..40)
         .map(|_| {
@@ -323,9 +356,21 @@ async fn failure_timings_are_measured_with_a_welch_t_statistic() {
     builder.pat.positive_ttl_secs = 0;
     let h = builder.build().await;
     let n = shared::testing::scale(30, 300);
-    let live = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
-    let expired = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 - 1).await;
-    let revoked = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let live = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
+    let expired = issue_pat(&h.store, OWNER, shared::testing::default_scopes(), T0 - 1).await;
+    let revoked = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     h.store
         .revoke(&owner(), revoked.id(), T0 - 1)
         .await

@@ -53,7 +53,13 @@ async fn faulty_dynamodb(fault: Fault) -> String {
 async fn assert_fails_closed(fault: Fault) -> Duration {
     let jwks = JwksServer::start(JWKS).await;
     let (live, _) = shared::testing::fresh_store_with(shared::testing::fresh_config(5)).await;
-    let pat = issue_pat(&live, "user-faults", shared::ScopeSet::all(), T0 + 600).await;
+    let pat = issue_pat(
+        &live,
+        "user-faults",
+        shared::testing::default_scopes(),
+        T0 + 600,
+    )
+    .await;
     let endpoint = faulty_dynamodb(fault).await;
     let (client, counter) = shared::testing::client_with(
         &endpoint,

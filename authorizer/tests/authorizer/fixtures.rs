@@ -1,7 +1,6 @@
 //! Event and response shapes.
 
 use serde_json::json;
-use shared::ScopeSet;
 
 use crate::support::*;
 
@@ -23,12 +22,14 @@ async fn an_allow_response_serializes_to_the_documented_shape() {
     let pat = issue_pat(
         &h.store,
         "user-1",
-        ScopeSet::from_scopes([shared::Scope::ItemsRead]),
+        shared::testing::scopes("files:read"),
         T0 + 60,
     )
     .await;
     let response = h.decide(Some(&bearer(pat.expose()))).await.unwrap();
     let actual = serde_json::to_value(&response).unwrap();
+    // files:read: its routes plus the authenticated ones, and an explicit
+    // Deny for /files/shared/{path+} (docs:read), which GET/files/* reaches.
     let expected = json!({
         "principalId": "user-1",
         "policyDocument": {
@@ -37,17 +38,23 @@ async fn an_allow_response_serializes_to_the_documented_shape() {
                 "Action": ["execute-api:Invoke"],
                 "Effect": "Allow",
                 "Resource": [
-                    format!("{STAGE_PREFIX}GET/items"),
-                    format!("{STAGE_PREFIX}GET/items/*"),
-                    format!("{STAGE_PREFIX}GET/me")
+                    format!("{STAGE_PREFIX}GET/"),
+                    format!("{STAGE_PREFIX}GET/docs/recent"),
+                    format!("{STAGE_PREFIX}GET/files/*"),
+                    format!("{STAGE_PREFIX}GET/me"),
+                    format!("{STAGE_PREFIX}HEAD/files/*")
                 ]
+            }, {
+                "Action": ["execute-api:Invoke"],
+                "Effect": "Deny",
+                "Resource": [format!("{STAGE_PREFIX}GET/files/shared/*")]
             }]
         },
         "context": {
             "sub": "user-1",
             "username": "",
             "authMethod": "pat",
-            "scopes": "items:read",
+            "scopes": "files:read",
             "tokenId": pat.id().as_str(),
             "expiresAt": T0 + 60,
             // A PAT's issue time: its creation (issue_pat creates at T0 - 10).

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use shared::{AuthMethod, ScopeSet};
+use shared::AuthMethod;
 
 use crate::support::*;
 
@@ -42,7 +42,7 @@ async fn a_valid_access_token_is_allowed_with_every_permitted_route() {
     );
     assert_eq!(
         allowed_resources(&response),
-        expected_resources(ScopeSet::all())
+        expected_resources(shared::testing::default_scopes())
     );
     assert_eq!(response.context.auth_method, AuthMethod::Jwt);
     assert_eq!(response.context.username, "alice");
@@ -79,16 +79,18 @@ async fn the_bearer_scheme_is_case_insensitive() {
 async fn scopes_can_be_narrowed_by_the_access_token_scope_claim() {
     let jwks = JwksServer::start(JWKS).await;
     let mut builder = HarnessBuilder::new(&jwks.url);
-    builder.jwt.scope_claim_prefix = Some("https://api.example.com/".into());
+    builder.manifest = fixture_with_sessions(
+        "[sessions]\nscope_prefix = \"https://api.example.com/\"\n[sessions.groups]\noperators = [\"admin:ops\"]\n",
+    );
     let h = builder.build().await;
     let claims = with(
         access_claims(),
         "scope",
-        json!("openid https://api.example.com/items:read https://api.example.com/bogus"),
+        json!("openid https://api.example.com/docs:read https://api.example.com/bogus"),
     );
     let response = h.decide(Some(&bearer(&sign(&claims)))).await.unwrap();
-    let expected = ScopeSet::from_scopes([shared::Scope::ItemsRead]);
-    assert_eq!(response.context.scopes, "items:read");
+    let expected = shared::testing::scopes("docs:read");
+    assert_eq!(response.context.scopes, "docs:read");
     assert_eq!(allowed_resources(&response), expected_resources(expected));
     let none = with(access_claims(), "scope", json!("openid"));
     assert_unauthorized(h.decide(Some(&bearer(&sign(&none)))).await, "no api scope");
@@ -557,4 +559,50 @@ async fn a_refreshed_session_keeps_its_sign_in_time_in_the_context() {
     plain.as_object_mut().unwrap().remove("auth_time");
     let response = h.decide(Some(&bearer(&sign(&plain)))).await.unwrap();
     assert_eq!(response.context.issued_at, T0 - 60);
+}
+
+/// The fixture maps the Cognito group `operators` to `admin:ops`: sessions of
+/// its members hold it, other sessions and every PAT never do.
+#[tokio::test]
+async fn cognito_groups_grant_session_only_scopes_from_the_manifest() {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let delete_user = format!("{STAGE_PREFIX}DELETE/users/*");
+    let member = with(
+        access_claims(),
+        "cognito:groups",
+        json!(["staff", "operators"]),
+    );
+    let response = h.decide(Some(&bearer(&sign(&member)))).await.unwrap();
+    assert!(
+        response.context.scopes.ends_with(" admin:ops"),
+        "{}",
+        response.context.scopes
+    );
+    assert!(allowed_resources(&response).contains(&delete_user));
+
+    let other = with(access_claims(), "cognito:groups", json!(["staff"]));
+    let response = h.decide(Some(&bearer(&sign(&other)))).await.unwrap();
+    assert!(!response.context.scopes.contains("admin:ops"));
+    assert!(!allowed_resources(&response).contains(&delete_user));
+
+    // A PAT whose record names admin:ops (say, written before the scope
+    // became group-only) never holds it.
+    let pat = issue_pat(
+        &h.store,
+        "user-groups",
+        shared::testing::scopes("admin:ops docs:read"),
+        T0 + 600,
+    )
+    .await;
+    let response = h.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    assert_eq!(response.context.scopes, "docs:read");
+    assert!(!allowed_resources(&response).contains(&delete_user));
+
+    // A groups claim of the wrong type is a malformed token, not "no groups".
+    let bad = with(access_claims(), "cognito:groups", json!("operators"));
+    assert_unauthorized(
+        h.decide(Some(&bearer(&sign(&bad)))).await,
+        "groups as a string",
+    );
 }

@@ -2,8 +2,8 @@
 //! once per genuine token per instance, hashes move with the configured
 //! parameters, and a PAT never out-scopes its owner's session policy.
 
+use shared::Pat;
 use shared::hash::{HashParams, SecretHasher};
-use shared::{Pat, Scope, ScopeSet};
 
 use crate::support::*;
 
@@ -19,7 +19,13 @@ fn forged(real: &Pat) -> String {
 async fn a_flood_of_wrong_secrets_never_locks_out_the_genuine_holder() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let real = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
 
     // On this instance: the flood and the holder interleave.
     for round in 0..40 {
@@ -64,7 +70,13 @@ async fn a_flood_of_wrong_secrets_never_locks_out_the_genuine_holder() {
 async fn an_attackers_argon2_and_dynamodb_cost_per_id_and_address_is_bounded() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let real = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let budget = pat_config().max_failures_per_source;
     for _ in 0..budget {
         assert_unauthorized(
@@ -99,7 +111,13 @@ async fn an_attackers_argon2_and_dynamodb_cost_per_id_and_address_is_bounded() {
 async fn a_token_verified_on_this_instance_passes_even_from_a_flooding_address() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let real = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     // The holder shares the attacker's address (a NAT), but was verified first.
     assert!(
         h.decide_from(&bearer(real.expose()), ATTACKER_IP)
@@ -125,7 +143,13 @@ async fn a_token_verified_on_this_instance_passes_even_from_a_flooding_address()
 async fn argon2_runs_once_per_genuine_token_per_instance_and_status_is_still_checked() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let real = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     for step in 0..6 {
         // Each step is past the 30 s decision cache: a cold decision.
         h.clock.set(T0 + step * 31);
@@ -158,7 +182,13 @@ async fn a_hash_below_the_configured_parameters_is_upgraded_after_a_successful_v
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
     // Issued under the old parameters (the harness's hasher writes OWASP_MIN).
-    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let real = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let old = h.store.get(real.id()).await.unwrap().unwrap().hash;
     assert!(old.expose().contains("t=2,"));
 
@@ -191,7 +221,13 @@ async fn a_hash_below_the_configured_parameters_is_upgraded_after_a_successful_v
 async fn a_stored_hash_above_the_ceiling_is_refused_without_being_evaluated() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let real = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     // A planted record asking for 4 GiB of memory per verification.
     let stored = h.store.get(real.id()).await.unwrap().unwrap().hash;
     let planted = stored.expose().replacen("m=19456", "m=4194304", 1);
@@ -208,18 +244,25 @@ async fn a_pats_scopes_never_exceed_what_its_owners_session_may_hold_now() {
     let jwks = JwksServer::start(JWKS).await;
     let mut narrowed = HarnessBuilder::new(&jwks.url);
     // The session policy was tightened after the tokens were issued.
-    narrowed.jwt.default_scopes = ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]);
+    narrowed.manifest =
+        fixture_with_sessions("[sessions]\ndefault_scopes = [\"docs:read\", \"tokens:read\"]\n");
     let h = narrowed.build().await;
-    let broad = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let broad = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let response = h.decide(Some(&bearer(broad.expose()))).await.unwrap();
-    let kept = ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]);
+    let kept = shared::testing::scopes("docs:read tokens:read");
     assert_eq!(allowed_resources(&response), expected_resources(kept));
-    assert_eq!(response.context.scopes, "tokens:read items:read");
+    assert_eq!(response.context.scopes, "tokens:read docs:read");
     // Nothing left: refused.
     let write_only = issue_pat(
         &h.store,
         OWNER,
-        ScopeSet::from_scopes([Scope::ItemsWrite]),
+        shared::testing::scopes("docs:write"),
         T0 + 86_400,
     )
     .await;
@@ -233,7 +276,7 @@ async fn a_pats_scopes_never_exceed_what_its_owners_session_may_hold_now() {
 async fn the_in_process_cache_never_serves_a_token_past_its_expiry() {
     let jwks = JwksServer::start(JWKS).await;
     let h = HarnessBuilder::new(&jwks.url).build().await;
-    let short = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 20).await;
+    let short = issue_pat(&h.store, OWNER, shared::testing::default_scopes(), T0 + 20).await;
     assert!(h.decide(Some(&bearer(short.expose()))).await.is_ok());
     let reads = h.dynamo_calls.get();
     // Still inside the 30 s cache window, but past the token's expiry.

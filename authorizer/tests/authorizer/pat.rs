@@ -1,7 +1,7 @@
 //! The PAT suite against a real DynamoDB API (moto).
 
 use shared::pat::PAT_LEN;
-use shared::{AuthMethod, Pat, Scope, ScopeSet, UserId};
+use shared::{AuthMethod, Pat, UserId};
 
 use crate::support::*;
 
@@ -16,21 +16,27 @@ async fn harness() -> (Harness, JwksServer) {
 #[tokio::test]
 async fn a_valid_pat_is_allowed_with_exactly_its_scopes_routes() {
     let (h, _jwks) = harness().await;
-    let scopes = ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]);
+    let scopes = shared::testing::scopes("docs:read tokens:read");
     let pat = issue_pat(&h.store, OWNER, scopes, T0 + 86_400).await;
     let response = h.decide(Some(&bearer(pat.expose()))).await.unwrap();
     assert_eq!(response.principal_id.as_deref(), Some(OWNER));
     assert_eq!(allowed_resources(&response), expected_resources(scopes));
     assert_eq!(response.context.auth_method, AuthMethod::Pat);
     assert_eq!(response.context.token_id, pat.id().as_str());
-    assert_eq!(response.context.scopes, "tokens:read items:read");
+    assert_eq!(response.context.scopes, "tokens:read docs:read");
     assert_eq!(response.context.expires_at, T0 + 86_400);
 }
 
 #[tokio::test]
 async fn malformed_and_bad_checksum_tokens_cost_no_dynamodb_call() {
     let (h, _jwks) = harness().await;
-    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let pat = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let before = h.dynamo_calls.get();
     let good = pat.expose().to_owned();
     let mut bad_checksum = good.clone();
@@ -61,14 +67,26 @@ async fn unknown_wrong_secret_expired_and_revoked_tokens_are_unauthorized() {
         "unknown id",
     );
 
-    let real = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let real = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let forged = forge_with_secret_of(&real, &Pat::generate().unwrap());
     assert_unauthorized(h.decide(Some(&bearer(&forged))).await, "wrong secret");
 
-    let expired = issue_pat(&h.store, OWNER, ScopeSet::all(), T0).await;
+    let expired = issue_pat(&h.store, OWNER, shared::testing::default_scopes(), T0).await;
     assert_unauthorized(h.decide(Some(&bearer(expired.expose()))).await, "expired");
 
-    let revoked = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let revoked = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     h.store
         .revoke(&UserId::parse(OWNER).unwrap(), revoked.id(), T0 - 1)
         .await
@@ -89,7 +107,13 @@ fn forge_with_secret_of(real: &Pat, donor: &Pat) -> String {
 #[tokio::test]
 async fn a_second_decision_is_served_from_cache_with_no_dynamodb_call() {
     let (h, _jwks) = harness().await;
-    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let pat = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     h.decide(Some(&bearer(pat.expose()))).await.unwrap();
     h.authorizer.pat().settle().await;
     let before = h.dynamo_calls.get();
@@ -102,7 +126,13 @@ async fn a_second_decision_is_served_from_cache_with_no_dynamodb_call() {
 #[tokio::test]
 async fn a_cold_pat_decision_is_one_read_and_last_used_is_written_once_per_interval() {
     let (h, _jwks) = harness().await;
-    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let pat = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     let before = h.dynamo_calls.get();
     h.decide(Some(&bearer(pat.expose()))).await.unwrap();
     assert_eq!(
@@ -137,7 +167,13 @@ async fn a_revoked_token_is_refused_once_the_cache_ttl_has_passed() {
     let mut builder = HarnessBuilder::new(&jwks.url);
     builder.pat.positive_ttl_secs = 2;
     let h = builder.build().await;
-    let pat = issue_pat(&h.store, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let pat = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
     h.decide(Some(&bearer(pat.expose()))).await.unwrap();
     h.store
         .revoke(&UserId::parse(OWNER).unwrap(), pat.id(), T0)
@@ -172,7 +208,7 @@ async fn with_dynamodb_unreachable_a_pat_is_never_allowed() {
     let jwks = JwksServer::start(JWKS).await;
     // A real store for issuing, and an authorizer whose store points at a closed port.
     let (live, _) = shared::testing::fresh_store_with(shared::testing::fresh_config(5)).await;
-    let pat = issue_pat(&live, OWNER, ScopeSet::all(), T0 + 86_400).await;
+    let pat = issue_pat(&live, OWNER, shared::testing::default_scopes(), T0 + 86_400).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
@@ -192,7 +228,7 @@ async fn with_dynamodb_unreachable_a_pat_is_never_allowed() {
 #[tokio::test]
 async fn the_authorizer_decides_for_v1_and_v2_tokens() {
     let (h, _jwks) = harness().await;
-    let scopes = ScopeSet::from_scopes([Scope::ItemsRead]);
+    let scopes = shared::testing::scopes("docs:read");
     let v2 = issue_pat(&h.store, OWNER, scopes, T0 + 86_400).await;
     let v1 = Pat::generate().unwrap();
     let record = shared::TokenRecord {
@@ -200,7 +236,7 @@ async fn the_authorizer_decides_for_v1_and_v2_tokens() {
             id: v1.id().clone(),
             owner: UserId::parse(OWNER).unwrap(),
             name: "legacy".into(),
-            scopes,
+            scopes: shared::testing::names("docs:read"),
             created_at: T0 - 10,
             expires_at: T0 + 86_400,
             last_used_at: None,
@@ -220,7 +256,7 @@ async fn the_authorizer_decides_for_v1_and_v2_tokens() {
             expected_resources(scopes),
             "{version}"
         );
-        assert_eq!(response.context.scopes, "items:read", "{version}");
+        assert_eq!(response.context.scopes, "docs:read", "{version}");
     }
     h.store
         .revoke(&UserId::parse(OWNER).unwrap(), v1.id(), T0)
@@ -228,4 +264,51 @@ async fn the_authorizer_decides_for_v1_and_v2_tokens() {
         .unwrap();
     h.clock.set(T0 + pat_config().positive_ttl_secs);
     assert_unauthorized(h.decide(Some(&bearer(v1.expose()))).await, "revoked v1");
+}
+
+/// A manifest changes under stored tokens: scopes are stored by name, so a
+/// token keeps the scopes the new manifest still declares and never gains
+/// the one that now sits at the index its old scope had.
+#[tokio::test]
+async fn stored_tokens_keep_remaining_scopes_and_never_gain_new_ones() {
+    let (before, jwks) = harness().await;
+    // Under the fixture, docs:read is index 2 and docs:write index 3.
+    let pat = issue_pat(
+        &before.store,
+        OWNER,
+        shared::testing::scopes("docs:read docs:write"),
+        T0 + 86_400,
+    )
+    .await;
+    let next = std::sync::Arc::new(
+        shared::Manifest::parse(
+            "version = 1\n\
+             [[scope]]\nname = \"billing:admin\"\ndescription = \"new, now index 2\"\n\
+             [[scope]]\nname = \"docs:write\"\ndescription = \"kept, now index 3\"\n\
+             [[route]]\nmethod = \"GET\"\npath = \"/billing\"\nscope = \"billing:admin\"\n\
+             [[route]]\nmethod = \"PUT\"\npath = \"/docs/{docId}\"\nscope = \"docs:write\"\n",
+            "next.toml",
+        )
+        .unwrap(),
+    );
+    let mut builder = HarnessBuilder::sharing(&jwks.url, &before);
+    builder.manifest = next;
+    let after = builder.build().await;
+    let response = after.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    assert_eq!(response.context.scopes, "docs:write");
+    let allowed = allowed_resources(&response);
+    assert_eq!(allowed, vec![format!("{STAGE_PREFIX}PUT/docs/*")]);
+
+    // A token left with no declared scope is refused outright.
+    let read_only = issue_pat(
+        &before.store,
+        OWNER,
+        shared::testing::scopes("docs:read"),
+        T0 + 86_400,
+    )
+    .await;
+    assert_unauthorized(
+        after.decide(Some(&bearer(read_only.expose()))).await,
+        "no scope left",
+    );
 }

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 pub const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TestPool";
 pub const CLIENT_ID: &str = "test-client-id";
 pub const KID: &str = "test-key-1";
-pub const METHOD_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/GET/items";
+pub const METHOD_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/GET/docs";
 pub const STAGE_PREFIX: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/";
 pub const T0: i64 = 1_900_000_000;
 
@@ -140,6 +140,7 @@ pub struct Harness {
 }
 
 pub struct HarnessBuilder {
+    pub manifest: Arc<shared::Manifest>,
     pub jwt: JwtConfig,
     pub pat: PatConfig,
     pub store: Option<(TokenStore, RequestCounter)>,
@@ -150,6 +151,7 @@ pub struct HarnessBuilder {
 impl HarnessBuilder {
     pub fn new(jwks_url: &str) -> Self {
         Self {
+            manifest: shared::testing::manifest(),
             jwt: jwt_config(jwks_url),
             pat: pat_config(),
             store: None,
@@ -176,9 +178,16 @@ impl HarnessBuilder {
             HttpJwks::new(self.jwt.jwks_url.clone()).unwrap(),
             self.refresh_interval,
         );
-        let pat = PatVerifier::new(store.clone(), self.hasher, self.pat, 300).unwrap();
+        let pat = PatVerifier::new(
+            store.clone(),
+            self.hasher,
+            self.pat,
+            300,
+            Arc::clone(&self.manifest),
+        )
+        .unwrap();
         let authorizer = Authorizer::new(
-            JwtVerifier::new(self.jwt, keys).unwrap(),
+            JwtVerifier::new(self.jwt, keys, self.manifest).unwrap(),
             pat,
             Arc::clone(&clock),
             8192,
@@ -306,7 +315,7 @@ pub async fn issue_pat(store: &TokenStore, owner: &str, scopes: ScopeSet, expire
             id: pat.id().clone(),
             owner: UserId::parse(owner).unwrap(),
             name: "test".into(),
-            scopes,
+            scopes: shared::testing::manifest().scopes().names(scopes),
             created_at: T0 - 10,
             expires_at,
             last_used_at: None,
@@ -338,11 +347,14 @@ pub fn allowed_resources(response: &AuthorizerResponse) -> Vec<String> {
     out
 }
 
-/// What the Allow list must be for `scopes`, from the route table.
+/// What the Allow list must be for `scopes`, from the fixture manifest's routes.
 pub fn expected_resources(scopes: ScopeSet) -> Vec<String> {
-    let mut out: Vec<String> = shared::routes::permitted_routes(scopes)
+    let mut out: Vec<String> = shared::testing::manifest()
+        .routes()
+        .permitted(scopes)
         .map(|r| format!("{STAGE_PREFIX}{}", r.arn_resource()))
         .collect();
+    out.dedup();
     out.sort();
     out
 }
@@ -358,4 +370,14 @@ pub fn assert_unauthorized(result: Result<AuthorizerResponse, AuthError>, case: 
         }
         Ok(r) => panic!("{case}: expected Unauthorized, got {:?}", r.policy_document),
     }
+}
+
+/// The fixture manifest with its `[sessions]` table replaced by `sessions`
+/// (same scopes and routes).
+pub fn fixture_with_sessions(sessions: &str) -> Arc<shared::Manifest> {
+    let text = std::fs::read_to_string(shared::testing::MANIFEST_PATH).unwrap();
+    let start = text.find("[sessions]").unwrap();
+    let end = text.find("[[scope]]").unwrap();
+    let edited = format!("{}{sessions}\n{}", &text[..start], &text[end..]);
+    Arc::new(shared::Manifest::parse(&edited, "fixture-with-sessions").unwrap())
 }

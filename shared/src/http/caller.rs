@@ -1,7 +1,8 @@
 //! Who is calling, taken only from the authorizer context API Gateway forwards.
 //! The service never looks at `Authorization` itself.
 
-use crate::routes::{Access, Method, ROUTES};
+use crate::manifest::Manifest;
+use crate::routes::{Access, Method};
 use crate::{Clock, Principal};
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
@@ -62,19 +63,27 @@ pub trait HasClock {
     fn clock(&self) -> &dyn Clock;
 }
 
-impl<S: Send + Sync + HasClock> FromRequestParts<S> for Caller {
+/// Handler state that holds the manifest: the [`Caller`] extractor names
+/// scopes and re-checks each route's access from it.
+pub trait HasManifest {
+    /// The manifest this Lambda loaded at cold start.
+    fn manifest(&self) -> &Manifest;
+}
+
+impl<S: Send + Sync + HasClock + HasManifest> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     /// Reads the principal, refuses it once its credential has expired, and
-    /// re-checks the route's scope from the shared route table (defence in
-    /// depth: the authorizer's policy already did).
+    /// re-checks the route's scope from the manifest (defence in depth: the
+    /// authorizer's policy already did).
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal = match parts.extensions.get::<RequestContext>() {
             Some(RequestContext::ApiGatewayV1(ctx)) => {
-                Principal::from_forwarded_context(&ctx.authorizer.fields).map_err(|e| {
-                    tracing::warn!(error = %e, "request without a valid authorizer context");
-                    ApiError::Unauthenticated
-                })?
+                Principal::from_forwarded_context(&ctx.authorizer.fields, state.manifest().scopes())
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "request without a valid authorizer context");
+                        ApiError::Unauthenticated
+                    })?
             }
             _ => return Err(ApiError::Unauthenticated),
         };
@@ -85,10 +94,13 @@ impl<S: Send + Sync + HasClock> FromRequestParts<S> for Caller {
         let template = parts
             .extensions
             .get::<MatchedPath>()
-            .map(|m| m.as_str().to_owned())
+            .map(|m| crate::http::template_of(m.as_str()))
             .ok_or(ApiError::NotFound)?;
         let method = Method::parse(parts.method.as_str()).ok_or(ApiError::MethodNotAllowed)?;
-        let route = ROUTES
+        let route = state
+            .manifest()
+            .routes()
+            .routes()
             .iter()
             .find(|r| r.method == method && r.path == template)
             .ok_or(ApiError::NotFound)?;

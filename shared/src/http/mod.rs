@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::MethodRouter;
 
 use crate::http::problem::ApiError;
-use crate::routes::{ROUTES, Route, Service};
+use crate::routes::Route;
 use lambda_http::RequestExt;
 use tower::ServiceExt;
 
@@ -54,22 +54,50 @@ pub async fn handle(
     Ok(lambda_http::Response::from_parts(parts, body))
 }
 
-/// The router of one service, generated from the route table: every route of
-/// `service` gets its handler from `handler_for`; unknown paths and methods
-/// answer RFC 9457 problems.
-pub fn service_router<S: Clone + Send + Sync + 'static>(
-    service: Service,
-    handler_for: fn(&Route) -> Option<MethodRouter<S>>,
+/// The router of one service, generated from the route table: each of
+/// `routes` gets its handler from `handler_for`; unknown paths and methods
+/// answer RFC 9457 problems. Greedy `{name+}` templates become axum's `{*name}`.
+pub fn service_router<'a, S: Clone + Send + Sync + 'static>(
+    routes: impl IntoIterator<Item = &'a Route>,
+    handler_for: impl Fn(&Route) -> Option<MethodRouter<S>>,
     state: S,
 ) -> Router {
     let mut router = Router::new();
-    for route in ROUTES.iter().filter(|r| r.service == service) {
+    for route in routes {
         if let Some(handler) = handler_for(route) {
-            router = router.route(route.path, handler);
+            router = router.route(&axum_path(&route.path), handler);
         }
     }
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
+}
+
+/// A manifest path template in axum's syntax: `{name+}` becomes `{*name}`.
+pub fn axum_path(template: &str) -> String {
+    template
+        .split('/')
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+                Some(name) => format!("{{*{name}}}"),
+                None => segment.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The reverse of [`axum_path`]: axum's matched path back to the manifest's template.
+pub fn template_of(axum_matched: &str) -> String {
+    axum_matched
+        .split('/')
+        .map(
+            |segment| match segment.strip_prefix("{*").and_then(|s| s.strip_suffix('}')) {
+                Some(name) => format!("{{{name}+}}"),
+                None => segment.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
 }

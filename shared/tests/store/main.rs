@@ -10,7 +10,7 @@ use shared::store::{
     CreateOutcome, Cursor, RevokeOutcome, RotateOutcome, StoreError, TouchOutcome,
 };
 use shared::testing::{fresh_config, fresh_store, fresh_store_with};
-use shared::{Clock, Pat, ScopeSet, SystemClock, TokenMeta, TokenRecord, UserId};
+use shared::{Clock, Pat, SystemClock, TokenMeta, TokenRecord, UserId};
 
 pub(crate) const DAY: i64 = 86_400;
 
@@ -31,7 +31,7 @@ pub(crate) fn record(owner: &UserId, created_at: i64, lifetime: i64) -> TokenRec
             id: pat.id().clone(),
             owner: owner.clone(),
             name: "ci".into(),
-            scopes: ScopeSet::all(),
+            scopes: shared::testing::names("tokens:read tokens:write docs:read docs:write"),
             created_at,
             expires_at: created_at + lifetime,
             last_used_at: None,

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shared::migrate::{MigrationConfig, Progress, run};
 use shared::store::TokenStore;
 use shared::testing::{fresh_store, put_v1_token};
-use shared::{Scope, ScopeSet, TokenRecord, UserId};
+use shared::{TokenRecord, UserId};
 
 use crate::{DAY, now, record, user};
 
@@ -17,7 +17,7 @@ async fn seed_v1(store: &TokenStore, owner: &UserId, n: usize) -> Vec<TokenRecor
     for i in 0..n {
         let mut rec = record(owner, t - 1000 + i as i64, 30 * DAY);
         rec.meta.schema_version = 1;
-        rec.meta.scopes = ScopeSet::from_scopes([Scope::ItemsRead, Scope::TokensRead]);
+        rec.meta.scopes = shared::testing::names("items:read tokens:read");
         put_v1_token(store, &rec).await;
         out.push(rec);
     }

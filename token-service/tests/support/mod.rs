@@ -79,7 +79,15 @@ impl Harness {
     pub fn over_hashing(store: TokenStore, max_days: i64, hasher: SecretHasher) -> Self {
         let clock = Arc::new(TestClock::default());
         clock.set(T0);
-        let state = AppState::new(store.clone(), hasher.clone(), clock.clone(), max_days).unwrap();
+        let manifest = shared::testing::manifest();
+        let state = AppState::new(
+            store.clone(),
+            hasher.clone(),
+            clock.clone(),
+            max_days,
+            manifest.clone(),
+        )
+        .unwrap();
         let jwt = JwtConfig::for_issuer(
             "https://issuer.invalid",
             "http://127.0.0.1:9/jwks.json",
@@ -92,8 +100,8 @@ impl Harness {
             max_failures_per_source: 5,
         };
         let authorizer = Authorizer::new(
-            JwtVerifier::new(jwt, KeyCache::new(NoJwks)).unwrap(),
-            PatVerifier::new(store.clone(), hasher, pat_cfg, 300).unwrap(),
+            JwtVerifier::new(jwt, KeyCache::new(NoJwks), manifest.clone()).unwrap(),
+            PatVerifier::new(store.clone(), hasher, pat_cfg, 300, manifest).unwrap(),
             clock.clone(),
             8192,
         );

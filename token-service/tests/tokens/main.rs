@@ -16,7 +16,7 @@ async fn the_whole_lifecycle_is_honoured_by_the_authorizer_at_every_step() {
     // Create.
     let created = h
         .call(Req::new("POST", "/tokens", Some(&a)).json(json!({
-            "name": "  deploy bot  ", "scopes": ["items:read", "tokens:read"], "expiresInDays": 30
+            "name": "  deploy bot  ", "scopes": ["docs:read", "tokens:read"], "expiresInDays": 30
         })))
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
@@ -27,12 +27,12 @@ async fn the_whole_lifecycle_is_honoured_by_the_authorizer_at_every_step() {
         format!("/tokens/{id}").as_str()
     );
     assert_eq!(created.json["name"], "deploy bot");
-    assert_eq!(created.json["scopes"], json!(["tokens:read", "items:read"]));
+    assert_eq!(created.json["scopes"], json!(["tokens:read", "docs:read"]));
     assert_eq!(created.json["status"], "active");
     assert_eq!(created.json["expiresAt"], "2030-04-16T17:46:40Z");
     let token = created.json["token"].as_str().unwrap().to_owned();
     let ctx = h.authorize(&token).await.expect("a new token is accepted");
-    assert_eq!(ctx.scopes, "tokens:read items:read");
+    assert_eq!(ctx.scopes, "tokens:read docs:read");
     assert_eq!(ctx.token_id, id);
 
     // List and get: metadata only.
@@ -60,7 +60,7 @@ async fn the_whole_lifecycle_is_honoured_by_the_authorizer_at_every_step() {
     let token2 = rotated.json["token"].as_str().unwrap().to_owned();
     let id2 = rotated.json["id"].as_str().unwrap().to_owned();
     assert_eq!(rotated.json["rotatedFrom"], id.as_str());
-    assert_eq!(rotated.json["scopes"], json!(["tokens:read", "items:read"]));
+    assert_eq!(rotated.json["scopes"], json!(["tokens:read", "docs:read"]));
     assert_eq!(rotated.json["name"], "deploy bot");
     assert!(
         h.authorize(&token).await.is_none(),
@@ -97,8 +97,8 @@ async fn the_whole_lifecycle_is_honoured_by_the_authorizer_at_every_step() {
     assert!(h.authorize(&token3).await.is_none());
 
     // Revoke all.
-    let (t4, _) = issue(&h, USER_A, &["items:read"], 10).await;
-    let (t5, _) = issue(&h, USER_A, &["items:write"], 10).await;
+    let (t4, _) = issue(&h, USER_A, &["docs:read"], 10).await;
+    let (t5, _) = issue(&h, USER_A, &["docs:write"], 10).await;
     assert!(h.authorize(&t4).await.is_some() && h.authorize(&t5).await.is_some());
     let all = h.call(Req::new("DELETE", "/tokens", Some(&a))).await;
     assert_eq!(all.status, 200, "{}", all.text);
@@ -107,7 +107,7 @@ async fn the_whole_lifecycle_is_honoured_by_the_authorizer_at_every_step() {
 
     // Leaked-token revocation: whoever holds it can kill it, and the answer is
     // the same for a live token, a dead one and junk.
-    let (t6, _) = issue(&h, USER_A, &["items:read"], 10).await;
+    let (t6, _) = issue(&h, USER_A, &["docs:read"], 10).await;
     let leaked = h
         .call(Req::new("POST", "/tokens/revoke", None).json(json!({"token": t6})))
         .await;
@@ -181,22 +181,22 @@ async fn a_pat_cannot_create_tokens_or_revoke_everything() {
 #[tokio::test]
 async fn scope_escalation_is_refused() {
     let h = Harness::new(10).await;
-    let narrow = session(USER_A, "tokens:write items:read");
+    let narrow = session(USER_A, "tokens:write docs:read");
     let reply = h
         .call(Req::new("POST", "/tokens", Some(&narrow)).json(json!({
-            "name": "x", "scopes": ["items:read", "items:write"], "expiresInDays": 5
+            "name": "x", "scopes": ["docs:read", "docs:write"], "expiresInDays": 5
         })))
         .await;
     reply.assert_problem(403, "scope-escalation");
     let ok = h
         .call(
             Req::new("POST", "/tokens", Some(&narrow))
-                .json(json!({"name": "x", "scopes": ["items:read"], "expiresInDays": 5})),
+                .json(json!({"name": "x", "scopes": ["docs:read"], "expiresInDays": 5})),
         )
         .await;
     assert_eq!(ok.status, 201, "{}", ok.text);
     // Rotating a broader token with a narrower session is escalation too.
-    let (_, broad) = issue(&h, USER_A, &["items:write"], 5).await;
+    let (_, broad) = issue(&h, USER_A, &["docs:write"], 5).await;
     h.call(Req::new(
         "POST",
         &format!("/tokens/{broad}/rotate"),
@@ -227,7 +227,7 @@ async fn expiry_bounds_are_enforced_at_creation() {
         json!({}),
     ];
     for expiry in bad {
-        let mut body = json!({"name": "x", "scopes": ["items:read"]});
+        let mut body = json!({"name": "x", "scopes": ["docs:read"]});
         body.as_object_mut()
             .unwrap()
             .extend(expiry.as_object().unwrap().clone());
@@ -242,7 +242,7 @@ async fn expiry_bounds_are_enforced_at_creation() {
         json!({"expiresAt": at(T0 + DAY)}),
         json!({"expiresAt": at(T0 + 90 * DAY)}),
     ] {
-        let mut body = json!({"name": "x", "scopes": ["items:read"]});
+        let mut body = json!({"name": "x", "scopes": ["docs:read"]});
         body.as_object_mut()
             .unwrap()
             .extend(good.as_object().unwrap().clone());
@@ -256,7 +256,7 @@ async fn expiry_bounds_are_enforced_at_creation() {
 #[tokio::test]
 async fn rotation_keeps_an_expiry_within_the_current_maximum() {
     let h = Harness::new(10).await;
-    let (_, id) = issue(&h, USER_A, &["items:read"], 60).await;
+    let (_, id) = issue(&h, USER_A, &["docs:read"], 60).await;
     // The policy tightens to 30 days: the successor may not outlive it.
     let strict = Harness::over(h.store.clone(), 30);
     strict.clock.set(T0 + 10);
@@ -272,7 +272,7 @@ async fn rotation_keeps_an_expiry_within_the_current_maximum() {
     let meta = h.store.get(&successor).await.unwrap().unwrap().meta;
     assert_eq!(meta.expires_at, T0 + 10 + 30 * DAY);
     // Under the original policy, the successor keeps the original lifetime.
-    let (_, id) = issue(&h, USER_A, &["items:read"], 60).await;
+    let (_, id) = issue(&h, USER_A, &["docs:read"], 60).await;
     let rotated = h
         .call(Req::new(
             "POST",
@@ -302,7 +302,7 @@ async fn the_cap_holds_under_twenty_concurrent_creates() {
             tokio::spawn(async move {
                 h.call(
                     Req::new("POST", "/tokens", Some(&session(USER_A, ALL))).json(json!({
-                        "name": format!("t{i}"), "scopes": ["items:read"], "expiresInDays": 1
+                        "name": format!("t{i}"), "scopes": ["docs:read"], "expiresInDays": 1
                     })),
                 )
                 .await
@@ -323,7 +323,7 @@ async fn the_cap_holds_under_twenty_concurrent_creates() {
 #[tokio::test]
 async fn another_user_cannot_see_rotate_or_revoke_a_token() {
     let h = Harness::new(10).await;
-    let (token, id) = issue(&h, USER_A, &["items:read"], 10).await;
+    let (token, id) = issue(&h, USER_A, &["docs:read"], 10).await;
     let b = session(USER_B, ALL);
     h.call(Req::new("GET", &format!("/tokens/{id}"), Some(&b)))
         .await
@@ -361,7 +361,7 @@ async fn another_user_cannot_see_rotate_or_revoke_a_token() {
 #[tokio::test]
 async fn racing_rotations_give_one_success_and_one_conflict() {
     let h = std::sync::Arc::new(Harness::new(10).await);
-    let (_, id) = issue(&h, USER_A, &["items:read"], 10).await;
+    let (_, id) = issue(&h, USER_A, &["docs:read"], 10).await;
     let tasks: Vec<_> = (0..2)
         .map(|_| {
             let (h, id) = (h.clone(), id.clone());
@@ -410,7 +410,7 @@ async fn listing_pages_through_every_token_once() {
     let mut ids = std::collections::HashSet::new();
     for i in 0..12 {
         h.clock.set(T0 + i);
-        ids.insert(issue(&h, USER_A, &["items:read"], 5).await.1);
+        ids.insert(issue(&h, USER_A, &["docs:read"], 5).await.1);
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -447,7 +447,7 @@ async fn every_error_class_has_its_status_and_problem_type() {
 
     let reply = h
         .call(post(
-            json!({"name": "", "scopes": ["root", "items:read"], "color": "red"}),
+            json!({"name": "", "scopes": ["root", "docs:read"], "color": "red"}),
         ))
         .await;
     reply.assert_problem(400, "validation-failed");
@@ -463,12 +463,12 @@ async fn every_error_class_has_its_status_and_problem_type() {
         "every invalid field is listed"
     );
     h.call(post(
-        json!({"name": "a\u{7}b", "scopes": ["items:read"], "expiresInDays": 1}),
+        json!({"name": "a\u{7}b", "scopes": ["docs:read"], "expiresInDays": 1}),
     ))
     .await
     .assert_problem(400, "validation-failed");
     h.call(post(
-        json!({"name": "x".repeat(101), "scopes": ["items:read"], "expiresInDays": 1}),
+        json!({"name": "x".repeat(101), "scopes": ["docs:read"], "expiresInDays": 1}),
     ))
     .await
     .assert_problem(400, "validation-failed");
@@ -506,7 +506,7 @@ async fn every_error_class_has_its_status_and_problem_type() {
     h.call(Req::new(
         "GET",
         "/tokens",
-        Some(&session(USER_A, "items:read")),
+        Some(&session(USER_A, "docs:read")),
     ))
     .await
     .assert_problem(403, "insufficient-scope");
@@ -526,9 +526,9 @@ async fn every_error_class_has_its_status_and_problem_type() {
         .await
         .assert_problem(400, "validation-failed");
 
-    let (_, id) = issue(&h, USER_A, &["items:read"], 5).await;
+    let (_, id) = issue(&h, USER_A, &["docs:read"], 5).await;
     h.call(post(
-        json!({"name": "x", "scopes": ["items:read"], "expiresInDays": 1}),
+        json!({"name": "x", "scopes": ["docs:read"], "expiresInDays": 1}),
     ))
     .await
     .assert_problem(409, "token-limit-reached");
@@ -545,7 +545,7 @@ async fn every_error_class_has_its_status_and_problem_type() {
         .assert_problem(409, "token-already-rotated");
     let (_, other) = {
         h.call(Req::new("DELETE", "/tokens", Some(&a))).await;
-        issue(&h, USER_A, &["items:read"], 5).await
+        issue(&h, USER_A, &["docs:read"], 5).await
     };
     h.call(Req::new("DELETE", &format!("/tokens/{other}"), Some(&a)))
         .await;

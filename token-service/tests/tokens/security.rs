@@ -12,11 +12,11 @@ async fn a_pat_cannot_rotate_or_revoke_a_sibling_token() {
     let (attacker, _) = issue(
         &h,
         USER_A,
-        &["tokens:write", "tokens:read", "items:read"],
+        &["tokens:write", "tokens:read", "docs:read"],
         30,
     )
     .await;
-    let (sibling, sibling_id) = issue(&h, USER_A, &["items:read"], 30).await;
+    let (sibling, sibling_id) = issue(&h, USER_A, &["docs:read"], 30).await;
     let ctx = h.authorize(&attacker).await.unwrap();
 
     h.rotate(&sibling_id, &ctx, None)
@@ -48,7 +48,7 @@ async fn a_pat_cannot_rotate_or_revoke_a_sibling_token() {
 #[tokio::test]
 async fn a_pat_may_rotate_itself_but_never_extends_its_chain() {
     let h = Harness::new(10).await;
-    let (mut token, id) = issue(&h, USER_A, &["tokens:write", "items:read"], 10).await;
+    let (mut token, id) = issue(&h, USER_A, &["tokens:write", "docs:read"], 10).await;
     let original_expiry = h
         .call(Req::new(
             "GET",
@@ -78,7 +78,7 @@ async fn a_pat_may_rotate_itself_but_never_extends_its_chain() {
 #[tokio::test]
 async fn a_session_rotation_gives_a_fresh_lifetime_within_the_maximum() {
     let h = Harness::new(10).await;
-    let (_, id) = issue(&h, USER_A, &["items:read"], 10).await;
+    let (_, id) = issue(&h, USER_A, &["docs:read"], 10).await;
     h.clock.set(T0 + 5 * DAY);
     let rotated = h.rotate(&id, &session(USER_A, ALL), None).await;
     assert_eq!(rotated.status, 201, "{}", rotated.text);
@@ -160,8 +160,8 @@ async fn a_context_whose_credential_has_expired_is_refused_on_every_route() {
 async fn an_overlapping_rotation_keeps_the_predecessor_slot_until_the_overlap_ends() {
     let h = Harness::new(2).await;
     let a = session(USER_A, ALL);
-    let (_, first) = issue(&h, USER_A, &["items:read"], 10).await;
-    let (_, _second) = issue(&h, USER_A, &["items:read"], 10).await;
+    let (_, first) = issue(&h, USER_A, &["docs:read"], 10).await;
+    let (_, _second) = issue(&h, USER_A, &["docs:read"], 10).await;
     // At the cap, an overlapping rotation would make three live tokens.
     h.rotate(&first, &a, Some(600))
         .await
@@ -172,13 +172,13 @@ async fn an_overlapping_rotation_keeps_the_predecessor_slot_until_the_overlap_en
 
     // Under the cap: the predecessor holds its slot for the overlap, then frees it.
     let h = Harness::new(3).await;
-    let (_, first) = issue(&h, USER_A, &["items:read"], 10).await;
-    issue(&h, USER_A, &["items:read"], 10).await;
+    let (_, first) = issue(&h, USER_A, &["docs:read"], 10).await;
+    issue(&h, USER_A, &["docs:read"], 10).await;
     let overlapped = h.rotate(&first, &a, Some(600)).await;
     assert_eq!(overlapped.status, 201, "{}", overlapped.text);
     let create = || {
         Req::new("POST", "/tokens", Some(&a))
-            .json(json!({"name": "n", "scopes": ["items:read"], "expiresInDays": 5}))
+            .json(json!({"name": "n", "scopes": ["docs:read"], "expiresInDays": 5}))
     };
     h.call(create())
         .await
@@ -194,7 +194,7 @@ async fn revoke_all_reports_what_it_revoked_and_that_it_is_complete() {
     let a = session(USER_A, ALL);
     let mut tokens = Vec::new();
     for _ in 0..3 {
-        tokens.push(issue(&h, USER_A, &["items:read"], 10).await.0);
+        tokens.push(issue(&h, USER_A, &["docs:read"], 10).await.0);
     }
     let all = h.call(Req::new("DELETE", "/tokens", Some(&a))).await;
     assert_eq!(all.status, 200, "{}", all.text);
@@ -217,7 +217,7 @@ async fn revoke_all_reports_what_it_revoked_and_that_it_is_complete() {
 async fn after_the_argon2_floor_is_raised_a_session_rotation_rescues_a_weak_token() {
     use shared::hash::{HashParams, SecretHasher};
     let h = Harness::new(10).await;
-    let (weak, id) = issue(&h, USER_A, &["items:read"], 10).await;
+    let (weak, id) = issue(&h, USER_A, &["docs:read"], 10).await;
     let raised = HashParams {
         t: HashParams::OWASP_MIN.t + 1,
         ..HashParams::OWASP_MIN
@@ -244,7 +244,7 @@ async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
     // A stolen session, signed in before the owner's revoke-all.
     let mut stolen = session(USER_A, ALL);
     stolen.issued_at = T0 - 600;
-    issue(&h, USER_A, &["items:read"], 10).await;
+    issue(&h, USER_A, &["docs:read"], 10).await;
     h.clock.set(T0 + 100);
     let mut owner = session(USER_A, ALL);
     owner.issued_at = T0 - 300;
@@ -254,7 +254,7 @@ async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
     // Anything the stolen session mints would outlive the revoke-all: refused.
     let create = |ctx: &shared::AuthorizerContext| {
         Req::new("POST", "/tokens", Some(ctx))
-            .json(json!({"name": "late", "scopes": ["items:read"], "expiresInDays": 5}))
+            .json(json!({"name": "late", "scopes": ["docs:read"], "expiresInDays": 5}))
     };
     h.call(create(&stolen))
         .await
@@ -278,7 +278,7 @@ async fn a_session_older_than_the_last_revoke_all_cannot_mint_or_rotate() {
 #[tokio::test]
 async fn issuing_with_a_session_records_the_username_for_offboarding() {
     let h = Harness::new(10).await;
-    issue(&h, USER_A, &["items:read"], 10).await;
+    issue(&h, USER_A, &["docs:read"], 10).await;
     // `session()` carries the username "someone", as an access token would.
     let owners = h.store.owners_of_username("someone").await.unwrap();
     assert_eq!(owners, vec![shared::UserId::parse(USER_A).unwrap()]);

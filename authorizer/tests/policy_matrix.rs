@@ -1,0 +1,216 @@
+//! The cache-safety matrix over an adopter's manifest.
+//!
+//! API Gateway caches one policy per credential and applies it to every route
+//! of the API. So for every subset of the fixture adopter's 14 scopes (16 384
+//! sets) and every request that reaches a protected route, the policy the
+//! authorizer builds must allow the request iff the route's access rule
+//! permits the scopes. Requests include parameters that spell the manifest's
+//! literals (`/docs/x/comments/acl`) and greedy paths of several segments:
+//! the cases where an IAM `*` (which spans `/`) over-reaches.
+//!
+//! Evaluating 16 384 policies against thousands of paths with the IAM matcher
+//! directly would take minutes in a debug build, so the test first computes,
+//! with that matcher, which resource matches which path, then evaluates each
+//! real policy (Allow, then explicit Deny wins) as bit operations on that
+//! table. A sample of decisions is cross-checked against the full evaluator.
+
+use std::collections::BTreeSet;
+
+use authorizer::policy::{MethodArn, build};
+use aws_lambda_events::iam::IamPolicyEffect;
+use shared::policy::{PolicyDecision, evaluate};
+use shared::routes::{Segment, iam_wildcard_match};
+
+const ARN: &str = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/docs";
+
+/// Concrete paths for a route: plain values, then each parameter spelling
+/// each literal of the manifest, and greedy values of one to three segments.
+fn samples(segments: &[Segment], literals: &[String]) -> Vec<String> {
+    let plain = |i: usize, s: &Segment| match s {
+        Segment::Literal(t) => t.clone(),
+        Segment::Param(_) => format!("p{i}"),
+        Segment::Greedy(_) => format!("g{i}/h{i}"),
+    };
+    let render = |parts: &[String]| format!("/{}", parts.join("/"));
+    let base: Vec<String> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| plain(i, s))
+        .collect();
+    let mut out = vec![render(&base)];
+    for (i, s) in segments.iter().enumerate() {
+        let values: Vec<String> = match s {
+            Segment::Literal(_) => continue,
+            Segment::Param(_) => literals.to_vec(),
+            Segment::Greedy(_) => {
+                let mut v = vec!["g".to_owned(), "g/h/k".to_owned()];
+                for l in literals {
+                    v.push(l.clone());
+                    v.push(format!("g/{l}"));
+                    v.push(format!("{l}/g"));
+                }
+                v
+            }
+        };
+        for value in values {
+            let mut parts = base.clone();
+            if let Some(slot) = parts.get_mut(i) {
+                *slot = value;
+            }
+            out.push(render(&parts));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
+    let manifest = shared::testing::manifest();
+    let table = manifest.routes();
+    let arn = MethodArn::parse(ARN).unwrap();
+    let prefix = arn.stage_prefix().to_owned();
+    assert!(manifest.scopes().len() >= 14);
+    let declared = table.routes().iter().filter(|r| !r.built_in).count();
+    assert!(declared >= 40, "{declared} routes");
+
+    let literals: Vec<String> = table
+        .routes()
+        .iter()
+        .flat_map(|r| r.segments.iter())
+        .filter_map(|s| match s {
+            Segment::Literal(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    // Every request that API Gateway would send to a protected route.
+    let mut requests: Vec<(String, usize)> = Vec::new();
+    for route in table.routes() {
+        for path in samples(&route.segments, &literals) {
+            let Some(served) = table.find(route.method, &path) else {
+                continue;
+            };
+            if !served.access.is_protected() {
+                continue;
+            }
+            let index = table.routes().iter().position(|r| r == served).unwrap();
+            requests.push((format!("{prefix}{}{path}", route.method), index));
+        }
+    }
+    requests.sort();
+    requests.dedup();
+    assert!(requests.len() > 1000, "{} requests", requests.len());
+
+    // Every resource any policy can name, and which requests each matches.
+    let mut resources: Vec<String> = table
+        .routes()
+        .iter()
+        .map(|r| format!("{prefix}{}", r.arn_resource()))
+        .collect();
+    resources.push(format!("{prefix}*"));
+    resources.sort();
+    resources.dedup();
+    assert!(resources.len() <= 128);
+    let bit = |res: &str| -> u128 {
+        let i = resources
+            .iter()
+            .position(|r| r == res)
+            .unwrap_or_else(|| panic!("unexpected resource {res}"));
+        1u128 << i
+    };
+    let matches: Vec<u128> = requests
+        .iter()
+        .map(|(arn, _)| {
+            resources
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| iam_wildcard_match(r, arn))
+                .fold(0u128, |acc, (i, _)| acc | (1u128 << i))
+        })
+        .collect();
+
+    let mut checked = 0u64;
+    let mut cross_checked = 0u64;
+    for (n, scopes) in manifest.scopes().every_subset().unwrap().enumerate() {
+        let policy = build(&arn, table, scopes);
+        assert!(policy.statement.len() <= 2);
+        let (mut allow, mut deny) = (0u128, 0u128);
+        for statement in &policy.statement {
+            assert_eq!(statement.action, vec!["execute-api:Invoke".to_owned()]);
+            let bits = statement.resource.iter().fold(0u128, |acc, r| acc | bit(r));
+            match statement.effect {
+                IamPolicyEffect::Allow => allow |= bits,
+                _ => deny |= bits,
+            }
+        }
+        for (i, (request, route)) in requests.iter().enumerate() {
+            let m = matches.get(i).copied().unwrap_or(0);
+            let allowed = m & deny == 0 && m & allow != 0;
+            let route = table.routes().get(*route).unwrap();
+            assert_eq!(
+                allowed,
+                route.access.permits(scopes),
+                "{} for {request} ({}): allow {:?} deny {:?}",
+                manifest.scopes().to_space_separated(scopes),
+                route.label(),
+                policy.statement.first().map(|s| &s.resource),
+                policy.statement.get(1).map(|s| &s.resource),
+            );
+            checked += 1;
+            if (n + i) % 997 == 0 {
+                let full = evaluate(&policy, request) == PolicyDecision::Allow;
+                assert_eq!(full, allowed, "{request}");
+                cross_checked += 1;
+            }
+        }
+        // Nothing on another stage, ever.
+        if n % 256 == 0 {
+            let other = requests.first().unwrap().0.replace("/prod/", "/dev/");
+            assert_ne!(evaluate(&policy, &other), PolicyDecision::Allow);
+        }
+    }
+    assert_eq!(
+        checked,
+        (1u64 << manifest.scopes().len()) * requests.len() as u64
+    );
+    assert!(cross_checked > 10_000, "{cross_checked}");
+}
+
+/// The largest policy of a 500-route manifest: every route allowed. API
+/// Gateway takes a REST authorizer's response up to Lambda's 6 MB response
+/// limit (the documented 8 KB policy limit is WebSocket APIs'); agpat keeps a
+/// far tighter budget of its own, 64 KiB, which this manifest stays under.
+#[test]
+fn a_500_route_manifest_yields_a_policy_within_the_budget() {
+    let text = shared::testing::synthetic_manifest(100);
+    let manifest = shared::Manifest::parse(&text, "synthetic").unwrap();
+    let declared = manifest
+        .routes()
+        .routes()
+        .iter()
+        .filter(|r| !r.built_in)
+        .count();
+    assert_eq!(declared, 500);
+    let arn = MethodArn::parse(ARN).unwrap();
+    let all = manifest.scopes().all();
+    let policy = build(&arn, manifest.routes(), all);
+    let bytes = serde_json::to_vec(&policy).unwrap().len();
+    eprintln!("500-route all-scopes policy: {bytes} bytes");
+    assert!(bytes < 64 * 1024, "{bytes}");
+    // Exact: one Allow per distinct resource, no Deny, nothing stage-wide.
+    let allow = &policy.statement.first().unwrap().resource;
+    assert_eq!(policy.statement.len(), 1);
+    assert!(allow.iter().all(|r| !r.ends_with("/prod/*")));
+    // One scope: its routes only, with Deny entries where wildcards over-reach.
+    let one = manifest
+        .scopes()
+        .parse_space_separated("area3:read")
+        .unwrap();
+    let policy = build(&arn, manifest.routes(), one);
+    let list = ARN.replace("GET/docs", "GET/resource3");
+    assert_eq!(evaluate(&policy, &list), PolicyDecision::Allow);
+    let other = ARN.replace("GET/docs", "GET/resource4");
+    assert_ne!(evaluate(&policy, &other), PolicyDecision::Allow);
+}

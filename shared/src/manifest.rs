@@ -1,0 +1,731 @@
+//! The manifest: one TOML file that declares an adopter's API to agpat.
+//!
+//! ```toml
+//! version = 1
+//!
+//! [sessions]                                  # how Cognito sessions get scopes
+//! default_scopes = ["tokens:read", "tokens:write", "docs:read"]
+//! scope_prefix = "https://docs.example.com/"  # optional: resource-server scopes narrow access tokens
+//! [sessions.groups]                           # optional: cognito:groups -> extra session scopes
+//! operators = ["admin:ops"]
+//!
+//! [[scope]]
+//! name = "docs:read"
+//! description = "Read documents"
+//!
+//! [[route]]
+//! method = "GET"
+//! path = "/docs/{docId}"       # {name}: one segment; {name+}: greedy, last only
+//! scope = "docs:read"          # or: access = "authenticated" | "public"
+//! summary = "Read a document"  # optional, for the OpenAPI document
+//! ```
+//!
+//! The built-in `tokens:read` / `tokens:write` scopes and `/tokens` routes are
+//! always present and cannot be declared. Validation is strict: an unknown
+//! field or scope, a malformed or duplicate name or template, sibling
+//! parameters API Gateway would refuse, routes no IAM policy can separate, or
+//! more than [`MAX_SCOPES`] scopes each fail with the line that caused it.
+//! The authorizer, the token service and the context crate load it at cold
+//! start from `AGPAT_MANIFEST`; `agpat-manifest check` runs the same code at
+//! build time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::routes::{
+    Access, Method, Route, RouteTable, Segment, built_in_routes, is_reserved_path, parse_template,
+};
+use crate::scope::{MAX_SCOPES, RegistryError, Scope, ScopeRegistry, ScopeSet};
+
+/// The environment variable naming the manifest file.
+pub const MANIFEST_ENV: &str = "AGPAT_MANIFEST";
+
+/// The manifest format version this code reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Largest manifest file accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// Most routes a manifest may declare.
+pub const MAX_ROUTES: usize = 2000;
+
+/// Why a manifest was refused: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// The file (or a label for in-memory text).
+    pub source: String,
+    /// 1-based line of the offending value (0 when not tied to one).
+    pub line: usize,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.source, self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// How Cognito sessions get scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// What every session holds, and the most a PAT can ever carry.
+    pub default_scopes: ScopeSet,
+    /// If set, an access token's `scope` claim narrows the session: entries
+    /// `<prefix><scope>` are kept and intersected with what the session may hold.
+    pub scope_prefix: Option<String>,
+    /// `cognito:groups` entries and the extra scopes each grants a session.
+    /// Group scopes are session-only: PATs never carry them.
+    pub groups: Vec<(String, ScopeSet)>,
+}
+
+impl SessionPolicy {
+    /// The scopes one Cognito session holds: the defaults plus its groups'
+    /// scopes, narrowed by an access token's resource-server scopes when a
+    /// prefix is set.
+    pub fn session_scopes<'a>(
+        &self,
+        registry: &ScopeRegistry,
+        token_use: &str,
+        scope_claim: Option<&str>,
+        groups: impl IntoIterator<Item = &'a str>,
+    ) -> ScopeSet {
+        let mut ceiling = self.default_scopes;
+        for group in groups {
+            for (name, scopes) in &self.groups {
+                if name == group {
+                    ceiling = ceiling.union(*scopes);
+                }
+            }
+        }
+        let Some(prefix) = self.scope_prefix.as_deref() else {
+            return ceiling;
+        };
+        if token_use != "access" {
+            return ceiling;
+        }
+        let granted: ScopeSet = scope_claim
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .filter_map(|s| s.strip_prefix(prefix))
+            .filter_map(|s| registry.parse(s).ok())
+            .collect();
+        granted.intersection(ceiling)
+    }
+
+    /// The most a PAT can carry: the default session scopes. A PAT never
+    /// out-scopes its owner, so the authorizer intersects every PAT with this
+    /// and the token service refuses to issue anything beyond it.
+    pub fn pat_ceiling(&self) -> ScopeSet {
+        self.default_scopes
+    }
+}
+
+/// A validated manifest: scopes, routes (built-in ones included) and the
+/// session policy.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    scopes: ScopeRegistry,
+    routes: RouteTable,
+    sessions: SessionPolicy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    version: Spanned<u32>,
+    #[serde(default)]
+    sessions: Option<RawSessions>,
+    #[serde(default, rename = "scope")]
+    scopes: Vec<Spanned<RawScope>>,
+    #[serde(default, rename = "route")]
+    routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessions {
+    #[serde(default)]
+    default_scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    scope_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScope {
+    name: Spanned<String>,
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    method: Spanned<String>,
+    path: Spanned<String>,
+    #[serde(default)]
+    scope: Option<Spanned<String>>,
+    #[serde(default)]
+    access: Option<Spanned<String>>,
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+struct Lines<'a> {
+    text: &'a str,
+    source: &'a str,
+}
+
+impl Lines<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text
+            .get(..end)
+            .map_or(0, |t| t.bytes().filter(|&b| b == b'\n').count() + 1)
+    }
+
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            source: self.source.to_owned(),
+            line: self.line_of(span.start),
+            message: message.into(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let source = path.display().to_string();
+        let text = std::fs::read(path).map_err(|e| ManifestError {
+            source: source.clone(),
+            line: 0,
+            message: format!("cannot read: {}", e.kind()),
+        })?;
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError {
+                source,
+                line: 0,
+                message: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
+            });
+        }
+        let text = String::from_utf8(text).map_err(|_| ManifestError {
+            source: source.clone(),
+            line: 0,
+            message: "not UTF-8".into(),
+        })?;
+        Self::parse(&text, &source)
+    }
+
+    /// Loads the manifest named by `AGPAT_MANIFEST`.
+    pub fn from_env() -> Result<Self, ManifestError> {
+        let path = std::env::var_os(MANIFEST_ENV).ok_or_else(|| ManifestError {
+            source: MANIFEST_ENV.into(),
+            line: 0,
+            message: "not set: the path of the agpat manifest (agpat.toml)".into(),
+        })?;
+        Self::load(Path::new(&path))
+    }
+
+    /// Validates manifest text; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Self, ManifestError> {
+        let lines = Lines { text, source };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            lines.error(span, e.message().trim().to_owned())
+        })?;
+        if *raw.version.get_ref() != MANIFEST_VERSION {
+            return Err(lines.error(
+                raw.version.span(),
+                format!("version must be {MANIFEST_VERSION}"),
+            ));
+        }
+
+        let mut scopes = ScopeRegistry::built_in();
+        for declared in &raw.scopes {
+            let name = &declared.get_ref().name;
+            scopes
+                .declare(name.get_ref(), &declared.get_ref().description)
+                .map_err(|e| match e {
+                    RegistryError::TooMany => lines.error(
+                        name.span(),
+                        format!("too many scopes: at most {MAX_SCOPES}, tokens:read and tokens:write included"),
+                    ),
+                    other => lines.error(name.span(), other.to_string()),
+                })?;
+        }
+        let scope = |name: &Spanned<String>| -> Result<Scope, ManifestError> {
+            scopes.parse(name.get_ref()).map_err(|_| {
+                lines.error(
+                    name.span(),
+                    format!(
+                        "unknown scope `{}`: declare it in a [[scope]] table",
+                        name.get_ref()
+                    ),
+                )
+            })
+        };
+        let scope_list = |list: &[Spanned<String>]| -> Result<ScopeSet, ManifestError> {
+            list.iter()
+                .try_fold(ScopeSet::EMPTY, |acc, n| Ok(acc.with(scope(n)?)))
+        };
+
+        let sessions = match &raw.sessions {
+            None => SessionPolicy {
+                default_scopes: scopes.all(),
+                scope_prefix: None,
+                groups: Vec::new(),
+            },
+            Some(s) => {
+                let default_scopes = match &s.default_scopes {
+                    Some(list) => scope_list(list.get_ref())?,
+                    None => scopes.all(),
+                };
+                let scope_prefix = match &s.scope_prefix {
+                    Some(p) if p.get_ref().is_empty() || p.get_ref().len() > 256 => {
+                        return Err(lines.error(p.span(), "scope_prefix must be 1 to 256 bytes"));
+                    }
+                    other => other.as_ref().map(|p| p.get_ref().clone()),
+                };
+                let mut groups = Vec::new();
+                for (name, list) in &s.groups {
+                    if name.is_empty() || name.len() > 128 {
+                        return Err(lines.error(list.span(), "a group name is 1 to 128 bytes"));
+                    }
+                    groups.push((name.clone(), scope_list(list.get_ref())?));
+                }
+                SessionPolicy {
+                    default_scopes,
+                    scope_prefix,
+                    groups,
+                }
+            }
+        };
+
+        if raw.routes.len() > MAX_ROUTES {
+            return Err(lines.error(
+                raw.routes.get(MAX_ROUTES).map_or(0..0, Spanned::span),
+                format!("too many routes: at most {MAX_ROUTES}"),
+            ));
+        }
+        let mut routes = built_in_routes();
+        let mut seen: HashMap<(Method, String), usize> = HashMap::new();
+        // Each resource (path prefix, parameters by name) may have at most
+        // one variable child, as API Gateway requires.
+        let mut variable_child: HashMap<String, (String, usize)> = HashMap::new();
+        for r in &routes {
+            seen.insert((r.method, r.path.clone()), 0);
+        }
+        for declared in &raw.routes {
+            let d = declared.get_ref();
+            let line = lines.line_of(declared.span().start);
+            let method = Method::parse(d.method.get_ref()).ok_or_else(|| {
+                lines.error(
+                    d.method.span(),
+                    format!(
+                        "method `{}` is not one of GET POST PUT PATCH DELETE HEAD OPTIONS",
+                        d.method.get_ref().chars().take(20).collect::<String>()
+                    ),
+                )
+            })?;
+            let path = d.path.get_ref();
+            if is_reserved_path(path) {
+                return Err(lines.error(
+                    d.path.span(),
+                    format!("`{path}` is reserved: the /tokens routes are built in"),
+                ));
+            }
+            let segments = parse_template(path)
+                .map_err(|e| lines.error(d.path.span(), format!("path `{path}`: {e}")))?;
+            let access = match (&d.scope, &d.access) {
+                (Some(s), None) => Access::Scope(scope(s)?),
+                (None, Some(a)) => match a.get_ref().as_str() {
+                    "public" => Access::Public,
+                    "authenticated" => Access::Authenticated,
+                    _ => {
+                        return Err(lines.error(
+                            a.span(),
+                            "access must be `public` or `authenticated` (or give `scope` instead)",
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(lines.error(
+                        declared.span(),
+                        "a route needs exactly one of `scope = \"<name>\"` or `access = \"public\" | \"authenticated\"`",
+                    ));
+                }
+            };
+            if let Some(first) = seen.insert((method, path.clone()), line) {
+                return Err(lines.error(
+                    d.path.span(),
+                    format!("duplicate route {method} {path} (first declared on line {first})"),
+                ));
+            }
+            let mut prefix = String::new();
+            for segment in &segments {
+                let variable = match segment {
+                    Segment::Literal(_) => None,
+                    Segment::Param(n) => Some(format!("{{{n}}}")),
+                    Segment::Greedy(n) => Some(format!("{{{n}+}}")),
+                };
+                if let Some(v) = &variable {
+                    match variable_child.get(&prefix) {
+                        Some((existing, at)) if existing != v => {
+                            return Err(lines.error(
+                                d.path.span(),
+                                format!(
+                                    "`{prefix}/{v}` overlaps `{prefix}/{existing}` (line {at}): a resource has at most one parameter child, with one name"
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            variable_child.insert(prefix.clone(), (v.clone(), line));
+                        }
+                    }
+                }
+                prefix.push('/');
+                match segment {
+                    Segment::Literal(t) => prefix.push_str(t),
+                    _ => prefix.push_str(variable.as_deref().unwrap_or_default()),
+                }
+            }
+            routes.push(Route {
+                method,
+                path: path.clone(),
+                segments,
+                access,
+                summary: d.summary.clone(),
+                built_in: false,
+                line,
+            });
+        }
+        let table = RouteTable::new(routes).map_err(|e| {
+            let label = |i: usize| {
+                table_route_label(&e, i, &raw.routes, &lines)
+            };
+            ManifestError {
+                source: source.to_owned(),
+                line: e_line(&e, &raw.routes, &lines),
+                message: format!(
+                    "routes {} and {} cannot be told apart by an IAM policy: a principal allowed {} but not {} would need a Deny that also refuses {}. Give them the same scope, or move one",
+                    label(e.allowed),
+                    label(e.denied),
+                    label(e.allowed),
+                    label(e.denied),
+                    label(e.collateral),
+                ),
+            }
+        })?;
+        Ok(Self {
+            scopes,
+            routes: table,
+            sessions,
+        })
+    }
+
+    /// The scopes.
+    pub fn scopes(&self) -> &ScopeRegistry {
+        &self.scopes
+    }
+
+    /// The routes, built-in ones first.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// How Cognito sessions get scopes.
+    pub fn sessions(&self) -> &SessionPolicy {
+        &self.sessions
+    }
+}
+
+/// Index `i` of the route table is built-in routes first, then declared ones.
+fn declared_index(i: usize) -> Option<usize> {
+    i.checked_sub(built_in_routes().len())
+}
+
+fn table_route_label(
+    _e: &crate::routes::Inseparable,
+    i: usize,
+    raw: &[Spanned<RawRoute>],
+    lines: &Lines<'_>,
+) -> String {
+    match declared_index(i).and_then(|d| raw.get(d)) {
+        Some(r) => format!(
+            "{} {} (line {})",
+            r.get_ref().method.get_ref(),
+            r.get_ref().path.get_ref(),
+            lines.line_of(r.span().start)
+        ),
+        None => built_in_routes()
+            .get(i)
+            .map_or_else(String::new, |r| format!("{} (built in)", r.label())),
+    }
+}
+
+fn e_line(e: &crate::routes::Inseparable, raw: &[Spanned<RawRoute>], lines: &Lines<'_>) -> usize {
+    [e.denied, e.allowed, e.collateral]
+        .into_iter()
+        .filter_map(|i| declared_index(i).and_then(|d| raw.get(d)))
+        .map(|r| lines.line_of(r.span().start))
+        .next()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "version = 1\n[[scope]]\nname = \"docs:read\"\ndescription = \"d\"\n";
+
+    fn err(body: &str) -> ManifestError {
+        Manifest::parse(&format!("{HEAD}{body}"), "m.toml").unwrap_err()
+    }
+
+    fn route(method: &str, path: &str, rule: &str) -> String {
+        format!("[[route]]\nmethod = \"{method}\"\npath = \"{path}\"\n{rule}\n")
+    }
+
+    #[test]
+    fn the_fixture_adopter_manifest_is_valid_and_complete() {
+        let text = include_str!("../../testdata/manifests/adopter.toml");
+        let m = Manifest::parse(text, "adopter.toml").unwrap();
+        assert!(m.scopes().len() >= 14, "12 declared + 2 built in");
+        let declared = m.routes().routes().iter().filter(|r| !r.built_in).count();
+        assert!(declared >= 40);
+        assert!(
+            m.routes()
+                .routes()
+                .iter()
+                .any(|r| r.segments.iter().any(|s| matches!(s, Segment::Greedy(_))))
+        );
+        let admin = m.scopes().parse("admin:ops").unwrap();
+        assert!(!m.sessions().pat_ceiling().contains(admin));
+        assert_eq!(m.sessions().groups.len(), 1);
+    }
+
+    #[test]
+    fn the_built_in_routes_and_scopes_are_always_there() {
+        let m = Manifest::parse("version = 1\n", "m.toml").unwrap();
+        assert_eq!(m.scopes().len(), 2);
+        assert!(
+            m.routes()
+                .find(Method::Post, "/tokens/abc/rotate")
+                .is_some()
+        );
+        assert_eq!(m.sessions().default_scopes, m.scopes().all());
+    }
+
+    #[test]
+    fn each_mistake_stops_with_the_line_that_made_it() {
+        let body_line = |e: &ManifestError| e.line;
+        // Head is 4 lines; a route table starts on line 5, its path on line 7.
+        let cases: Vec<(String, usize, &str)> = vec![
+            (
+                route("GET", "/d", "scope = \"docs:write\""),
+                8,
+                "unknown scope `docs:write`",
+            ),
+            (
+                route("GET", "/d/", "scope = \"docs:read\""),
+                7,
+                "path `/d/`",
+            ),
+            (
+                route("GET", "/d/{x+}/y", "scope = \"docs:read\""),
+                7,
+                "greedy",
+            ),
+            (
+                route("GET", "/d*", "scope = \"docs:read\""),
+                7,
+                "A-Z a-z 0-9",
+            ),
+            (
+                route("FETCH", "/d", "scope = \"docs:read\""),
+                6,
+                "method `FETCH`",
+            ),
+            (
+                route("GET", "/tokens/x", "access = \"public\""),
+                7,
+                "reserved",
+            ),
+            (
+                route("GET", "/d", "access = \"everyone\""),
+                8,
+                "access must be",
+            ),
+            (route("GET", "/d", ""), 5, "exactly one of"),
+            (
+                format!(
+                    "{}{}",
+                    route("GET", "/d", "scope = \"docs:read\""),
+                    route("GET", "/d", "access = \"public\"")
+                ),
+                11,
+                "duplicate route GET /d (first declared on line 5)",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    route("GET", "/d/{id}", "scope = \"docs:read\""),
+                    route("PUT", "/d/{key}/x", "scope = \"docs:read\"")
+                ),
+                11,
+                "overlaps `/d/{id}` (line 5)",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    route("GET", "/d/{id}", "scope = \"docs:read\""),
+                    route("GET", "/d/{rest+}", "scope = \"docs:read\"")
+                ),
+                11,
+                "at most one parameter child",
+            ),
+            (
+                "[[scope]]\nname = \"docs:read\"\ndescription = \"again\"\n".into(),
+                6,
+                "more than once",
+            ),
+            (
+                "[[scope]]\nname = \"Docs\"\ndescription = \"\"\n".into(),
+                6,
+                "malformed",
+            ),
+            ("[[rout]]\nmethod = \"GET\"\n".into(), 5, "unknown field"),
+            (
+                "[sessions]\ndefault_scopes = [\"docs:read\", \"nope\"]\n".into(),
+                6,
+                "unknown scope `nope`",
+            ),
+            (
+                "[sessions.groups]\nops = [\"admin\"]\n".into(),
+                6,
+                "unknown scope `admin`",
+            ),
+            (
+                "[[route]]\nmethod = \"GET\"\npath = 7\nscope = \"docs:read\"\n".into(),
+                7,
+                "invalid type",
+            ),
+        ];
+        for (body, line, needle) in cases {
+            let e = err(&body);
+            assert!(e.message.contains(needle), "{body}\n=> {e}");
+            assert_eq!(body_line(&e), line, "{body}\n=> {e}");
+            assert!(
+                e.to_string().starts_with(&format!("m.toml:{line}: ")),
+                "{e}"
+            );
+        }
+        let v = Manifest::parse("version = 2\n", "m.toml").unwrap_err();
+        assert_eq!((v.line, v.message.as_str()), (1, "version must be 1"));
+    }
+
+    #[test]
+    fn too_many_scopes_names_the_first_one_over() {
+        let mut text = String::from("version = 1\n");
+        for i in 0..MAX_SCOPES - 1 {
+            text.push_str(&format!("[[scope]]\nname = \"s{i}\"\ndescription = \"\"\n"));
+        }
+        let e = Manifest::parse(&text, "m.toml").unwrap_err();
+        assert!(e.message.contains("too many scopes"), "{e}");
+        // The 127th declared scope (index 128 with the built-ins) is refused.
+        assert_eq!(e.line, 2 + 3 * (MAX_SCOPES - 2) + 1);
+        text.truncate(text.rfind("[[scope]]").unwrap_or(0));
+        assert_eq!(
+            Manifest::parse(&text, "m.toml").unwrap().scopes().len(),
+            MAX_SCOPES
+        );
+    }
+
+    #[test]
+    fn inseparable_routes_name_all_three() {
+        let text = format!(
+            "{HEAD}[[scope]]\nname = \"docs:write\"\ndescription = \"\"\n{}{}{}",
+            route("GET", "/a/{x}", "scope = \"docs:read\""),
+            route("GET", "/a/{x}/b/{y}", "scope = \"docs:write\""),
+            route("GET", "/a/{x}/b/{y}/c", "scope = \"docs:read\""),
+        );
+        let e = Manifest::parse(&text, "m.toml").unwrap_err();
+        assert!(e.message.contains("GET /a/{x} (line 8)"), "{e}");
+        assert!(e.message.contains("GET /a/{x}/b/{y} (line 12)"), "{e}");
+        assert!(e.message.contains("GET /a/{x}/b/{y}/c (line 16)"), "{e}");
+        assert_eq!(e.line, 12);
+    }
+
+    #[test]
+    fn a_parameter_can_spell_a_literal_and_that_is_caught() {
+        // /d/x/c/acl routes to /d/{id}/c/{cid} with cid = "acl", and a Deny
+        // on GET/d/*/acl would refuse it: IAM cannot separate these.
+        let text = format!(
+            "{HEAD}[[scope]]\nname = \"acl:read\"\ndescription = \"\"\n{}{}{}",
+            route("GET", "/d/{id}", "scope = \"docs:read\""),
+            route("GET", "/d/{id}/acl", "scope = \"acl:read\""),
+            route("GET", "/d/{id}/c/{cid}", "scope = \"docs:read\""),
+        );
+        let e = Manifest::parse(&text, "m.toml").unwrap_err();
+        assert!(
+            e.message
+                .contains("also refuses GET /d/{id}/c/{cid} (line 16)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_root_greedy_route_that_would_shadow_the_token_routes_is_refused() {
+        let e = err(&route("GET", "/{proxy+}", "scope = \"docs:read\""));
+        assert!(e.message.contains("cannot be told apart"), "{e}");
+        assert!(e.message.contains("(built in)"), "{e}");
+    }
+
+    #[test]
+    fn sessions_get_defaults_groups_and_prefix_narrowing() {
+        let text = format!(
+            "{HEAD}[[scope]]\nname = \"admin:ops\"\ndescription = \"\"\n[sessions]\ndefault_scopes = [\"tokens:read\", \"docs:read\"]\nscope_prefix = \"https://x/\"\n[sessions.groups]\nops = [\"admin:ops\"]\n"
+        );
+        let m = Manifest::parse(&text, "m.toml").unwrap();
+        let r = m.scopes();
+        let s = m.sessions();
+        let names = |set| r.to_space_separated(set);
+        assert_eq!(
+            names(s.session_scopes(r, "id", None, [])),
+            "tokens:read docs:read"
+        );
+        assert_eq!(
+            names(s.session_scopes(r, "id", None, ["ops", "other"])),
+            "tokens:read docs:read admin:ops"
+        );
+        assert_eq!(
+            names(s.session_scopes(
+                r,
+                "access",
+                Some("https://x/docs:read https://x/admin:ops https://y/tokens:read tokens:read"),
+                ["ops"]
+            )),
+            "docs:read admin:ops"
+        );
+        assert_eq!(
+            names(s.session_scopes(r, "access", Some("https://x/admin:ops"), [])),
+            ""
+        );
+        assert_eq!(names(s.pat_ceiling()), "tokens:read docs:read");
+    }
+}
