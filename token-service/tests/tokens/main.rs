@@ -559,3 +559,64 @@ async fn every_error_class_has_its_status_and_problem_type() {
 }
 
 mod security;
+
+/// The token service speaks the manifest: a group-only scope (admin:ops,
+/// granted by the `operators` group) is never delegated to a token, even by
+/// a session that holds it; an undeclared scope is unknown.
+#[tokio::test]
+async fn group_only_and_undeclared_scopes_cannot_be_issued() {
+    let h = Harness::new(10).await;
+    let operator = session(USER_A, &format!("{ALL} admin:ops"));
+    for (scope, message) in [
+        ("admin:ops", "granted by group membership"),
+        ("items:read", "unknown scope 'items:read'"),
+    ] {
+        let reply = h
+            .call(Req::new("POST", "/tokens", Some(&operator)).json(json!({
+                "name": "n", "scopes": ["docs:read", scope], "expiresInDays": 3
+            })))
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        assert!(reply.text.contains(message), "{}", reply.text);
+    }
+}
+
+/// A stored token naming a scope the manifest no longer declares: listed and
+/// inspected with the scopes that remain, accepted with only those, and
+/// rotated without carrying the retired name forward.
+#[tokio::test]
+async fn scopes_that_left_the_manifest_are_dropped_not_kept_or_remapped() {
+    let h = Harness::new(10).await;
+    let a = session(USER_A, ALL);
+    let pat = shared::Pat::generate().unwrap();
+    let record = shared::TokenRecord {
+        meta: shared::TokenMeta {
+            id: pat.id().clone(),
+            owner: shared::UserId::parse(USER_A).unwrap(),
+            name: "old".into(),
+            scopes: shared::testing::names("docs:read items:legacy"),
+            created_at: T0 - 10,
+            expires_at: T0 + 10 * DAY,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            rotated_to: None,
+            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+            epoch: 0,
+        },
+        hash: hasher().hash(pat.secret()).unwrap(),
+    };
+    h.store.create(&record, T0 - 10).await.unwrap();
+    let id = pat.id().as_str().to_owned();
+    let shown = h
+        .call(Req::new("GET", &format!("/tokens/{id}"), Some(&a)))
+        .await;
+    assert_eq!(shown.json["scopes"], json!(["docs:read"]), "{}", shown.text);
+    let ctx = h.authorize(pat.expose()).await.unwrap();
+    assert_eq!(ctx.scopes, "docs:read");
+    let rotated = h.rotate(&id, &a, None).await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let next = shared::TokenId::parse(rotated.json["id"].as_str().unwrap()).unwrap();
+    let stored = h.store.get(&next).await.unwrap().unwrap();
+    assert_eq!(stored.meta.scopes, shared::testing::names("docs:read"));
+}
