@@ -1,5 +1,8 @@
 //! The build-time check: the same validation as a cold start, with exit codes.
-#![expect(clippy::unwrap_used, reason = "a test helper: failing loudly is the point")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test helper: failing loudly is the point"
+)]
 
 use std::process::Command;
 

@@ -106,8 +106,13 @@ async fn dev() -> anyhow::Result<()> {
         .context("cannot write .dev/state.json")?;
 
     // The API's manifest: AGPAT_MANIFEST, else the items example's.
-    let manifest_path = std::env::var("AGPAT_MANIFEST")
-        .unwrap_or_else(|_| "examples/items-api/agpat.toml".to_owned());
+    let manifest_path = std::env::var("AGPAT_MANIFEST").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/items-api/agpat.toml"
+        )
+        .to_owned()
+    });
     let manifest = Arc::new(
         shared::Manifest::load(std::path::Path::new(&manifest_path))
             .context("invalid agpat manifest")?,
