@@ -1,8 +1,10 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: "node",
-  roots: ["<rootDir>/test"],
+  roots: ["<rootDir>/test", "<rootDir>/../examples/items-api/infra"],
   testMatch: ["**/*.test.ts"],
   transform: { "^.+\\.tsx?$": "ts-jest" },
+  // The example adopter under ../examples has no node_modules of its own.
+  modulePaths: ["<rootDir>/node_modules"],
   testTimeout: 120000,
 };

@@ -1,33 +1,56 @@
 /**
- * The route table, as generated from `shared/src/routes.rs` into
- * `generated/routes.json` (a Rust test fails when that file drifts). The API's
- * resources and methods are built from it: there is no hand-copied route list.
+ * agpat's built-in routes and the token table's layout, as generated from
+ * `shared/src/routes.rs` into `generated/routes.json` (a Rust test fails when
+ * that file drifts). The construct builds the `/tokens` resources and the
+ * token table from them: there is no hand-copied route list.
  */
-import manifest from "../generated/routes.json";
+import generated from "../generated/routes.json";
+import { Access, HttpMethod } from "./manifest";
 
-export type Service = "token-service" | "api";
-
-export type Access =
-  { kind: "public" } | { kind: "authenticated" } | { kind: "scope"; scope: string };
-
-export interface Route {
-  method: "GET" | "POST" | "PUT" | "DELETE";
-  path: string;
-  access: Access;
-  service: Service;
+/** A route served by the token service, which agpat adds to every adopter's API. */
+export interface TokenRoute {
+  /** The HTTP method. */
+  readonly method: HttpMethod;
+  /** The resource path, under `/tokens`. */
+  readonly path: string;
+  /** Who may call it; only `POST /tokens/revoke` is public. */
+  readonly access: Access;
 }
 
-export interface TableManifest {
-  partitionKey: string;
-  sortKey: string;
-  gsi1: { name: string; partitionKey: string; sortKey: string; projectedAttributes: string[] };
-  ttlAttribute: string;
+/** The token table's keys, listing index and TTL attribute. */
+export interface TableLayout {
+  /** Partition key attribute (string). */
+  readonly partitionKey: string;
+  /** Sort key attribute (string). */
+  readonly sortKey: string;
+  /** The per-owner listing index; it never projects the hash. */
+  readonly gsi1: {
+    readonly name: string;
+    readonly partitionKey: string;
+    readonly sortKey: string;
+    readonly projectedAttributes: readonly string[];
+  };
+  /** DynamoDB TTL attribute. */
+  readonly ttlAttribute: string;
 }
 
-export const ROUTES: readonly Route[] = manifest.routes as Route[];
-export const TABLE: TableManifest = manifest.table;
+/**
+ * The token service's routes. Only entries with `"service": "token-service"`
+ * are read: the file may also list a business API's routes, which now belong
+ * in that API's own manifest.
+ */
+export const TOKEN_ROUTES: readonly TokenRoute[] = generated.routes
+  .filter((route) => route.service === "token-service")
+  .map((route) => ({
+    method: route.method as HttpMethod,
+    path: route.path,
+    access: route.access as Access,
+  }));
 
-/** Public routes skip the authorizer (and get tight method throttling). */
-export function isPublic(route: Route): boolean {
+/** The token table's layout. */
+export const TABLE: TableLayout = generated.table;
+
+/** Public routes skip the authorizer (and, for `/tokens`, get tight method throttling). */
+export function isPublic(route: { readonly access: Access }): boolean {
   return route.access.kind === "public";
 }

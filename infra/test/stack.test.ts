@@ -2,9 +2,17 @@ import * as path from "path";
 import { App, Aspects, Stack } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { AgpatStack, settingsFromContext } from "../lib/agpat-stack";
-import { ROUTES, isPublic } from "../lib/routes";
+import {
+  ITEMS_MANIFEST,
+  ItemsStack,
+  PRE_CONSTRUCT_LOGICAL_IDS,
+  settingsFromContext,
+} from "../../examples/items-api/infra/items-stack";
+import { MANIFEST_MOUNT_PATH, TOKEN_ROUTES, loadManifest } from "../lib";
 import defaults from "../cdk.json";
+
+// The demo items API (examples/items-api) as deployed by bin/app.ts: its own
+// REST API and business Lambda, with agpat adopted through the public entry.
 
 function synth(
   env: "dev" | "prod",
@@ -18,7 +26,7 @@ function synth(
       ...extra,
     },
   });
-  const stack = new AgpatStack(app, `agpat-${env}`, { settings: settingsFromContext(app.node) });
+  const stack = new ItemsStack(app, `agpat-${env}`, { settings: settingsFromContext(app.node) });
   Aspects.of(app).add(new AwsSolutionsChecks());
   app.synth();
   return { stack, template: Template.fromStack(stack) };
@@ -48,8 +56,13 @@ function logicalId(template: Template, type: string, prefix: string): string {
 const tableId = (template: Template) => logicalId(template, "AWS::DynamoDB::Table", "Table");
 const itemsTableId = (template: Template) =>
   logicalId(template, "AWS::DynamoDB::Table", "ItemsTable");
+/** agpat's functions live in the construct (`Agpat`); the business Lambda in the stack. */
 const functionId = (template: Template, name: string) =>
-  logicalId(template, "AWS::Lambda::Function", `${name.replace("-", "")}fn`);
+  logicalId(
+    template,
+    "AWS::Lambda::Function",
+    name === "api" ? "apifn" : `Agpat${name.replace("-", "")}fn`,
+  );
 const functionOf = (template: Template, name: string): Resource =>
   template.toJSON().Resources[functionId(template, name)];
 const allStatements = (template: Template): Statement[] =>
@@ -72,7 +85,7 @@ describe("authorizer wiring", () => {
   });
 
   test("with provisioned concurrency the authorizer invokes the live alias, which holds it", () => {
-    const aliasId = logicalId(prod.template, "AWS::Lambda::Alias", "AuthorizerLive");
+    const aliasId = logicalId(prod.template, "AWS::Lambda::Alias", "AgpatAuthorizerLive");
     const alias = prod.template.toJSON().Resources[aliasId];
     expect(alias.Properties.Name).toBe("live");
     expect(alias.Properties.FunctionName).toEqual({ Ref: functionId(prod.template, "authorizer") });
@@ -123,11 +136,15 @@ describe("authorizer wiring", () => {
         authorizer: m.Properties.AuthorizerId?.Ref,
       }))
       .sort((a, b) => a.key.localeCompare(b.key));
-    const expected = ROUTES.map((r) => ({
-      key: `${r.method} ${r.path}`,
-      auth: isPublic(r) ? "NONE" : "CUSTOM",
-      authorizer: isPublic(r) ? undefined : authorizerId,
-    })).sort((a, b) => a.key.localeCompare(b.key));
+    // agpat's built-in /tokens routes plus the routes of the demo's manifest.
+    const expected = [...TOKEN_ROUTES, ...loadManifest(ITEMS_MANIFEST).routes]
+      .map((r) => ({
+        key: `${r.method} ${r.path}`,
+        auth: r.access.kind === "public" ? "NONE" : "CUSTOM",
+        authorizer: r.access.kind === "public" ? undefined : authorizerId,
+      }))
+      .sort((a, b) => a.key.localeCompare(b.key));
+    expect(expected.map((r) => r.key)).toContain("GET /items/{id}");
     expect(declared).toEqual(expected);
   });
 
@@ -453,6 +470,8 @@ describe("data and identity", () => {
     expect(env("api")).toEqual({
       ITEMS_TABLE_NAME: { Ref: itemsTableId(dev.template) },
       RUST_LOG: "info",
+      // The manifest, for the context crate; it grants nothing.
+      AGPAT_MANIFEST: MANIFEST_MOUNT_PATH,
     });
     for (const name of ["authorizer", "token-service", "offboarding"]) {
       expect(env(name).TABLE_NAME).toEqual({ Ref: tableId(dev.template) });
@@ -463,6 +482,27 @@ describe("data and identity", () => {
       COGNITO_USER_POOL_ID: { Ref: logicalId(dev.template, "AWS::Cognito::UserPool", "UserPool") },
       RUST_LOG: "info",
     });
+  });
+
+  test("an existing deployment keeps its token table, user pool, client, dead-letter queue, budget and alert topic", () => {
+    // Logical ids from before agpat became a construct: a new id would
+    // replace the resource (and orphan the retained prod table and pool).
+    const types: Record<keyof typeof PRE_CONSTRUCT_LOGICAL_IDS, string> = {
+      table: "AWS::DynamoDB::Table",
+      userPool: "AWS::Cognito::UserPool",
+      userPoolClient: "AWS::Cognito::UserPoolClient",
+      offboardingDeadLetterQueue: "AWS::SQS::Queue",
+      offboardingDeadLetterQueuePolicy: "AWS::SQS::QueuePolicy",
+      costBudget: "AWS::Budgets::Budget",
+    };
+    for (const { template } of variants) {
+      const resources = template.toJSON().Resources;
+      for (const [key, id] of Object.entries(PRE_CONSTRUCT_LOGICAL_IDS)) {
+        expect([key, resources[id]?.Type]).toEqual([key, types[key as keyof typeof types]]);
+      }
+      expect(resources.Alerts91F83244?.Type).toBe("AWS::SNS::Topic");
+      expect(resources.AlertsPolicy425C338D?.Type).toBe("AWS::SNS::TopicPolicy");
+    }
   });
 
   test("the user pool has a strong password policy and a secretless client with explicit validity", () => {
@@ -612,7 +652,7 @@ describe("offboarding", () => {
     }
     const t = devWithTrail.template;
     t.resourceCountIs("AWS::CloudTrail::Trail", 1);
-    const bucketId = logicalId(t, "AWS::S3::Bucket", "TrailBucket");
+    const bucketId = logicalId(t, "AWS::S3::Bucket", "AgpatTrailBucket");
     t.hasResourceProperties("AWS::CloudTrail::Trail", {
       IsLogging: true,
       IsMultiRegionTrail: false,
@@ -636,7 +676,7 @@ describe("offboarding", () => {
       },
       VersioningConfiguration: { Status: "Enabled" },
       LoggingConfiguration: {
-        DestinationBucketName: { Ref: logicalId(t, "AWS::S3::Bucket", "TrailAccessLogs") },
+        DestinationBucketName: { Ref: logicalId(t, "AWS::S3::Bucket", "AgpatTrailAccessLogs") },
       },
     });
     t.hasResourceProperties("AWS::S3::BucketPolicy", {

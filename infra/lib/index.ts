@@ -1,0 +1,41 @@
+/**
+ * agpat for AWS CDK: attach Cognito JWT and personal-access-token
+ * authentication to an existing API Gateway REST API.
+ *
+ * ```ts
+ * const agpat = new Agpat(this, "Agpat", {
+ *   api, // your apigw.RestApi, with one method per manifest route
+ *   manifestPath: "agpat.toml",
+ *   lambdaAssets: "target/lambda",
+ * });
+ * myFunction.addLayers(agpat.manifestLayer);
+ * for (const [k, v] of Object.entries(agpat.manifestEnvironment)) myFunction.addEnvironment(k, v);
+ * ```
+ *
+ * This module is the public entry: adopters import from here only.
+ */
+export {
+  Agpat,
+  AgpatBudget,
+  AgpatFunctionName,
+  AgpatProps,
+  AgpatUserPool,
+  LAMBDA_ROLE_SUPPRESSIONS,
+  MANIFEST_MOUNT_PATH,
+  OFFBOARDING_EVENTS,
+  OFFBOARDING_OWNER_ATTRIBUTES,
+  OFFBOARDING_TOKEN_ATTRIBUTES,
+} from "./agpat";
+export {
+  Access,
+  AgpatManifest,
+  HTTP_METHODS,
+  HttpMethod,
+  ManifestError,
+  ManifestRoute,
+  ManifestScope,
+  ManifestSessions,
+  loadManifest,
+  parseManifest,
+} from "./manifest";
+export { TABLE, TOKEN_ROUTES, TableLayout, TokenRoute } from "./routes";

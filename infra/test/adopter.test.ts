@@ -1,0 +1,434 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+  App,
+  Aspects,
+  Stack,
+  aws_apigateway as apigw,
+  aws_cognito as cognito,
+  aws_dynamodb as dynamodb,
+  aws_logs as logs,
+} from "aws-cdk-lib";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks, NagSuppressions } from "cdk-nag";
+import {
+  Agpat,
+  AgpatProps,
+  MANIFEST_MOUNT_PATH,
+  ManifestRoute,
+  TOKEN_ROUTES,
+  loadManifest,
+  parseManifest,
+} from "../lib";
+
+// An imaginary adopter ("a document platform", testdata/manifests/adopter.toml:
+// 12 scopes, 47 routes, greedy paths, literal siblings of parameters, the
+// root) whose REST API is built outside the construct, half of it before
+// agpat is adopted and half after.
+const FIXTURE = path.join(__dirname, "..", "..", "testdata", "manifests", "adopter.toml");
+const STUB_ASSETS = path.join(__dirname, "stub-assets");
+const routes = loadManifest(FIXTURE).routes;
+const keyOf = (r: { method: string; path: string }) => `${r.method} ${r.path}`;
+
+/** A fresh directory for variant manifests, removed after the suite. */
+const scratch: string[] = [];
+function scratchDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "agpat-test-"));
+  scratch.push(dir);
+  return dir;
+}
+afterAll(() => scratch.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+
+interface Fixture {
+  app: App;
+  stack: Stack;
+  api: apigw.RestApi;
+  agpat: Agpat;
+}
+
+interface FixtureOptions {
+  /** Construct props beyond the API, the manifest and the assets. */
+  props?: Partial<AgpatProps>;
+  /** Manifest routes the API leaves out. */
+  skip?: string[];
+  /** Method options per route key, instead of none (`agpat` is set for the later half). */
+  options?: Record<string, (f: Omit<Fixture, "agpat"> & { agpat?: Agpat }) => apigw.MethodOptions>;
+  /** Runs after the construct, before synthesis. */
+  after?: (f: Fixture) => void;
+}
+
+/** The adopter's stack: its own REST API, then agpat adopted on it. */
+function adopt(options: FixtureOptions = {}): Fixture {
+  const app = new App();
+  const stack = new Stack(app, "docs-platform");
+  const api = new apigw.RestApi(stack, "DocsApi", {
+    cloudWatchRole: false,
+    deployOptions: {
+      stageName: "live",
+      tracingEnabled: true,
+      loggingLevel: apigw.MethodLoggingLevel.ERROR,
+      accessLogDestination: new apigw.LogGroupLogDestination(
+        new logs.LogGroup(stack, "AccessLogs", { retention: logs.RetentionDays.ONE_WEEK }),
+      ),
+      accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields(),
+    },
+  });
+  NagSuppressions.addResourceSuppressions(
+    api,
+    [
+      { id: "AwsSolutions-APIG2", reason: "Fixture: validation is the handlers' concern." },
+      { id: "AwsSolutions-APIG3", reason: "Fixture: no WAF in a test stack." },
+    ],
+    true,
+  );
+  const integration = new apigw.MockIntegration();
+  const late: { agpat?: Agpat } = {};
+  const addRoute = (route: ManifestRoute) => {
+    if (options.skip?.includes(keyOf(route))) return;
+    const methodOptions = options.options?.[keyOf(route)]?.({ app, stack, api, ...late });
+    api.root.resourceForPath(route.path).addMethod(route.method, integration, methodOptions);
+  };
+  const half = Math.floor(routes.length / 2);
+  routes.slice(0, half).forEach(addRoute);
+  const agpat = new Agpat(stack, "Agpat", {
+    api,
+    manifestPath: FIXTURE,
+    lambdaAssets: STUB_ASSETS,
+    ...options.props,
+  });
+  late.agpat = agpat;
+  // Methods added after the construct are attached all the same.
+  routes.slice(half).forEach(addRoute);
+  options.after?.({ app, stack, api, agpat });
+  Aspects.of(app).add(new AwsSolutionsChecks());
+  return { app, stack, api, agpat };
+}
+
+function synth(fixture: Fixture): Template {
+  fixture.app.synth();
+  return Template.fromStack(fixture.stack);
+}
+
+/** Every method of the template as `METHOD /path`, with its authorization. */
+function methodsOf(template: Template) {
+  const resources = template.findResources("AWS::ApiGateway::Resource");
+  const pathOf = (ref: unknown): string => {
+    // Walk parents up to the root (a GetAtt, not a Ref) to rebuild the path.
+    const parts: string[] = [];
+    let current = ref as { Ref?: string };
+    while (current && current.Ref && resources[current.Ref]) {
+      const r = resources[current.Ref].Properties;
+      parts.unshift(r.PathPart);
+      current = r.ParentId;
+    }
+    return "/" + parts.join("/");
+  };
+  return Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => ({
+    key: `${m.Properties.HttpMethod} ${pathOf(m.Properties.ResourceId)}`,
+    auth: m.Properties.AuthorizationType as string,
+    authorizer: m.Properties.AuthorizerId?.Ref as string | undefined,
+  }));
+}
+
+const adopted = adopt({
+  // A method (added after the construct) that names agpat's authorizer
+  // itself is accepted as it is.
+  options: {
+    "GET /reports/{reportId}": ({ agpat }) => {
+      if (!agpat) throw new Error("GET /reports/{reportId} must be added after the construct");
+      return { authorizer: agpat.authorizer, authorizationType: apigw.AuthorizationType.CUSTOM };
+    },
+  },
+});
+const template = synth(adopted);
+const authorizerId = Object.keys(template.findResources("AWS::ApiGateway::Authorizer"))[0];
+
+describe("adopting agpat on an external REST API", () => {
+  test("every protected route of the manifest gets agpat's authorizer and every public one none, whenever its method was added", () => {
+    expect(routes).toHaveLength(47);
+    const byKey = new Map(methodsOf(template).map((m) => [m.key, m]));
+    for (const route of routes) {
+      const expected =
+        route.access.kind === "public"
+          ? { key: keyOf(route), auth: "NONE", authorizer: undefined }
+          : { key: keyOf(route), auth: "CUSTOM", authorizer: authorizerId };
+      expect(byKey.get(keyOf(route))).toEqual(expected);
+    }
+    const publicOnes = routes.filter((r) => r.access.kind === "public").map(keyOf);
+    expect(publicOnes.sort()).toEqual([
+      "GET /assets/{asset+}",
+      "GET /health",
+      "OPTIONS /docs",
+      "POST /hooks/inbound/{source+}",
+    ]);
+  });
+
+  test("the built-in /tokens routes are added, throttled on the adopter's stage", () => {
+    const methods = methodsOf(template);
+    expect(methods).toHaveLength(routes.length + TOKEN_ROUTES.length);
+    const byKey = new Map(methods.map((m) => [m.key, m]));
+    for (const route of TOKEN_ROUTES) {
+      expect(byKey.get(keyOf(route))).toEqual({
+        key: keyOf(route),
+        auth: route.access.kind === "public" ? "NONE" : "CUSTOM",
+        authorizer: route.access.kind === "public" ? undefined : authorizerId,
+      });
+    }
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      StageName: "live",
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ HttpMethod: "POST", ResourcePath: "/~1tokens", ThrottlingRateLimit: 5 }),
+        Match.objectLike({
+          HttpMethod: "POST",
+          ResourcePath: "/~1tokens~1revoke",
+          ThrottlingRateLimit: 2,
+          ThrottlingBurstLimit: 5,
+        }),
+      ]),
+    });
+  });
+
+  test("cdk-nag AwsSolutions reports no unsuppressed error or warning on the adopter's stack", () => {
+    const annotations = Annotations.fromStack(adopted.stack);
+    const pattern = Match.stringLikeRegexp("AwsSolutions-.*");
+    expect(annotations.findError("*", pattern).map((e) => e.entry.data)).toEqual([]);
+    expect(annotations.findWarning("*", pattern).map((w) => w.entry.data)).toEqual([]);
+  });
+
+  test("synthesis fails for a method the manifest does not declare", () => {
+    const undeclared = adopt({
+      after: ({ api }) => {
+        api.root.resourceForPath("/docs/{docId}/secret").addMethod("GET");
+      },
+    });
+    expect(() => undeclared.app.synth()).toThrow(
+      /adopter\.toml does not match[\s\S]*GET \/docs\/\{docId\}\/secret is a method of the API but not a route of the manifest/,
+    );
+    // A catch-all would otherwise route around every declared path.
+    const proxy = adopt({ after: ({ api }) => void api.root.addProxy({ anyMethod: true }) });
+    expect(() => proxy.app.synth()).toThrow(/ANY \/\{proxy\+\} is a method of the API/);
+  });
+
+  test("synthesis fails for a manifest route without a method", () => {
+    const missing = adopt({ skip: ["DELETE /webhooks/{hookId}", "GET /"] });
+    const error = () => missing.app.synth();
+    expect(error).toThrow(
+      /DELETE \/webhooks\/\{hookId\} is a route of the manifest but the API has no such method/,
+    );
+    // Every disagreement is listed, and a second synthesis fails just the same.
+    expect(error).toThrow(/GET \/ is a route of the manifest but the API has no such method/);
+  });
+
+  test("synthesis fails when a public route already has an authorizer or a protected one has another", () => {
+    const publicWithAuth = adopt({
+      options: { "GET /health": () => ({ authorizationType: apigw.AuthorizationType.IAM }) },
+    });
+    expect(() => publicWithAuth.app.synth()).toThrow(
+      /GET \/health is public in the manifest but the API gives it authorization AWS_IAM/,
+    );
+    const otherAuthorizer = adopt({
+      options: {
+        "GET /docs": ({ stack }) => ({
+          authorizer: new apigw.CognitoUserPoolsAuthorizer(stack, "Other", {
+            cognitoUserPools: [
+              cognito.UserPool.fromUserPoolId(stack, "OtherPool", "eu-west-1_other"),
+            ],
+          }),
+        }),
+      },
+    });
+    expect(() => otherAuthorizer.app.synth()).toThrow(
+      /GET \/docs is protected by the manifest but already has another authorizer \(COGNITO_USER_POOLS\)/,
+    );
+  });
+
+  test("with provisioned concurrency API Gateway invokes the live alias, which holds it", () => {
+    const f = adopt({ props: { provisionedAuthorizerConcurrency: 3 } });
+    const t = synth(f);
+    const aliases = t.findResources("AWS::Lambda::Alias");
+    const [aliasId] = Object.keys(aliases);
+    expect(Object.keys(aliases)).toHaveLength(1);
+    expect(aliases[aliasId].Properties).toMatchObject({
+      Name: "live",
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 3 },
+    });
+    const fnId = Object.keys(t.findResources("AWS::Lambda::Function")).find((id) =>
+      id.startsWith("Agpatauthorizerfn"),
+    );
+    expect(aliases[aliasId].Properties.FunctionName).toEqual({ Ref: fnId });
+    const [authorizer] = Object.values(t.findResources("AWS::ApiGateway::Authorizer"));
+    const uri = JSON.stringify(authorizer.Properties.AuthorizerUri);
+    expect(uri).toContain(JSON.stringify({ Ref: aliasId }));
+    expect(uri).not.toContain(fnId);
+    t.hasResourceProperties("AWS::Lambda::Permission", {
+      FunctionName: { Ref: aliasId },
+      Principal: "apigateway.amazonaws.com",
+    });
+  });
+
+  test("a changed manifest publishes a new authorizer version for the live alias", () => {
+    const changed = path.join(scratchDir(), "agpat.toml");
+    fs.writeFileSync(changed, fs.readFileSync(FIXTURE, "utf8") + "\n# changed\n");
+    const versionOf = (manifestPath: string) => {
+      const t = synth(adopt({ props: { manifestPath, provisionedAuthorizerConcurrency: 1 } }));
+      return Object.keys(t.findResources("AWS::Lambda::Version"));
+    };
+    const [before] = versionOf(FIXTURE);
+    const [after] = versionOf(changed);
+    expect(before).toBeDefined();
+    expect(after).not.toEqual(before);
+  });
+
+  test("a route whose access changes redeploys the stage", () => {
+    const fixture = fs.readFileSync(FIXTURE, "utf8");
+    const health = 'path = "/health"\naccess = "public"';
+    expect(fixture).toContain(health);
+    const changed = path.join(scratchDir(), "agpat.toml");
+    fs.writeFileSync(
+      changed,
+      fixture.replace(health, 'path = "/health"\naccess = "authenticated"'),
+    );
+    const deploymentOf = (manifestPath: string) =>
+      Object.keys(
+        synth(adopt({ props: { manifestPath } })).findResources("AWS::ApiGateway::Deployment"),
+      );
+    const before = deploymentOf(FIXTURE);
+    const after = deploymentOf(changed);
+    expect(before).toHaveLength(1);
+    expect(after).toHaveLength(1);
+    expect(after).not.toEqual(before);
+  });
+});
+
+describe("the manifest and its layer", () => {
+  test("the authorizer and token service get a layer holding only agpat.toml, and AGPAT_MANIFEST", () => {
+    const layers = template.findResources("AWS::Lambda::LayerVersion");
+    const [layerId] = Object.keys(layers);
+    expect(Object.keys(layers)).toHaveLength(1);
+    const fns = template.findResources("AWS::Lambda::Function");
+    const fn = (prefix: string) => {
+      const ids = Object.keys(fns).filter((id) => id.startsWith(prefix));
+      expect(ids).toHaveLength(1);
+      return fns[ids[0]];
+    };
+    for (const name of ["Agpatauthorizerfn", "Agpattokenservicefn"]) {
+      const props = fn(name).Properties;
+      expect(props.Layers).toEqual([{ Ref: layerId }]);
+      expect(props.Environment.Variables.AGPAT_MANIFEST).toBe(MANIFEST_MOUNT_PATH);
+      expect(MANIFEST_MOUNT_PATH).toBe("/opt/agpat/agpat.toml");
+      // The manifest's [sessions] replaced these.
+      expect(props.Environment.Variables.JWT_DEFAULT_SCOPES).toBeUndefined();
+      expect(props.Environment.Variables.JWT_SCOPE_PREFIX).toBeUndefined();
+    }
+    expect(fn("Agpatoffboardingfn").Properties.Layers).toBeUndefined();
+    expect(adopted.agpat.manifestEnvironment).toEqual({ AGPAT_MANIFEST: MANIFEST_MOUNT_PATH });
+
+    // The staged asset: exactly agpat/agpat.toml, byte for byte the manifest.
+    const assembly = adopted.app.synth();
+    const s3Key: string = layers[layerId].Properties.Content.S3Key;
+    const assetDir = path.join(assembly.directory, `asset.${s3Key.replace(/\.zip$/, "")}`);
+    const files = (fs.readdirSync(assetDir, { recursive: true }) as string[]).filter((f) =>
+      fs.statSync(path.join(assetDir, f)).isFile(),
+    );
+    expect(files).toEqual([path.join("agpat", "agpat.toml")]);
+    expect(fs.readFileSync(path.join(assetDir, "agpat", "agpat.toml"), "utf8")).toBe(
+      fs.readFileSync(FIXTURE, "utf8"),
+    );
+  });
+
+  test("an existing user pool and token table are used as given", () => {
+    const app = new App();
+    const stack = new Stack(app, "existing");
+    const api = new apigw.RestApi(stack, "Api", { cloudWatchRole: false });
+    for (const route of routes) api.root.resourceForPath(route.path).addMethod(route.method);
+    new Agpat(stack, "Agpat", {
+      api,
+      manifestPath: FIXTURE,
+      lambdaAssets: STUB_ASSETS,
+      userPool: {
+        userPool: cognito.UserPool.fromUserPoolId(stack, "Pool", "eu-west-1_Adopter1"),
+        clientIds: ["client-a", "client-b"],
+      },
+      table: dynamodb.Table.fromTableName(stack, "Tokens", "adopter-tokens"),
+    });
+    app.synth();
+    const t = Template.fromStack(stack);
+    t.resourceCountIs("AWS::Cognito::UserPool", 0);
+    t.resourceCountIs("AWS::Cognito::UserPoolClient", 0);
+    t.resourceCountIs("AWS::DynamoDB::Table", 0);
+    t.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          TABLE_NAME: "adopter-tokens",
+          COGNITO_USER_POOL_ID: "eu-west-1_Adopter1",
+          COGNITO_CLIENT_IDS: "client-a,client-b",
+        }),
+      },
+    });
+    const statements = Object.values(t.findResources("AWS::IAM::Policy")).flatMap(
+      (p) => p.Properties.PolicyDocument.Statement,
+    );
+    const dynamo = statements.filter((st) => JSON.stringify(st.Action).includes("dynamodb:"));
+    expect(dynamo.length).toBeGreaterThan(0);
+    for (const st of dynamo) expect(JSON.stringify(st.Resource)).toContain(":table/adopter-tokens");
+  });
+
+  test("a malformed manifest fails synthesis, naming the file and the entry", () => {
+    const dir = scratchDir();
+    const bad = path.join(dir, "bad.toml");
+    fs.writeFileSync(bad, 'version = 1\n[[route]]\nmethod = "TRACE"\npath = "/x"\nscope = "a:b"\n');
+    expect(() => adopt({ props: { manifestPath: bad } })).toThrow(
+      /agpat manifest .*bad\.toml: \[\[route\]\] #1 \(TRACE \/x\): `method` must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS/,
+    );
+    const cases: [string, RegExp][] = [
+      ['[[route]]\nmethod = "GET"\npath = "/x"\nscope = "a:b"\n', /`version = 1` is required/],
+      ['version = 1\n[[route]]\nmethod = "GET"\npath = "x"\nscope = "a:b"\n', /`path` must be/],
+      [
+        'version = 1\n[[route]]\nmethod = "GET"\npath = "/x"\nscope = "a:b"\naccess = "public"\n',
+        /either `scope` or `access`, not both/,
+      ],
+      [
+        'version = 1\n[[route]]\nmethod = "GET"\npath = "/x"\naccess = "everyone"\n',
+        /needs `scope = "<name>"` or `access = "public" \| "authenticated"`/,
+      ],
+      ['version = 1\n[sessions]\ndefault_scopes = "a:b"\n', /default_scopes must be a list/],
+      ["version = 1\n[[route]\n", /is not valid TOML/],
+      [
+        'version = 1\n[[route]]\nmethod = "GET"\npath = "/x"\naccess = "public"\n[[route]]\nmethod = "GET"\npath = "/x"\naccess = "public"\n',
+        /route GET \/x is declared twice/,
+      ],
+    ];
+    for (const [text, message] of cases) {
+      expect(() => parseManifest("inline.toml", text)).toThrow(/^agpat manifest inline\.toml: /);
+      expect(() => parseManifest("inline.toml", text)).toThrow(message);
+    }
+    expect(() => loadManifest(path.join(dir, "absent.toml"))).toThrow(
+      /absent\.toml: cannot be read/,
+    );
+  });
+
+  test("the construct refuses an API in another stack, and out-of-range settings by name", () => {
+    const app = new App();
+    const apiStack = new Stack(app, "api");
+    const api = new apigw.RestApi(apiStack, "Api");
+    api.root.addMethod("GET");
+    expect(
+      () =>
+        new Agpat(new Stack(app, "auth"), "Agpat", {
+          api,
+          manifestPath: FIXTURE,
+          lambdaAssets: STUB_ASSETS,
+        }),
+    ).toThrow(/must be in the same stack/);
+    expect(() => adopt({ props: { patCacheTtlSeconds: 301 } })).toThrow(
+      /patCacheTtlSeconds must be a number from 0 to 300 \(got 301\)/,
+    );
+    expect(() => adopt({ props: { userPool: { userPool: api as never, clientIds: [] } } })).toThrow(
+      /clientIds must name at least one client/,
+    );
+    expect(() =>
+      adopt({ props: { alertTopic: adopted.agpat.alertTopic, alertEmail: "ops@example.com" } }),
+    ).toThrow(/with alertTopic, subscribe to your topic yourself/);
+  });
+});
