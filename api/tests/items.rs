@@ -21,13 +21,16 @@ impl Clock for Fixed {
     }
 }
 
+#[expect(clippy::panic, reason = "a test helper fails loudly")]
 async fn app() -> axum::Router {
     let (client, _) = shared::testing::client(&shared::testing::endpoint());
     let items = shared::testing::fresh_items(&client).await;
     router(AppState {
         items,
         clock: Arc::new(Fixed),
-        manifest: Arc::new(api::committed_manifest()),
+        manifest: Arc::new(
+            api::committed_manifest().unwrap_or_else(|e| panic!("the items manifest: {e}")),
+        ),
     })
 }
 

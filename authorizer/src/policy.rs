@@ -17,7 +17,8 @@ use shared::{Manifest, ScopeSet};
 /// `arn:<partition>:execute-api:<region>:<account>:<api id>/<stage>/…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodArn {
-    stage_prefix: String,
+    /// Shared, so the policy cache keys on it without copying.
+    stage_prefix: Arc<str>,
 }
 
 impl MethodArn {
@@ -65,7 +66,8 @@ impl MethodArn {
             return None;
         }
         Some(Self {
-            stage_prefix: format!("arn:{partition}:execute-api:{region}:{account}:{api}/{stage}/"),
+            stage_prefix: format!("arn:{partition}:execute-api:{region}:{account}:{api}/{stage}/")
+                .into(),
         })
     }
 
@@ -136,7 +138,7 @@ impl PolicyCache {
 
     /// The policy for `scopes` on `arn`'s stage.
     pub fn get(&self, arn: &MethodArn, scopes: ScopeSet) -> Arc<ApiGatewayCustomAuthorizerPolicy> {
-        let key = (Arc::<str>::from(arn.stage_prefix()), scopes);
+        let key = (Arc::clone(&arn.stage_prefix), scopes);
         self.built
             .get_with(key, || Arc::new(build(arn, self.routes.routes(), scopes)))
     }

@@ -58,7 +58,7 @@ mod tests {
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes["cognitoJwt"]["bearerFormat"], "JWT");
         assert_eq!(schemes["pat"]["bearerFormat"], "agpat");
-        let manifest = api::committed_manifest();
+        let manifest = api::committed_manifest().unwrap();
         for route in manifest.routes().routes() {
             let op = &doc["paths"][&route.path][route.method.as_str().to_lowercase()];
             assert!(

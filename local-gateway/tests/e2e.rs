@@ -65,7 +65,7 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
     }
     let items = shared::testing::fresh_items(store.client()).await;
     let setup = LocalSetup {
-        manifest: Arc::new(api::committed_manifest()),
+        manifest: Arc::new(api::committed_manifest().unwrap()),
         items_table: items.table_name().to_owned(),
         store,
         pool: pool.clone(),

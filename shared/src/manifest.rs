@@ -414,22 +414,13 @@ impl Manifest {
                 line,
             });
         }
-        let table = RouteTable::new(routes).map_err(|e| {
-            let label = |i: usize| {
-                table_route_label(&e, i, &raw.routes, &lines)
-            };
-            ManifestError {
-                source: source.to_owned(),
-                line: e_line(&e, &raw.routes, &lines),
-                message: format!(
-                    "routes {} and {} cannot be told apart by an IAM policy: a principal allowed {} but not {} would need a Deny that also refuses {}. Give them the same scope, or move one",
-                    label(e.allowed),
-                    label(e.denied),
-                    label(e.allowed),
-                    label(e.denied),
-                    label(e.collateral),
-                ),
-            }
+        let table = RouteTable::new(routes).map_err(|e| ManifestError {
+            source: source.to_owned(),
+            line: e.line,
+            message: format!(
+                "routes {} and {} cannot be told apart by an IAM policy: a principal allowed {} but not {} would need a Deny that also refuses {}. Give them the same scope, or move one",
+                e.allowed, e.denied, e.allowed, e.denied, e.collateral,
+            ),
         })?;
         Ok(Self {
             scopes,
@@ -452,39 +443,6 @@ impl Manifest {
     pub fn sessions(&self) -> &SessionPolicy {
         &self.sessions
     }
-}
-
-/// Index `i` of the route table is built-in routes first, then declared ones.
-fn declared_index(i: usize) -> Option<usize> {
-    i.checked_sub(built_in_routes().len())
-}
-
-fn table_route_label(
-    _e: &crate::routes::Inseparable,
-    i: usize,
-    raw: &[Spanned<RawRoute>],
-    lines: &Lines<'_>,
-) -> String {
-    match declared_index(i).and_then(|d| raw.get(d)) {
-        Some(r) => format!(
-            "{} {} (line {})",
-            r.get_ref().method.get_ref(),
-            r.get_ref().path.get_ref(),
-            lines.line_of(r.span().start)
-        ),
-        None => built_in_routes()
-            .get(i)
-            .map_or_else(String::new, |r| format!("{} (built in)", r.label())),
-    }
-}
-
-fn e_line(e: &crate::routes::Inseparable, raw: &[Spanned<RawRoute>], lines: &Lines<'_>) -> usize {
-    [e.denied, e.allowed, e.collateral]
-        .into_iter()
-        .filter_map(|i| declared_index(i).and_then(|d| raw.get(d)))
-        .map(|r| lines.line_of(r.span().start))
-        .next()
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

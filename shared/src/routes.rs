@@ -250,6 +250,15 @@ impl Route {
     pub fn label(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
+
+    /// `METHOD /path (line N)`, or `(built in)` for a built-in route.
+    pub fn located(&self) -> String {
+        if self.built_in {
+            format!("{} (built in)", self.label())
+        } else {
+            format!("{} (line {})", self.label(), self.line)
+        }
+    }
 }
 
 fn split_path(path: &str) -> Vec<&str> {
@@ -281,15 +290,19 @@ pub struct PolicyPlan {
     pub deny: Vec<String>,
 }
 
-/// Two routes no IAM policy can tell apart for some scope set.
+/// Routes no IAM policy can tell apart for some scope set, each as
+/// [`Route::located`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inseparable {
     /// The allowed route whose wildcard reaches `denied`.
-    pub allowed: usize,
+    pub allowed: String,
     /// The route that must then be denied.
-    pub denied: usize,
+    pub denied: String,
     /// The allowed route the Deny of `denied` would also hit.
-    pub collateral: usize,
+    pub collateral: String,
+    /// The manifest line to report: the first declared route of `denied`,
+    /// `allowed`, `collateral` (0 when all are built in).
+    pub line: usize,
 }
 
 /// The route table: every route, and which routes each route's ARN wildcard
@@ -343,7 +356,7 @@ impl RouteTable {
                     .get(i)
                     .is_some_and(|r| matches_segments(&r.segments, have))
             })
-            .max_by(|&a, &b| specificity(&self.routes, a).cmp(&specificity(&self.routes, b)))
+            .max_by(|&a, &b| self.specificity(a).cmp(self.specificity(b)))
     }
 
     /// The routes a principal with `scopes` may call (never public routes).
@@ -428,16 +441,32 @@ impl RouteTable {
             for &q in reached {
                 for &c in self.reaches.get(q).map_or(&[][..], Vec::as_slice) {
                     if self.can_allow_both_but_not(a, c, q) {
+                        let route = |i: usize| self.routes.get(i);
+                        let located = |i: usize| route(i).map(Route::located).unwrap_or_default();
                         return Err(Inseparable {
-                            allowed: a,
-                            denied: q,
-                            collateral: c,
+                            allowed: located(a),
+                            denied: located(q),
+                            collateral: located(c),
+                            line: [q, a, c]
+                                .into_iter()
+                                .filter_map(|i| route(i).map(|r| r.line))
+                                .find(|&line| line > 0)
+                                .unwrap_or(0),
                         });
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Route `i`'s segment ranks, compared lexicographically to pick the most
+    /// specific of several matching templates.
+    fn specificity(&self, i: usize) -> impl Iterator<Item = u8> + '_ {
+        self.routes
+            .get(i)
+            .into_iter()
+            .flat_map(|r| r.segments.iter().map(Segment::rank))
     }
 
     /// Whether some scope set permits routes `a` and `c` but not `q`.
@@ -451,13 +480,6 @@ impl RouteTable {
             Access::Authenticated | Access::Public => false,
         }
     }
-}
-
-fn specificity(routes: &[Route], i: usize) -> Vec<u8> {
-    routes
-        .get(i)
-        .map(|r| r.segments.iter().map(Segment::rank).collect())
-        .unwrap_or_default()
 }
 
 /// One atom of a segment-level pattern.
@@ -607,7 +629,7 @@ pub fn infra_manifest() -> serde_json::Value {
                 Access::Authenticated => serde_json::json!({"kind": "authenticated"}),
                 Access::Scope(s) => serde_json::json!({
                     "kind": "scope",
-                    "scope": crate::scope::BUILT_IN_SCOPES.get(s.index()).map_or("", |b| b.0),
+                    "scope": crate::scope::ScopeRegistry::built_in().name(s),
                 }),
             };
             serde_json::json!({
@@ -784,7 +806,18 @@ mod tests {
             route(Method::Get, "/a/{x}/b/{y}/c", A),
         ])
         .unwrap_err();
-        assert_eq!((err.allowed, err.denied, err.collateral), (0, 1, 2));
+        assert_eq!(
+            (
+                err.allowed.as_str(),
+                err.denied.as_str(),
+                err.collateral.as_str()
+            ),
+            (
+                "GET /a/{x} (line 0)",
+                "GET /a/{x}/b/{y} (line 0)",
+                "GET /a/{x}/b/{y}/c (line 0)"
+            )
+        );
         // The same shape with one scope is fine: nothing needs denying.
         assert!(
             RouteTable::new(vec![

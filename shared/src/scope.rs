@@ -118,9 +118,16 @@ impl ScopeSet {
         self.0.count_ones() as usize
     }
 
-    /// The scopes, in index order.
+    /// The scopes, in index order (one step per member, not per bit).
     pub fn iter(self) -> impl Iterator<Item = Scope> {
-        (0u8..=127).map(Scope).filter(move |s| self.contains(*s))
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            let index = u8::try_from(rest.trailing_zeros())
+                .ok()
+                .filter(|&i| i < 128)?;
+            rest &= rest - 1;
+            Some(Scope(index))
+        })
     }
 
     /// The raw bits (stable only within one registry; never store them).

@@ -262,11 +262,7 @@ impl LogCapture {
 pub fn manifest() -> Arc<crate::Manifest> {
     static MANIFEST: std::sync::OnceLock<Arc<crate::Manifest>> = std::sync::OnceLock::new();
     Arc::clone(MANIFEST.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/manifests/adopter.toml"
-        );
-        match crate::Manifest::load(std::path::Path::new(path)) {
+        match crate::Manifest::load(std::path::Path::new(MANIFEST_PATH)) {
             Ok(m) => Arc::new(m),
             Err(e) => panic!("fixture manifest: {e}"),
         }
