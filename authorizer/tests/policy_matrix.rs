@@ -14,54 +14,12 @@
 //! real policy (Allow, then explicit Deny wins) as bit operations on that
 //! table. A sample of decisions is cross-checked against the full evaluator.
 
-use std::collections::BTreeSet;
-
 use authorizer::policy::{MethodArn, build};
 use aws_lambda_events::iam::IamPolicyEffect;
 use shared::policy::{PolicyDecision, evaluate};
-use shared::routes::{Segment, iam_wildcard_match};
+use shared::routes::iam_wildcard_match;
 
 const ARN: &str = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/docs";
-
-/// Concrete paths for a route: plain values, then each parameter spelling
-/// each literal of the manifest, and greedy values of one to three segments.
-fn samples(segments: &[Segment], literals: &[String]) -> Vec<String> {
-    let plain = |i: usize, s: &Segment| match s {
-        Segment::Literal(t) => t.clone(),
-        Segment::Param(_) => format!("p{i}"),
-        Segment::Greedy(_) => format!("g{i}/h{i}"),
-    };
-    let render = |parts: &[String]| format!("/{}", parts.join("/"));
-    let base: Vec<String> = segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| plain(i, s))
-        .collect();
-    let mut out = vec![render(&base)];
-    for (i, s) in segments.iter().enumerate() {
-        let values: Vec<String> = match s {
-            Segment::Literal(_) => continue,
-            Segment::Param(_) => literals.to_vec(),
-            Segment::Greedy(_) => {
-                let mut v = vec!["g".to_owned(), "g/h/k".to_owned()];
-                for l in literals {
-                    v.push(l.clone());
-                    v.push(format!("g/{l}"));
-                    v.push(format!("{l}/g"));
-                }
-                v
-            }
-        };
-        for value in values {
-            let mut parts = base.clone();
-            if let Some(slot) = parts.get_mut(i) {
-                *slot = value;
-            }
-            out.push(render(&parts));
-        }
-    }
-    out
-}
 
 #[test]
 fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
@@ -73,22 +31,10 @@ fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
     let declared = table.routes().iter().filter(|r| !r.built_in).count();
     assert!(declared >= 40, "{declared} routes");
 
-    let literals: Vec<String> = table
-        .routes()
-        .iter()
-        .flat_map(|r| r.segments.iter())
-        .filter_map(|s| match s {
-            Segment::Literal(t) => Some(t.clone()),
-            _ => None,
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-
     // Every request that API Gateway would send to a protected route.
     let mut requests: Vec<(String, usize)> = Vec::new();
     for route in table.routes() {
-        for path in samples(&route.segments, &literals) {
+        for path in shared::testing::sample_paths(table, route) {
             let Some(served) = table.find(route.method, &path) else {
                 continue;
             };

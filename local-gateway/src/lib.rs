@@ -72,13 +72,61 @@ struct Cached {
     at: i64,
 }
 
+/// Where the gateway sends requests for the API's own (non-token) routes.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    /// A router run in this process through the Lambda HTTP adapter, as the
+    /// deployed Lambda would run it.
+    InProcess(axum::Router),
+    /// A Lambda invoke endpoint on loopback, in any language: `cargo lambda
+    /// watch`, the AWS Lambda Runtime Interface Emulator, `sam local
+    /// start-lambda`. The REST proxy event (with `requestContext.authorizer`)
+    /// is POSTed as JSON; the proxy response it returns is the answer.
+    LambdaInvoke {
+        /// The invoke URL, e.g.
+        /// `http://127.0.0.1:9000/2015-03-31/functions/function/invocations`.
+        url: String,
+        /// HTTP client (timeout: API Gateway's 29 s integration limit).
+        http: reqwest::Client,
+    },
+}
+
+impl Upstream {
+    /// An invoke endpoint; only plain HTTP on a loopback address is accepted.
+    pub fn lambda_invoke(url: &str) -> anyhow::Result<Self> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow::anyhow!("the upstream must be an http:// URL on loopback"))?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = match authority.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => authority,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            anyhow::bail!("the upstream must be on a loopback address, not `{host}`");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(29))
+            .build()?;
+        Ok(Self::LambdaInvoke {
+            url: url.to_owned(),
+            http,
+        })
+    }
+}
+
 /// The gateway: authorizer, service routers, authorizer cache.
 pub struct Gateway<K, L, C> {
     cfg: GatewayConfig,
     authorizer: Authorizer<K, L, C>,
     clock: Arc<C>,
     token_service: axum::Router,
-    api: axum::Router,
+    upstream: Upstream,
     cache: moka::sync::Cache<String, Cached>,
     authorizer_calls: AtomicUsize,
 }
@@ -90,7 +138,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         authorizer: Authorizer<K, L, C>,
         clock: Arc<C>,
         token_service: axum::Router,
-        api: axum::Router,
+        upstream: Upstream,
     ) -> Self {
         let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
         Self {
@@ -102,7 +150,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
             authorizer,
             clock,
             token_service,
-            api,
+            upstream,
             authorizer_calls: AtomicUsize::new(0),
         }
     }
@@ -324,18 +372,23 @@ where
     let router = if route.built_in {
         gw.token_service.clone()
     } else {
-        gw.api.clone()
+        match &gw.upstream {
+            Upstream::InProcess(router) => router.clone(),
+            Upstream::LambdaInvoke { url, http } => {
+                let event =
+                    match proxy_event(gw, route, peer, request, request_id, context.as_deref())
+                        .await
+                    {
+                        Ok(e) => e,
+                        Err(status) => return (bad_request(status), cache),
+                    };
+                return (invoke(http, url, &event).await, cache);
+            }
+        }
     };
     let event = match proxy_event(gw, route, peer, request, request_id, context.as_deref()).await {
         Ok(e) => e,
-        Err(status) => {
-            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "Request Too Long"
-            } else {
-                "Bad Request"
-            };
-            return (gateway_message(status, Some(msg)), cache);
-        }
+        Err(status) => return (bad_request(status), cache),
     };
     let Ok(lambda_request) = lambda_http::request::from_str(&event.to_string()) else {
         return (
@@ -354,6 +407,88 @@ where
         _ => Body::empty(),
     };
     (Response::from_parts(parts, body), cache)
+}
+
+fn bad_request(status: StatusCode) -> Response {
+    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "Request Too Long"
+    } else {
+        "Bad Request"
+    };
+    gateway_message(status, Some(msg))
+}
+
+/// Invokes a Lambda invoke endpoint with `event` and turns its proxy response
+/// into the HTTP answer, as API Gateway does: a malformed response or a
+/// function error is a 502, a timeout a 504.
+async fn invoke(http: &reqwest::Client, url: &str, event: &Value) -> Response {
+    let reply = match http.post(url).json(event).send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return gateway_message(
+                StatusCode::GATEWAY_TIMEOUT,
+                Some("Endpoint request timed out"),
+            );
+        }
+        Err(_) => return gateway_message(StatusCode::BAD_GATEWAY, Some("Internal server error")),
+    };
+    let parsed = match reply.json::<Value>().await {
+        Ok(v) => proxy_response(&v),
+        Err(_) => None,
+    };
+    parsed
+        .unwrap_or_else(|| gateway_message(StatusCode::BAD_GATEWAY, Some("Internal server error")))
+}
+
+/// A Lambda proxy-integration response (`statusCode`, `headers`,
+/// `multiValueHeaders`, `body`, `isBase64Encoded`) as an HTTP response;
+/// `None` when it is not one.
+fn proxy_response(v: &Value) -> Option<Response> {
+    let status = v
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())?;
+    let body = match (
+        v.get("body"),
+        v.get("isBase64Encoded").and_then(Value::as_bool),
+    ) {
+        (None | Some(Value::Null), _) => Vec::new(),
+        (Some(Value::String(b)), Some(true)) => {
+            base64::engine::general_purpose::STANDARD.decode(b).ok()?
+        }
+        (Some(Value::String(b)), _) => b.clone().into_bytes(),
+        _ => return None,
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(Value::Object(map)) = v.get("headers") {
+        for (k, value) in map {
+            let (Ok(name), Some(value)) = (
+                header::HeaderName::from_bytes(k.as_bytes()),
+                value
+                    .as_str()
+                    .and_then(|s| header::HeaderValue::from_str(s).ok()),
+            ) else {
+                return None;
+            };
+            headers.insert(name, value);
+        }
+    }
+    if let Some(Value::Object(map)) = v.get("multiValueHeaders") {
+        for (k, values) in map {
+            let name = header::HeaderName::from_bytes(k.as_bytes()).ok()?;
+            headers.remove(&name);
+            for value in values.as_array()? {
+                let value = value
+                    .as_str()
+                    .and_then(|s| header::HeaderValue::from_str(s).ok())?;
+                headers.append(name.clone(), value);
+            }
+        }
+    }
+    Some(response)
 }
 
 /// The REST proxy-integration event API Gateway would send.
@@ -440,17 +575,33 @@ fn single_headers(headers: &HeaderMap) -> HashMap<String, String> {
         .collect()
 }
 
-/// The whole local server: `/docs`, `/openapi.json`, and everything else
-/// through the gateway.
+/// The whole local server: the explorer (see [`docs`]) over the token routes
+/// and the manifest's, and everything else through the gateway.
 pub fn app<K, L, C>(gw: Arc<Gateway<K, L, C>>) -> axum::Router
 where
     K: JwksSource,
     L: TokenLookup,
     C: Clock + 'static,
 {
-    docs::router()
-        .fallback(serve_request::<K, L, C>)
-        .with_state(gw)
+    app_with_openapi(gw, None)
+}
+
+/// [`app`], documenting the API with the adopter's own OpenAPI document.
+pub fn app_with_openapi<K, L, C>(
+    gw: Arc<Gateway<K, L, C>>,
+    adopter: Option<utoipa::openapi::OpenApi>,
+) -> axum::Router
+where
+    K: JwksSource,
+    L: TokenLookup,
+    C: Clock + 'static,
+{
+    let manifest = Arc::clone(gw.authorizer.jwt().manifest());
+    let explorer = match docs::explorer_base(&manifest) {
+        Some(base) => docs::router(base, docs::document(&manifest, adopter)),
+        None => axum::Router::new(),
+    };
+    explorer.fallback(serve_request::<K, L, C>).with_state(gw)
 }
 
 /// Everything a local gateway needs to know.
@@ -460,8 +611,8 @@ pub struct LocalSetup {
     pub store: shared::store::TokenStore,
     /// The API's manifest (scopes and routes).
     pub manifest: Arc<shared::Manifest>,
-    /// The example API's items table (never the token table).
-    pub items_table: String,
+    /// Where the API's own routes go.
+    pub upstream: Upstream,
     /// The Cognito pool whose tokens are accepted.
     pub pool: cognito::Pool,
     /// The emulated API.
@@ -472,8 +623,8 @@ pub struct LocalSetup {
     pub max_lifetime_days: i64,
 }
 
-/// Builds the gateway over real components: the authorizer (JWKS over HTTP),
-/// the token service and the business API, all on `setup.store`.
+/// Builds the gateway over real components: the authorizer (JWKS over HTTP)
+/// and the token service on `setup.store`, and `setup.upstream`.
 pub fn build<C: Clock + 'static>(
     setup: &LocalSetup,
     clock: Arc<C>,
@@ -513,19 +664,12 @@ pub fn build<C: Clock + 'static>(
         Arc::clone(&setup.manifest),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let items =
-        shared::items::ItemStore::new(setup.store.client().clone(), setup.items_table.clone());
-    let api = api::router(api::AppState {
-        items,
-        clock: clock.clone(),
-        manifest: Arc::clone(&setup.manifest),
-    });
     Ok(Arc::new(Gateway::new(
         setup.gateway.clone(),
         authorizer,
         clock,
         token_service::router(tokens),
-        api,
+        setup.upstream.clone(),
     )))
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use local_gateway::{GatewayConfig, LocalSetup, app, build, cognito, serve};
+use local_gateway::{GatewayConfig, LocalSetup, app_with_openapi, build, cognito, serve};
 use shared::config::{Env, ProcessEnv, StoreConfig, number_in, optional};
 use shared::store::TokenStore;
 
@@ -87,7 +87,7 @@ async fn dev() -> anyhow::Result<()> {
     }
     let items_table =
         std::env::var("ITEMS_TABLE_NAME").unwrap_or_else(|_| "agpat-local-items".into());
-    let items = shared::items::ItemStore::new(store.client().clone(), items_table.clone());
+    let items = shared::items::ItemStore::new(store.client().clone(), items_table);
     if let Err(e) = items.create_table().await
         && !e.to_string().contains("ResourceInUse")
     {
@@ -117,10 +117,36 @@ async fn dev() -> anyhow::Result<()> {
         shared::Manifest::load(std::path::Path::new(&manifest_path))
             .context("invalid agpat manifest")?,
     );
+    // The API's own routes: AGPAT_UPSTREAM (a Lambda invoke URL on loopback),
+    // else the items example in-process.
+    let (upstream, default_doc) = match optional(&env, "AGPAT_UPSTREAM") {
+        Some(url) => (
+            local_gateway::Upstream::lambda_invoke(&url).context("invalid AGPAT_UPSTREAM")?,
+            None,
+        ),
+        None => (
+            local_gateway::Upstream::InProcess(api::router(api::AppState {
+                items,
+                clock: Arc::new(shared::SystemClock),
+                manifest: Arc::clone(&manifest),
+            })),
+            Some(api::openapi::openapi()),
+        ),
+    };
+    // The API's own OpenAPI document, merged into /docs: AGPAT_OPENAPI.
+    let adopter_doc = match optional(&env, "AGPAT_OPENAPI") {
+        Some(path) => Some(
+            serde_json::from_slice::<utoipa::openapi::OpenApi>(
+                &std::fs::read(&path).with_context(|| format!("cannot read {path}"))?,
+            )
+            .with_context(|| format!("{path} is not an OpenAPI 3.1 JSON document"))?,
+        ),
+        None => default_doc,
+    };
     let setup = LocalSetup {
         manifest,
         store,
-        items_table,
+        upstream,
         pool,
         gateway,
         pat,
@@ -135,7 +161,7 @@ async fn dev() -> anyhow::Result<()> {
     }
     let base = format!("http://{}", listener.local_addr()?);
     print_walkthrough(&base, &jwt);
-    serve(listener, app(gw), async {
+    serve(listener, app_with_openapi(gw, adopter_doc), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use local_gateway::{Gateway, GatewayConfig, LocalSetup, app, build, cognito, serve};
+use local_gateway::{Gateway, GatewayConfig, LocalSetup, app_with_openapi, build, cognito, serve};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::Clock;
@@ -64,9 +64,16 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
         cognito::create_user(&pool, user, PASSWORD).await.unwrap();
     }
     let items = shared::testing::fresh_items(store.client()).await;
+    let manifest = Arc::new(api::committed_manifest().unwrap());
+    let clock = Arc::new(ShiftedClock::default());
+    let upstream = local_gateway::Upstream::InProcess(api::router(api::AppState {
+        items,
+        clock: clock.clone(),
+        manifest: Arc::clone(&manifest),
+    }));
     let setup = LocalSetup {
-        manifest: Arc::new(api::committed_manifest().unwrap()),
-        items_table: items.table_name().to_owned(),
+        manifest,
+        upstream,
         store,
         pool: pool.clone(),
         gateway: GatewayConfig {
@@ -80,12 +87,12 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
         },
         max_lifetime_days: 90,
     };
-    let clock = Arc::new(ShiftedClock::default());
     let gateway = build(&setup, clock.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, app(gateway.clone()), async {
+    let served = app_with_openapi(gateway.clone(), Some(api::openapi::openapi()));
+    tokio::spawn(serve(listener, served, async {
         let _ = stopped.await;
     }));
     Running {
@@ -333,7 +340,11 @@ async fn docs_and_the_openapi_document_are_served() {
         .unwrap();
     assert_eq!(
         doc,
-        serde_json::to_value(local_gateway::docs::openapi()).unwrap()
+        serde_json::to_value(local_gateway::docs::document(
+            &api::committed_manifest().unwrap(),
+            Some(api::openapi::openapi())
+        ))
+        .unwrap()
     );
 }
 

@@ -330,3 +330,57 @@ pub fn synthetic_manifest(resources: usize) -> String {
     }
     text
 }
+
+/// Concrete request paths for `route`: plain values, then each parameter
+/// spelling each literal of the table, and greedy values of one to three
+/// segments. These are the paths where an IAM `*` (which spans `/`) can
+/// over-reach into another route, so cache-safety tests send them all.
+pub fn sample_paths(
+    table: &crate::routes::RouteTable,
+    route: &crate::routes::Route,
+) -> Vec<String> {
+    use crate::routes::Segment;
+    let literals: std::collections::BTreeSet<&str> = table
+        .routes()
+        .iter()
+        .flat_map(|r| r.segments.iter())
+        .filter_map(|s| match s {
+            Segment::Literal(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let plain = |i: usize, s: &Segment| match s {
+        Segment::Literal(t) => t.clone(),
+        Segment::Param(_) => format!("p{i}"),
+        Segment::Greedy(_) => format!("g{i}/h{i}"),
+    };
+    let render = |parts: &[String]| format!("/{}", parts.join("/"));
+    let base: Vec<String> = route
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| plain(i, s))
+        .collect();
+    let mut out = vec![render(&base)];
+    for (i, segment) in route.segments.iter().enumerate() {
+        let values: Vec<String> = match segment {
+            Segment::Literal(_) => continue,
+            Segment::Param(_) => literals.iter().map(|l| (*l).to_owned()).collect(),
+            Segment::Greedy(_) => {
+                let mut v = vec!["g".to_owned(), "g/h/k".to_owned()];
+                for l in &literals {
+                    v.extend([(*l).to_owned(), format!("g/{l}"), format!("{l}/g")]);
+                }
+                v
+            }
+        };
+        for value in values {
+            let mut parts = base.clone();
+            if let Some(slot) = parts.get_mut(i) {
+                *slot = value;
+            }
+            out.push(render(&parts));
+        }
+    }
+    out
+}

@@ -123,3 +123,76 @@ pub fn expected_operations<'a>(
     out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     out
 }
+
+/// An OpenAPI document of `manifest`'s declared routes, for an adopter that
+/// has no document of its own (or leaves routes out of it): each operation
+/// with its summary, path parameters (`{name+}` kept as API Gateway writes
+/// it), a generic 200, and its security from the manifest.
+pub fn manifest_document(manifest: &crate::Manifest) -> OpenApi {
+    use crate::routes::Segment;
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, ResponseBuilder, Type};
+
+    let mut doc = OpenApi::new(
+        utoipa::openapi::Info::new("API", "manifest"),
+        utoipa::openapi::Paths::new(),
+    );
+    for route in manifest.routes().routes().iter().filter(|r| !r.built_in) {
+        let mut op = OperationBuilder::new()
+            .summary(route.summary.clone())
+            .response(
+                "200",
+                ResponseBuilder::new().description("Served by the API"),
+            );
+        for segment in &route.segments {
+            let name = match segment {
+                Segment::Literal(_) => continue,
+                Segment::Param(n) => n.clone(),
+                Segment::Greedy(n) => format!("{n}+"),
+            };
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(utoipa::openapi::Required::True)
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        let method = match route.method {
+            Method::Get => HttpMethod::Get,
+            Method::Post => HttpMethod::Post,
+            Method::Put => HttpMethod::Put,
+            Method::Patch => HttpMethod::Patch,
+            Method::Delete => HttpMethod::Delete,
+            Method::Head => HttpMethod::Head,
+            Method::Options => HttpMethod::Options,
+        };
+        doc.paths
+            .add_path_operation(route.path.clone(), vec![method], op.build());
+    }
+    let declared = manifest.routes().routes().iter().filter(|r| !r.built_in);
+    apply_route_table(&mut doc, declared, manifest.scopes());
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every declared route of the fixture is documented, with the security
+    /// the manifest gives it and its path parameters.
+    #[test]
+    fn a_manifest_alone_documents_every_declared_route() {
+        let manifest = crate::testing::manifest();
+        let doc = manifest_document(&manifest);
+        let declared = manifest.routes().routes().iter().filter(|r| !r.built_in);
+        assert_eq!(
+            declared_operations(&doc),
+            expected_operations(declared, manifest.scopes())
+        );
+        let json = serde_json::to_value(&doc).unwrap();
+        let greedy = &json["paths"]["/files/{path+}"]["get"]["parameters"][0];
+        assert_eq!(greedy["name"], "path+");
+        assert_eq!(greedy["in"], "path");
+    }
+}
