@@ -48,16 +48,16 @@ echo "== local gateway throughput (wrk, loopback, 10 s)"
 if ! command -v wrk >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null; else echo "wrk missing" >&2; exit 1; fi
 fi
-cargo build -q --release -p local-gateway
+cargo build -q --release -p items-api --bin items-dev
 scripts/ensure-venv.sh
 scripts/with-moto.sh bash -c '
   set -euo pipefail
   work=$(mktemp -d); port=$(python3 -c "import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])")
   (cd "$work" && TABLE_NAME=bench GATEWAY_ADDR=127.0.0.1:$port RUST_LOG=error AUTHORIZER_CACHE_TTL_SECONDS=300 \
-     exec '"$root"'/target/release/local-gateway dev) >"$work/gw.log" 2>&1 &
+     exec '"$root"'/target/release/items-dev dev) >"$work/gw.log" 2>&1 &
   gw=$!; trap "kill $gw 2>/dev/null || true" EXIT
   for _ in $(seq 1 200); do grep -q "running at" "$work/gw.log" && break; sleep 0.1; done
-  jwt=$(cd "$work" && '"$root"'/target/release/local-gateway token)
+  jwt=$(cd "$work" && '"$root"'/target/release/items-dev token)
   pat=$(curl -sf -X POST http://127.0.0.1:$port/tokens -H "authorization: Bearer $jwt" -H "content-type: application/json" \
         -d "{\"name\":\"bench\",\"scopes\":[\"items:read\"],\"expiresInDays\":1}" | python3 -c "import sys,json; print(json.load(sys.stdin)[\"token\"])")
   wrk -t2 -c32 -d10s --latency -H "authorization: Bearer $pat" http://127.0.0.1:$port/me

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# External end-to-end checks against a real `local-gateway dev` on loopback
+# External end-to-end checks against a real `items-dev dev` (the local gateway
+# serving the items example) on loopback
 # (run under scripts/with-moto.sh, which provides DYNAMODB_ENDPOINT):
 #   1. headless Chromium loads /docs and finds the /tokens and /items operations
 #      (screenshot kept in target/e2e-artifacts/docs.png);
@@ -23,7 +24,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-cargo build -q -p local-gateway
+cargo build -q -p items-api --bin items-dev
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
@@ -31,7 +32,7 @@ base="http://127.0.0.1:$port"
   cd "$work"
   TABLE_NAME="e2e-$port" ITEMS_TABLE_NAME="e2e-items-$port" GATEWAY_ADDR="127.0.0.1:$port" RUST_LOG=warn \
     AUTHORIZER_CACHE_TTL_SECONDS=1 PAT_CACHE_TTL_SECONDS=1 \
-    exec "$root/target/debug/local-gateway" dev
+    exec "$root/target/debug/items-dev" dev
 ) >"$work/gateway.log" 2>&1 &
 gw_pid=$!
 cleanup() { kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; rm -rf "$work"; }
@@ -73,7 +74,7 @@ smoke() {
 }
 check smoke
 
-jwt=$(cd "$work" && "$root/target/debug/local-gateway" token)
+jwt=$(cd "$work" && "$root/target/debug/items-dev" token)
 schemathesis() {
   timeout 600 "$root/.venv/bin/st" run "$base/openapi.json" --url "$base" \
     --header "Authorization: Bearer $jwt" \

@@ -15,6 +15,7 @@
 //!    with `requestContext.authorizer` set to the returned context.
 
 pub mod cognito;
+pub mod dev;
 pub mod docs;
 
 use std::collections::HashMap;

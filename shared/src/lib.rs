@@ -6,7 +6,6 @@ pub mod config;
 pub mod hash;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod items;
 pub mod logging;
 pub mod manifest;
 pub mod migrate;

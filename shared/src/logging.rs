@@ -12,11 +12,11 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, fmt};
 
-/// Crates allowed to log below `WARN`: ours, which never log secrets.
+/// Crates allowed to log below `WARN`: the component's, which never log
+/// secrets. A business Lambda adds its own with [`init_lambda_logging_with`].
 pub const OWN_TARGETS: &[&str] = &[
     "authorizer",
     "token_service",
-    "api",
     "shared",
     "agpat_manifest",
     "local_gateway",
@@ -24,9 +24,9 @@ pub const OWN_TARGETS: &[&str] = &[
     "offboarding",
 ];
 
-fn allowed(meta: &Metadata<'_>) -> bool {
+fn allowed(meta: &Metadata<'_>, extra: &[&str]) -> bool {
     let target = meta.target();
-    let own = OWN_TARGETS.iter().any(|t| {
+    let own = OWN_TARGETS.iter().chain(extra).any(|t| {
         target == *t
             || target
                 .strip_prefix(t)
@@ -41,6 +41,18 @@ pub fn json_subscriber<W>(writer: W, directives: &str) -> impl Subscriber + Send
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    json_subscriber_with(writer, directives, &[])
+}
+
+/// [`json_subscriber`], also letting the crates `extra` log below `WARN`.
+pub fn json_subscriber_with<W>(
+    writer: W,
+    directives: &str,
+    extra: &'static [&'static str],
+) -> impl Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry().with(
         fmt::layer()
@@ -49,15 +61,25 @@ where
             .with_span_list(false)
             .with_writer(writer)
             .with_filter(filter)
-            .with_filter(filter_fn(allowed)),
+            .with_filter(filter_fn(move |meta| allowed(meta, extra))),
     )
 }
 
 /// Installs the JSON subscriber on stdout for a Lambda, reading `RUST_LOG`.
 pub fn init_lambda_logging() {
+    init_lambda_logging_with(&[]);
+}
+
+/// [`init_lambda_logging`] for a business Lambda: its own crates (`extra`,
+/// e.g. `&["my_api"]`) may log below `WARN` too; every dependency stays capped.
+pub fn init_lambda_logging_with(extra: &'static [&'static str]) {
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     // A second call (tests) keeps the first subscriber.
-    let _ = tracing::subscriber::set_global_default(json_subscriber(std::io::stdout, &directives));
+    let _ = tracing::subscriber::set_global_default(json_subscriber_with(
+        std::io::stdout,
+        &directives,
+        extra,
+    ));
 }
 
 #[cfg(test)]
@@ -81,7 +103,8 @@ mod tests {
                     .trim_matches('"')
                     .replace('-', "_")
             })
-            .filter(|m| !m.is_empty())
+            // Examples declare their own targets (init_lambda_logging_with).
+            .filter(|m| !m.is_empty() && !m.starts_with("examples/"))
             .collect();
         assert!(names.len() >= 7, "{names:?}");
         for name in names {

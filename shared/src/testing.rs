@@ -126,21 +126,6 @@ pub async fn fresh_store_with(cfg: StoreConfig) -> (TokenStore, RequestCounter) 
     (store, counter)
 }
 
-/// An item store over a brand-new items table, on `client`.
-///
-/// # Panics
-/// If the table cannot be created: the test cannot run.
-pub async fn fresh_items(client: &Client) -> crate::items::ItemStore {
-    let items = crate::items::ItemStore::new(
-        client.clone(),
-        format!("test-items-{}", uuid::Uuid::new_v4()),
-    );
-    if let Err(e) = items.create_table().await {
-        panic!("cannot create test items table: {e}");
-    }
-    items
-}
-
 /// A store over a brand-new table with the given per-user cap.
 pub async fn fresh_store(max_active_per_user: u32) -> TokenStore {
     fresh_store_with(fresh_config(max_active_per_user)).await.0

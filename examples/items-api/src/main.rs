@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use api::{AppState, handle, router};
+use items_api::items::ItemStore;
+use items_api::{AppState, handle, router};
 use shared::SystemClock;
 use shared::config::{ProcessEnv, optional_url, required};
-use shared::items::ItemStore;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::logging::init_lambda_logging();
+    shared::logging::init_lambda_logging_with(items_api::LOG_TARGETS);
     // The business API knows only its items table: it has no access to the
     // token table at all (IAM), so it reads no token setting either.
     let table = required(&ProcessEnv, "ITEMS_TABLE_NAME", "the items table's name")

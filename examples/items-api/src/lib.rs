@@ -4,11 +4,17 @@
 //! the route table (via the `Caller` extractor), and stores items under the
 //! caller's own partition, so another user's item is simply not addressable.
 
+pub mod items;
 pub mod openapi;
+
+/// This example's crates, which may log below `WARN`
+/// (`shared::logging::init_lambda_logging_with`).
+pub const LOG_TARGETS: &[&str] = &["items_api", "api", "items_dev"];
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::items::{Item, ItemStore, ItemWrite};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +24,6 @@ use serde::Serialize;
 use shared::http::body::{Fields, JsonObject};
 use shared::http::caller::Caller;
 use shared::http::problem::{ApiError, FieldError, Problem};
-use shared::items::{Item, ItemStore, ItemWrite};
 use shared::routes::{Method, Route};
 use shared::{Clock, Manifest};
 
@@ -58,7 +63,7 @@ impl shared::http::caller::HasManifest for AppState {
 /// from `AGPAT_MANIFEST`.
 pub fn committed_manifest() -> Result<Manifest, shared::manifest::ManifestError> {
     Manifest::parse(
-        include_str!("../../examples/items-api/agpat.toml"),
+        include_str!("../agpat.toml"),
         "examples/items-api/agpat.toml",
     )
 }

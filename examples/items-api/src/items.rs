@@ -13,8 +13,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::principal::UserId;
-use crate::store::{MAX_PAGE_SIZE, StoreError, n, s, unavailable};
+use shared::UserId;
+use shared::store::{MAX_PAGE_SIZE, StoreError, unavailable};
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
 
 /// Schema version of item records.
 pub const ITEM_SCHEMA_VERSION: u32 = 1;
@@ -165,7 +173,8 @@ impl ItemStore {
 
     /// A new time-ordered id from the clock and the OS CSPRNG.
     pub fn new_id(now_ms: i64) -> Result<String, StoreError> {
-        let random = crate::pat::os_random::<8>().map_err(|_| StoreError::Corrupt("randomness"))?;
+        let random =
+            shared::pat::os_random::<8>().map_err(|_| StoreError::Corrupt("randomness"))?;
         let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
         Ok(format!("{:012x}{hex}", now_ms.max(0)))
     }

@@ -3,6 +3,8 @@
 
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "test helpers")]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -63,10 +65,10 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
     for user in ["alice", "bob"] {
         cognito::create_user(&pool, user, PASSWORD).await.unwrap();
     }
-    let items = shared::testing::fresh_items(store.client()).await;
-    let manifest = Arc::new(api::committed_manifest().unwrap());
+    let items = support::fresh_items(store.client()).await;
+    let manifest = Arc::new(items_api::committed_manifest().unwrap());
     let clock = Arc::new(ShiftedClock::default());
-    let upstream = local_gateway::Upstream::InProcess(api::router(api::AppState {
+    let upstream = local_gateway::Upstream::InProcess(items_api::router(items_api::AppState {
         items,
         clock: clock.clone(),
         manifest: Arc::clone(&manifest),
@@ -91,7 +93,7 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = app_with_openapi(gateway.clone(), Some(api::openapi::openapi()));
+    let served = app_with_openapi(gateway.clone(), Some(items_api::openapi::openapi()));
     tokio::spawn(serve(listener, served, async {
         let _ = stopped.await;
     }));
@@ -341,8 +343,8 @@ async fn docs_and_the_openapi_document_are_served() {
     assert_eq!(
         doc,
         serde_json::to_value(local_gateway::docs::document(
-            &api::committed_manifest().unwrap(),
-            Some(api::openapi::openapi())
+            &items_api::committed_manifest().unwrap(),
+            Some(items_api::openapi::openapi())
         ))
         .unwrap()
     );
@@ -491,7 +493,7 @@ async fn bounded_mixed_load_has_no_5xx_and_no_wrong_decision() {
         pct(0.99),
         wrong.len()
     );
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/e2e-artifacts");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/e2e-artifacts");
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(format!("{dir}/load-report.md"), &report).unwrap();
     println!("{report}");

@@ -1,9 +1,11 @@
 //! Business API tests against moto, driven with proxy events carrying the
 //! authorizer context.
 
+mod support;
+
 use std::sync::Arc;
 
-use api::{AppState, router};
+use items_api::{AppState, router};
 use serde_json::json;
 use shared::testing::http::{Req, T0, call, session};
 
@@ -24,12 +26,12 @@ impl Clock for Fixed {
 #[expect(clippy::panic, reason = "a test helper fails loudly")]
 async fn app() -> axum::Router {
     let (client, _) = shared::testing::client(&shared::testing::endpoint());
-    let items = shared::testing::fresh_items(&client).await;
+    let items = support::fresh_items(&client).await;
     router(AppState {
         items,
         clock: Arc::new(Fixed),
         manifest: Arc::new(
-            api::committed_manifest().unwrap_or_else(|e| panic!("the items manifest: {e}")),
+            items_api::committed_manifest().unwrap_or_else(|e| panic!("the items manifest: {e}")),
         ),
     })
 }

@@ -1,0 +1,212 @@
+//! `dev` and `token`, the local-development commands: moto bootstrap, the
+//! gateway on loopback, and fresh Cognito tokens for the demo user.
+//!
+//! The component's binary (`local-gateway dev`) serves the API named by
+//! `AGPAT_MANIFEST` with its routes sent to `AGPAT_UPSTREAM`; an example can
+//! run the same with its API in-process (`examples/items-api`'s `items-dev`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use shared::config::{Env, ProcessEnv, StoreConfig, number_in, optional};
+use shared::store::TokenStore;
+use utoipa::openapi::OpenApi;
+
+use crate::{GatewayConfig, LocalSetup, Upstream, app_with_openapi, build, cognito, docs, serve};
+
+/// The demo user `dev` creates.
+pub const DEMO_LOGIN: &str = "demo";
+/// The demo user's password (local moto only).
+pub const DEMO_PASSWORD: &str = "Demo-passw0rd!";
+
+/// What `dev` hands the upstream builder.
+pub struct DevContext {
+    /// A DynamoDB client on the local endpoint (for the API's own tables).
+    pub client: aws_sdk_dynamodb::Client,
+    /// The API's manifest.
+    pub manifest: Arc<shared::Manifest>,
+}
+
+/// What the walkthrough printed at start-up may mention.
+pub struct Walkthrough<'a> {
+    /// `http://127.0.0.1:<port>`.
+    pub base: &'a str,
+    /// Where the explorer lives (`/`, `/_agpat/`, or `(none)`).
+    pub explorer: &'a str,
+    /// A fresh access token of the demo user.
+    pub jwt: &'a str,
+    /// The demo user.
+    pub login: &'a str,
+    /// The demo user's password.
+    pub password: &'a str,
+}
+
+/// How a binary runs `dev`.
+pub struct DevOptions {
+    /// The manifest when `AGPAT_MANIFEST` is unset (none: it is required).
+    pub default_manifest: Option<PathBuf>,
+    /// The text printed once the gateway listens.
+    pub walkthrough: fn(&Walkthrough<'_>) -> String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DevState {
+    pool: cognito::Pool,
+    login: String,
+    password: String,
+}
+
+fn state_path() -> PathBuf {
+    PathBuf::from(".dev/state.json")
+}
+
+/// `token [LOGIN [PASSWORD]]`: prints a fresh Cognito access token from the
+/// pool the running `dev` created.
+pub async fn token(login: Option<&String>, password: Option<&String>) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(state_path())
+        .context("no .dev/state.json: run `make dev` first")?;
+    let state: DevState = serde_json::from_str(&text).context(".dev/state.json is malformed")?;
+    let login = login.cloned().unwrap_or(state.login);
+    let password = password.cloned().unwrap_or(state.password);
+    println!("{}", cognito::login(&state.pool, &login, &password).await?);
+    Ok(())
+}
+
+/// Bootstraps moto (token table, user pool, demo user) and serves the
+/// gateway on loopback until Ctrl-C. `upstream` builds where the API's own
+/// routes go, given the token store's client and the manifest; it also
+/// returns the API's own OpenAPI document, if any (else `AGPAT_OPENAPI`).
+pub async fn dev<F>(options: &DevOptions, upstream: F) -> anyhow::Result<()>
+where
+    F: AsyncFnOnce(&DevContext) -> anyhow::Result<(Upstream, Option<OpenApi>)>,
+{
+    let env = ProcessEnv;
+    let store_cfg = StoreConfig::from_env(&env).context("invalid store configuration")?;
+    let endpoint = store_cfg
+        .endpoint
+        .clone()
+        .context("DYNAMODB_ENDPOINT must point at the local moto server")?;
+    let cognito_endpoint = optional(&env, "COGNITO_ENDPOINT").unwrap_or_else(|| endpoint.clone());
+    let region = env.get("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
+    let addr = optional(&env, "GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+    let gateway = GatewayConfig {
+        cache_ttl_secs: number_in(
+            &env,
+            "AUTHORIZER_CACHE_TTL_SECONDS",
+            60,
+            0,
+            3600,
+            "an integer from 0 to 3600",
+        )?,
+        ..GatewayConfig::default()
+    };
+    let pat = authorizer::config::PatConfig {
+        positive_ttl_secs: number_in(
+            &env,
+            "PAT_CACHE_TTL_SECONDS",
+            30,
+            0,
+            300,
+            "an integer from 0 to 300",
+        )?,
+        negative_ttl_secs: 30,
+        max_failures_per_source: 5,
+    };
+
+    let store = TokenStore::from_env_config(store_cfg).await;
+    if let Err(e) = store.create_table().await
+        && !e.to_string().contains("ResourceInUse")
+    {
+        return Err(e).context("cannot create the table");
+    }
+    let pool = cognito::create_pool(&cognito_endpoint, &region, "agpat-local").await?;
+    cognito::create_user(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
+    let jwt = cognito::login(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
+    std::fs::create_dir_all(".dev").context("cannot create .dev/")?;
+    let state = DevState {
+        pool: pool.clone(),
+        login: DEMO_LOGIN.into(),
+        password: DEMO_PASSWORD.into(),
+    };
+    std::fs::write(state_path(), serde_json::to_vec_pretty(&state)?)
+        .context("cannot write .dev/state.json")?;
+
+    // The API's manifest: AGPAT_MANIFEST, else the caller's default.
+    let manifest_path = optional(&env, "AGPAT_MANIFEST")
+        .map(PathBuf::from)
+        .or_else(|| options.default_manifest.clone())
+        .context("AGPAT_MANIFEST must name the API's manifest (agpat.toml)")?;
+    let manifest =
+        Arc::new(shared::Manifest::load(&manifest_path).context("invalid agpat manifest")?);
+    let context = DevContext {
+        client: store.client().clone(),
+        manifest: Arc::clone(&manifest),
+    };
+    let explorer = docs::explorer_base(&manifest).unwrap_or("(none)");
+    let (upstream, default_doc) = upstream(&context).await?;
+    // The API's own OpenAPI document, merged into /docs: AGPAT_OPENAPI.
+    let adopter_doc = match optional(&env, "AGPAT_OPENAPI") {
+        Some(path) => Some(
+            serde_json::from_slice::<utoipa::openapi::OpenApi>(
+                &std::fs::read(&path).with_context(|| format!("cannot read {path}"))?,
+            )
+            .with_context(|| format!("{path} is not an OpenAPI 3.1 JSON document"))?,
+        ),
+        None => default_doc,
+    };
+    let setup = LocalSetup {
+        manifest,
+        store,
+        upstream,
+        pool,
+        gateway,
+        pat,
+        max_lifetime_days: 90,
+    };
+    let gw = build(&setup, Arc::new(shared::SystemClock))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    if !listener.local_addr()?.ip().is_loopback() {
+        bail!("GATEWAY_ADDR must be a loopback address");
+    }
+    let base = format!("http://{}", listener.local_addr()?);
+    println!(
+        "{}",
+        (options.walkthrough)(&Walkthrough {
+            base: &base,
+            explorer,
+            jwt: &jwt,
+            login: DEMO_LOGIN,
+            password: DEMO_PASSWORD,
+        })
+    );
+    serve(listener, app_with_openapi(gw, adopter_doc), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("server failed")
+}
+
+/// The generic walkthrough: a session, a PAT with the default session
+/// scopes, and where the explorer is.
+pub fn generic_walkthrough(w: &Walkthrough<'_>) -> String {
+    let base = w.base;
+    format!(
+        r#"
+agpat is running at {base}  (Ctrl-C stops everything)
+
+  API explorer:   {base}{explorer}docs
+  Demo user:      {login} / {password}   (fresh token any time: make token)
+
+export JWT='{jwt}'
+curl -s -X POST {base}/tokens -H "Authorization: Bearer $JWT" -H 'content-type: application/json' \
+  -d '{{"name":"laptop","scopes":["tokens:read"],"expiresInDays":30}}'
+"#,
+        explorer = w.explorer,
+        login = w.login,
+        password = w.password,
+        jwt = w.jwt,
+    )
+}
