@@ -34,6 +34,7 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/check-context-slim.sh
 
 test-rust:
 	scripts/with-moto.sh $(CARGO) test --workspace --locked --no-fail-fast -- --show-output

@@ -2,19 +2,25 @@
 //! the authorizer context, the route table, argon2id hashing, configuration and
 //! the DynamoDB single-table store.
 
+#[cfg(feature = "store")]
 pub mod config;
+pub mod context;
+#[cfg(feature = "store")]
 pub mod hash;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod logging;
 pub mod manifest;
+#[cfg(feature = "store")]
 pub mod migrate;
 pub mod pat;
 pub mod policy;
 pub mod principal;
+#[cfg(feature = "store")]
 pub mod record;
 pub mod routes;
 pub mod scope;
+#[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -22,6 +28,7 @@ pub mod testing;
 pub use manifest::Manifest;
 pub use pat::{Pat, PatParseError, TokenId};
 pub use principal::{AuthMethod, AuthorizerContext, Principal, UserId};
+#[cfg(feature = "store")]
 pub use record::{TokenMeta, TokenRecord, TokenStatus};
 pub use scope::{Scope, ScopeNames, ScopeRegistry, ScopeSet};
 

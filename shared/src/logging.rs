@@ -19,6 +19,7 @@ pub const OWN_TARGETS: &[&str] = &[
     "token_service",
     "shared",
     "agpat_manifest",
+    "agpat_context",
     "local_gateway",
     "migrator",
     "offboarding",

@@ -617,6 +617,7 @@ pub fn is_reserved_path(path: &str) -> bool {
     path == "/tokens" || path.starts_with("/tokens/")
 }
 
+#[cfg(feature = "store")]
 /// The infrastructure facts the CDK construct needs from Rust: the built-in
 /// routes and the token table's keys. Written to `infra/generated/routes.json`
 /// (a test fails when the file drifts).
@@ -658,6 +659,7 @@ pub fn infra_manifest() -> serde_json::Value {
 }
 
 /// [`infra_manifest`] as committed: pretty JSON with a trailing newline.
+#[cfg(feature = "store")]
 pub fn infra_manifest_json() -> String {
     let mut text = serde_json::to_string_pretty(&infra_manifest()).unwrap_or_default();
     text.push('\n');
@@ -844,6 +846,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "store")]
     fn the_committed_infra_manifest_matches_the_built_in_routes() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),

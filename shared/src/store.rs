@@ -68,7 +68,7 @@ pub enum StoreError {
 
 /// Maps an SDK error to [`StoreError::Unavailable`], keeping only the error
 /// code and message (never request or item contents).
-pub fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
+pub(crate) fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata,
 {

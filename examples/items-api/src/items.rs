@@ -13,8 +13,51 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use shared::UserId;
-use shared::store::{MAX_PAGE_SIZE, StoreError, unavailable};
+use agpat_context::UserId;
+use agpat_context::http::{ApiError, FieldError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// Largest page a listing returns.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// Why an item operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemError {
+    /// DynamoDB could not be reached or refused the request.
+    #[error("DynamoDB request failed: {0}")]
+    Unavailable(String),
+    /// A stored item does not have the shape this code writes.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(&'static str),
+    /// An item written by a newer schema version.
+    #[error("stored item has unsupported schema version {0}")]
+    UnsupportedSchema(u32),
+    /// The pagination cursor was not produced by this API.
+    #[error("invalid pagination cursor")]
+    InvalidCursor,
+}
+
+/// Keeps only an SDK error's code and message (never request or item contents).
+fn unavailable<E: ProvideErrorMetadata, R>(err: SdkError<E, R>) -> ItemError {
+    let code = err.code().unwrap_or("unknown").to_owned();
+    let message: String = err.message().unwrap_or("").chars().take(200).collect();
+    ItemError::Unavailable(format!("{code}: {message}"))
+}
+
+impl From<ItemError> for ApiError {
+    fn from(e: ItemError) -> Self {
+        match e {
+            ItemError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "is not a cursor from this API",
+            )]),
+            other => {
+                tracing::error!(error = %other, "item store failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -98,22 +141,22 @@ where
     e.code() == Some("ConditionalCheckFailedException")
 }
 
-fn item_from(map: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+fn item_from(map: &HashMap<String, AttributeValue>) -> Result<Item, ItemError> {
     let text = |k: &'static str| {
         map.get(k)
             .and_then(|v| v.as_s().ok())
             .cloned()
-            .ok_or(StoreError::Corrupt(k))
+            .ok_or(ItemError::Corrupt(k))
     };
     let num = |k: &'static str| {
         map.get(k)
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<i64>().ok())
-            .ok_or(StoreError::Corrupt(k))
+            .ok_or(ItemError::Corrupt(k))
     };
     let v = num("v")?;
     if v != i64::from(ITEM_SCHEMA_VERSION) {
-        return Err(StoreError::UnsupportedSchema(
+        return Err(ItemError::UnsupportedSchema(
             u32::try_from(v).unwrap_or(u32::MAX),
         ));
     }
@@ -141,7 +184,7 @@ impl ItemStore {
 
     /// Creates the items table (local development and tests; the CDK app
     /// creates it on AWS): `PK`/`SK` strings, on demand.
-    pub async fn create_table(&self) -> Result<(), StoreError> {
+    pub async fn create_table(&self) -> Result<(), ItemError> {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         };
@@ -157,14 +200,14 @@ impl ItemStore {
                         .attribute_name(name)
                         .attribute_type(ScalarAttributeType::S)
                         .build()
-                        .map_err(|_| StoreError::Corrupt("attribute definition"))?,
+                        .map_err(|_| ItemError::Corrupt("attribute definition"))?,
                 )
                 .key_schema(
                     KeySchemaElement::builder()
                         .attribute_name(name)
                         .key_type(kind)
                         .build()
-                        .map_err(|_| StoreError::Corrupt("key schema"))?,
+                        .map_err(|_| ItemError::Corrupt("key schema"))?,
                 );
         }
         request.send().await.map_err(unavailable)?;
@@ -172,11 +215,11 @@ impl ItemStore {
     }
 
     /// A new time-ordered id from the clock and the OS CSPRNG.
-    pub fn new_id(now_ms: i64) -> Result<String, StoreError> {
-        let random =
-            shared::pat::os_random::<8>().map_err(|_| StoreError::Corrupt("randomness"))?;
-        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(format!("{:012x}{hex}", now_ms.max(0)))
+    pub fn new_id(now_ms: i64) -> Result<String, ItemError> {
+        // 64 bits of a v4 UUID: OS randomness (ids are unique, not secret).
+        let random = u64::try_from(uuid::Uuid::new_v4().as_u128() & u128::from(u64::MAX))
+            .map_err(|_| ItemError::Corrupt("randomness"))?;
+        Ok(format!("{:012x}{random:016x}", now_ms.max(0)))
     }
 
     /// Creates an item (never overwrites).
@@ -186,7 +229,7 @@ impl ItemStore {
         name: &str,
         description: &str,
         now: i64,
-    ) -> Result<Item, StoreError> {
+    ) -> Result<Item, ItemError> {
         let id = Self::new_id(now.saturating_mul(1000))?;
         let item = Item {
             id: id.clone(),
@@ -218,7 +261,7 @@ impl ItemStore {
     }
 
     /// The owner's item, if any.
-    pub async fn get(&self, owner: &UserId, id: &str) -> Result<Option<Item>, StoreError> {
+    pub async fn get(&self, owner: &UserId, id: &str) -> Result<Option<Item>, ItemError> {
         if !valid_item_id(id) {
             return Ok(None);
         }
@@ -240,16 +283,16 @@ impl ItemStore {
         owner: &UserId,
         limit: i32,
         cursor: Option<&str>,
-    ) -> Result<ItemPage, StoreError> {
+    ) -> Result<ItemPage, ItemError> {
         let start = match cursor {
             None => None,
             Some(c) => {
                 let raw = URL_SAFE_NO_PAD
                     .decode(c.as_bytes())
-                    .map_err(|_| StoreError::InvalidCursor)?;
-                let id = String::from_utf8(raw).map_err(|_| StoreError::InvalidCursor)?;
+                    .map_err(|_| ItemError::InvalidCursor)?;
+                let id = String::from_utf8(raw).map_err(|_| ItemError::InvalidCursor)?;
                 if !valid_item_id(&id) {
-                    return Err(StoreError::InvalidCursor);
+                    return Err(ItemError::InvalidCursor);
                 }
                 Some(key(owner, &id))
             }
@@ -290,7 +333,7 @@ impl ItemStore {
         description: &str,
         expected_version: i64,
         now: i64,
-    ) -> Result<ItemWrite, StoreError> {
+    ) -> Result<ItemWrite, ItemError> {
         if !valid_item_id(id) {
             return Ok(ItemWrite::NotFound);
         }
@@ -313,7 +356,7 @@ impl ItemStore {
         match result {
             Ok(out) => match out.attributes() {
                 Some(attrs) => Ok(ItemWrite::Done(item_from(attrs)?)),
-                None => Err(StoreError::Corrupt("update returned nothing")),
+                None => Err(ItemError::Corrupt("update returned nothing")),
             },
             Err(e) if is_condition_failure(&e) => match self.get(owner, id).await? {
                 None => Ok(ItemWrite::NotFound),
@@ -324,7 +367,7 @@ impl ItemStore {
     }
 
     /// Deletes the owner's item. `false` if there was none.
-    pub async fn delete(&self, owner: &UserId, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete(&self, owner: &UserId, id: &str) -> Result<bool, ItemError> {
         if !valid_item_id(id) {
             return Ok(false);
         }

@@ -8,26 +8,23 @@ pub mod items;
 pub mod openapi;
 
 /// This example's crates, which may log below `WARN`
-/// (`shared::logging::init_lambda_logging_with`).
+/// (`agpat_context::init_lambda_logging_with`).
 pub const LOG_TARGETS: &[&str] = &["items_api", "api", "items_dev"];
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::items::{Item, ItemStore, ItemWrite};
+use agpat_context::http::{ApiError, FieldError, Fields, JsonObject, Problem};
+use agpat_context::{Caller, Clock, Manifest, Method, Route};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::http::body::{Fields, JsonObject};
-use shared::http::caller::Caller;
-use shared::http::problem::{ApiError, FieldError, Problem};
-use shared::routes::{Method, Route};
-use shared::{Clock, Manifest};
 
-pub use shared::http::handle;
+pub use agpat_context::handle;
 
 /// Longest item name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -46,13 +43,13 @@ pub struct AppState {
     pub manifest: Arc<Manifest>,
 }
 
-impl shared::http::caller::HasClock for AppState {
+impl agpat_context::HasClock for AppState {
     fn clock(&self) -> &dyn Clock {
         &*self.clock
     }
 }
 
-impl shared::http::caller::HasManifest for AppState {
+impl agpat_context::HasManifest for AppState {
     fn manifest(&self) -> &Manifest {
         &self.manifest
     }
@@ -61,7 +58,7 @@ impl shared::http::caller::HasManifest for AppState {
 /// This example's manifest as committed (`examples/items-api/agpat.toml`),
 /// for its OpenAPI document and tests. The Lambda loads the deployed copy
 /// from `AGPAT_MANIFEST`.
-pub fn committed_manifest() -> Result<Manifest, shared::manifest::ManifestError> {
+pub fn committed_manifest() -> Result<Manifest, agpat_context::ManifestError> {
     Manifest::parse(
         include_str!("../agpat.toml"),
         "examples/items-api/agpat.toml",
@@ -339,7 +336,7 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
 pub fn router(state: AppState) -> Router {
     let manifest = Arc::clone(&state.manifest);
     let routes = manifest.routes().routes().iter().filter(|r| !r.built_in);
-    shared::http::service_router(routes, handler_for, state)
+    agpat_context::http::service_router(routes, handler_for, state)
 }
 
 #[cfg(test)]

@@ -2,23 +2,28 @@
 
 use std::sync::Arc;
 
+use agpat_context::{Manifest, SystemClock};
 use anyhow::Context;
 use items_api::items::ItemStore;
 use items_api::{AppState, handle, router};
-use shared::SystemClock;
-use shared::config::{ProcessEnv, optional_url, required};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::logging::init_lambda_logging_with(items_api::LOG_TARGETS);
+    agpat_context::init_lambda_logging_with(items_api::LOG_TARGETS);
     // The business API knows only its items table: it has no access to the
     // token table at all (IAM), so it reads no token setting either.
-    let table = required(&ProcessEnv, "ITEMS_TABLE_NAME", "the items table's name")
-        .context("invalid api configuration")?;
-    let endpoint =
-        optional_url(&ProcessEnv, "DYNAMODB_ENDPOINT").context("invalid api configuration")?;
-    let client = shared::store::dynamodb_client(endpoint.as_deref()).await;
-    let manifest = Arc::new(shared::Manifest::from_env().context("invalid agpat manifest")?);
+    let table = std::env::var("ITEMS_TABLE_NAME")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .context("ITEMS_TABLE_NAME must name the items table")?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    // Local runs (make dev, tests) point at moto.
+    if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
+        dynamo = dynamo.endpoint_url(endpoint);
+    }
+    let client = aws_sdk_dynamodb::Client::from_conf(dynamo.build());
+    let manifest = Arc::new(Manifest::from_env().context("invalid agpat manifest")?);
     let app = router(AppState {
         items: ItemStore::new(client, table),
         clock: Arc::new(SystemClock),

@@ -1,7 +1,6 @@
 //! The OpenAPI document of `/items` and `/me`, generated from code.
 
-use shared::http::openapi::apply_route_table;
-use shared::http::problem::{FieldError, Problem};
+use agpat_context::http::{FieldError, Problem, apply_route_table};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -44,7 +43,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::http::openapi::{declared_operations, expected_operations};
+    use agpat_context::http::{declared_operations, expected_operations};
 
     #[test]
     fn the_document_matches_the_route_table() {

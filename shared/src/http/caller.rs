@@ -1,8 +1,8 @@
 //! Who is calling, taken only from the authorizer context API Gateway forwards.
 //! The service never looks at `Authorization` itself.
 
+use crate::context::Refusal;
 use crate::manifest::Manifest;
-use crate::routes::{Access, Method};
 use crate::{Clock, Principal};
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
@@ -77,38 +77,31 @@ impl<S: Send + Sync + HasClock + HasManifest> FromRequestParts<S> for Caller {
     /// re-checks the route's scope from the manifest (defence in depth: the
     /// authorizer's policy already did).
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let principal = match parts.extensions.get::<RequestContext>() {
-            Some(RequestContext::ApiGatewayV1(ctx)) => {
-                Principal::from_forwarded_context(&ctx.authorizer.fields, state.manifest().scopes())
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "request without a valid authorizer context");
-                        ApiError::Unauthenticated
-                    })?
-            }
-            _ => return Err(ApiError::Unauthenticated),
+        let Some(RequestContext::ApiGatewayV1(ctx)) = parts.extensions.get::<RequestContext>()
+        else {
+            return Err(ApiError::Unauthenticated);
         };
-        // Expiry is exclusive, as in the authorizer: at `expires_at` it is over.
-        if state.clock().now() >= principal.expires_at {
-            return Err(ApiError::CredentialExpired);
-        }
         let template = parts
             .extensions
             .get::<MatchedPath>()
             .map(|m| crate::http::template_of(m.as_str()))
             .ok_or(ApiError::NotFound)?;
-        let method = Method::parse(parts.method.as_str()).ok_or(ApiError::MethodNotAllowed)?;
-        let route = state
-            .manifest()
-            .routes()
-            .routes()
-            .iter()
-            .find(|r| r.method == method && r.path == template)
-            .ok_or(ApiError::NotFound)?;
-        match route.access {
-            Access::Public => {}
-            access if !access.permits(principal.scopes) => return Err(ApiError::InsufficientScope),
-            _ => {}
-        }
+        let principal = crate::context::authorize(
+            &ctx.authorizer.fields,
+            parts.method.as_str(),
+            &template,
+            state.manifest(),
+            state.clock().now(),
+        )
+        .map_err(|refusal| match refusal {
+            Refusal::Unauthenticated(e) => {
+                tracing::warn!(error = %e, "request without a valid authorizer context");
+                ApiError::Unauthenticated
+            }
+            Refusal::Expired => ApiError::CredentialExpired,
+            Refusal::UnknownRoute => ApiError::NotFound,
+            Refusal::InsufficientScope => ApiError::InsufficientScope,
+        })?;
         let info = RequestInfo::from_request_parts(parts, state).await?;
         Ok(Self {
             principal,

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+#[cfg(feature = "store")]
 use crate::store::StoreError;
 
 /// Prefix of every problem `type`. Stable: clients may match on it.
@@ -219,6 +220,7 @@ pub struct Problem {
     errors: Option<Vec<FieldError>>,
 }
 
+#[cfg(feature = "store")]
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

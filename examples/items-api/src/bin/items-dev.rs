@@ -12,7 +12,7 @@ use local_gateway::dev::{DevOptions, Walkthrough, dev, token};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::logging::init_lambda_logging_with(items_api::LOG_TARGETS);
+    agpat_context::init_lambda_logging_with(items_api::LOG_TARGETS);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("dev") => {
@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let router = items_api::router(items_api::AppState {
                     items,
-                    clock: Arc::new(shared::SystemClock),
+                    clock: Arc::new(agpat_context::SystemClock),
                     manifest: Arc::clone(&ctx.manifest),
                 });
                 Ok((
