@@ -32,7 +32,9 @@ fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
     assert!(declared >= 40, "{declared} routes");
 
     // Every request that API Gateway would send to a protected route.
-    let mut requests: Vec<(String, usize)> = Vec::new();
+    // The bool: a malformed variant (trailing slash or empty segment) that
+    // API Gateway would still serve with the route, refused for everyone.
+    let mut requests: Vec<(String, usize, bool)> = Vec::new();
     for route in table.routes() {
         for path in shared::testing::sample_paths(table, route) {
             let Some(served) = table.find(route.method, &path) else {
@@ -42,7 +44,12 @@ fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
                 continue;
             }
             let index = table.routes().iter().position(|r| r == served).unwrap();
-            requests.push((format!("{prefix}{}{path}", route.method), index));
+            let method = route.method;
+            requests.push((format!("{prefix}{method}{path}"), index, false));
+            if path != "/" {
+                requests.push((format!("{prefix}{method}{path}/"), index, true));
+                requests.push((format!("{prefix}{method}/{path}"), index, true));
+            }
         }
     }
     requests.sort();
@@ -56,6 +63,11 @@ fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
         .map(|r| format!("{prefix}{}", r.arn_resource()))
         .collect();
     resources.push(format!("{prefix}*"));
+    resources.extend(
+        shared::routes::MALFORMED_PATH_DENIES
+            .iter()
+            .map(|d| format!("{prefix}{d}")),
+    );
     resources.sort();
     resources.dedup();
     assert!(resources.len() <= 128);
@@ -68,7 +80,7 @@ fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
     };
     let matches: Vec<u128> = requests
         .iter()
-        .map(|(arn, _)| {
+        .map(|(arn, _, _)| {
             resources
                 .iter()
                 .enumerate()
@@ -91,13 +103,13 @@ fn every_scope_subset_reaches_exactly_its_routes_through_one_cached_policy() {
                 _ => deny |= bits,
             }
         }
-        for (i, (request, route)) in requests.iter().enumerate() {
+        for (i, (request, route, malformed)) in requests.iter().enumerate() {
             let m = matches.get(i).copied().unwrap_or(0);
             let allowed = m & deny == 0 && m & allow != 0;
             let route = table.routes().get(*route).unwrap();
             assert_eq!(
                 allowed,
-                route.access.permits(scopes),
+                !malformed && route.access.permits(scopes),
                 "{} for {request} ({}): allow {:?} deny {:?}",
                 manifest.scopes().to_space_separated(scopes),
                 route.label(),
@@ -145,10 +157,13 @@ fn a_500_route_manifest_yields_a_policy_within_the_budget() {
     let bytes = serde_json::to_vec(&policy).unwrap().len();
     eprintln!("500-route all-scopes policy: {bytes} bytes");
     assert!(bytes < 64 * 1024, "{bytes}");
-    // Exact: one Allow per distinct resource, no Deny, nothing stage-wide.
+    // Exact: one Allow per distinct resource, nothing stage-wide; the only
+    // Deny entries are the malformed-path ones.
     let allow = &policy.statement.first().unwrap().resource;
-    assert_eq!(policy.statement.len(), 1);
+    assert_eq!(allow.len(), 500 + 8);
     assert!(allow.iter().all(|r| !r.ends_with("/prod/*")));
+    let deny = &policy.statement.get(1).unwrap().resource;
+    assert_eq!(deny.len(), shared::routes::MALFORMED_PATH_DENIES.len());
     // One scope: its routes only, with Deny entries where wildcards over-reach.
     let one = manifest
         .scopes()

@@ -175,7 +175,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
             c.api_id,
             c.stage,
             method,
-            path.trim_start_matches('/')
+            path.strip_prefix('/').unwrap_or(path)
         )
     }
 

@@ -162,6 +162,26 @@ async fn a_one_scope_pat_reaches_exactly_its_routes_whatever_was_cached_first() 
             walked += 1;
         }
         assert!(protected_seen > 0);
+        // The same requests with a trailing slash (API Gateway serves them
+        // with the same route) are refused, even where the scope fits.
+        for (method, path, served) in requests
+            .iter()
+            .filter(|r| r.2.access.is_protected())
+            .take(25)
+        {
+            let reply = http
+                .request(method.as_str().parse().unwrap(), format!("{base}{path}/"))
+                .bearer_auth(&pat)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                reply.status(),
+                StatusCode::FORBIDDEN,
+                "{name}: {method} {path}/ ({})",
+                served.label()
+            );
+        }
         // One authorizer call for the whole walk: every other decision was
         // the cached policy, applied to routes other than the first one.
         assert_eq!(gateway.authorizer_calls() - calls_before, 1, "{name}");

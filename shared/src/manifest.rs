@@ -38,7 +38,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::routes::{
-    Access, Method, Route, RouteTable, Segment, built_in_routes, is_reserved_path, parse_template,
+    Access, Method, Route, RouteTable, Segment, TableError, built_in_routes, is_reserved_path,
+    parse_template,
 };
 use crate::scope::{MAX_SCOPES, RegistryError, Scope, ScopeRegistry, ScopeSet};
 
@@ -81,6 +82,7 @@ impl std::error::Error for ManifestError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionPolicy {
     /// What every session holds, and the most a PAT can ever carry.
+    /// Unset in the manifest: every declared scope that no group grants.
     pub default_scopes: ScopeSet,
     /// If set, an access token's `scope` claim narrows the session: entries
     /// `<prefix><scope>` are kept and intersected with what the session may hold.
@@ -290,10 +292,6 @@ impl Manifest {
                 groups: Vec::new(),
             },
             Some(s) => {
-                let default_scopes = match &s.default_scopes {
-                    Some(list) => scope_list(list.get_ref())?,
-                    None => scopes.all(),
-                };
                 let scope_prefix = match &s.scope_prefix {
                     Some(p) if p.get_ref().is_empty() || p.get_ref().len() > 256 => {
                         return Err(lines.error(p.span(), "scope_prefix must be 1 to 256 bytes"));
@@ -307,6 +305,20 @@ impl Manifest {
                     }
                     groups.push((name.clone(), scope_list(list.get_ref())?));
                 }
+                // Unset: every declared scope except those a group grants, so
+                // declaring a group scope never hands it to every session.
+                let group_only = groups
+                    .iter()
+                    .fold(ScopeSet::EMPTY, |acc, (_, set)| acc.union(*set));
+                let default_scopes = match &s.default_scopes {
+                    Some(list) => scope_list(list.get_ref())?,
+                    None => ScopeSet::from_scopes(
+                        scopes
+                            .all()
+                            .iter()
+                            .filter(|scope| !group_only.contains(*scope)),
+                    ),
+                };
                 SessionPolicy {
                     default_scopes,
                     scope_prefix,
@@ -414,13 +426,20 @@ impl Manifest {
                 line,
             });
         }
-        let table = RouteTable::new(routes).map_err(|e| ManifestError {
-            source: source.to_owned(),
-            line: e.line,
-            message: format!(
-                "routes {} and {} cannot be told apart by an IAM policy: a principal allowed {} but not {} would need a Deny that also refuses {}. Give them the same scope, or move one",
-                e.allowed, e.denied, e.allowed, e.denied, e.collateral,
-            ),
+        let table = RouteTable::new(routes).map_err(|e| match e {
+            TableError::Inseparable(e) => ManifestError {
+                source: source.to_owned(),
+                line: e.line,
+                message: format!(
+                    "routes {} and {} cannot be told apart by an IAM policy: a principal allowed {} but not {} would need a Deny that also refuses {}. Give them the same scope, or move one",
+                    e.allowed, e.denied, e.allowed, e.denied, e.collateral,
+                ),
+            },
+            TableError::TooComplex => ManifestError {
+                source: source.to_owned(),
+                line: 0,
+                message: "the routes are too complex to prove an IAM policy exact for them: use fewer parameters per path or fewer overlapping routes".into(),
+            },
         })?;
         Ok(Self {
             scopes,
@@ -652,6 +671,30 @@ mod tests {
         let e = err(&route("GET", "/{proxy+}", "scope = \"docs:read\""));
         assert!(e.message.contains("cannot be told apart"), "{e}");
         assert!(e.message.contains("(built in)"), "{e}");
+    }
+
+    /// Review finding: with `default_scopes` left out, a group scope used
+    /// to land in every session (and in the PAT ceiling).
+    #[test]
+    fn a_group_scope_is_never_a_default_one_unless_listed() {
+        let text = format!(
+            "{HEAD}[[scope]]\nname = \"admin:ops\"\ndescription = \"\"\n[sessions.groups]\nops = [\"admin:ops\"]\n"
+        );
+        let m = Manifest::parse(&text, "m.toml").unwrap();
+        let r = m.scopes();
+        assert_eq!(
+            r.to_space_separated(m.sessions().default_scopes),
+            "tokens:read tokens:write docs:read"
+        );
+        assert_eq!(
+            r.to_space_separated(m.sessions().session_scopes(r, "access", None, ["ops"])),
+            "tokens:read tokens:write docs:read admin:ops"
+        );
+        assert!(
+            !m.sessions()
+                .pat_ceiling()
+                .contains(r.parse("admin:ops").unwrap())
+        );
     }
 
     #[test]

@@ -28,8 +28,9 @@ async fn an_allow_response_serializes_to_the_documented_shape() {
     .await;
     let response = h.decide(Some(&bearer(pat.expose()))).await.unwrap();
     let actual = serde_json::to_value(&response).unwrap();
-    // files:read: its routes plus the authenticated ones, and an explicit
-    // Deny for /files/shared/{path+} (docs:read), which GET/files/* reaches.
+    // files:read: its routes plus the authenticated ones, and explicit
+    // Denies: malformed paths, and /files/shared/{path+} (docs:read), which
+    // GET/files/* reaches.
     let expected = json!({
         "principalId": "user-1",
         "policyDocument": {
@@ -47,7 +48,13 @@ async fn an_allow_response_serializes_to_the_documented_shape() {
             }, {
                 "Action": ["execute-api:Invoke"],
                 "Effect": "Deny",
-                "Resource": [format!("{STAGE_PREFIX}GET/files/shared/*")]
+                // Trailing slashes and empty segments, refused for
+                // everyone, then the over-reached route.
+                "Resource": [
+                    format!("{STAGE_PREFIX}*/*/"),
+                    format!("{STAGE_PREFIX}*//*"),
+                    format!("{STAGE_PREFIX}GET/files/shared/*")
+                ]
             }]
         },
         "context": {
