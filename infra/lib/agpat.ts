@@ -5,6 +5,7 @@ import * as path from "path";
 import {
   AspectPriority,
   Aspects,
+  CfnElement,
   Duration,
   RemovalPolicy,
   Stack,
@@ -26,7 +27,7 @@ import {
 } from "aws-cdk-lib";
 import { NagPackSuppression, NagSuppressions } from "cdk-nag";
 import { Construct, IConstruct } from "constructs";
-import { AgpatManifest, ManifestRoute, loadManifest } from "./manifest";
+import { Access, AgpatManifest, ManifestRoute, loadManifest } from "./manifest";
 import { TABLE, TOKEN_ROUTES, isPublic } from "./routes";
 
 /**
@@ -62,7 +63,9 @@ export interface AgpatProps {
    * The adopter's REST API, in the same stack as this construct. agpat adds
    * the `/tokens` resources to it, attaches its authorizer to every method
    * the manifest marks `scope` or `authenticated`, and fails synthesis when
-   * the API's methods and the manifest's routes differ.
+   * the API's methods and the manifest's routes differ. Add every method
+   * before synthesis: one added by an aspect that runs after agpat's
+   * (priority `MUTATING`) gets no authorizer and fails the check.
    */
   readonly api: apigw.RestApi;
   /** The agpat manifest (TOML) declaring the API's scopes and routes. */
@@ -236,10 +239,13 @@ export const OFFBOARDING_EVENTS = ["AdminDisableUser", "AdminDeleteUser", "Delet
  * routes, the token table and the user pool unless given, least-privilege
  * IAM, offboarding on Cognito events, alarms and an optional budget. At
  * synthesis it attaches the authorizer to every method the manifest protects
- * (methods added after this construct included) and fails when the API and
- * the manifest disagree: a route without a method, a method without a route
- * (it would bypass or mis-scope authentication), or a method that already
- * has another authorizer.
+ * (methods added after this construct included). It then checks the stack's
+ * rendered template, after every aspect and property override, and fails
+ * when the API and the manifest disagree: a route without a method, a
+ * method without a route (it would bypass or mis-scope authentication), a
+ * protected method without agpat's authorizer (one added by a later aspect,
+ * or one whose authorization an override changed), or a public method with
+ * authorization.
  */
 export class Agpat extends Construct {
   /** The adopter's REST API. */
@@ -281,6 +287,8 @@ export class Agpat extends Construct {
   private readonly ownMethods = new Set<apigw.Method>();
   /** The resources of the `/tokens` routes (CORS preflight may add OPTIONS methods to them). */
   private readonly ownResources = new Set<apigw.IResource>();
+  /** The API's methods (their CfnMethods) that existed when the authorizer was attached. */
+  private readonly methodsSeenByAspect = new Set<IConstruct>();
 
   constructor(scope: Construct, id: string, props: AgpatProps) {
     super(scope, id);
@@ -571,13 +579,16 @@ export class Agpat extends Construct {
       {
         visit: (node: IConstruct) => {
           if (node !== stack || attached) return;
-          this.attachToManifestRoutes();
-          // Only once it succeeded: a failed synthesis fails again if retried.
           attached = true;
+          this.attachToManifestRoutes();
         },
       },
       { priority: AspectPriority.MUTATING },
     );
+    // The check is not part of that aspect: a later aspect could still add a
+    // method, and a property override could still remove the authorizer. It
+    // runs after every aspect and reads what CloudFormation will receive.
+    this.node.addValidation({ validate: () => this.checkRenderedMethods() });
   }
 
   /**
@@ -722,42 +733,24 @@ export class Agpat extends Construct {
   }
 
   /**
-   * The late half of adoption (run by an aspect, once every method exists):
-   * the authorizer goes on each method the manifest protects, and any
-   * disagreement between the API and the manifest fails synthesis.
+   * The late half of adoption (run by an aspect, once the adopter's own
+   * methods exist): the authorizer goes on each method the manifest protects
+   * that has no authorization yet. Disagreements are left to
+   * {@link Agpat.checkRenderedMethods}, which sees methods added after this.
    */
   private attachToManifestRoutes(): void {
-    const stack = Stack.of(this);
-    const same = (a: unknown, b: unknown) =>
-      JSON.stringify(stack.resolve(a)) === JSON.stringify(stack.resolve(b));
     const declared = new Map<string, ManifestRoute>(
       this.manifest.routes.map((route) => [`${route.method} ${route.path}`, route]),
     );
-    const matched = new Set<string>();
-    const problems: string[] = [];
-
     for (const method of this.api.methods) {
+      const cfn = method.node.defaultChild as apigw.CfnMethod;
+      this.methodsSeenByAspect.add(cfn);
       if (this.ownMethods.has(method)) continue;
-      // CORS preflight the API's defaults add to the /tokens resources.
-      if (method.httpMethod === "OPTIONS" && this.ownResources.has(method.resource)) continue;
       const key = `${method.httpMethod} ${method.resource.path}`;
       const route = declared.get(key);
-      if (!route) {
-        problems.push(
-          `${key} is a method of the API but not a route of the manifest; declare it with a scope, access = "authenticated" or access = "public"`,
-        );
-        continue;
-      }
-      matched.add(key);
-      const cfn = method.node.defaultChild as apigw.CfnMethod;
+      if (!route) continue;
       const current = cfn.authorizationType ?? apigw.AuthorizationType.NONE;
       if (isPublic(route)) {
-        if (current !== apigw.AuthorizationType.NONE || cfn.authorizerId !== undefined) {
-          problems.push(
-            `${key} is public in the manifest but the API gives it authorization ${current}; remove it or change the manifest`,
-          );
-          continue;
-        }
         NagSuppressions.addResourceSuppressions(method, [
           {
             id: "AwsSolutions-APIG4",
@@ -770,18 +763,13 @@ export class Agpat extends Construct {
         ]);
         continue;
       }
-      if (current === apigw.AuthorizationType.NONE && cfn.authorizerId === undefined) {
-        cfn.authorizationType = apigw.AuthorizationType.CUSTOM;
-        cfn.authorizerId = this.authorizer.authorizerId;
-      } else if (
-        current !== apigw.AuthorizationType.CUSTOM ||
-        !same(cfn.authorizerId, this.authorizer.authorizerId)
-      ) {
-        problems.push(
-          `${key} is protected by the manifest but already has another authorizer (${current}); agpat's must be its only one`,
-        );
+      if (current !== apigw.AuthorizationType.NONE || cfn.authorizerId !== undefined) {
+        // Already agpat's authorizer, or another one the check will refuse.
+        NagSuppressions.addResourceSuppressions(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
         continue;
       }
+      cfn.authorizationType = apigw.AuthorizationType.CUSTOM;
+      cfn.authorizerId = this.authorizer.authorizerId;
       NagSuppressions.addResourceSuppressions(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
       // The deployment's logical id covers each method's properties as they
       // were when it was added; without this, a changed authorization would
@@ -790,31 +778,166 @@ export class Agpat extends Construct {
         agpatAuthorizer: { method: key, authorizerId: cfn.authorizerId },
       });
     }
+  }
 
-    for (const key of declared.keys()) {
-      if (!matched.has(key))
-        problems.push(`${key} is a route of the manifest but the API has no such method`);
-    }
-    // A bare CfnMethod has no resource path to check: refuse it rather than
-    // let it bypass the manifest.
-    const checked = new Set(this.api.methods.map((method) => method.node.defaultChild));
-    for (const node of stack.node.findAll()) {
+  /**
+   * The manifest against the API as CloudFormation will receive it: run as a
+   * validation, after every aspect, on the rendered template (property
+   * overrides included). Each method of the API must be a declared route (or
+   * one of agpat's `/tokens` routes); a protected one must render agpat's
+   * authorizer and a public one no authorization. The path and HTTP method
+   * are read from the rendered method too, so an override cannot move a
+   * method away from what its construct says. Returns the problems, which
+   * fail synthesis.
+   */
+  private checkRenderedMethods(): string[] {
+    const stack = Stack.of(this);
+    const resources = renderedResources(stack);
+    const json = (value: unknown) => JSON.stringify(stack.resolve(value));
+    const apiRef = stack.resolve(this.api.restApiId) as { Ref?: unknown };
+    const rootId = json(this.api.root.resourceId);
+    const authorizerId = json(this.authorizer.authorizerId);
+    // `Ref` and `GetAtt RestApiId` both name the API.
+    const isThisApi = (value: unknown) =>
+      JSON.stringify(value) === JSON.stringify(apiRef) ||
+      JSON.stringify(value) === JSON.stringify({ "Fn::GetAtt": [apiRef.Ref, "RestApiId"] });
+    const refOf = (value: unknown) => {
+      const ref = (value as { Ref?: unknown } | undefined)?.Ref;
+      return typeof ref === "string" ? resources.get(ref) : undefined;
+    };
+    /** The path of a rendered ResourceId, walking ParentIds up to the API's root. */
+    const pathOf = (resourceId: unknown, depth = 0): string | undefined => {
+      if (JSON.stringify(resourceId) === rootId) return "/";
+      const resource = refOf(resourceId);
+      const part = resource?.properties.PathPart;
       if (
-        node instanceof apigw.CfnMethod &&
-        !checked.has(node) &&
-        same(node.restApiId, this.api.restApiId)
+        !resource ||
+        resource.type !== "AWS::ApiGateway::Resource" ||
+        !isThisApi(resource.properties.RestApiId) ||
+        typeof part !== "string" ||
+        depth > 128
       ) {
+        return undefined;
+      }
+      const parent = pathOf(resource.properties.ParentId, depth + 1);
+      if (parent === undefined) return undefined;
+      return parent === "/" ? `/${part}` : `${parent}/${part}`;
+    };
+
+    const declared = new Map<string, { access: Access; builtIn: boolean }>();
+    for (const route of this.manifest.routes) {
+      declared.set(`${route.method} ${route.path}`, { access: route.access, builtIn: false });
+    }
+    for (const route of TOKEN_ROUTES) {
+      declared.set(`${route.method} ${route.path}`, { access: route.access, builtIn: true });
+    }
+    const constructOf = new Map<IConstruct | undefined, apigw.Method>(
+      this.api.methods.map((method) => [method.node.defaultChild, method]),
+    );
+    const problems: string[] = [];
+    const lateHint =
+      "it was added after agpat's aspect (priority MUTATING) attached the authorizer, e.g. by a later aspect; add methods before synthesis";
+
+    const api = refOf(apiRef);
+    for (const property of ["Body", "BodyS3Location", "CloneFrom"]) {
+      if (api?.properties[property] !== undefined) {
         problems.push(
-          `${node.node.path} is a CfnMethod of the API; add methods with Resource.addMethod so agpat can match them to the manifest`,
+          `the REST API renders ${property}, which defines methods agpat cannot check; add methods with Resource.addMethod`,
         );
       }
     }
-    if (problems.length > 0) {
-      throw new Error(
-        `agpat manifest ${this.manifest.file} does not match the REST API ${this.api.node.path}:\n` +
-          problems.map((problem) => `  - ${problem}`).join("\n"),
-      );
+    for (const method of this.api.methods) {
+      if (Stack.of(method) !== stack) {
+        problems.push(
+          `${method.node.path} is a method of the API in another stack; agpat checks only its own stack's template`,
+        );
+      }
     }
+
+    const rendered = new Set<string>();
+    for (const [logicalId, resource] of resources) {
+      if (resource.type !== "AWS::ApiGateway::Method") continue;
+      const props = resource.properties;
+      const path = pathOf(props.ResourceId);
+      if (!isThisApi(props.RestApiId) && path === undefined) continue;
+      const where = `${resource.element.node.path} (${logicalId})`;
+      const method = constructOf.get(resource.element);
+      if (!method) {
+        // Nothing ties a bare CfnMethod (or another API's method overridden
+        // onto this one) to a manifest route: refuse it rather than let it
+        // bypass the manifest.
+        problems.push(
+          `${where} is a method of the API but not one of its Method constructs; add methods with Resource.addMethod so agpat can match them to the manifest`,
+        );
+        continue;
+      }
+      if (path === undefined || typeof props.HttpMethod !== "string") {
+        problems.push(`${where} renders a ResourceId or HttpMethod agpat cannot resolve to a path`);
+        continue;
+      }
+      const key = `${props.HttpMethod} ${path}`;
+      const late = !this.methodsSeenByAspect.has(resource.element);
+      if (rendered.has(key)) {
+        problems.push(`${key} is rendered by more than one method (${where} is one)`);
+        continue;
+      }
+      rendered.add(key);
+      const route = declared.get(key);
+      if (!route) {
+        // CORS preflight the API's defaults add to the /tokens resources.
+        const preflight = `OPTIONS ${method.resource.path}`;
+        if (key === preflight && this.ownResources.has(method.resource)) continue;
+        problems.push(
+          `${key} is a method of the API but not a route of the manifest; declare it with a scope, access = "authenticated" or access = "public"` +
+            (late ? ` (${lateHint})` : ""),
+        );
+        continue;
+      }
+      const source = route.builtIn ? "agpat's route table" : "the manifest";
+      const authorization = props.AuthorizationType ?? apigw.AuthorizationType.NONE;
+      const hasAuthorizer = props.AuthorizerId !== undefined;
+      if (isPublic(route)) {
+        if (authorization !== apigw.AuthorizationType.NONE || hasAuthorizer) {
+          problems.push(
+            `${key} is public in ${source} but the API gives it authorization ${authorization}; remove it or change the manifest`,
+          );
+        }
+        continue;
+      }
+      if (
+        authorization === apigw.AuthorizationType.CUSTOM &&
+        JSON.stringify(props.AuthorizerId) === authorizerId
+      ) {
+        continue;
+      }
+      if (authorization === apigw.AuthorizationType.NONE) {
+        problems.push(
+          `${key} is protected by ${source} but would deploy with authorization NONE; ` +
+            (late
+              ? lateHint
+              : "an override of AuthorizationType or AuthorizerId removed agpat's authorizer"),
+        );
+      } else {
+        problems.push(
+          `${key} is protected by ${source} but already has another authorizer (${authorization}); agpat's must be its only one`,
+        );
+      }
+    }
+
+    for (const [key, route] of declared) {
+      if (!rendered.has(key)) {
+        problems.push(
+          route.builtIn
+            ? `${key} is one of agpat's /tokens routes but the API has no such method`
+            : `${key} is a route of the manifest but the API has no such method`,
+        );
+      }
+    }
+    if (problems.length === 0) return [];
+    return [
+      `agpat manifest ${this.manifest.file} does not match the REST API ${this.api.node.path}:\n` +
+        problems.map((problem) => `  - ${problem}`).join("\n"),
+    ];
   }
 
   /** Alarms on the authorizer, the API's error rates and offboarding, to the alert topic. */
@@ -986,6 +1109,38 @@ function allow(
 
 function leadingKeys(...prefixes: string[]): Record<string, Record<string, string[]>> {
   return { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": prefixes } };
+}
+
+/** A resource as the template will have it: type and properties resolved, raw overrides applied. */
+interface RenderedResource {
+  readonly type: unknown;
+  readonly properties: Record<string, unknown>;
+  /** The construct that renders it. */
+  readonly element: CfnElement;
+}
+
+/**
+ * Every resource of `stack`'s template by logical id, rendered the way the
+ * stack renders its template. Reading the L1 properties instead would miss
+ * `addOverride`/`addPropertyOverride`, which are applied only here.
+ */
+function renderedResources(stack: Stack): Map<string, RenderedResource> {
+  const resources = new Map<string, RenderedResource>();
+  for (const node of stack.node.findAll()) {
+    // Nested stacks render their own templates.
+    if (!CfnElement.isCfnElement(node) || Stack.of(node) !== stack) continue;
+    const fragment = stack.resolve(node._toCloudFormation()) as {
+      Resources?: Record<string, { Type?: unknown; Properties?: Record<string, unknown> }>;
+    };
+    for (const [logicalId, resource] of Object.entries(fragment.Resources ?? {})) {
+      resources.set(logicalId, {
+        type: resource.Type,
+        properties: resource.Properties ?? {},
+        element: node,
+      });
+    }
+  }
+  return resources;
 }
 
 function deploymentStageOf(api: apigw.RestApi, who: string): apigw.Stage {

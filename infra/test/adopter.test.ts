@@ -4,6 +4,8 @@ import * as path from "path";
 import {
   App,
   Aspects,
+  CfnResource,
+  IAspect,
   Stack,
   aws_apigateway as apigw,
   aws_cognito as cognito,
@@ -108,6 +110,32 @@ function adopt(options: FixtureOptions = {}): Fixture {
 function synth(fixture: Fixture): Template {
   fixture.app.synth();
   return Template.fromStack(fixture.stack);
+}
+
+/** The method the API has for `key` (`METHOD /path`), and its CfnMethod. */
+function methodOf(api: apigw.RestApi, key: string) {
+  const method = api.methods.find((m) => `${m.httpMethod} ${m.resource.path}` === key);
+  if (!method) throw new Error(`the fixture has no method ${key}`);
+  return { method, cfn: method.node.defaultChild as apigw.CfnMethod };
+}
+
+/**
+ * An adopter aspect of default priority, so it runs after agpat's (MUTATING):
+ * it adds a method when it first visits the stack (a second synthesis runs
+ * aspects again).
+ */
+function lateMethod(add: (api: apigw.RestApi) => void) {
+  return ({ app, stack, api }: Fixture) => {
+    let added = false;
+    const aspect: IAspect = {
+      visit: (node) => {
+        if (node !== stack || added) return;
+        added = true;
+        add(api);
+      },
+    };
+    Aspects.of(app).add(aspect);
+  };
 }
 
 /** Every method of the template as `METHOD /path`, with its authorization. */
@@ -241,6 +269,86 @@ describe("adopting agpat on an external REST API", () => {
     expect(() => otherAuthorizer.app.synth()).toThrow(
       /GET \/docs is protected by the manifest but already has another authorizer \(COGNITO_USER_POOLS\)/,
     );
+  });
+
+  test("synthesis fails for a method a later aspect adds, declared or not", () => {
+    // Undeclared: agpat's aspect ran before the method existed.
+    const undeclared = adopt({
+      after: lateMethod((api) => {
+        api.root.addResource("secret").addMethod("GET", new apigw.MockIntegration());
+      }),
+    });
+    expect(() => undeclared.app.synth()).toThrow(
+      /GET \/secret is a method of the API but not a route of the manifest; declare it .* \(it was added after agpat's aspect \(priority MUTATING\) attached the authorizer, e\.g\. by a later aspect; add methods before synthesis\)/,
+    );
+    // Declared and protected: it would deploy without the authorizer.
+    const declared = adopt({
+      skip: ["DELETE /webhooks/{hookId}"],
+      after: lateMethod((api) => {
+        api.root.resourceForPath("/webhooks/{hookId}").addMethod("DELETE");
+      }),
+    });
+    const error = () => declared.app.synth();
+    expect(error).toThrow(
+      /DELETE \/webhooks\/\{hookId\} is protected by the manifest but would deploy with authorization NONE; it was added after agpat's aspect/,
+    );
+    expect(() => Template.fromStack(declared.stack)).toThrow(
+      /would deploy with authorization NONE/,
+    );
+  });
+
+  test("synthesis fails when a property override takes agpat's authorizer off a protected method", () => {
+    const overridden = adopt({
+      after: ({ api }) => {
+        methodOf(api, "GET /docs").cfn.addPropertyOverride("AuthorizationType", "NONE");
+        // agpat's own /tokens methods are held to its route table the same way.
+        methodOf(api, "GET /tokens").cfn.addOverride("Properties.AuthorizationType", "NONE");
+        methodOf(api, "POST /docs").cfn.addPropertyDeletionOverride("AuthorizerId");
+      },
+    });
+    const error = () => overridden.app.synth();
+    expect(error).toThrow(
+      /GET \/docs is protected by the manifest but would deploy with authorization NONE; an override of AuthorizationType or AuthorizerId removed agpat's authorizer/,
+    );
+    expect(error).toThrow(
+      /GET \/tokens is protected by agpat's route table but would deploy with authorization NONE/,
+    );
+    expect(error).toThrow(
+      /POST \/docs is protected by the manifest but already has another authorizer \(CUSTOM\)/,
+    );
+    // The L1 properties still say CUSTOM: only the rendered template does not.
+    expect(methodOf(overridden.api, "GET /docs").cfn.authorizationType).toBe("CUSTOM");
+  });
+
+  test("synthesis reads each method's path from the template, and refuses methods agpat cannot match", () => {
+    const moved = adopt({
+      after: ({ stack, api }) => {
+        // A public method moved by override to an undeclared HTTP method.
+        methodOf(api, "GET /health").cfn.addPropertyOverride("HttpMethod", "DELETE");
+        // A method written as a raw resource, not a CfnMethod.
+        new CfnResource(stack, "RawMethod", {
+          type: "AWS::ApiGateway::Method",
+          properties: {
+            RestApiId: api.restApiId,
+            ResourceId: api.root.resourceId,
+            HttpMethod: "PATCH",
+            AuthorizationType: "NONE",
+          },
+        });
+        // An OpenAPI body defines methods no resource of the template shows.
+        (api.node.defaultChild as apigw.CfnRestApi).addPropertyOverride("Body", {
+          openapi: "3.0.1",
+          paths: { "/admin": { get: {} } },
+        });
+      },
+    });
+    const error = () => moved.app.synth();
+    expect(error).toThrow(/DELETE \/health is a method of the API but not a route of the manifest/);
+    expect(error).toThrow(/GET \/health is a route of the manifest but the API has no such method/);
+    expect(error).toThrow(
+      /docs-platform\/RawMethod \(RawMethod\) is a method of the API but not one of its Method constructs/,
+    );
+    expect(error).toThrow(/the REST API renders Body, which defines methods agpat cannot check/);
   });
 
   test("with provisioned concurrency API Gateway invokes the live alias, which holds it", () => {
