@@ -121,6 +121,9 @@ env.update({
     "JWKS_URL": f"http://127.0.0.1:{port}/jwks.json",
     "JWKS_FILE": os.path.abspath(jwks_path),
     "RUST_LOG": "error",
+    # The adopter fixture (12 scopes, 47 routes): its validation is part of
+    # every cold start.
+    "AGPAT_MANIFEST": os.path.abspath("testdata/manifests/adopter.toml"),
 })
 
 

@@ -168,6 +168,16 @@ fn benches(c: &mut Criterion) {
     let arn =
         authorizer::policy::MethodArn::parse(jwt_event.method_arn.as_deref().unwrap()).unwrap();
     let manifest = shared::testing::manifest();
+    // Part of every cold start: parsing and validating the manifest,
+    // including the wildcard analysis that keeps policies exact.
+    let fixture_text = std::fs::read_to_string(shared::testing::MANIFEST_PATH).unwrap();
+    c.bench_function("manifest_load_fixture_47_routes", |b| {
+        b.iter(|| shared::Manifest::parse(&fixture_text, "adopter.toml").unwrap())
+    });
+    let large_text = shared::testing::synthetic_manifest(100);
+    c.bench_function("manifest_load_synthetic_500_routes", |b| {
+        b.iter(|| shared::Manifest::parse(&large_text, "synthetic.toml").unwrap())
+    });
     c.bench_function("policy_build_fixture_all_scopes", |b| {
         b.iter(|| {
             authorizer::policy::build(&arn, manifest.routes(), shared::testing::default_scopes())
@@ -205,10 +215,12 @@ fn benches(c: &mut Criterion) {
 
     let mut slow = c.benchmark_group("argon2");
     slow.sample_size(10);
+    // A fresh instance each time: an instance remembers a token it verified,
+    // so only a new one pays for argon2 (a cold start, or the fleet herd).
     slow.bench_function("pat_cold_decision_argon2", |b| {
         b.iter_batched(
-            || (),
-            |()| rt.block_on(uncached.decide(&pat_event)).unwrap(),
+            || build(&store, 0, 0),
+            |fresh| rt.block_on(fresh.decide(&pat_event)).unwrap(),
             BatchSize::SmallInput,
         )
     });
