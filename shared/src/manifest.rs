@@ -730,3 +730,18 @@ mod tests {
         assert_eq!(names(s.pat_ceiling()), "tokens:read docs:read");
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The largest manifest agpat accepts (2,000 routes over 20 scopes) is
+    /// analysed within the budget, not refused as too complex.
+    #[test]
+    fn a_manifest_of_the_maximum_size_is_accepted() {
+        let text = crate::testing::synthetic_manifest(MAX_ROUTES / 5);
+        let m = Manifest::parse(&text, "synthetic.toml").unwrap();
+        let declared = m.routes().routes().iter().filter(|r| !r.built_in).count();
+        assert_eq!(declared, MAX_ROUTES);
+    }
+}

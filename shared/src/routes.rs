@@ -445,6 +445,14 @@ impl RouteTable {
                 }
                 // IAM's `*` also matches nothing: `M/*` is the root's `M/`.
                 let root_reach = target.segments.is_empty() && route.segments.len() == 1;
+                // Most pairs share no path at all: settle those without
+                // looking for the routes that would shadow the target.
+                let shared_path = root_reach
+                    || reach::reaches(&route.segments, &target.segments, &[], &mut budget)
+                        .map_err(too_complex)?;
+                if !shared_path {
+                    continue;
+                }
                 let mut shadows: Vec<&[Segment]> = Vec::new();
                 for &o in same_method {
                     if o == q || self.specificity(o).cmp(self.specificity(q)).is_le() {
