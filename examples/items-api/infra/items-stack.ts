@@ -2,7 +2,7 @@
  * The demo items API as an agpat adopter: it builds its own REST API, table
  * and business Lambda, then adopts agpat through the public entry only.
  *
- * `infra/bin/app.ts` deploys it as `agpat-<env>`.
+ * `app.ts`, beside it, deploys it as `agpat-<env>`; `items-stack.test.ts` tests it.
  */
 import * as path from "path";
 import {

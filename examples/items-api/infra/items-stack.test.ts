@@ -7,12 +7,16 @@ import {
   ItemsStack,
   PRE_CONSTRUCT_LOGICAL_IDS,
   settingsFromContext,
-} from "../../examples/items-api/infra/items-stack";
-import { MANIFEST_MOUNT_PATH, TOKEN_ROUTES, loadManifest } from "../lib";
-import defaults from "../cdk.json";
+} from "./items-stack";
+import { MANIFEST_MOUNT_PATH, TOKEN_ROUTES, loadManifest } from "../../../infra/lib";
+import defaults from "../../../infra/cdk.json";
 
-// The demo items API (examples/items-api) as deployed by bin/app.ts: its own
-// REST API and business Lambda, with agpat adopted through the public entry.
+// The demo items API as deployed by app.ts: its own REST API and business
+// Lambda, with agpat adopted through the public entry. Context defaults come
+// from infra/cdk.json, and the Lambda code from the component's stub assets.
+
+/** Stand-ins for the built Lambda bundles (make lambdas), shared with the component's tests. */
+const STUB_ASSETS = path.join(__dirname, "..", "..", "..", "infra", "test", "stub-assets");
 
 function synth(
   env: "dev" | "prod",
@@ -22,7 +26,7 @@ function synth(
     context: {
       ...defaults.context,
       env,
-      lambdaAssets: path.join(__dirname, "stub-assets"),
+      lambdaAssets: STUB_ASSETS,
       ...extra,
     },
   });

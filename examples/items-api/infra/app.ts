@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-/** CDK entry point: `cdk synth|deploy -c env=dev|prod` deploys the demo items API with agpat. */
+/**
+ * CDK entry point of the demo: `cdk synth|deploy -c env=dev|prod`, run from
+ * `infra/` (whose cdk.json names this file), deploys the items API with agpat.
+ */
 import { App, Aspects } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { ItemsStack, settingsFromContext } from "../../examples/items-api/infra/items-stack";
+import { ItemsStack, settingsFromContext } from "./items-stack";
 
 const app = new App();
 const settings = settingsFromContext(app.node);
