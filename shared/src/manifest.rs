@@ -20,6 +20,10 @@
 //! summary = "Read a document"  # optional, for the OpenAPI document
 //! ```
 //!
+//! A scope removed from the manifest should be listed in top-level
+//! `retired_scopes = ["old:name"]`: tokens issued with it still name it, and
+//! a retired name cannot be declared again.
+//!
 //! The built-in `tokens:read` / `tokens:write` scopes and `/tokens` routes are
 //! always present and cannot be declared. Validation is strict: an unknown
 //! field or scope, a malformed or duplicate name or template, sibling
@@ -148,6 +152,8 @@ pub struct Manifest {
 struct RawManifest {
     version: Spanned<u32>,
     #[serde(default)]
+    retired_scopes: Vec<Spanned<String>>,
+    #[serde(default)]
     sessions: Option<RawSessions>,
     #[serde(default, rename = "scope")]
     scopes: Vec<Spanned<RawScope>>,
@@ -256,9 +262,27 @@ impl Manifest {
             ));
         }
 
+        // Names once declared and since removed: tokens issued with them
+        // still carry them, so declaring one again would hand it back.
+        let mut retired: HashMap<&str, usize> = HashMap::new();
+        for name in &raw.retired_scopes {
+            if !crate::scope::is_valid_scope_name(name.get_ref()) {
+                return Err(lines.error(name.span(), "a retired scope name is malformed"));
+            }
+            retired.insert(name.get_ref(), lines.line_of(name.span().start));
+        }
         let mut scopes = ScopeRegistry::built_in();
         for declared in &raw.scopes {
             let name = &declared.get_ref().name;
+            if let Some(at) = retired.get(name.get_ref().as_str()) {
+                return Err(lines.error(
+                    name.span(),
+                    format!(
+                        "scope `{}` is retired (line {at}): tokens issued before still name it, so it cannot be declared again; pick a new name",
+                        name.get_ref()
+                    ),
+                ));
+            }
             scopes
                 .declare(name.get_ref(), &declared.get_ref().description)
                 .map_err(|e| match e {
@@ -614,6 +638,20 @@ mod tests {
         }
         let v = Manifest::parse("version = 2\n", "m.toml").unwrap_err();
         assert_eq!((v.line, v.message.as_str()), (1, "version must be 1"));
+    }
+
+    /// A retired name cannot come back: old tokens that still carry it
+    /// would hold the new meaning.
+    #[test]
+    fn a_retired_scope_name_cannot_be_declared_again() {
+        let text = "version = 1\nretired_scopes = [\"docs:admin\"]\n[[scope]]\nname = \"docs:admin\"\ndescription = \"\"\n";
+        let e = Manifest::parse(text, "m.toml").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("retired (line 2)"), "{e}");
+        assert!(Manifest::parse("version = 1\nretired_scopes = [\"docs:admin\"]\n", "m").is_ok());
+        let bad =
+            Manifest::parse("version = 1\nretired_scopes = [\"Bad Name\"]\n", "m").unwrap_err();
+        assert_eq!(bad.line, 2);
     }
 
     #[test]
