@@ -3,7 +3,8 @@
 
 Every backticked token that looks like a Rust test name (lower snake_case with
 at least two underscores) must be defined as `fn <name>` in the Rust sources.
-Prints how many names it checked, so the check can be seen to have run.
+Every Jest title cited as `Jest "title"` must be the title of an infrastructure
+test. Prints how many names it checked, so the check can be seen to have run.
 """
 import pathlib
 import re
@@ -21,5 +22,23 @@ for path in root.rglob("*.rs"):
 missing = [name for name in cited if name not in defined]
 for name in missing:
     print(f"threat-model.md cites `{name}`, which is not a function in the code", file=sys.stderr)
-print(f"threat-model: {len(cited) - len(missing)} passed, {len(missing)} failed")
-sys.exit(1 if missing else 0)
+
+# Jest tests are cited as: Jest "title", "title" (in one table cell or paragraph).
+# Each title must appear verbatim in an infrastructure test file.
+jest_cited = set()
+for cell in re.split(r"\||\n\s*\n", text):
+    for match in re.finditer(r'Jest\s+((?:"[^"]+"\s*(?:,|and|or)?\s*)+)', cell):
+        jest_cited.update(" ".join(t.split()) for t in re.findall(r'"([^"]+)"', match.group(1)))
+jest_sources = "".join(
+    p.read_text(encoding="utf-8")
+    for pattern in ("infra/test/*.ts", "examples/*/infra/*.test.ts")
+    for p in root.glob(pattern)
+)
+jest_missing = sorted(t for t in jest_cited if t not in jest_sources)
+for title in jest_missing:
+    print(f'threat-model.md cites Jest "{title}", which no infrastructure test is named', file=sys.stderr)
+
+checked = len(cited) + len(jest_cited)
+failed = len(missing) + len(jest_missing)
+print(f"threat-model: {checked - failed} passed, {failed} failed ({len(jest_cited)} Jest titles)")
+sys.exit(1 if failed else 0)
