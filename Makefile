@@ -5,11 +5,16 @@ PNPM := $(CURDIR)/.tools/node_modules/.bin/pnpm
 PNPM_VERSION := 10.34.8
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test test-long threat-model fmt-check clippy test-rust test-e2e test-infra test-examples venv dev fmt bench generated token hooks lambdas
+.PHONY: lint-workflows test test-long threat-model fmt-check clippy test-rust test-e2e test-infra test-examples venv dev fmt bench generated token hooks lambdas
 
 ## make test: format check, clippy (warnings are errors), every cargo test against a
 ## fresh moto, then the browser and schemathesis checks against a real local gateway.
-test: venv fmt-check clippy threat-model test-rust test-e2e test-infra test-examples
+test: venv fmt-check clippy threat-model lint-workflows test-rust test-e2e test-infra test-examples
+
+## The GitHub workflows: actionlint (syntax, expressions, shellcheck) and zizmor
+## (pins, permissions, injection), plus the pipeline-ordering test.
+lint-workflows: venv
+	scripts/lint-workflows.sh
 
 ## The Node.js business-Lambda example against the committed context contract.
 test-examples:
