@@ -99,6 +99,20 @@ where
             3600,
             "an integer from 0 to 3600",
         )?,
+        function: crate::control::AuthorizerFunction {
+            // AGPAT_AUTHORIZER_ALIAS=live: the gateway invokes that alias, as
+            // API Gateway does with provisioned concurrency.
+            alias: optional(&env, "AGPAT_AUTHORIZER_ALIAS"),
+            provisioned_concurrency: number_in(
+                &env,
+                "AGPAT_AUTHORIZER_PROVISIONED_CONCURRENCY",
+                0,
+                0,
+                100,
+                "an integer from 0 to 100",
+            )?,
+            ..crate::control::AuthorizerFunction::default()
+        },
         ..GatewayConfig::default()
     };
     let pat = authorizer::config::PatConfig {
@@ -189,6 +203,15 @@ where
     .context("server failed")
 }
 
+/// The emergency revocation lever, run against this gateway's control plane.
+pub fn emergency_command(base: &str) -> String {
+    format!(
+        ".venv/bin/python scripts/emergency-revoke.py --rest-api-id local --stage dev \\\n  \
+         --function-name agpat-authorizer --region us-east-1 \\\n  \
+         --apigateway-endpoint-url {base}/_aws/apigateway --lambda-endpoint-url {base}/_aws/lambda"
+    )
+}
+
 /// The generic walkthrough: a session, a PAT with the default session
 /// scopes, and where the explorer is.
 pub fn generic_walkthrough(w: &Walkthrough<'_>) -> String {
@@ -203,7 +226,11 @@ agpat is running at {base}  (Ctrl-C stops everything)
 export JWT='{jwt}'
 curl -s -X POST {base}/tokens -H "Authorization: Bearer $JWT" -H 'content-type: application/json' \
   -d '{{"name":"laptop","scopes":["tokens:read"],"expiresInDays":30}}'
+
+# Emergency revocation lever (clears both authorizer caches):
+{lever}
 "#,
+        lever = emergency_command(base),
         explorer = w.explorer,
         login = w.login,
         password = w.password,

@@ -13,14 +13,19 @@
 //!    method ARN (explicit Deny wins, wildcards honoured);
 //! 5. the service handler gets the same REST proxy event API Gateway sends,
 //!    with `requestContext.authorizer` set to the returned context.
+//!
+//! The [`control`] plane (loopback only) speaks the AWS calls of the
+//! emergency revocation lever: flush the stage's authorizer cache, and start
+//! fresh authorizer instances (new configuration, new version, alias moved).
 
 pub mod cognito;
+pub mod control;
 pub mod dev;
 pub mod docs;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use authorizer::jwks::JwksSource;
@@ -53,6 +58,8 @@ pub struct GatewayConfig {
     pub stage: String,
     /// Authorizer result cache TTL in seconds; 0 turns caching off.
     pub cache_ttl_secs: i64,
+    /// The authorizer function the gateway invokes (for the [`control`] plane).
+    pub function: control::AuthorizerFunction,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +70,7 @@ impl Default for GatewayConfig {
             api_id: "local".into(),
             stage: "dev".into(),
             cache_ttl_secs: 60,
+            function: control::AuthorizerFunction::default(),
         }
     }
 }
@@ -124,7 +132,10 @@ impl Upstream {
 /// The gateway: authorizer, service routers, authorizer cache.
 pub struct Gateway<K, L, C> {
     cfg: GatewayConfig,
-    authorizer: Authorizer<K, L, C>,
+    /// Starts authorizer instances (cold starts) for the [`control`] plane.
+    factory: control::AuthorizerFactory<K, L, C>,
+    /// The authorizer function: its instances, versions and alias.
+    function: Mutex<control::FunctionState<K, L, C>>,
     clock: Arc<C>,
     token_service: axum::Router,
     upstream: Upstream,
@@ -133,27 +144,34 @@ pub struct Gateway<K, L, C> {
 }
 
 impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
-    /// Assembles a gateway.
+    /// Assembles a gateway; `factory` starts its first authorizer instance
+    /// now, and a fresh one whenever the [`control`] plane asks for one.
     pub fn new(
         cfg: GatewayConfig,
-        authorizer: Authorizer<K, L, C>,
+        factory: control::AuthorizerFactory<K, L, C>,
         clock: Arc<C>,
         token_service: axum::Router,
         upstream: Upstream,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
-        Self {
+        let function = Mutex::new(control::FunctionState::new(
+            &cfg.function,
+            factory()?,
+            clock.now(),
+        ));
+        Ok(Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(ttl))
                 .build(),
             cfg,
-            authorizer,
+            factory,
+            function,
             clock,
             token_service,
             upstream,
             authorizer_calls: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// How many times the authorizer has been invoked.
@@ -161,9 +179,21 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         self.authorizer_calls.load(Ordering::SeqCst)
     }
 
-    /// The authorizer (tests).
-    pub fn authorizer(&self) -> &Authorizer<K, L, C> {
-        &self.authorizer
+    /// The authorizer instance that decides requests now: `$LATEST`'s, or
+    /// that of the version the invoked alias points to.
+    pub fn authorizer(&self) -> Arc<Authorizer<K, L, C>> {
+        self.function_state().serving()
+    }
+
+    /// Empties the authorizer result cache (`FlushStageAuthorizersCache`).
+    pub fn flush_authorizer_cache(&self) {
+        self.cache.invalidate_all();
+    }
+
+    fn function_state(&self) -> MutexGuard<'_, control::FunctionState<K, L, C>> {
+        // The state stays consistent even if a holder panicked: every
+        // change is a single assignment.
+        self.function.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn method_arn(&self, method: Method, path: &str) -> String {
@@ -214,7 +244,8 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         }))
         .map_err(|_| AuthError::Internal)?;
         self.authorizer_calls.fetch_add(1, Ordering::SeqCst);
-        let response = Arc::new(self.authorizer.decide(&event).await?);
+        let authorizer = self.authorizer();
+        let response = Arc::new(authorizer.decide(&event).await?);
         if self.cfg.cache_ttl_secs > 0
             && let Some(identity) = identity
         {
@@ -306,7 +337,7 @@ where
     C: Clock + 'static,
 {
     let path = request.uri().path().to_owned();
-    let manifest = Arc::clone(gw.authorizer.jwt().manifest());
+    let manifest = Arc::clone(gw.authorizer().jwt().manifest());
     let Some(route) =
         Method::parse(request.method().as_str()).and_then(|m| manifest.routes().find(m, &path))
     else {
@@ -577,7 +608,8 @@ fn single_headers(headers: &HeaderMap) -> HashMap<String, String> {
 }
 
 /// The whole local server: the explorer (see [`docs`]) over the token routes
-/// and the manifest's, and everything else through the gateway.
+/// and the manifest's, the loopback [`control`] plane under `/_aws/`, and
+/// everything else through the gateway.
 pub fn app<K, L, C>(gw: Arc<Gateway<K, L, C>>) -> axum::Router
 where
     K: JwksSource,
@@ -597,12 +629,15 @@ where
     L: TokenLookup,
     C: Clock + 'static,
 {
-    let manifest = Arc::clone(gw.authorizer.jwt().manifest());
+    let manifest = Arc::clone(gw.authorizer().jwt().manifest());
     let explorer = match docs::explorer_base(&manifest) {
         Some(base) => docs::router(base, docs::document(&manifest, adopter)),
         None => axum::Router::new(),
     };
-    explorer.fallback(serve_request::<K, L, C>).with_state(gw)
+    explorer
+        .merge(control::router::<K, L, C>())
+        .fallback(serve_request::<K, L, C>)
+        .with_state(gw)
 }
 
 /// Everything a local gateway needs to know.
@@ -636,27 +671,34 @@ pub fn build<C: Clock + 'static>(
     use shared::hash::{HashParams, SecretHasher};
 
     let hasher = || SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN);
-    let jwt = JwtConfig::for_issuer(
-        setup.pool.issuer(),
-        setup.pool.jwks_url(),
-        setup.pool.client_id.clone(),
-    );
-    let keys = KeyCache::new(HttpJwks::new(jwt.jwks_url.clone()).context("JWKS client")?);
-    let pat = authorizer::pat::PatVerifier::new(
-        setup.store.clone(),
-        hasher().context("argon2 parameters")?,
-        setup.pat.clone(),
-        setup.store.config().touch_interval_secs,
-        Arc::clone(&setup.manifest),
-    )
-    .context("PAT cache key")?;
-    let authorizer = Authorizer::new(
-        authorizer::jwt::JwtVerifier::new(jwt, keys, Arc::clone(&setup.manifest))
-            .context("JWT cache key")?,
-        pat,
-        Arc::clone(&clock),
-        8192,
-    );
+    // Each call is a cold start: new JWKS, PAT and policy caches.
+    let factory: control::AuthorizerFactory<_, _, C> = {
+        let setup = setup.clone();
+        let clock = Arc::clone(&clock);
+        Arc::new(move || {
+            let jwt = JwtConfig::for_issuer(
+                setup.pool.issuer(),
+                setup.pool.jwks_url(),
+                setup.pool.client_id.clone(),
+            );
+            let keys = KeyCache::new(HttpJwks::new(jwt.jwks_url.clone()).context("JWKS client")?);
+            let pat = authorizer::pat::PatVerifier::new(
+                setup.store.clone(),
+                hasher().context("argon2 parameters")?,
+                setup.pat.clone(),
+                setup.store.config().touch_interval_secs,
+                Arc::clone(&setup.manifest),
+            )
+            .context("PAT cache key")?;
+            Ok(Authorizer::new(
+                authorizer::jwt::JwtVerifier::new(jwt, keys, Arc::clone(&setup.manifest))
+                    .context("JWT cache key")?,
+                pat,
+                Arc::clone(&clock),
+                8192,
+            ))
+        })
+    };
     let tokens = token_service::AppState::new(
         setup.store.clone(),
         hasher().context("argon2 parameters")?,
@@ -665,13 +707,31 @@ pub fn build<C: Clock + 'static>(
         Arc::clone(&setup.manifest),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut cfg = setup.gateway.clone();
+    if cfg.function.environment.is_empty() {
+        cfg.function.environment = function_environment(setup);
+    }
     Ok(Arc::new(Gateway::new(
-        setup.gateway.clone(),
-        authorizer,
+        cfg,
+        factory,
         clock,
         token_service::router(tokens),
         setup.upstream.clone(),
-    )))
+    )?))
+}
+
+/// The authorizer function's environment as the stack would set it (what
+/// the control plane reports, and what an update must keep).
+fn function_environment(setup: &LocalSetup) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("TABLE_NAME".into(), setup.store.config().table_name.clone()),
+        ("COGNITO_USER_POOL_ID".into(), setup.pool.pool_id.clone()),
+        ("COGNITO_CLIENT_IDS".into(), setup.pool.client_id.clone()),
+        (
+            "PAT_CACHE_TTL_SECONDS".into(),
+            setup.pat.positive_ttl_secs.to_string(),
+        ),
+    ])
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.
