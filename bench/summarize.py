@@ -25,6 +25,12 @@ rows = [
     ("policy_for_all_scopes", "policy building, largest scope set"),
     ("jwt_decision_warm_jwks_event_to_json", "JWT decision incl. event/response JSON"),
     ("pat_decision_warm_cache_event_to_json", "PAT decision incl. event/response JSON"),
+    ("metrics_record_handoff", "metrics: EMF record hand-off (writer busy, no wake)"),
+    ("metrics_record_handoff_idle_writer", "metrics: EMF record hand-off waking an idle writer (Lambda case)"),
+    ("metrics_record_dropped_full_channel", "metrics: record dropped on a full channel"),
+    ("jwt_seen_decision_metrics_off", "JWT decision, seen, metrics off"),
+    ("jwt_seen_decision_metrics_on", "JWT decision, seen, metrics on"),
+    ("metrics_render_line_writer_thread", "metrics: rendering one EMF line (writer thread, off the hot path)"),
 ]
 print("| benchmark | CI low | estimate | CI high (µs, criterion 95% interval) |\n|---|---|---|---|")
 values = {}

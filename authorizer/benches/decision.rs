@@ -227,13 +227,130 @@ fn benches(c: &mut Criterion) {
     slow.finish();
 }
 
+/// The cost of the decision metrics on the hot path: the hand-off of one
+/// record to the EMF writer thread (accepted, and refused on a full channel),
+/// a whole warm decision with metrics on, and, for scale, what the writer
+/// thread spends rendering one line off the hot path.
+fn metrics_benches(c: &mut Criterion) {
+    use std::time::{Duration, Instant};
+
+    use authorizer::metrics::{CacheUse, Decision, DecisionMetrics, Method, Outcome};
+    use shared::emf::{EmfRecord, Namespace};
+
+    let record = |m: &DecisionMetrics| {
+        m.record(
+            Method::Jwt,
+            Outcome::Allow,
+            Duration::from_micros(20),
+            CacheUse::Hit,
+            0,
+            0,
+        )
+    };
+    // Timed in chunks below the channel's capacity, waiting (untimed) for the
+    // writer between chunks, so every timed hand-off is accepted.
+    let accepting =
+        DecisionMetrics::to_writer(Namespace::default(), 1024, std::io::sink()).unwrap();
+    c.bench_function("metrics_record_handoff", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let chunk = left.min(512);
+                assert!(accepting.sink().settle(Duration::from_secs(10)));
+                let started = Instant::now();
+                for _ in 0..chunk {
+                    assert!(record(&accepting));
+                }
+                total += started.elapsed();
+                left -= chunk;
+            }
+            total
+        })
+    });
+    // One record at a time to a writer that is idle (blocked on the channel),
+    // as in Lambda, where one invocation makes one decision: the hand-off
+    // then includes waking the writer thread.
+    c.bench_function("metrics_record_handoff_idle_writer", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                assert!(accepting.sink().settle(Duration::from_secs(10)));
+                let started = Instant::now();
+                assert!(record(&accepting));
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    // A writer that never writes: the channel stays full, every hand-off is
+    // a counted drop. What a decision pays when stdout is stuck.
+    struct Stuck;
+    impl std::io::Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            loop {
+                std::thread::park();
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let full = DecisionMetrics::to_writer(Namespace::default(), 1, Stuck).unwrap();
+    // Fill until refused, give the writer time to take one record and block
+    // on it, and fill the freed slot again: from then on the channel stays full.
+    for _ in 0..3 {
+        while record(&full) {}
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.bench_function("metrics_record_dropped_full_channel", |b| {
+        b.iter(|| assert!(!record(&full)))
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = shared::Clock::now(&SystemClock);
+    let store = InMemory::default();
+    let plain = build(&store, 3600, 300);
+    let metered = build(&store, 3600, 300).with_metrics(
+        DecisionMetrics::to_writer(Namespace::default(), 1024, std::io::sink()).unwrap(),
+    );
+    let jwt_event = event(&format!("Bearer {}", jwt(now, 1)));
+    assert!(rt.block_on(plain.decide(&jwt_event)).is_ok());
+    assert!(rt.block_on(metered.decide(&jwt_event)).is_ok());
+    // Side by side: the difference is the whole per-decision metrics cost
+    // (two clock reads, two atomics, the hand-off).
+    c.bench_function("jwt_seen_decision_metrics_off", |b| {
+        b.iter(|| rt.block_on(plain.decide(&jwt_event)).unwrap())
+    });
+    c.bench_function("jwt_seen_decision_metrics_on", |b| {
+        b.iter(|| rt.block_on(metered.decide(&jwt_event)).unwrap())
+    });
+
+    let decision = Decision {
+        timestamp_ms: 1_900_000_000_000,
+        method: Method::Pat,
+        outcome: Outcome::Unauthorized,
+        latency: Duration::from_micros(1234),
+        cache: CacheUse::Miss,
+        argon2_evaluations: 1,
+        jwks_fetches: 0,
+    };
+    let namespace = Namespace::parse("agpat/prod").unwrap();
+    c.bench_function("metrics_render_line_writer_thread", |b| {
+        b.iter(|| decision.to_line(&namespace))
+    });
+}
+
 /// `criterion_group!` generates an undocumented public function.
 mod group {
-    use super::{Criterion, benches, criterion_group};
+    use super::{Criterion, benches, criterion_group, metrics_benches};
     criterion_group! {
         name = decision;
         config = Criterion::default();
-        targets = benches
+        targets = benches, metrics_benches
     }
 }
 criterion_main!(group::decision);

@@ -3,6 +3,7 @@
 use shared::config::{
     ConfigError, Env, HashConfig, StoreConfig, number_in, optional, optional_url, required,
 };
+use shared::emf::{NAMESPACE_VAR, Namespace};
 
 /// Which Cognito token kinds are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,9 @@ pub struct AuthorizerConfig {
     pub hash: HashConfig,
     /// Longest credential accepted, in bytes; longer ones are refused undecoded.
     pub max_credential_bytes: usize,
+    /// CloudWatch namespace of the decision metrics (`AGPAT_METRICS_NAMESPACE`,
+    /// default `agpat`): one per environment, so `dev` and `prod` never mix.
+    pub metrics_namespace: Namespace,
 }
 
 impl AuthorizerConfig {
@@ -223,6 +227,12 @@ impl AuthorizerConfig {
                 65_536,
                 "an integer from 256 to 65536",
             )?,
+            metrics_namespace: Namespace::from_var(env.get(NAMESPACE_VAR).as_deref()).map_err(
+                |_| ConfigError {
+                    var: "AGPAT_METRICS_NAMESPACE",
+                    expected: "a CloudWatch namespace: 1 to 255 characters from A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/",
+                },
+            )?,
         })
     }
 }
@@ -256,6 +266,36 @@ mod tests {
             }
         );
         assert_eq!(cfg.jwt.leeway_secs, 5);
+    }
+
+    #[test]
+    fn the_metrics_namespace_defaults_to_agpat_and_is_validated() {
+        let base = [
+            ("COGNITO_USER_POOL_ID", "us-east-1_x"),
+            ("COGNITO_CLIENT_IDS", "abc"),
+            ("TABLE_NAME", "tokens"),
+        ];
+        let cfg = AuthorizerConfig::from_env(&base).unwrap();
+        assert_eq!(cfg.metrics_namespace.as_str(), "agpat");
+        let with = |value: &str| {
+            let mut map: std::collections::HashMap<String, String> = base
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect();
+            map.insert("AGPAT_METRICS_NAMESPACE".into(), value.into());
+            AuthorizerConfig::from_env(&map)
+        };
+        assert_eq!(
+            with("agpat/prod").unwrap().metrics_namespace.as_str(),
+            "agpat/prod"
+        );
+        for bad in ["", "agpat/prød", "AWS/Lambda", &"n".repeat(256), "a\"b"] {
+            assert_eq!(
+                with(bad).unwrap_err().var,
+                "AGPAT_METRICS_NAMESPACE",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

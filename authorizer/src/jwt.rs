@@ -16,6 +16,7 @@ use shared::{AuthMethod, Manifest, Principal, ScopeSet, UserId};
 use crate::Reject;
 use crate::config::JwtConfig;
 use crate::jwks::{JwksSource, KeyCache, KeyError};
+use crate::metrics::CacheUse;
 
 /// Longest `kid` accepted.
 const MAX_KID_LEN: usize = 128;
@@ -140,6 +141,19 @@ impl<S: JwksSource> JwtVerifier<S> {
     /// by an HMAC of the whole token) for `cache_ttl_secs`, and never after its
     /// `exp`.
     pub async fn verify(&self, token: &str, now: i64) -> Result<Principal, Reject> {
+        self.verify_observed(token, now, &mut CacheUse::NotConsulted)
+            .await
+    }
+
+    /// As [`JwtVerifier::verify`], also noting in `cache` whether the
+    /// verified-token cache answered: `Hit`, or `Miss` when it was consulted
+    /// and did not. Left alone when caching is off.
+    pub async fn verify_observed(
+        &self,
+        token: &str,
+        now: i64,
+        cache: &mut CacheUse,
+    ) -> Result<Principal, Reject> {
         let caching = self.cfg.cache_ttl_secs > 0;
         let mut cache_key = [0u8; 32];
         if caching {
@@ -147,8 +161,10 @@ impl<S: JwksSource> JwtVerifier<S> {
                 .as_ref()
                 .try_into()
                 .map_err(|_| Reject::Internal("HMAC-SHA256 tag is not 32 bytes"))?;
+            *cache = CacheUse::Miss;
             if let Some(hit) = self.verified.get(&cache_key) {
                 if now - hit.cached_at < self.cfg.cache_ttl_secs && now < hit.principal.expires_at {
+                    *cache = CacheUse::Hit;
                     return Ok(hit.principal);
                 }
                 self.verified.invalidate(&cache_key);

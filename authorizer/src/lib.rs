@@ -8,10 +8,12 @@
 pub mod config;
 pub mod jwks;
 pub mod jwt;
+pub mod metrics;
 pub mod pat;
 pub mod policy;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
@@ -22,6 +24,7 @@ use thiserror::Error;
 
 use crate::jwks::JwksSource;
 use crate::jwt::JwtVerifier;
+use crate::metrics::{CacheUse, DecisionMetrics, Method, Outcome};
 use crate::pat::{PatVerifier, TokenLookup};
 
 /// DynamoDB timeouts of the authorizer: with [`dynamodb_retries`], a decision
@@ -145,6 +148,14 @@ pub struct Authorizer<K, L, C> {
     policies: policy::PolicyCache,
     clock: Arc<C>,
     max_credential_bytes: usize,
+    metrics: Option<DecisionMetrics>,
+}
+
+/// What a decision learnt about itself, for its metrics record.
+#[derive(Debug, Clone, Copy)]
+struct Trace {
+    method: Method,
+    cache: CacheUse,
 }
 
 impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
@@ -161,7 +172,21 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
             pat,
             clock,
             max_credential_bytes,
+            metrics: None,
         }
+    }
+
+    /// Emits one EMF record per decision to `metrics` (see [`metrics`]).
+    /// Without it, an authorizer emits none.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: DecisionMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics this authorizer emits to, if any (tests, benchmarks).
+    pub fn metrics(&self) -> Option<&DecisionMetrics> {
+        self.metrics.as_ref()
     }
 
     /// The JWT verifier (metrics, tests).
@@ -179,21 +204,31 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         &self,
         event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
     ) -> Result<AuthorizerResponse, AuthError> {
+        let started = Instant::now();
+        let mut trace = Trace {
+            method: Method::None,
+            cache: CacheUse::NotConsulted,
+        };
         let request_id = event.request_context.request_id.as_deref().unwrap_or("-");
-        let outcome = self.authenticate(event).await;
-        match outcome {
+        let outcome = self.authenticate(event, &mut trace).await;
+        let result = match outcome {
             Ok(response) => {
                 let ctx = &response.context;
+                let decision = if policy::allows_anything(&response.policy_document) {
+                    Outcome::Allow
+                } else {
+                    Outcome::Deny
+                };
                 tracing::info!(
                     request_id,
-                    decision = if policy::allows_anything(&response.policy_document) { "allow" } else { "deny" },
+                    decision = decision.as_str(),
                     auth_method = ctx.auth_method.as_str(),
                     sub = %ctx.sub,
                     token_id = %ctx.token_id,
                     scopes = %ctx.scopes,
                     "authorizer decision"
                 );
-                Ok(response)
+                Ok((response, decision))
             }
             Err(reject) => {
                 // Refusals are investigable: the source address, and for a
@@ -209,19 +244,40 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
                 }
                 Err(error)
             }
+        };
+        if let Some(metrics) = &self.metrics {
+            let outcome = match &result {
+                Ok((_, decision)) => *decision,
+                Err(AuthError::Unauthorized) => Outcome::Unauthorized,
+                Err(AuthError::Internal) => Outcome::Error,
+            };
+            metrics.record(
+                trace.method,
+                outcome,
+                started.elapsed(),
+                trace.cache,
+                self.pat.argon2_evaluations(),
+                u64::try_from(self.jwt.keys().fetch_count()).unwrap_or(u64::MAX),
+            );
         }
+        result.map(|(response, _)| response)
     }
 
     async fn authenticate(
         &self,
         event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+        trace: &mut Trace,
     ) -> Result<AuthorizerResponse, Reject> {
         let method_arn = event.method_arn.as_deref().ok_or(Reject::MethodArn)?;
         let arn = policy::MethodArn::parse(method_arn).ok_or(Reject::MethodArn)?;
         let credential = bearer_credential(event, self.max_credential_bytes)?;
         let now = self.clock.now();
         let principal = if Pat::looks_like_pat(credential) {
-            let mut principal = self.pat.verify(credential, now, source_ip(event)).await?;
+            trace.method = Method::Pat;
+            let mut principal = self
+                .pat
+                .verify_observed(credential, now, source_ip(event), &mut trace.cache)
+                .await?;
             // A PAT never holds more than its owner's session could now.
             principal.scopes = principal.scopes.intersection(self.jwt.session_ceiling());
             if principal.scopes.is_empty() {
@@ -229,7 +285,16 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
             }
             principal
         } else {
-            self.jwt.verify(credential, now).await?
+            // For the metrics only: junk that is not even JWT-shaped is no
+            // JWT. The JWT verifier refuses it either way.
+            if credential.bytes().filter(|&b| b == b'.').count() == 2 {
+                trace.method = Method::Jwt;
+                self.jwt
+                    .verify_observed(credential, now, &mut trace.cache)
+                    .await?
+            } else {
+                self.jwt.verify(credential, now).await?
+            }
         };
         let mut response = AuthorizerResponse::default();
         response.principal_id = Some(principal.sub.as_str().to_owned());

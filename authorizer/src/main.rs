@@ -7,6 +7,7 @@ use authorizer::Authorizer;
 use authorizer::config::AuthorizerConfig;
 use authorizer::jwks::{HttpJwks, KeyCache};
 use authorizer::jwt::JwtVerifier;
+use authorizer::metrics::DecisionMetrics;
 use authorizer::pat::PatVerifier;
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -45,13 +46,21 @@ async fn main() -> anyhow::Result<()> {
         Arc::clone(&manifest),
     )
     .context("cannot initialise the PAT cache key")?;
-    let authorizer = Arc::new(Authorizer::new(
-        JwtVerifier::new(cfg.jwt.clone(), keys, manifest)
-            .context("cannot initialise the JWT cache key")?,
-        pat,
-        Arc::new(SystemClock),
-        cfg.max_credential_bytes,
-    ));
+    let authorizer = Arc::new(
+        Authorizer::new(
+            JwtVerifier::new(cfg.jwt.clone(), keys, manifest)
+                .context("cannot initialise the JWT cache key")?,
+            pat,
+            Arc::new(SystemClock),
+            cfg.max_credential_bytes,
+        )
+        // One EMF line per decision, written to stdout (CloudWatch Logs) by a
+        // thread of its own: the decision only queues it.
+        .with_metrics(
+            DecisionMetrics::stdout(cfg.metrics_namespace.clone())
+                .context("cannot start the metrics writer")?,
+        ),
+    );
 
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {

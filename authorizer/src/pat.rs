@@ -35,6 +35,7 @@ use tokio::task::JoinSet;
 
 use crate::Reject;
 use crate::config::PatConfig;
+use crate::metrics::CacheUse;
 
 /// How long an instance remembers that it verified a token's secret. Far
 /// beyond a Lambda instance's usual life, so in practice: for the instance's
@@ -184,6 +185,21 @@ impl<L: TokenLookup> PatVerifier<L> {
         now: i64,
         source: &str,
     ) -> Result<Principal, Reject> {
+        self.verify_observed(presented, now, source, &mut CacheUse::NotConsulted)
+            .await
+    }
+
+    /// As [`PatVerifier::verify`], also noting in `cache` whether the
+    /// positive cache answered (step 2 above, with no I/O): `Hit`, or `Miss`
+    /// when it was consulted and did not. Left alone for junk refused before
+    /// the lookup.
+    pub async fn verify_observed(
+        &self,
+        presented: &str,
+        now: i64,
+        source: &str,
+        cache: &mut CacheUse,
+    ) -> Result<Principal, Reject> {
         let pat = Pat::parse(presented).map_err(|_| Reject::Malformed)?;
         let cache_key: [u8; 32] = hmac::sign(&self.cache_key, pat.expose().as_bytes())
             .as_ref()
@@ -191,10 +207,12 @@ impl<L: TokenLookup> PatVerifier<L> {
             .map_err(|_| Reject::Internal("HMAC-SHA256 tag is not 32 bytes"))?;
 
         let remembered = self.verified.get(&cache_key);
+        *cache = CacheUse::Miss;
         if let Some(hit) = &remembered
             && now - hit.confirmed_at < self.cfg.positive_ttl_secs
             && now < hit.principal.expires_at
         {
+            *cache = CacheUse::Hit;
             self.touch_later(pat.id(), now);
             return Ok(hit.principal.clone());
         }

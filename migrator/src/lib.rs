@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use shared::emf::{Directive, Member, Namespace, Unit, document};
 use shared::migrate::{MigrationConfig, Progress, Report, run};
 use shared::store::{StoreError, TokenStore};
 
@@ -72,31 +73,40 @@ pub fn progress_line(progress: &Progress, elapsed: Duration, approx_items: Optio
     format!("scanned {scanned}, migrated {migrated}, {rate:.0} items/s, {eta}")
 }
 
-/// CloudWatch EMF lines for a finished run (Lambda metrics).
-pub fn emf_lines(report: &Report, timestamp_ms: i64) -> Vec<String> {
+/// CloudWatch EMF lines for a finished run (Lambda metrics), in the
+/// environment's namespace (`AGPAT_METRICS_NAMESPACE`), like every other
+/// agpat metric.
+pub fn emf_lines(namespace: &Namespace, report: &Report, timestamp_ms: i64) -> Vec<String> {
+    let migration = Member::Text(shared::migrate::TOKENS_V1_TO_V2);
     let mut lines = Vec::new();
-    let mut metric = |name: &str, value: u64, version: Option<u32>| {
-        let mut dims = vec!["Migration"];
-        let mut doc = serde_json::Map::new();
-        doc.insert("Migration".into(), shared::migrate::TOKENS_V1_TO_V2.into());
-        doc.insert(name.into(), value.into());
-        if let Some(v) = version {
-            dims.push("SchemaVersion");
-            doc.insert("SchemaVersion".into(), v.to_string().into());
-        }
-        doc.insert(
-            "_aws".into(),
-            serde_json::json!({
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{"Namespace": "agpat", "Dimensions": [dims], "Metrics": [{"Name": name, "Unit": "Count"}]}]
-            }),
-        );
-        lines.push(serde_json::Value::Object(doc).to_string());
-    };
-    metric("Migrated", report.migrated, None);
-    metric("Skipped", report.skipped, None);
-    for (v, n) in &report.by_version {
-        metric("ItemsScanned", *n, Some(*v));
+    for (name, value) in [("Migrated", report.migrated), ("Skipped", report.skipped)] {
+        let directive = Directive {
+            dimensions: &[&["Migration"]],
+            metrics: &[(name, Unit::Count)],
+        };
+        lines.push(document(
+            namespace,
+            timestamp_ms,
+            &[directive],
+            &[("Migration", migration), (name, Member::Count(value))],
+        ));
+    }
+    for (version, scanned) in &report.by_version {
+        let version = version.to_string();
+        let directive = Directive {
+            dimensions: &[&["Migration", "SchemaVersion"]],
+            metrics: &[("ItemsScanned", Unit::Count)],
+        };
+        lines.push(document(
+            namespace,
+            timestamp_ms,
+            &[directive],
+            &[
+                ("Migration", migration),
+                ("SchemaVersion", Member::Text(&version)),
+                ("ItemsScanned", Member::Count(*scanned)),
+            ],
+        ));
     }
     lines
 }
@@ -124,11 +134,22 @@ mod tests {
             skipped: 0,
             complete: true,
         };
-        let lines = emf_lines(&report, 1);
+        let namespace = Namespace::parse("agpat/prod").unwrap();
+        let lines = emf_lines(&namespace, &report, 1);
         assert_eq!(lines.len(), 4);
         let v1: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
         assert_eq!(v1["ItemsScanned"], 5);
         assert_eq!(v1["SchemaVersion"], "1");
+        for line in &lines {
+            let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+            let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(directive["Namespace"], "agpat/prod", "{line}");
+            let metric = directive["Metrics"][0]["Name"].as_str().unwrap();
+            assert!(doc[metric].is_u64(), "{line}");
+            for dim in directive["Dimensions"][0].as_array().unwrap() {
+                assert!(doc[dim.as_str().unwrap()].is_string(), "{line}");
+            }
+        }
     }
 
     #[test]

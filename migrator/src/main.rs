@@ -19,11 +19,14 @@ use shared::store::TokenStore;
 async fn main() -> anyhow::Result<()> {
     shared::logging::init_lambda_logging();
     let cfg = StoreConfig::from_env(&ProcessEnv).context("invalid store configuration")?;
+    let namespace =
+        shared::emf::Namespace::from_process_env().context("invalid AGPAT_METRICS_NAMESPACE")?;
     let store = TokenStore::from_env_config(cfg).await;
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_runtime::run(lambda_runtime::service_fn(
             |event: lambda_runtime::LambdaEvent<MigrationRequest>| {
                 let store = store.clone();
+                let namespace = namespace.clone();
                 async move {
                     let report = migrate(&store, &event.payload.config(), Duration::from_secs(10), |p, t| {
                         tracing::info!(progress = %progress_line(p, t, None), "migration progress");
@@ -35,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
                         .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
                         .unwrap_or(0);
                     let mut out = std::io::stdout().lock();
-                    for line in emf_lines(&report, now_ms) {
+                    for line in emf_lines(&namespace, &report, now_ms) {
                         let _ = writeln!(out, "{line}");
                     }
                     Ok::<_, lambda_runtime::Error>(report)

@@ -5,6 +5,7 @@
 #[cfg(feature = "store")]
 pub mod config;
 pub mod context;
+pub mod emf;
 #[cfg(feature = "store")]
 pub mod hash;
 #[cfg(feature = "http")]

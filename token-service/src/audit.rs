@@ -4,8 +4,9 @@
 //! token id, scopes, source IP, user agent, outcome. Never a secret.
 
 use std::io::Write;
+use std::sync::OnceLock;
 
-use serde_json::json;
+use shared::emf::{Directive, Member, Namespace, NamespaceError, Unit};
 use shared::{ScopeNames, TokenId, UserId};
 
 use shared::http::caller::{Caller, RequestInfo};
@@ -107,46 +108,79 @@ impl<'a> Audit<'a> {
     }
 }
 
-/// One EMF line: CloudWatch turns it into the metric `agpat/TokenOperations`
-/// with dimensions `Operation` and `Outcome`.
-pub fn emf_line(operation: &str, outcome: &str, count: u32, timestamp_ms: i64) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "agpat",
-                "Dimensions": [["Operation", "Outcome"]],
-                "Metrics": [{"Name": "TokenOperations", "Unit": "Count"}]
-            }]
-        },
-        "Operation": operation,
-        "Outcome": outcome,
-        "TokenOperations": count
-    })
-    .to_string()
+/// One EMF line: CloudWatch turns it into the metric `TokenOperations` in
+/// `namespace` (the environment's, see [`metrics_namespace`]) with dimensions
+/// `Operation` and `Outcome`.
+pub fn emf_line(
+    namespace: &Namespace,
+    operation: &str,
+    outcome: &str,
+    count: u32,
+    timestamp_ms: i64,
+) -> String {
+    shared::emf::document(
+        namespace,
+        timestamp_ms,
+        &[Directive {
+            dimensions: &[&["Operation", "Outcome"]],
+            metrics: &[("TokenOperations", Unit::Count)],
+        }],
+        &[
+            ("Operation", Member::Text(operation)),
+            ("Outcome", Member::Text(outcome)),
+            ("TokenOperations", Member::Count(u64::from(count))),
+        ],
+    )
+}
+
+/// The namespace of the token metrics: `AGPAT_METRICS_NAMESPACE`, default
+/// `agpat`, read once. Call it at cold start to refuse a bad value there;
+/// if it was never called and the value is bad, metrics are not emitted
+/// (never into another environment's namespace) and the error is logged once.
+///
+/// # Errors
+/// [`NamespaceError`] when the variable is set to an invalid namespace.
+pub fn metrics_namespace() -> Result<&'static Namespace, NamespaceError> {
+    static NAMESPACE: OnceLock<Result<Namespace, NamespaceError>> = OnceLock::new();
+    NAMESPACE
+        .get_or_init(|| {
+            let ns = Namespace::from_process_env();
+            if let Err(e) = &ns {
+                tracing::error!(error = %e, "AGPAT_METRICS_NAMESPACE is invalid: token metrics are off");
+            }
+            ns
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 fn emit_metric(operation: &str, outcome: &str, count: u32) {
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
         return; // Only inside Lambda, where stdout goes to CloudWatch.
     }
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0);
+    let Ok(namespace) = metrics_namespace() else {
+        return;
+    };
+    let line = emf_line(namespace, operation, outcome, count, shared::emf::now_ms());
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", emf_line(operation, outcome, count, ms));
+    let _ = writeln!(out, "{line}");
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn emf_lines_declare_the_metric_and_its_dimensions() {
+        let ns = Namespace::parse("agpat/prod").unwrap();
         let line: serde_json::Value =
-            serde_json::from_str(&emf_line("token.create", "success", 1, 42)).unwrap();
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "agpat");
+            serde_json::from_str(&emf_line(&ns, "token.create", "success", 1, 42)).unwrap();
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "agpat/prod"
+        );
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
             "TokenOperations"

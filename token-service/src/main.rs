@@ -13,6 +13,8 @@ async fn main() -> anyhow::Result<()> {
     shared::logging::init_lambda_logging();
     let cfg =
         ServiceConfig::from_env(&ProcessEnv).context("invalid token-service configuration")?;
+    // A bad metrics namespace stops the cold start, as in the authorizer.
+    token_service::audit::metrics_namespace().context("invalid AGPAT_METRICS_NAMESPACE")?;
     let hasher = cfg.hash.hasher().context("invalid argon2 parameters")?;
     // The adopter's scopes; any mistake stops the cold start with its line.
     let manifest = Arc::new(shared::Manifest::from_env().context("invalid agpat manifest")?);

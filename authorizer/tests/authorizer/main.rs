@@ -14,5 +14,6 @@ mod faults;
 mod fixtures;
 mod jwt;
 mod lockout;
+mod metrics;
 mod pat;
 mod support;
