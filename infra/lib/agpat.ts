@@ -3,12 +3,15 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import {
+  ArnFormat,
   AspectPriority,
   Aspects,
   CfnElement,
   Duration,
   RemovalPolicy,
   Stack,
+  Tags,
+  Validations,
   aws_apigateway as apigw,
   aws_budgets as budgets,
   aws_cloudtrail as cloudtrail,
@@ -24,9 +27,10 @@ import {
   aws_s3 as s3,
   aws_sns as sns,
   aws_sqs as sqs,
+  aws_wafv2 as wafv2,
 } from "aws-cdk-lib";
-import { NagPackSuppression, NagSuppressions } from "cdk-nag";
 import { Construct, IConstruct } from "constructs";
+import { LiveAlias, TrafficShift } from "./deployment";
 import { Access, AgpatManifest, ManifestRoute, loadManifest } from "./manifest";
 import { TABLE, TOKEN_ROUTES, isPublic } from "./routes";
 
@@ -37,7 +41,102 @@ import { TABLE, TOKEN_ROUTES, isPublic } from "./routes";
 export const MANIFEST_MOUNT_PATH = "/opt/agpat/agpat.toml";
 
 /** The Lambdas agpat deploys. */
-export type AgpatFunctionName = "authorizer" | "token-service" | "offboarding";
+export type AgpatFunctionName = "authorizer" | "token-service" | "offboarding" | "migrator";
+
+/** The Lambdas whose reserved concurrency can be set; the migrator always has 1. */
+export type AgpatReservableFunctionName = Exclude<AgpatFunctionName, "migrator">;
+
+/**
+ * Alarm thresholds and the minimum volumes below which a rate cannot alarm.
+ * Every rate alarm is `IF(volume >= minimum, 100 * part / volume, 0)` over
+ * 5-minute periods, and fires when 3 of the last 5 periods breach.
+ */
+export interface AgpatAlarmOptions {
+  /**
+   * Decisions per 5 minutes below which the decision-rate alarms stay OK, 1–1000000.
+   * @default 20
+   */
+  readonly minimumDecisions?: number;
+  /**
+   * Fail-closed decisions (`Outcome=error`) as a percentage of all decisions, 0.01–100.
+   * @default 1
+   */
+  readonly failClosedPercent?: number;
+  /**
+   * `unauthorized` decisions as a percentage of all decisions, 1–100: a credential-stuffing or broken-client signal.
+   * @default 50
+   */
+  readonly unauthorizedPercent?: number;
+  /**
+   * Requests (API stage `Count`, or token-service invocations) per 5 minutes below which the error-rate alarms stay OK, 1–1000000.
+   * @default 20
+   */
+  readonly minimumRequests?: number;
+  /**
+   * API 5XX responses as a percentage of requests, 0.01–100.
+   * @default 1
+   */
+  readonly api5xxPercent?: number;
+  /**
+   * Token-service Lambda errors (crashes, timeouts) as a percentage of its invocations, 0.01–100.
+   * @default 5
+   */
+  readonly tokenServiceErrorPercent?: number;
+  /**
+   * The stage's p99 `Latency` in milliseconds, 50–29000.
+   * @default 1000
+   */
+  readonly apiP99LatencyMs?: number;
+}
+
+/** The web ACL's limits, as requests per IP per 5 minutes. */
+export interface AgpatWafOptions {
+  /**
+   * Requests per IP per 5 minutes to the whole API, 10–2000000000.
+   * @default 2000
+   */
+  readonly rateLimit?: number;
+  /**
+   * Requests per IP per 5 minutes to the public `POST /tokens/revoke`, 10–2000000000.
+   * @default 100
+   */
+  readonly revokeRateLimit?: number;
+  /**
+   * Log requests the web ACL evaluates to a CloudWatch log group named
+   * `aws-waf-logs-…`, the `Authorization` header redacted.
+   * @default true
+   */
+  readonly logging?: boolean;
+}
+
+/**
+ * A cdk-nag finding accepted on a construct and everything under it. With
+ * `appliesTo`, only those findings (`Policy::<arn>`, `Resource::<arn>`,
+ * `Action::<action>`) are accepted, so any other managed policy or wildcard
+ * still fails the check.
+ */
+export interface NagAcknowledgment {
+  /** The rule, e.g. `AwsSolutions-IAM5`. */
+  readonly id: string;
+  /** Why the finding is accepted. */
+  readonly reason: string;
+  /** The exact findings accepted; every finding of the rule when unset. */
+  readonly appliesTo?: readonly string[];
+}
+
+/**
+ * Records cdk-nag 3 acknowledgments (`Validations.of(scope).acknowledge`) on
+ * `scope`, one per finding of `appliesTo` (`Rule[Finding]`), else one for the rule.
+ */
+export function acknowledgeNagFindings(
+  scope: IConstruct,
+  acknowledgments: readonly NagAcknowledgment[],
+): void {
+  for (const { id, reason, appliesTo } of acknowledgments) {
+    const ids = appliesTo ? appliesTo.map((finding) => `${id}[${finding}]`) : [id];
+    for (const one of ids) Validations.of(scope).acknowledge({ id: one, reason });
+  }
+}
 
 /** An existing Cognito user pool whose tokens agpat accepts. */
 export interface AgpatUserPool {
@@ -55,6 +154,11 @@ export interface AgpatBudget {
   readonly thresholdsPercent: readonly number[];
   /** The budget's name; CloudFormation generates one when unset. Must be unique in the account. */
   readonly name?: string;
+  /**
+   * Alert when the month's forecast passes this percentage of the limit, 1–1000.
+   * @default 100
+   */
+  readonly forecastPercent?: number;
 }
 
 /** What {@link Agpat} needs; every number is validated and named in the error when out of range. */
@@ -70,14 +174,55 @@ export interface AgpatProps {
   readonly api: apigw.RestApi;
   /** The agpat manifest (TOML) declaring the API's scopes and routes. */
   readonly manifestPath: string;
-  /** Directory holding `authorizer/`, `token-service/` and `offboarding/`, each with the `bootstrap` built by cargo-lambda. */
+  /**
+   * Directory holding `authorizer/`, `token-service/`, `offboarding/` and
+   * `migrator/`, each with the `bootstrap.zip` that `scripts/build-lambdas.sh`
+   * builds (the same zip CI uploads). The zip is the deployment package, uploaded as is.
+   */
   readonly lambdaAssets: string;
   /**
    * `prod` retains the table, the user pool and the log groups, turns on
-   * deletion protection and reserves concurrency; `dev` is destroyable.
+   * deletion protection, reserves concurrency, turns on the web ACL and
+   * requires an alert subscriber; `dev` is destroyable. Every resource is
+   * tagged `app=agpat` and `env=<envName>`.
    * @default "dev"
    */
   readonly envName?: "dev" | "prod";
+  /**
+   * The CloudWatch namespace of agpat's own metrics (EMF), given to the
+   * authorizer, token service and migrator as `AGPAT_METRICS_NAMESPACE` and
+   * used by the alarms and the dashboard.
+   * @default `agpat/<envName>`
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * Reserved concurrency per function, 1–1000. Reserving takes capacity from
+   * the account's regional concurrency quota, which must keep at least 100
+   * unreserved: check the quota's headroom before raising these. The
+   * migrator always has 1 (one run at a time).
+   * @default prod: authorizer 200, token-service 20, offboarding 5; dev: none reserved
+   */
+  readonly reservedConcurrency?: Partial<Record<AgpatReservableFunctionName, number>>;
+  /**
+   * Alarm thresholds and volume guards.
+   * @default the defaults of {@link AgpatAlarmOptions}
+   */
+  readonly alarms?: AgpatAlarmOptions;
+  /**
+   * A regional WAF web ACL on the stage: per-IP rate limits (a tight one on
+   * the public revocation route) and the AWS common and known-bad-inputs rule
+   * sets. `true` uses the defaults of {@link AgpatWafOptions}.
+   * @default true when envName is "prod", else false
+   */
+  readonly waf?: boolean | AgpatWafOptions;
+  /**
+   * Create, in the pool this construct creates, an app client allowing only
+   * `ALLOW_ADMIN_USER_PASSWORD_AUTH` (and refresh), without a secret, for a
+   * smoke test that logs in with AdminInitiateAuth through its deploy role.
+   * Ignored with `userPool`.
+   * @default false
+   */
+  readonly smokeTestClient?: boolean;
   /**
    * The stage whose method settings get the `/tokens` throttles.
    * @default api.deploymentStage
@@ -130,11 +275,18 @@ export interface AgpatProps {
    */
   readonly publicRevokeBurstLimit?: number;
   /**
-   * Provisioned concurrency of the authorizer, 0–100. Above 0 it is put on a
-   * `live` alias, and API Gateway invokes that alias.
+   * Provisioned concurrency of the authorizer, 0–100, on its `live` alias,
+   * which is what API Gateway invokes.
    * @default 0
    */
   readonly provisionedAuthorizerConcurrency?: number;
+  /**
+   * How a new version of the authorizer and of the token service takes
+   * traffic: CodeDeploy moves each one's `live` alias (which API Gateway
+   * invokes) and moves it back when a release alarm fires.
+   * @default "canary10Percent5Minutes" in prod, "allAtOnce" in dev
+   */
+  readonly trafficShift?: TrafficShift;
   /**
    * Create a management-events CloudTrail trail, so Cognito's API calls reach
    * EventBridge and offboarding runs. Leave false where an account or
@@ -154,7 +306,10 @@ export interface AgpatProps {
    * @default a new SSL-only topic
    */
   readonly alertTopic?: sns.ITopic;
-  /** An address subscribed to the alert topic this construct creates; not allowed with `alertTopic`. */
+  /**
+   * An address subscribed to the alert topic this construct creates; not
+   * allowed with `alertTopic`. In prod, this or `alertTopic` is required.
+   */
   readonly alertEmail?: string;
   /**
    * A monthly cost budget alerting the topic.
@@ -162,8 +317,9 @@ export interface AgpatProps {
    */
   readonly budget?: AgpatBudget;
   /**
-   * Make the API's 401, 403, 429 and missing-route (404) gateway responses
-   * RFC 9457 problems. Turn off if the API defines these responses itself.
+   * Make the API's 401, 403, 429, missing-route (404) and every other 4XX and
+   * 5XX gateway response RFC 9457 problems carrying the request id. Turn off
+   * if the API defines these responses itself.
    * @default true
    */
   readonly problemGatewayResponses?: boolean;
@@ -178,7 +334,30 @@ const FUNCTIONS: Record<
   "token-service": { memoryMb: 512, timeoutS: 10, reservedProd: 20 },
   // 15 minutes: the reconciliation sweep walks every owner with a live token.
   offboarding: { memoryMb: 256, timeoutS: 900, reservedProd: 5 },
+  // 15 minutes per invocation; a run that does not finish checkpoints and is
+  // invoked again. One at a time (reserved 1, in every environment).
+  migrator: { memoryMb: 512, timeoutS: 900, reservedProd: 1 },
 };
+
+/** Alarm defaults and ranges. */
+const ALARM_NUMBERS: Record<
+  keyof AgpatAlarmOptions,
+  { fallback: number; min: number; max: number }
+> = {
+  minimumDecisions: { fallback: 20, min: 1, max: 1_000_000 },
+  failClosedPercent: { fallback: 1, min: 0.01, max: 100 },
+  unauthorizedPercent: { fallback: 50, min: 1, max: 100 },
+  minimumRequests: { fallback: 20, min: 1, max: 1_000_000 },
+  api5xxPercent: { fallback: 1, min: 0.01, max: 100 },
+  tokenServiceErrorPercent: { fallback: 5, min: 0.01, max: 100 },
+  apiP99LatencyMs: { fallback: 1000, min: 50, max: 29_000 },
+};
+
+/** Web ACL defaults and ranges (WAF's own bounds for rate-based rules). */
+const WAF_NUMBERS = {
+  rateLimit: { fallback: 2000, min: 10, max: 2_000_000_000 },
+  revokeRateLimit: { fallback: 100, min: 10, max: 2_000_000_000 },
+} as const;
 
 /** The numeric props, their defaults and their ranges: the only place these limits live. */
 const NUMBERS = {
@@ -204,7 +383,15 @@ const KEY = {
   user: "USER#*",
   /** `ALIAS#<username>` / `USER`: Cognito username to sub. */
   alias: "ALIAS#*",
+  /** `MIGRATION#<name>` / `SEGMENT#<i>-OF-<n>`: a migration's per-segment checkpoint. */
+  migration: "MIGRATION#*",
 };
+
+/** What the migrator may write on a token record (`shared/src/migrate.rs`: `SET v = :two, scope_set = :ss`). */
+export const MIGRATOR_TOKEN_ATTRIBUTES = ["PK", "SK", "v", "scope_set"];
+
+/** What the migrator's checkpoint items hold (`shared/src/migrate.rs`: the key and `state`). */
+export const MIGRATOR_CHECKPOINT_ATTRIBUTES = ["PK", "SK", "state"];
 
 /**
  * What offboarding may write on a token record: its revocation only. Never
@@ -234,10 +421,13 @@ export const OFFBOARDING_EVENTS = ["AdminDisableUser", "AdminDeleteUser", "Delet
  * agpat on an existing REST API: Cognito JWTs and personal access tokens,
  * checked by one REQUEST authorizer against the adopter's manifest.
  *
- * It adds the authorizer, token-service and offboarding Lambdas (the manifest
- * reaches the first two through {@link Agpat.manifestLayer}), the `/tokens`
- * routes, the token table and the user pool unless given, least-privilege
- * IAM, offboarding on Cognito events, alarms and an optional budget. At
+ * It adds the authorizer, token-service, offboarding and migrator Lambdas
+ * (the manifest reaches the first two through {@link Agpat.manifestLayer}),
+ * the `/tokens` routes, the token table and the user pool unless given,
+ * least-privilege IAM, offboarding on Cognito events, alarms on agpat's own
+ * decision metrics with a dashboard, problem+json gateway responses, a web
+ * ACL (prod by default) and an optional budget, and tags everything
+ * `app=agpat`, `env=<envName>`. At
  * synthesis it attaches the authorizer to every method the manifest protects
  * (methods added after this construct included). It then checks the stack's
  * rendered template, after every aspect and property override, and fails
@@ -266,16 +456,39 @@ export class Agpat extends Construct {
   readonly userPool: cognito.IUserPool;
   /** The public app client, when this construct created the pool. */
   readonly userPoolClient?: cognito.UserPoolClient;
+  /** The smoke test's admin-auth-only app client, when `smokeTestClient` is true and this construct created the pool. */
+  readonly smokeTestClient?: cognito.UserPoolClient;
+  /** The id of {@link Agpat.smokeTestClient}. */
+  readonly smokeTestClientId?: string;
   /** The app client ids whose tokens are accepted. */
   readonly clientIds: readonly string[];
   /** agpat's Lambdas. */
   readonly functions: Readonly<Record<AgpatFunctionName, lambda.Function>>;
-  /** What API Gateway invokes: the `live` alias with provisioned concurrency, else the function. */
+  /** What API Gateway invokes as the authorizer: its `live` alias. */
   readonly authorizerHandler: lambda.IFunction;
+  /**
+   * The `live` aliases API Gateway invokes (authorizer, token service), each
+   * moved by CodeDeploy and rolled back by {@link Agpat.releaseAlarms}.
+   */
+  readonly releases: Readonly<Record<"authorizer" | "token-service", LiveAlias>>;
+  /** One-minute alarms that stop a release and roll it back (also notified to the topic). */
+  readonly releaseAlarms: readonly cw.Alarm[];
   /** The REQUEST authorizer (identity source: the `Authorization` header). */
   readonly authorizer: apigw.RequestAuthorizer;
   /** Where alarms and budget alerts go. */
   readonly alertTopic: sns.ITopic;
+  /** The CloudWatch namespace of agpat's EMF metrics. */
+  readonly metricsNamespace: string;
+  /** `dev` or `prod`. */
+  readonly envName: "dev" | "prod";
+  /** The stage the throttles, alarms and web ACL apply to. */
+  readonly stage: apigw.Stage;
+  /** Every alarm this construct creates. */
+  readonly alarms: readonly cw.Alarm[];
+  /** Decisions, latency, cache, tokens, API, DynamoDB and alarm states. */
+  readonly dashboard: cw.Dashboard;
+  /** The regional web ACL on the stage, when `waf` is on. */
+  readonly webAcl?: wafv2.CfnWebACL;
   /** The dead-letter queue of offboarding events and failed offboarding runs. */
   readonly offboardingDeadLetterQueue: sqs.Queue;
   /** The monthly budget, when `budget` was given. */
@@ -300,17 +513,39 @@ export class Agpat extends Construct {
     }
     const n = (key: keyof typeof NUMBERS): number => {
       const { fallback, min, max } = NUMBERS[key];
-      const value = props[key] ?? fallback;
+      return ranged(key, props[key] ?? fallback, min, max);
+    };
+    const envName = props.envName ?? "dev";
+    this.envName = envName;
+    const prod = envName === "prod";
+    const retainInProd = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    this.api = props.api;
+    if (prod && !props.alertEmail && !props.alertTopic) {
+      throw new Error(
+        `Agpat ${this.node.path}: envName "prod" needs someone to receive alarms: pass alertEmail, or alertTopic with your own subscription`,
+      );
+    }
+    // Cost allocation (the budget filters on these once they are activated
+    // as cost allocation tags in the billing console).
+    Tags.of(this).add("app", "agpat");
+    Tags.of(this).add("env", envName);
+    this.metricsNamespace = props.metricsNamespace ?? `agpat/${envName}`;
+    if (
+      !/^[A-Za-z0-9.\-_/#: ]{1,255}$/.test(this.metricsNamespace) ||
+      this.metricsNamespace.startsWith("AWS/")
+    ) {
+      throw new Error(
+        `Agpat ${this.node.path}: metricsNamespace must be 1–255 of A-Z a-z 0-9 . - _ / # : and space, and not start with AWS/ (got ${this.metricsNamespace})`,
+      );
+    }
+    const ranged = (name: string, value: number, min: number, max: number): number => {
       if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
         throw new Error(
-          `Agpat ${this.node.path}: ${key} must be a number from ${min} to ${max} (got ${value})`,
+          `Agpat ${this.node.path}: ${name} must be a number from ${min} to ${max} (got ${value})`,
         );
       }
       return value;
     };
-    const prod = (props.envName ?? "dev") === "prod";
-    const retainInProd = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
-    this.api = props.api;
 
     // ---- The manifest, shipped to the Lambdas as a layer.
     this.manifest = loadManifest(props.manifestPath);
@@ -375,23 +610,34 @@ export class Agpat extends Construct {
       });
       this.userPoolClient = pool.addClient("PublicClient", {
         generateSecret: false,
-        authFlows: { userSrp: true, userPassword: true },
+        // SRP only: the password never travels. The smoke test logs in
+        // through its own admin-auth client instead of USER_PASSWORD_AUTH.
+        authFlows: { userSrp: true },
         accessTokenValidity: Duration.hours(1),
         idTokenValidity: Duration.hours(1),
         refreshTokenValidity: Duration.days(30),
         preventUserExistenceErrors: true,
         enableTokenRevocation: true,
       });
-      NagSuppressions.addResourceSuppressions(pool, [
+      if (props.smokeTestClient) {
+        this.smokeTestClient = pool.addClient("SmokeTestClient", {
+          generateSecret: false,
+          // AdminInitiateAuth needs IAM credentials (cognito-idp:AdminInitiateAuth
+          // on this pool), so only a principal such as the deploy role can log in.
+          authFlows: { adminUserPassword: true },
+          accessTokenValidity: Duration.minutes(15),
+          idTokenValidity: Duration.minutes(15),
+          refreshTokenValidity: Duration.hours(1),
+          preventUserExistenceErrors: true,
+          enableTokenRevocation: true,
+        });
+        this.smokeTestClientId = this.smokeTestClient.userPoolClientId;
+      }
+      acknowledgeNagFindings(pool, [
         {
           id: "AwsSolutions-COG2",
           reason:
             "MFA is optional so machine users can exist; human users can enrol TOTP. Tighten to required where policy demands.",
-        },
-        {
-          id: "AwsSolutions-COG3",
-          reason:
-            "Cognito threat protection (advanced security) is a paid add-on left to the adopter.",
         },
         {
           id: "AwsSolutions-COG8",
@@ -399,7 +645,10 @@ export class Agpat extends Construct {
         },
       ]);
       this.userPool = pool;
-      this.clientIds = [this.userPoolClient.userPoolClientId];
+      this.clientIds = [
+        this.userPoolClient.userPoolClientId,
+        ...(this.smokeTestClientId ? [this.smokeTestClientId] : []),
+      ];
     }
 
     // ---- Lambdas: provided.al2023 on arm64, from cargo-lambda output. The
@@ -409,10 +658,12 @@ export class Agpat extends Construct {
       TABLE_NAME: this.table.tableName,
       RUST_LOG: "info",
     };
+    const metrics = { AGPAT_METRICS_NAMESPACE: this.metricsNamespace };
     const environments: Record<AgpatFunctionName, Record<string, string>> = {
       authorizer: {
         ...tokenTable,
         ...this.manifestEnvironment,
+        ...metrics,
         COGNITO_USER_POOL_ID: this.userPool.userPoolId,
         COGNITO_CLIENT_IDS: this.clientIds.join(","),
         PAT_CACHE_TTL_SECONDS: String(n("patCacheTtlSeconds")),
@@ -420,24 +671,53 @@ export class Agpat extends Construct {
       "token-service": {
         ...tokenTable,
         ...this.manifestEnvironment,
+        ...metrics,
         TOKEN_MAX_LIFETIME_DAYS: String(n("tokenMaxLifetimeDays")),
       },
       offboarding: { ...tokenTable, COGNITO_USER_POOL_ID: this.userPool.userPoolId },
+      migrator: { ...tokenTable, ...metrics },
     };
+    const reserved = (name: AgpatFunctionName): number | undefined => {
+      if (name === "migrator") return 1;
+      const given = props.reservedConcurrency?.[name];
+      if (given === undefined) return prod ? FUNCTIONS[name].reservedProd : undefined;
+      return ranged(`reservedConcurrency.${name}`, given, 1, 1000);
+    };
+    for (const [name, value] of Object.entries(props.reservedConcurrency ?? {})) {
+      if (name === "migrator") {
+        throw new Error(
+          `Agpat ${this.node.path}: reservedConcurrency.migrator cannot be set: the migrator always runs alone (reserved concurrency 1)`,
+        );
+      }
+      if (!(name in FUNCTIONS)) {
+        throw new Error(
+          `Agpat ${this.node.path}: reservedConcurrency.${name} is not an agpat function`,
+        );
+      }
+      ranged(`reservedConcurrency.${name}`, value as number, 1, 1000);
+    }
     const make = (name: AgpatFunctionName, layers: lambda.ILayerVersion[]): lambda.Function => {
       const sizing = FUNCTIONS[name];
       const logGroup = new logs.LogGroup(this, `${name}-logs`, {
         retention: prod ? logs.RetentionDays.THREE_MONTHS : logs.RetentionDays.ONE_WEEK,
         removalPolicy: retainInProd,
       });
+      // The zip cargo-lambda's output is packed into: a .zip file asset is
+      // uploaded as is, where a directory would be zipped again.
+      const zip = path.join(props.lambdaAssets, name, "bootstrap.zip");
+      if (!fs.existsSync(zip)) {
+        throw new Error(
+          `Agpat ${this.node.path}: ${zip} does not exist; build it with scripts/build-lambdas.sh`,
+        );
+      }
       return new lambda.Function(this, `${name}-fn`, {
         runtime: lambda.Runtime.PROVIDED_AL2023,
         architecture: lambda.Architecture.ARM_64,
         handler: "bootstrap",
-        code: lambda.Code.fromAsset(path.join(props.lambdaAssets, name)),
+        code: lambda.Code.fromAsset(zip),
         memorySize: sizing.memoryMb,
         timeout: Duration.seconds(sizing.timeoutS),
-        reservedConcurrentExecutions: prod ? sizing.reservedProd : undefined,
+        reservedConcurrentExecutions: reserved(name),
         tracing: lambda.Tracing.ACTIVE,
         logGroup,
         layers,
@@ -448,22 +728,31 @@ export class Agpat extends Construct {
       authorizer: make("authorizer", [this.manifestLayer]),
       "token-service": make("token-service", [this.manifestLayer]),
       offboarding: make("offboarding", []),
+      // Run by an operator (aws lambda invoke, {"dryRun": true, ...}); no trigger.
+      migrator: make("migrator", []),
     };
     // A published version pins its layers, so a new manifest must publish a
     // new version for the alias (layers count towards the version hash only
     // under a feature flag the adopter may not set).
     this.functions.authorizer.invalidateVersionBasedOn(manifestDigest);
-    // API Gateway must invoke the alias, or the provisioned instances sit idle
-    // while every request is served by on-demand ones.
-    const provisioned = n("provisionedAuthorizerConcurrency");
-    this.authorizerHandler =
-      provisioned > 0
-        ? new lambda.Alias(this, "AuthorizerLive", {
-            aliasName: "live",
-            version: this.functions.authorizer.currentVersion,
-            provisionedConcurrentExecutions: provisioned,
-          })
-        : this.functions.authorizer;
+    this.functions["token-service"].invalidateVersionBasedOn(manifestDigest);
+    // API Gateway invokes the `live` aliases, never the functions: only an
+    // alias shifts gradually (CodeDeploy) and holds provisioned concurrency
+    // (otherwise the provisioned instances would sit idle while on-demand
+    // ones serve every request).
+    const shift = props.trafficShift ?? (prod ? "canary10Percent5Minutes" : "allAtOnce");
+    this.releases = {
+      authorizer: new LiveAlias(this, "AuthorizerRelease", {
+        function: this.functions.authorizer,
+        shift,
+        provisionedConcurrency: n("provisionedAuthorizerConcurrency"),
+      }),
+      "token-service": new LiveAlias(this, "TokenServiceRelease", {
+        function: this.functions["token-service"],
+        shift,
+      }),
+    };
+    this.authorizerHandler = this.releases.authorizer.alias;
 
     this.grantLeastPrivilege();
 
@@ -476,13 +765,6 @@ export class Agpat extends Construct {
       retentionPeriod: Duration.days(14),
     });
     const offboardingDlq = this.offboardingDeadLetterQueue;
-    NagSuppressions.addResourceSuppressions(offboardingDlq, [
-      {
-        id: "AwsSolutions-SQS3",
-        reason:
-          "This queue is itself the dead-letter queue of the offboarding rule target and function; its messages are alarmed on and redriven by an operator.",
-      },
-    ]);
     // Failures inside the function are retried by Lambda's asynchronous
     // invocation (EventBridge's retry policy only covers delivery), so the
     // function dead-letters to the same queue: no offboarding event is lost.
@@ -537,7 +819,8 @@ export class Agpat extends Construct {
       identitySources: [apigw.IdentitySource.header("Authorization")],
       resultsCacheTtl: Duration.seconds(n("authorizerCacheTtlSeconds")),
     });
-    this.addTokenRoutes(props.stage ?? deploymentStageOf(this.api, this.node.path), {
+    this.stage = props.stage ?? deploymentStageOf(this.api, this.node.path);
+    this.addTokenRoutes(this.stage, {
       tokenWrite: [n("tokenWriteRateLimit"), n("tokenWriteBurstLimit")],
       publicRevoke: [n("publicRevokeRateLimit"), n("publicRevokeBurstLimit")],
     });
@@ -561,15 +844,48 @@ export class Agpat extends Construct {
         });
       }
     }
-    this.addAlarms();
-    if (props.budget) this.costBudget = this.createBudget(props.budget);
+    const alarmNumbers = Object.fromEntries(
+      Object.entries(ALARM_NUMBERS).map(([key, { fallback, min, max }]) => [
+        key,
+        ranged(
+          `alarms.${key}`,
+          props.alarms?.[key as keyof AgpatAlarmOptions] ?? fallback,
+          min,
+          max,
+        ),
+      ]),
+    ) as Required<AgpatAlarmOptions>;
+    this.alarms = this.addAlarms(alarmNumbers);
+    this.releaseAlarms = this.addReleaseAlarms(alarmNumbers);
+    this.dashboard = this.addDashboard();
+    if (props.budget) this.costBudget = this.createBudget(props.budget, ranged);
+
+    const waf = props.waf ?? prod;
+    if (waf) {
+      const options = waf === true ? {} : waf;
+      this.webAcl = this.addWebAcl(envName, {
+        rateLimit: ranged(
+          "waf.rateLimit",
+          options.rateLimit ?? WAF_NUMBERS.rateLimit.fallback,
+          WAF_NUMBERS.rateLimit.min,
+          WAF_NUMBERS.rateLimit.max,
+        ),
+        revokeRateLimit: ranged(
+          "waf.revokeRateLimit",
+          options.revokeRateLimit ?? WAF_NUMBERS.revokeRateLimit.fallback,
+          WAF_NUMBERS.revokeRateLimit.min,
+          WAF_NUMBERS.revokeRateLimit.max,
+        ),
+        logging: options.logging ?? true,
+        retention: prod ? logs.RetentionDays.THREE_MONTHS : logs.RetentionDays.ONE_WEEK,
+        removalPolicy: retainInProd,
+      });
+    }
 
     // cdk-nag findings on the functions' roles, each with its reason.
-    NagSuppressions.addResourceSuppressions(
-      Object.values(this.functions),
-      LAMBDA_ROLE_SUPPRESSIONS,
-      true,
-    );
+    for (const fn of Object.values(this.functions)) {
+      acknowledgeNagFindings(fn, LAMBDA_ROLE_SUPPRESSIONS);
+    }
 
     // Methods may be added to the API after this construct, so the
     // authorizer is attached late: before any read-only aspect (cdk-nag) and
@@ -601,7 +917,7 @@ export class Agpat extends Construct {
   private grantLeastPrivilege(): void {
     const tableArn = this.table.tableArn;
     const gsiArn = `${tableArn}/index/${TABLE.gsi1.name}`;
-    const { authorizer, offboarding } = this.functions;
+    const { authorizer, offboarding, migrator } = this.functions;
     const tokenService = this.functions["token-service"];
 
     // Authorizer: reads token records, and may update only two attributes of
@@ -667,6 +983,29 @@ export class Agpat extends Construct {
       "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", "slots"] },
       StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
     });
+
+    // Migrator (shared/src/migrate.rs): scans token records for their key,
+    // version and v1 scopes only (never a hash; Scan takes no LeadingKeys
+    // condition), rewrites only their version and scope set, and keeps
+    // per-segment checkpoints under MIGRATION#. It never creates or deletes a
+    // token.
+    allow(migrator, ["dynamodb:Scan"], [tableArn], {
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", "v", "scopes"] },
+      StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
+    });
+    allow(migrator, ["dynamodb:UpdateItem"], [tableArn], {
+      ...leadingKeys(KEY.token),
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": MIGRATOR_TOKEN_ATTRIBUTES },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+    });
+    // Checkpoints: read whole (no projection, so no attribute condition),
+    // written with only the key and `state`.
+    allow(migrator, ["dynamodb:GetItem"], [tableArn], leadingKeys(KEY.migration));
+    allow(migrator, ["dynamodb:PutItem"], [tableArn], {
+      ...leadingKeys(KEY.migration),
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": MIGRATOR_CHECKPOINT_ATTRIBUTES },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+    });
   }
 
   /**
@@ -677,7 +1016,7 @@ export class Agpat extends Construct {
     stage: apigw.Stage,
     throttles: { tokenWrite: [number, number]; publicRevoke: [number, number] },
   ): void {
-    const integration = new apigw.LambdaIntegration(this.functions["token-service"]);
+    const integration = new apigw.LambdaIntegration(this.releases["token-service"].alias);
     const methodSettings: apigw.CfnStage.MethodSettingProperty[] = [];
     for (const route of TOKEN_ROUTES) {
       const resource = this.api.root.resourceForPath(route.path);
@@ -691,7 +1030,7 @@ export class Agpat extends Construct {
       );
       this.ownMethods.add(method);
       if (isPublic(route)) {
-        NagSuppressions.addResourceSuppressions(method, [
+        acknowledgeNagFindings(method, [
           {
             id: "AwsSolutions-APIG4",
             reason:
@@ -704,7 +1043,7 @@ export class Agpat extends Construct {
           },
         ]);
       } else {
-        NagSuppressions.addResourceSuppressions(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
+        acknowledgeNagFindings(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
       }
       const limits = isPublic(route)
         ? throttles.publicRevoke
@@ -751,7 +1090,7 @@ export class Agpat extends Construct {
       if (!route) continue;
       const current = cfn.authorizationType ?? apigw.AuthorizationType.NONE;
       if (isPublic(route)) {
-        NagSuppressions.addResourceSuppressions(method, [
+        acknowledgeNagFindings(method, [
           {
             id: "AwsSolutions-APIG4",
             reason: `Declared access = "public" in the agpat manifest ${this.manifest.file}.`,
@@ -765,12 +1104,12 @@ export class Agpat extends Construct {
       }
       if (current !== apigw.AuthorizationType.NONE || cfn.authorizerId !== undefined) {
         // Already agpat's authorizer, or another one the check will refuse.
-        NagSuppressions.addResourceSuppressions(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
+        acknowledgeNagFindings(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
         continue;
       }
       cfn.authorizationType = apigw.AuthorizationType.CUSTOM;
       cfn.authorizerId = this.authorizer.authorizerId;
-      NagSuppressions.addResourceSuppressions(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
+      acknowledgeNagFindings(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
       // The deployment's logical id covers each method's properties as they
       // were when it was added; without this, a changed authorization would
       // not redeploy the stage.
@@ -940,96 +1279,621 @@ export class Agpat extends Construct {
     ];
   }
 
-  /** Alarms on the authorizer, the API's error rates and offboarding, to the alert topic. */
-  private addAlarms(): void {
-    const alarm = (id: string, metric: cw.IMetric, threshold: number, description: string) =>
-      new cw.Alarm(this, id, {
+  /**
+   * Alarms on real trouble, to the alert topic (ALARM and OK). Rates are
+   * guarded by a minimum volume, `IF(volume >= N, 100 * part / volume, 0)`,
+   * so two requests at night with one failure cannot page; each alarm needs
+   * M of N 5-minute periods, except a leaked-token report. The authorizer's
+   * Lambda `Errors` metric is not used: every 401 is an error to Lambda.
+   */
+  /**
+   * Alarms CodeDeploy watches while a release shifts traffic: one-minute
+   * periods, 2 of 3, so a canary of a few minutes can still be stopped; the
+   * same volume guard as the operational alarms, so a quiet stage cannot
+   * roll back a good release on one failure.
+   */
+  private addReleaseAlarms(t: Required<AgpatAlarmOptions>): cw.Alarm[] {
+    const period = Duration.minutes(1);
+    const shape = {
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    };
+    const decisions = (outcome: string) =>
+      new cw.Metric({
+        namespace: this.metricsNamespace,
+        metricName: "Decisions",
+        dimensionsMap: { Outcome: outcome },
+        statistic: "Sum",
+        period,
+      });
+    const failClosed = new cw.Alarm(this, "ReleaseFailClosed", {
+      ...shape,
+      metric: new cw.MathExpression({
+        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(error, 0) / total, 0)`,
+        usingMetrics: {
+          error: decisions("error"),
+          total: new cw.MathExpression({
+            expression: "FILL(allow, 0) + FILL(deny, 0) + FILL(unauthorized, 0) + FILL(error, 0)",
+            usingMetrics: {
+              allow: decisions("allow"),
+              deny: decisions("deny"),
+              unauthorized: decisions("unauthorized"),
+              error: decisions("error"),
+            },
+            period,
+          }),
+        },
+        label: "fail-closed decisions (%), per minute",
+        period,
+      }),
+      threshold: t.failClosedPercent,
+      alarmDescription: `Release guard: the authorizer failed closed on at least ${t.failClosedPercent}% of a minute's decisions`,
+    });
+    const api5xx = new cw.Alarm(this, "ReleaseApi5xx", {
+      ...shape,
+      metric: new cw.MathExpression({
+        expression: `IF(requests >= ${t.minimumRequests}, 100 * FILL(errors, 0) / requests, 0)`,
+        usingMetrics: {
+          errors: this.stage.metricServerError({ period, statistic: "Sum" }),
+          requests: this.stage.metricCount({ period, statistic: "Sum" }),
+        },
+        label: "5XX (%), per minute",
+        period,
+      }),
+      threshold: t.api5xxPercent,
+      alarmDescription: `Release guard: at least ${t.api5xxPercent}% of a minute's requests got a 5XX (a crashing authorizer included)`,
+    });
+    // The token service answers its own errors as HTTP responses: a Lambda
+    // error of the live alias is a crash or a timeout of the new code.
+    const tokenServiceCrashes = new cw.Alarm(this, "ReleaseTokenServiceErrors", {
+      ...shape,
+      metric: new cw.MathExpression({
+        expression: `IF(invocations >= ${t.minimumRequests}, 100 * FILL(errors, 0) / invocations, 0)`,
+        usingMetrics: {
+          errors: this.releases["token-service"].alias.metricErrors({ period, statistic: "Sum" }),
+          invocations: this.releases["token-service"].alias.metricInvocations({
+            period,
+            statistic: "Sum",
+          }),
+        },
+        label: "token-service crashes (%), per minute",
+        period,
+      }),
+      threshold: t.tokenServiceErrorPercent,
+      alarmDescription: `Release guard: the token service's live alias crashed or timed out on at least ${t.tokenServiceErrorPercent}% of a minute's invocations`,
+    });
+    const alarms = [failClosed, api5xx, tokenServiceCrashes];
+    for (const a of alarms) {
+      a.addAlarmAction(new cwActions.SnsAction(this.alertTopic));
+      a.addOkAction(new cwActions.SnsAction(this.alertTopic));
+    }
+    this.releases.authorizer.addAlarm(failClosed);
+    this.releases.authorizer.addAlarm(api5xx);
+    this.releases["token-service"].addAlarm(tokenServiceCrashes);
+    this.releases["token-service"].addAlarm(api5xx);
+    return alarms;
+  }
+
+  private addAlarms(t: Required<AgpatAlarmOptions>): cw.Alarm[] {
+    const period = Duration.minutes(5);
+    const alarms: cw.Alarm[] = [];
+    const alarm = (
+      id: string,
+      metric: cw.IMetric,
+      threshold: number,
+      description: string,
+      shape: {
+        evaluationPeriods: number;
+        datapointsToAlarm: number;
+        treatMissingData: cw.TreatMissingData;
+      },
+    ) => {
+      const created = new cw.Alarm(this, id, {
         metric,
         threshold,
-        evaluationPeriods: 1,
+        ...shape,
         comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
-      }).addAlarmAction(new cwActions.SnsAction(this.alertTopic));
-    const fiveMin = Duration.minutes(5);
-    const authz = this.functions.authorizer;
+      });
+      created.addAlarmAction(new cwActions.SnsAction(this.alertTopic));
+      created.addOkAction(new cwActions.SnsAction(this.alertTopic));
+      alarms.push(created);
+      return created;
+    };
+    // Rates: 3 of 5 periods (15 of 25 minutes) rides out a blip. No data
+    // means no traffic, which is healthy.
+    const sustained = {
+      evaluationPeriods: 5,
+      datapointsToAlarm: 3,
+      treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+    };
+    // Counts that should be zero: 2 of 3 periods.
+    const repeated = {
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+    };
+    const ns = this.metricsNamespace;
+    const decisions = (outcome: string) =>
+      new cw.Metric({
+        namespace: ns,
+        metricName: "Decisions",
+        dimensionsMap: { Outcome: outcome },
+        statistic: "Sum",
+        period,
+      });
+    const outcomes = {
+      allow: decisions("allow"),
+      deny: decisions("deny"),
+      unauthorized: decisions("unauthorized"),
+      error: decisions("error"),
+    };
+    const total = new cw.MathExpression({
+      expression: "FILL(allow, 0) + FILL(deny, 0) + FILL(unauthorized, 0) + FILL(error, 0)",
+      usingMetrics: outcomes,
+      period,
+    });
+    const decisionShare = (outcome: keyof typeof outcomes, label: string) =>
+      new cw.MathExpression({
+        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(${outcome}, 0) / total, 0)`,
+        usingMetrics: { ...outcomes, total },
+        label,
+        period,
+      });
+    // The ids below become the math's variable names (and the alarms' logical ids).
+    const rate = (part: cw.IMetric, volume: cw.IMetric, names: [string, string], minimum: number) =>
+      new cw.MathExpression({
+        expression: `IF(${names[1]} >= ${minimum}, 100 * FILL(${names[0]}, 0) / ${names[1]}, 0)`,
+        usingMetrics: { [names[0]]: part, [names[1]]: volume },
+        period,
+      });
+
     alarm(
-      "AuthorizerErrors",
-      authz.metricErrors({ period: fiveMin }),
+      "FailClosedRate",
+      decisionShare("error", "fail-closed decisions (%)"),
+      t.failClosedPercent,
+      `The authorizer failed closed (Outcome=error: store or JWKS unreachable, bad config) on at least ${t.failClosedPercent}% of decisions`,
+      sustained,
+    );
+    alarm(
+      "UnauthorizedSpike",
+      decisionShare("unauthorized", "unauthorized decisions (%)"),
+      t.unauthorizedPercent,
+      `At least ${t.unauthorizedPercent}% of decisions were unauthorized: credential stuffing, a leaked token's revocation, or a broken client`,
+      sustained,
+    );
+    // One event must page: a token was reported leaked (and revoked); its
+    // owner and whoever leaked it need to act now, and nothing repeats it.
+    alarm(
+      "LeakedTokenReported",
+      new cw.Metric({
+        namespace: ns,
+        metricName: "TokenOperations",
+        dimensionsMap: { Operation: "token.leaked_revoke", Outcome: "success" },
+        statistic: "Sum",
+        period,
+      }),
       1,
-      "Authorizer returned errors (fails closed as 500)",
+      "A personal access token was reported leaked and revoked: tell its owner, find where it leaked",
+      {
+        evaluationPeriods: 1,
+        datapointsToAlarm: 1,
+        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+      },
     );
+    const tokenService = this.functions["token-service"];
     alarm(
-      "AuthorizerThrottles",
-      authz.metricThrottles({ period: fiveMin }),
-      1,
-      "Authorizer throttled",
+      "TokenServiceErrorRate",
+      rate(
+        tokenService.metricErrors({ period, statistic: "Sum" }),
+        tokenService.metricInvocations({ period, statistic: "Sum" }),
+        ["errors", "invocations"],
+        t.minimumRequests,
+      ),
+      t.tokenServiceErrorPercent,
+      `The token service crashed or timed out on at least ${t.tokenServiceErrorPercent}% of invocations`,
+      sustained,
     );
-    alarm(
-      "AuthorizerP99Duration",
-      authz.metricDuration({ period: fiveMin, statistic: "p99" }),
-      1000,
-      "Authorizer p99 duration at or above 1 s",
-    );
+    const throttleIds: Record<AgpatFunctionName, string> = {
+      authorizer: "AuthorizerThrottles",
+      "token-service": "TokenServiceThrottles",
+      offboarding: "OffboardingThrottles",
+      migrator: "MigratorThrottles",
+    };
+    for (const [name, fn] of Object.entries(this.functions) as [
+      AgpatFunctionName,
+      lambda.Function,
+    ][]) {
+      alarm(
+        throttleIds[name],
+        fn.metricThrottles({ period, statistic: "Sum" }),
+        1,
+        `${name} was throttled: its reserved concurrency or the account's quota is exhausted`,
+        repeated,
+      );
+    }
     alarm(
       "Api5xxRate",
-      this.api.metricServerError({ period: fiveMin, statistic: "Average" }),
-      0.01,
-      "API 5xx rate at or above 1%",
+      rate(
+        this.stage.metricServerError({ period, statistic: "Sum" }),
+        this.stage.metricCount({ period, statistic: "Sum" }),
+        ["errors", "requests"],
+        t.minimumRequests,
+      ),
+      t.api5xxPercent,
+      `At least ${t.api5xxPercent}% of the stage's requests got a 5XX (a failed authorizer included)`,
+      sustained,
     );
     alarm(
-      "Api4xxRate",
-      this.api.metricClientError({ period: fiveMin, statistic: "Average" }),
-      0.25,
-      "API 4xx rate at or above 25%",
+      "ApiP99Latency",
+      new cw.MathExpression({
+        expression: `IF(requests >= ${t.minimumRequests}, p99, 0)`,
+        usingMetrics: {
+          p99: this.stage.metricLatency({ period, statistic: "p99" }),
+          requests: this.stage.metricCount({ period, statistic: "Sum" }),
+        },
+        period,
+      }),
+      t.apiP99LatencyMs,
+      `The stage's p99 latency reached ${t.apiP99LatencyMs} ms`,
+      sustained,
     );
+    alarm(
+      "TableThrottles",
+      new cw.MathExpression({
+        expression: "FILL(reads, 0) + FILL(writes, 0)",
+        usingMetrics: {
+          reads: this.table.metric("ReadThrottleEvents", { period, statistic: "Sum" }),
+          writes: this.table.metric("WriteThrottleEvents", { period, statistic: "Sum" }),
+        },
+        label: "throttle events",
+        period,
+      }),
+      1,
+      "The token table throttled reads or writes",
+      repeated,
+    );
+    alarm(
+      "TableSystemErrors",
+      this.table.metricSystemErrorsForOperations({
+        operations: [
+          dynamodb.Operation.GET_ITEM,
+          dynamodb.Operation.PUT_ITEM,
+          dynamodb.Operation.UPDATE_ITEM,
+          dynamodb.Operation.QUERY,
+          dynamodb.Operation.SCAN,
+        ],
+        period,
+        statistic: "Sum",
+      }),
+      1,
+      "DynamoDB returned internal errors on the token table",
+      repeated,
+    );
+    // A dead letter stays until redriven, so 2 of 3 periods only delays the
+    // page by one period; without metrics the queue is empty and idle.
     alarm(
       "OffboardingDlqMessages",
       this.offboardingDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: fiveMin,
+        period,
+        statistic: "Maximum",
       }),
       1,
       "Offboarding events dead-lettered: a user's tokens may still be active; redrive the queue",
+      repeated,
     );
+    // Failed runs are retried (and dead-lettered, alarmed above); errors in 2
+    // of 3 periods mean offboarding keeps failing.
     alarm(
       "OffboardingErrors",
-      this.functions.offboarding.metricErrors({ period: fiveMin }),
+      this.functions.offboarding.metricErrors({ period, statistic: "Sum" }),
       1,
       "Offboarding function returned errors",
+      repeated,
     );
+    return alarms;
   }
 
-  /** A monthly cost budget alerting the topic at each threshold. */
-  private createBudget(budget: AgpatBudget): budgets.CfnBudget {
+  /** One dashboard: decisions, latency, cache, tokens, the API, the table, and every alarm. */
+  private addDashboard(): cw.Dashboard {
+    const period = Duration.minutes(5);
+    const ns = this.metricsNamespace;
+    const emf = (metricName: string, dimensionsMap: Record<string, string>, statistic = "Sum") =>
+      new cw.Metric({ namespace: ns, metricName, dimensionsMap, statistic, period });
+    const outcomes = ["allow", "deny", "unauthorized", "error"];
+    const methods = ["jwt", "pat", "none"];
+    const dashboard = new cw.Dashboard(this, "Dashboard", {
+      defaultInterval: Duration.hours(3),
+    });
+    dashboard.addWidgets(
+      new cw.AlarmStatusWidget({
+        title: "agpat alarms",
+        alarms: [...this.alarms, ...this.releaseAlarms],
+        width: 24,
+        height: 4,
+      }),
+    );
+    dashboard.addWidgets(
+      new cw.GraphWidget({
+        title: "Decisions by outcome",
+        left: outcomes.map((o) => emf("Decisions", { Outcome: o }).with({ label: o })),
+        stacked: true,
+        width: 12,
+      }),
+      new cw.GraphWidget({
+        title: "Decisions by method and outcome",
+        left: methods.flatMap((m) =>
+          outcomes.map((o) =>
+            emf("Decisions", { Method: m, Outcome: o }).with({ label: `${m} ${o}` }),
+          ),
+        ),
+        width: 12,
+      }),
+    );
+    dashboard.addWidgets(
+      new cw.GraphWidget({
+        title: "Decision latency (ms)",
+        left: methods.flatMap((m) =>
+          ["p50", "p99"].map((p) =>
+            emf("DecisionLatency", { Method: m, Outcome: "allow" }, p).with({
+              label: `${m} allow ${p}`,
+            }),
+          ),
+        ),
+        width: 12,
+      }),
+      // The authorizer emits these counters without dimensions
+      // (authorizer/src/metrics.rs: process-wide counters, attributed to
+      // whichever decision observes them first).
+      new cw.GraphWidget({
+        title: "Positive-cache hits and misses vs argon2 evaluations; JWKS fetches",
+        left: [
+          emf("CacheHits", {}).with({ label: "cache hits" }),
+          emf("CacheMisses", {}).with({ label: "cache misses" }),
+          emf("Argon2Evaluations", {}).with({ label: "argon2 evaluations" }),
+        ],
+        right: [emf("JwksFetches", {}).with({ label: "JWKS fetches" })],
+        width: 12,
+      }),
+    );
+    dashboard.addWidgets(
+      new cw.GraphWidget({
+        title: "Token operations",
+        // token-service/src/handlers.rs and audit.rs: the audited operations and outcomes.
+        left: [
+          "token.create",
+          "token.revoke",
+          "token.revoke_self",
+          "token.revoke_all",
+          "token.rotate",
+          "token.leaked_revoke",
+        ].flatMap((op) =>
+          ["success", "no_change", "denied", "refused"].map((o) =>
+            emf("TokenOperations", { Operation: op, Outcome: o }).with({ label: `${op} ${o}` }),
+          ),
+        ),
+        width: 12,
+      }),
+      new cw.GraphWidget({
+        title: "API requests, 4XX, 5XX",
+        left: [
+          this.stage.metricCount({ period, statistic: "Sum" }),
+          this.stage.metricClientError({ period, statistic: "Sum" }),
+          this.stage.metricServerError({ period, statistic: "Sum" }),
+        ],
+        width: 12,
+      }),
+    );
+    dashboard.addWidgets(
+      new cw.GraphWidget({
+        title: "API latency (ms)",
+        left: ["p50", "p99"].map((p) => this.stage.metricLatency({ period, statistic: p })),
+        width: 12,
+      }),
+      new cw.GraphWidget({
+        title: "Token table throttles",
+        left: [
+          this.table.metric("ReadThrottleEvents", { period, statistic: "Sum" }),
+          this.table.metric("WriteThrottleEvents", { period, statistic: "Sum" }),
+        ],
+        width: 12,
+      }),
+    );
+    return dashboard;
+  }
+
+  /**
+   * A regional web ACL on the stage. Rules in order: the per-IP limit on the
+   * public revocation route (scoped down to `POST …/tokens/revoke`; the path
+   * WAF sees carries the stage or base path first, hence "ends with"), the
+   * general per-IP limit, then the AWS common and known-bad-inputs rule sets.
+   */
+  private addWebAcl(
+    envName: string,
+    o: {
+      rateLimit: number;
+      revokeRateLimit: number;
+      logging: boolean;
+      retention: logs.RetentionDays;
+      removalPolicy: RemovalPolicy;
+    },
+  ): wafv2.CfnWebACL {
+    const visibility = (name: string): wafv2.CfnWebACL.VisibilityConfigProperty => ({
+      cloudWatchMetricsEnabled: true,
+      sampledRequestsEnabled: true,
+      metricName: `agpat-${envName}-${name}`,
+    });
+    const revoke = TOKEN_ROUTES.find((route) => isPublic(route));
+    if (!revoke) throw new Error(`Agpat ${this.node.path}: the route table has no public route`);
+    const match = (
+      fieldToMatch: wafv2.CfnWebACL.FieldToMatchProperty,
+      searchString: string,
+      positionalConstraint: string,
+    ): wafv2.CfnWebACL.StatementProperty => ({
+      byteMatchStatement: {
+        fieldToMatch,
+        searchString,
+        positionalConstraint,
+        textTransformations: [{ priority: 0, type: "NONE" }],
+      },
+    });
+    const rateRule = (
+      name: string,
+      priority: number,
+      limit: number,
+      scopeDownStatement?: wafv2.CfnWebACL.StatementProperty,
+    ): wafv2.CfnWebACL.RuleProperty => ({
+      name,
+      priority,
+      action: { block: {} },
+      statement: {
+        rateBasedStatement: {
+          limit,
+          aggregateKeyType: "IP",
+          evaluationWindowSec: 300,
+          scopeDownStatement,
+        },
+      },
+      visibilityConfig: visibility(name),
+    });
+    const managed = (
+      name: string,
+      priority: number,
+      group: string,
+    ): wafv2.CfnWebACL.RuleProperty => ({
+      name,
+      priority,
+      overrideAction: { none: {} },
+      statement: {
+        managedRuleGroupStatement: {
+          vendorName: "AWS",
+          name: group,
+          // Scripts and CLIs calling with a PAT often send no User-Agent.
+          ruleActionOverrides:
+            group === "AWSManagedRulesCommonRuleSet"
+              ? [{ name: "NoUserAgent_HEADER", actionToUse: { count: {} } }]
+              : undefined,
+        },
+      },
+      visibilityConfig: visibility(name),
+    });
+    const acl = new wafv2.CfnWebACL(this, "WebAcl", {
+      scope: "REGIONAL",
+      defaultAction: { allow: {} },
+      visibilityConfig: visibility("web-acl"),
+      rules: [
+        rateRule("revoke-rate-per-ip", 0, o.revokeRateLimit, {
+          andStatement: {
+            statements: [
+              match({ method: {} }, revoke.method, "EXACTLY"),
+              match({ uriPath: {} }, revoke.path, "ENDS_WITH"),
+            ],
+          },
+        }),
+        rateRule("rate-per-ip", 1, o.rateLimit),
+        managed("aws-common", 2, "AWSManagedRulesCommonRuleSet"),
+        managed("aws-known-bad-inputs", 3, "AWSManagedRulesKnownBadInputsRuleSet"),
+      ],
+    });
+    new wafv2.CfnWebACLAssociation(this, "WebAclAssociation", {
+      resourceArn: this.stage.stageArn,
+      webAclArn: acl.attrArn,
+    });
+    if (o.logging) {
+      const stack = Stack.of(this);
+      // WAF requires the aws-waf-logs- prefix, and the ARN without ":*".
+      const logGroupName = `aws-waf-logs-agpat-${envName}-${stack.stackName}`.slice(0, 512);
+      const group = new logs.LogGroup(this, "WafLogs", {
+        logGroupName,
+        retention: o.retention,
+        removalPolicy: o.removalPolicy,
+      });
+      const logging = new wafv2.CfnLoggingConfiguration(this, "WafLogging", {
+        resourceArn: acl.attrArn,
+        logDestinationConfigs: [
+          stack.formatArn({
+            service: "logs",
+            resource: "log-group",
+            resourceName: logGroupName,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+        // Credentials never reach a log.
+        redactedFields: [
+          { singleHeader: { Name: "authorization" } },
+          { singleHeader: { Name: "cookie" } },
+        ],
+      });
+      logging.node.addDependency(group);
+    }
+    return acl;
+  }
+
+  /**
+   * A monthly cost budget of this application in this environment (resources
+   * tagged `app=agpat` and `env=<envName>`, both required), alerting the topic
+   * at each actual threshold and when the forecast passes `forecastPercent`.
+   */
+  private createBudget(
+    budget: AgpatBudget,
+    ranged: (name: string, value: number, min: number, max: number) => number,
+  ): budgets.CfnBudget {
     if (!(budget.monthlyUsd >= 1 && budget.monthlyUsd <= 1_000_000)) {
       throw new Error(`Agpat ${this.node.path}: budget.monthlyUsd must be from 1 to 1000000`);
     }
     if (budget.thresholdsPercent.some((t) => !(t > 0))) {
       throw new Error(`Agpat ${this.node.path}: budget.thresholdsPercent must be positive`);
     }
+    const forecast = ranged("budget.forecastPercent", budget.forecastPercent ?? 100, 1, 1000);
+    const stack = Stack.of(this);
+    // Only AWS Budgets acting for this account may publish (confused deputy).
     this.alertTopic.addToResourcePolicy(
       new iam.PolicyStatement({
         actions: ["sns:Publish"],
         principals: [new iam.ServicePrincipal("budgets.amazonaws.com")],
         resources: [this.alertTopic.topicArn],
+        conditions: {
+          StringEquals: { "aws:SourceAccount": stack.account },
+          ArnLike: { "aws:SourceArn": `arn:${stack.partition}:budgets::${stack.account}:*` },
+        },
       }),
     );
+    const tag = (key: string, value: string): budgets.CfnBudget.ExpressionProperty => ({
+      tags: { key, values: [value], matchOptions: ["EQUALS"] },
+    });
+    const subscribers = [{ subscriptionType: "SNS", address: this.alertTopic.topicArn }];
     return new budgets.CfnBudget(this, "Budget", {
       budget: {
         budgetName: budget.name,
         budgetType: "COST",
         timeUnit: "MONTHLY",
         budgetLimit: { amount: budget.monthlyUsd, unit: "USD" },
+        // Both tags (And): CostFilters would OR values of the same key, and
+        // so count every application's cost in the environment.
+        filterExpression: { and: [tag("app", "agpat"), tag("env", this.envName)] },
       },
-      notificationsWithSubscribers: budget.thresholdsPercent.map((threshold) => ({
-        notification: {
-          notificationType: "ACTUAL",
-          comparisonOperator: "GREATER_THAN",
-          threshold,
-          thresholdType: "PERCENTAGE",
+      notificationsWithSubscribers: [
+        ...budget.thresholdsPercent.map((threshold) => ({
+          notification: {
+            notificationType: "ACTUAL",
+            comparisonOperator: "GREATER_THAN",
+            threshold,
+            thresholdType: "PERCENTAGE",
+          },
+          subscribers,
+        })),
+        {
+          notification: {
+            notificationType: "FORECASTED",
+            comparisonOperator: "GREATER_THAN",
+            threshold: forecast,
+            thresholdType: "PERCENTAGE",
+          },
+          subscribers,
         },
-        subscribers: [{ subscriptionType: "SNS", address: this.alertTopic.topicArn }],
-      })),
+      ],
     });
   }
 
@@ -1049,13 +1913,6 @@ export class Agpat extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     };
     const accessLogs = new s3.Bucket(this, "TrailAccessLogs", bucketProps);
-    NagSuppressions.addResourceSuppressions(accessLogs, [
-      {
-        id: "AwsSolutions-S1",
-        reason:
-          "This bucket receives the trail bucket's server access logs; logging it too would only move the same finding to another bucket.",
-      },
-    ]);
     const bucket = new s3.Bucket(this, "TrailBucket", {
       ...bucketProps,
       serverAccessLogsBucket: accessLogs,
@@ -1074,9 +1931,9 @@ export class Agpat extends Construct {
 /**
  * cdk-nag findings accepted on every Lambda role, scoped so that any other
  * managed policy or wildcard still fails the check. Exported for adopters'
- * own Lambdas built the same way.
+ * own Lambdas built the same way: `acknowledgeNagFindings(fn, LAMBDA_ROLE_SUPPRESSIONS)`.
  */
-export const LAMBDA_ROLE_SUPPRESSIONS: NagPackSuppression[] = [
+export const LAMBDA_ROLE_SUPPRESSIONS: NagAcknowledgment[] = [
   {
     id: "AwsSolutions-IAM4",
     reason: "AWSLambdaBasicExecutionRole (log writes only) is AWS-managed and minimal.",
@@ -1092,7 +1949,7 @@ export const LAMBDA_ROLE_SUPPRESSIONS: NagPackSuppression[] = [
   },
 ];
 
-const CUSTOM_AUTHORIZER_SUPPRESSION: NagPackSuppression = {
+const CUSTOM_AUTHORIZER_SUPPRESSION: NagAcknowledgment = {
   id: "AwsSolutions-COG4",
   reason:
     "Protected by agpat's REQUEST Lambda authorizer, which verifies Cognito JWTs (issuer, client, signature) and also accepts PATs; a Cognito-only authorizer could not.",
@@ -1171,38 +2028,61 @@ function manifestLayerDirectory(text: string, digest: string): string {
   return dir;
 }
 
-/** The 401, 403, 429 and missing-route gateway responses as RFC 9457 problems. */
+/**
+ * The API's gateway responses as RFC 9457 problems (`urn:agpat:problem:<slug>`),
+ * each with the request id for support. The 401, 403, 429 and 404 keep their
+ * fixed status; `DEFAULT_4XX` and `DEFAULT_5XX` keep whatever status API
+ * Gateway chose. A 4XX names its response type (a fixed enum such as
+ * `BAD_REQUEST_BODY`, never request data); a 5XX says nothing more than
+ * that it failed: `$context.error.message` can carry integration or
+ * authorizer internals, and is never rendered.
+ */
 function addProblemGatewayResponses(api: apigw.RestApi): void {
-  const problem = (status: number, slug: string, title: string) => ({
-    "application/json": JSON.stringify({
-      type: `urn:agpat:problem:${slug}`,
-      title,
-      status,
-    }),
+  const problem = (fields: Record<string, string | number>) => ({
+    "application/json": JSON.stringify({ ...fields, requestId: "$context.requestId" }),
   });
+  const fixed = (status: number, slug: string, title: string) =>
+    problem({ type: `urn:agpat:problem:${slug}`, title, status });
   const problemHeaders = { "Content-Type": "'application/problem+json'" };
   api.addGatewayResponse("Unauthorized", {
     type: apigw.ResponseType.UNAUTHORIZED,
     statusCode: "401",
     responseHeaders: { ...problemHeaders, "WWW-Authenticate": "'Bearer'" },
-    templates: problem(401, "unauthenticated", "Authentication required"),
+    templates: fixed(401, "unauthenticated", "Authentication required"),
   });
   api.addGatewayResponse("AccessDenied", {
     type: apigw.ResponseType.ACCESS_DENIED,
     statusCode: "403",
     responseHeaders: problemHeaders,
-    templates: problem(403, "insufficient-scope", "The credential does not allow this route"),
+    templates: fixed(403, "insufficient-scope", "The credential does not allow this route"),
   });
   api.addGatewayResponse("Throttled", {
     type: apigw.ResponseType.THROTTLED,
     statusCode: "429",
     responseHeaders: problemHeaders,
-    templates: problem(429, "throttled", "Too many requests"),
+    templates: fixed(429, "throttled", "Too many requests"),
   });
   api.addGatewayResponse("MissingToken", {
     type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
     statusCode: "404",
     responseHeaders: problemHeaders,
-    templates: problem(404, "not-found", "No such route"),
+    templates: fixed(404, "not-found", "No such route"),
+  });
+  api.addGatewayResponse("Default4xx", {
+    type: apigw.ResponseType.DEFAULT_4XX,
+    responseHeaders: problemHeaders,
+    templates: problem({
+      type: "urn:agpat:problem:request-rejected",
+      title: "The request was rejected",
+      code: "$context.error.responseType",
+    }),
+  });
+  api.addGatewayResponse("Default5xx", {
+    type: apigw.ResponseType.DEFAULT_5XX,
+    responseHeaders: problemHeaders,
+    templates: problem({
+      type: "urn:agpat:problem:server-error",
+      title: "The request could not be completed",
+    }),
   });
 }

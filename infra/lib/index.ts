@@ -16,15 +16,22 @@
  */
 export {
   Agpat,
+  AgpatAlarmOptions,
   AgpatBudget,
   AgpatFunctionName,
   AgpatProps,
+  AgpatReservableFunctionName,
   AgpatUserPool,
+  AgpatWafOptions,
   LAMBDA_ROLE_SUPPRESSIONS,
   MANIFEST_MOUNT_PATH,
+  MIGRATOR_CHECKPOINT_ATTRIBUTES,
+  MIGRATOR_TOKEN_ATTRIBUTES,
+  NagAcknowledgment,
   OFFBOARDING_EVENTS,
   OFFBOARDING_OWNER_ATTRIBUTES,
   OFFBOARDING_TOKEN_ATTRIBUTES,
+  acknowledgeNagFindings,
 } from "./agpat";
 export {
   Access,
@@ -39,3 +46,4 @@ export {
   parseManifest,
 } from "./manifest";
 export { TABLE, TOKEN_ROUTES, TableLayout, TokenRoute } from "./routes";
+export { LiveAlias, LiveAliasProps, TRAFFIC_SHIFTS, TrafficShift } from "./deployment";

@@ -261,6 +261,11 @@ async fn run_segment(
             .total_segments(i32::try_from(total).unwrap_or(1))
             .limit(cfg.page_size.clamp(1, 1000))
             .consistent_read(true)
+            // Only what the migration reads: the role may not read more (a
+            // hash above all), and IAM checks these names.
+            .projection_expression("PK, SK, #v, #scopes")
+            .expression_attribute_names("#v", "v")
+            .expression_attribute_names("#scopes", "scopes")
             .filter_expression("SK = :token")
             .expression_attribute_values(":token", s("TOKEN"))
             .set_exclusive_start_key(start.clone())

@@ -1,0 +1,105 @@
+import { App, Duration, Stack, aws_cloudwatch as cw, aws_lambda as lambda } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { LiveAlias, TRAFFIC_SHIFTS, TrafficShift } from "../lib/deployment";
+
+// A function released through a `live` alias that CodeDeploy moves, rolled
+// back by the alarms it is given.
+function synth(shift: TrafficShift, provisioned?: number, late?: boolean) {
+  const stack = new Stack(new App(), "S");
+  const fn = new lambda.Function(stack, "Fn", {
+    runtime: lambda.Runtime.NODEJS_22_X,
+    handler: "index.handler",
+    code: lambda.Code.fromInline("x"),
+  });
+  const alarm = new cw.Alarm(stack, "Broken", {
+    metric: new cw.Metric({
+      namespace: "agpat/test",
+      metricName: "Decisions",
+      period: Duration.minutes(1),
+    }),
+    threshold: 1,
+    evaluationPeriods: 1,
+  });
+  const live = new LiveAlias(stack, "Live", {
+    function: fn,
+    shift,
+    alarms: [alarm],
+    provisionedConcurrency: provisioned,
+  });
+  if (late) {
+    live.addAlarm(
+      new cw.Alarm(stack, "Late", {
+        metric: new cw.Metric({
+          namespace: "agpat/test",
+          metricName: "Late",
+          period: Duration.minutes(1),
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+      }),
+    );
+  }
+  return { template: Template.fromStack(stack), live, stack };
+}
+
+describe("gradual deployment", () => {
+  test("a canary release shifts 10 % for 5 minutes and rolls back on alarm, failure or stop", () => {
+    const { template } = synth("canary10Percent5Minutes");
+    template.hasResourceProperties("AWS::CodeDeploy::DeploymentGroup", {
+      DeploymentConfigName: "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+      AlarmConfiguration: {
+        Enabled: true,
+        Alarms: [{ Name: { Ref: Match.stringLikeRegexp("Broken") } }],
+      },
+      AutoRollbackConfiguration: { Enabled: true },
+    });
+    const [group] = Object.values(template.findResources("AWS::CodeDeploy::DeploymentGroup"));
+    expect([...group.Properties.AutoRollbackConfiguration.Events].sort()).toEqual([
+      "DEPLOYMENT_FAILURE",
+      "DEPLOYMENT_STOP_ON_ALARM",
+      "DEPLOYMENT_STOP_ON_REQUEST",
+    ]);
+    // CloudFormation hands the alias update to CodeDeploy.
+    const aliases = template.findResources("AWS::Lambda::Alias");
+    const [alias] = Object.values(aliases);
+    expect(alias.Properties.Name).toBe("live");
+    expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate).toBeDefined();
+  });
+
+  test("each shift names its CodeDeploy configuration", () => {
+    const names = Object.keys(TRAFFIC_SHIFTS).map((s) =>
+      synth(s as TrafficShift).template.findResources("AWS::CodeDeploy::DeploymentGroup"),
+    );
+    const configs = names.map((groups) => Object.values(groups)[0].Properties.DeploymentConfigName);
+    expect(configs).toEqual([
+      "CodeDeployDefault.LambdaAllAtOnce",
+      "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+      "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+    ]);
+  });
+
+  test("provisioned concurrency sits on the alias that is released", () => {
+    const { template } = synth("linear10PercentEvery1Minute", 3);
+    template.hasResourceProperties("AWS::Lambda::Alias", {
+      Name: "live",
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 3 },
+    });
+  });
+
+  test("a release without alarms to roll back on is refused", () => {
+    const stack = new Stack(new App(), "S");
+    const fn = new lambda.Function(stack, "Fn", {
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: "index.handler",
+      code: lambda.Code.fromInline("x"),
+    });
+    new LiveAlias(stack, "Live", { function: fn, shift: "canary10Percent5Minutes" });
+    expect(() => Template.fromStack(stack)).toThrow(/at least one CloudWatch alarm/);
+  });
+
+  test("alarms added after construction stop a release too", () => {
+    const { template } = synth("canary10Percent5Minutes", undefined, true);
+    const [group] = Object.values(template.findResources("AWS::CodeDeploy::DeploymentGroup"));
+    expect(group.Properties.AlarmConfiguration.Alarms).toHaveLength(2);
+  });
+});
