@@ -53,6 +53,7 @@ test-infra: venv $(PNPM)
 	cd infra && $(PNPM) run build && $(PNPM) run lint && $(PNPM) run format:check
 	cd infra && $(PNPM) test
 	cd infra && CDK_DISABLE_VERSION_CHECK=1 $(PNPM) run synth && $(PNPM) run cfn-lint
+	scripts/check-iac.sh infra/cdk.out
 
 # pnpm from the npm registry into a project-local prefix (corepack's signature
 # check fails on some Node 20 installs).

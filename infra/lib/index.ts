@@ -47,3 +47,4 @@ export {
 } from "./manifest";
 export { TABLE, TOKEN_ROUTES, TableLayout, TokenRoute } from "./routes";
 export { LiveAlias, LiveAliasProps, TRAFFIC_SHIFTS, TrafficShift } from "./deployment";
+export { CheckovSkip, skipCheckov } from "./checkov";

@@ -260,6 +260,37 @@ describe("adopting agpat on an external REST API", () => {
     );
   });
 
+  test("a CORS preflight (OPTIONS, MOCK, no authorization) needs no manifest route; an OPTIONS that reaches a backend does", () => {
+    const preflight = adopt({
+      after: ({ api }) => {
+        api.root
+          .resourceForPath("/docs/{docId}")
+          .addCorsPreflight({ allowOrigins: ["https://app.example.com"] });
+      },
+    });
+    const t = synth(preflight);
+    const options = Object.values(t.findResources("AWS::ApiGateway::Method")).filter(
+      (m) =>
+        m.Properties.HttpMethod === "OPTIONS" &&
+        m.Properties.ResourceId.Ref.startsWith("DocsApidocsdocId"),
+    );
+    expect(options).toHaveLength(1);
+    expect(options[0].Properties).toMatchObject({
+      AuthorizationType: "NONE",
+      Integration: { Type: "MOCK" },
+    });
+    const backend = adopt({
+      after: ({ api }) => {
+        api.root
+          .resourceForPath("/docs/{docId}")
+          .addMethod("OPTIONS", new apigw.HttpIntegration("https://backend.example.com"));
+      },
+    });
+    expect(() => backend.app.synth()).toThrow(
+      /OPTIONS \S+ is a method of the API but not a route of the manifest/,
+    );
+  });
+
   test("synthesis fails for a method the manifest does not declare", () => {
     const undeclared = adopt({
       after: ({ api }) => {
