@@ -160,10 +160,14 @@ def check_order_and_environments(wf: dict, action: dict) -> None:
         assert jobs[name]["environment"] == "staging", f"{name} runs against staging"
     deploys = {n: s["run"] for n, j in jobs.items() for s in steps_of(j) if "cdk deploy" in s.get("run", "")}
     assert set(deploys) == {"staging", "production"}
-    assert "-c env=dev" in deploys["staging"] and "agpat-dev" in deploys["staging"]
+    # Staging runs prod's settings under its own name (and metrics namespace).
+    assert "-c env=prod -c deployment=staging" in deploys["staging"] and "agpat-staging" in deploys["staging"]
     assert "-c env=prod" in deploys["production"] and "agpat-prod" in deploys["production"]
+    assert "deployment=" not in deploys["production"]
+    for name in ("staging", "production"):
+        assert '-c "account=$ACCOUNT_ID" -c "region=$REGION"' in deploys[name], f"{name} pins its account"
     smoke = "\n".join(runs(jobs["smoke"]))
-    assert "scripts/smoke_test.py --stack agpat-dev" in smoke
+    assert "scripts/smoke_test.py --stack agpat-staging" in smoke
     load_ = jobs["load"]
     assert "scripts/load-test.sh" in "\n".join(runs(load_))
     env = next(s["env"] for s in steps_of(load_) if "load-test.sh" in s.get("run", ""))
