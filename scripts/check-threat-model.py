@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Fails when threat-model.md cites a test that does not exist.
 
-Every backticked token that looks like a Rust test name (lower snake_case with
-at least two underscores) must be defined as `fn <name>` in the Rust sources.
+Every backticked token that looks like a test name (lower snake_case with at
+least two underscores) must be defined as `fn <name>` in the Rust sources or
+`def <name>` in the Python scripts (scripts/).
 Every Jest title cited as `Jest "title"` must be the title of an infrastructure
 test. Prints how many names it checked, so the check can be seen to have run.
 """
@@ -19,6 +20,9 @@ for path in root.rglob("*.rs"):
     if any(part in ("target", "node_modules", ".venv") for part in path.parts):
         continue
     defined.update(re.findall(r"\bfn\s+([a-z][a-z0-9_]*)", path.read_text(encoding="utf-8")))
+# Python tests (the pipeline test, the smoke test) count as well.
+for path in (root / "scripts").rglob("*.py"):
+    defined.update(re.findall(r"\bdef\s+([a-z][a-z0-9_]*)", path.read_text(encoding="utf-8")))
 missing = [name for name in cited if name not in defined]
 for name in missing:
     print(f"threat-model.md cites `{name}`, which is not a function in the code", file=sys.stderr)
