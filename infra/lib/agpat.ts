@@ -75,6 +75,13 @@ export interface AgpatAlarmOptions {
    */
   readonly minimumRequests?: number;
   /**
+   * Failures in one period (fail-closed decisions, 5XX, crashes) that alarm
+   * even below the minimum volume, so that a quiet stage failing on every
+   * request still pages (and a quiet release still rolls back), 1–1000.
+   * @default 3
+   */
+  readonly minimumFailures?: number;
+  /**
    * API 5XX responses as a percentage of requests, 0.01–100.
    * @default 1
    */
@@ -302,9 +309,10 @@ export interface AgpatProps {
    */
   readonly offboardingSweepHours?: number;
   /**
-   * Where alarms and budget alerts go. The budget's publish permission is
-   * added to the topic's policy; an imported topic must grant
-   * `budgets.amazonaws.com` `sns:Publish` itself.
+   * Where alarms and budget alerts go. CloudWatch's and the budget's
+   * publish permissions are added to the topic's policy; an imported topic
+   * must grant `cloudwatch.amazonaws.com` and `budgets.amazonaws.com`
+   * `sns:Publish` itself.
    * @default a new SSL-only topic
    */
   readonly alertTopic?: sns.ITopic;
@@ -350,6 +358,7 @@ const ALARM_NUMBERS: Record<
   failClosedPercent: { fallback: 1, min: 0.01, max: 100 },
   unauthorizedPercent: { fallback: 50, min: 1, max: 100 },
   minimumRequests: { fallback: 20, min: 1, max: 1_000_000 },
+  minimumFailures: { fallback: 3, min: 1, max: 1000 },
   api5xxPercent: { fallback: 1, min: 0.01, max: 100 },
   tokenServiceErrorPercent: { fallback: 5, min: 0.01, max: 100 },
   apiP99LatencyMs: { fallback: 1000, min: 50, max: 29_000 },
@@ -851,6 +860,9 @@ export class Agpat extends Construct {
       this.alertTopic = props.alertTopic;
     } else {
       this.alertTopic = new sns.Topic(this, "Alerts", { enforceSSL: true });
+      // enforceSSL gives the topic a policy, which replaces SNS's default
+      // one: CloudWatch must then be allowed to publish, for this account's
+      // alarms only (confused deputy).
       if (props.alertEmail) {
         new sns.Subscription(this, "AlertEmail", {
           topic: this.alertTopic,
@@ -870,6 +882,7 @@ export class Agpat extends Construct {
         ),
       ]),
     ) as Required<AgpatAlarmOptions>;
+    this.allowAlarmsToPublish();
     this.alarms = this.addAlarms(alarmNumbers);
     this.releaseAlarms = this.addReleaseAlarms(alarmNumbers);
     this.dashboard = this.addDashboard();
@@ -1311,6 +1324,29 @@ export class Agpat extends Construct {
    * Lambda `Errors` metric is not used: every 401 is an error to Lambda.
    */
   /**
+   * Lets this account's CloudWatch alarms publish to the alert topic. A
+   * topic policy (enforceSSL, the budget's statement) replaces SNS's default
+   * policy, which is what otherwise lets alarms publish. An imported topic's
+   * policy cannot be changed here: it must grant this itself.
+   */
+  private allowAlarmsToPublish(): void {
+    const stack = Stack.of(this);
+    this.alertTopic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        actions: ["sns:Publish"],
+        principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        resources: [this.alertTopic.topicArn],
+        conditions: {
+          StringEquals: { "aws:SourceAccount": stack.account },
+          ArnLike: {
+            "aws:SourceArn": `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*`,
+          },
+        },
+      }),
+    );
+  }
+
+  /**
    * Alarms CodeDeploy watches while a release shifts traffic: one-minute
    * periods, 2 of 3, so a canary of a few minutes can still be stopped; the
    * same volume guard as the operational alarms, so a quiet stage cannot
@@ -1335,7 +1371,7 @@ export class Agpat extends Construct {
     const failClosed = new cw.Alarm(this, "ReleaseFailClosed", {
       ...shape,
       metric: new cw.MathExpression({
-        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(error, 0) / total, 0)`,
+        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(error, 0) / total, IF(FILL(error, 0) >= ${t.minimumFailures}, 100, 0))`,
         usingMetrics: {
           error: decisions("error"),
           total: new cw.MathExpression({
@@ -1375,7 +1411,7 @@ export class Agpat extends Construct {
     const api5xx = new cw.Alarm(this, "ReleaseApi5xx", {
       ...shape,
       metric: new cw.MathExpression({
-        expression: `IF(requests >= ${t.minimumRequests}, 100 * FILL(errors, 0) / requests, 0)`,
+        expression: `IF(requests >= ${t.minimumRequests}, 100 * FILL(errors, 0) / requests, IF(FILL(errors, 0) >= ${t.minimumFailures}, 100, 0))`,
         usingMetrics: {
           errors: stageMetric("5XXError"),
           requests: stageMetric("Count"),
@@ -1391,7 +1427,7 @@ export class Agpat extends Construct {
     const tokenServiceCrashes = new cw.Alarm(this, "ReleaseTokenServiceErrors", {
       ...shape,
       metric: new cw.MathExpression({
-        expression: `IF(invocations >= ${t.minimumRequests}, 100 * FILL(errors, 0) / invocations, 0)`,
+        expression: `IF(invocations >= ${t.minimumRequests}, 100 * FILL(errors, 0) / invocations, IF(FILL(errors, 0) >= ${t.minimumFailures}, 100, 0))`,
         usingMetrics: {
           errors: this.releases["token-service"].alias.metricErrors({ period, statistic: "Sum" }),
           invocations: this.releases["token-service"].alias.metricInvocations({
@@ -1476,9 +1512,13 @@ export class Agpat extends Construct {
       usingMetrics: outcomes,
       period,
     });
-    const decisionShare = (outcome: keyof typeof outcomes, label: string) =>
+    // Below the minimum volume a share means little, but a few failures are
+    // still failures: they count as 100 % (`failures`).
+    const below = (part: string, failures: boolean) =>
+      failures ? `IF(FILL(${part}, 0) >= ${t.minimumFailures}, 100, 0)` : "0";
+    const decisionShare = (outcome: keyof typeof outcomes, label: string, failures: boolean) =>
       new cw.MathExpression({
-        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(${outcome}, 0) / total, 0)`,
+        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(${outcome}, 0) / total, ${below(outcome, failures)})`,
         usingMetrics: { ...outcomes, total },
         label,
         period,
@@ -1486,21 +1526,21 @@ export class Agpat extends Construct {
     // The ids below become the math's variable names (and the alarms' logical ids).
     const rate = (part: cw.IMetric, volume: cw.IMetric, names: [string, string], minimum: number) =>
       new cw.MathExpression({
-        expression: `IF(${names[1]} >= ${minimum}, 100 * FILL(${names[0]}, 0) / ${names[1]}, 0)`,
+        expression: `IF(${names[1]} >= ${minimum}, 100 * FILL(${names[0]}, 0) / ${names[1]}, ${below(names[0], true)})`,
         usingMetrics: { [names[0]]: part, [names[1]]: volume },
         period,
       });
 
     alarm(
       "FailClosedRate",
-      decisionShare("error", "fail-closed decisions (%)"),
+      decisionShare("error", "fail-closed decisions (%)", true),
       t.failClosedPercent,
       `The authorizer failed closed (Outcome=error: store or JWKS unreachable, bad config) on at least ${t.failClosedPercent}% of decisions`,
       sustained,
     );
     alarm(
       "UnauthorizedSpike",
-      decisionShare("unauthorized", "unauthorized decisions (%)"),
+      decisionShare("unauthorized", "unauthorized decisions (%)", false),
       t.unauthorizedPercent,
       `At least ${t.unauthorizedPercent}% of decisions were unauthorized: credential stuffing, a leaked token's revocation, or a broken client`,
       sustained,
@@ -1747,8 +1787,9 @@ export class Agpat extends Construct {
 
   /**
    * A regional web ACL on the stage. Rules in order: the per-IP limit on the
-   * public revocation route (scoped down to `POST …/tokens/revoke`; the path
-   * WAF sees carries the stage or base path first, hence "ends with"), the
+   * public revocation route (scoped down to `POST` on any path containing
+   * `/tokens/revoke` once URL-decoded and lower-cased, so encodings and a
+   * trailing slash do not escape it), the
    * general per-IP limit, then the AWS common and known-bad-inputs rule sets.
    */
   private addWebAcl(
@@ -1763,7 +1804,10 @@ export class Agpat extends Construct {
   ): wafv2.CfnWebACL {
     const visibility = (name: string): wafv2.CfnWebACL.VisibilityConfigProperty => ({
       cloudWatchMetricsEnabled: true,
-      sampledRequestsEnabled: true,
+      // Sampled requests keep whole requests, headers included, for hours,
+      // and logging's redaction does not apply to them: they would hold
+      // live bearer tokens for anyone allowed wafv2:GetSampledRequests.
+      sampledRequestsEnabled: false,
       metricName: `agpat-${envName}-${name}`,
     });
     const revoke = TOKEN_ROUTES.find((route) => isPublic(route));
@@ -1772,13 +1816,11 @@ export class Agpat extends Construct {
       fieldToMatch: wafv2.CfnWebACL.FieldToMatchProperty,
       searchString: string,
       positionalConstraint: string,
+      textTransformations: wafv2.CfnWebACL.TextTransformationProperty[] = [
+        { priority: 0, type: "NONE" },
+      ],
     ): wafv2.CfnWebACL.StatementProperty => ({
-      byteMatchStatement: {
-        fieldToMatch,
-        searchString,
-        positionalConstraint,
-        textTransformations: [{ priority: 0, type: "NONE" }],
-      },
+      byteMatchStatement: { fieldToMatch, searchString, positionalConstraint, textTransformations },
     });
     const rateRule = (
       name: string,
@@ -1829,7 +1871,13 @@ export class Agpat extends Construct {
           andStatement: {
             statements: [
               match({ method: {} }, revoke.method, "EXACTLY"),
-              match({ uriPath: {} }, revoke.path, "ENDS_WITH"),
+              // Decoded and lower-cased, and anywhere in the path, so that
+              // `/tokens/revok%65`, a trailing slash or another stage prefix
+              // still counts against the tight limit.
+              match({ uriPath: {} }, revoke.path, "CONTAINS", [
+                { priority: 0, type: "URL_DECODE" },
+                { priority: 1, type: "LOWERCASE" },
+              ]),
             ],
           },
         }),

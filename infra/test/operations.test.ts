@@ -119,7 +119,11 @@ describe("alarms", () => {
   test("fail-closed decisions alarm as a share of all decisions, only above a minimum volume", () => {
     const p = alarm(dev.template, "FailClosedRate");
     const e = entries(p);
-    expect(e.top.Expression).toBe("IF(total >= 20, 100 * FILL(error, 0) / total, 0)");
+    // Below 20 decisions, 3 fail-closed ones still page: a quiet stage that
+    // fails every request is an outage, not noise.
+    expect(e.top.Expression).toBe(
+      "IF(total >= 20, 100 * FILL(error, 0) / total, IF(FILL(error, 0) >= 3, 100, 0))",
+    );
     expect(e.total.Expression).toBe(
       "FILL(allow, 0) + FILL(deny, 0) + FILL(unauthorized, 0) + FILL(error, 0)",
     );
@@ -183,7 +187,7 @@ describe("alarms", () => {
     const t = dev.template;
     const errors = entries(alarm(t, "TokenServiceErrorRate"));
     expect(errors.top.Expression).toBe(
-      "IF(invocations >= 20, 100 * FILL(errors, 0) / invocations, 0)",
+      "IF(invocations >= 20, 100 * FILL(errors, 0) / invocations, IF(FILL(errors, 0) >= 3, 100, 0))",
     );
     expect(stat(errors.errors)).toMatchObject({
       Namespace: "AWS/Lambda",
@@ -202,7 +206,9 @@ describe("alarms", () => {
       });
     }
     const api5xx = entries(alarm(t, "Api5xxRate"));
-    expect(api5xx.top.Expression).toBe("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)");
+    expect(api5xx.top.Expression).toBe(
+      "IF(requests >= 20, 100 * FILL(errors, 0) / requests, IF(FILL(errors, 0) >= 3, 100, 0))",
+    );
     const stageDims = [
       { Name: "ApiName", Value: "Api" },
       { Name: "Stage", Value: Match.anyValue() },
@@ -469,6 +475,19 @@ describe("WAF", () => {
     expect(scopeDown).toContain('"SearchString":"POST"');
     expect(scopeDown).toContain('"UriPath":{}');
     expect(scopeDown).toContain('"SearchString":"/tokens/revoke"');
+    // Encodings, case and a trailing slash do not escape the tight limit.
+    const pathMatch =
+      rules[0].Statement.RateBasedStatement.ScopeDownStatement.AndStatement.Statements.find(
+        (st: Json) => st.ByteMatchStatement?.FieldToMatch?.UriPath,
+      ).ByteMatchStatement;
+    expect(pathMatch.PositionalConstraint).toBe("CONTAINS");
+    expect(pathMatch.TextTransformations).toEqual([
+      { Priority: 0, Type: "URL_DECODE" },
+      { Priority: 1, Type: "LOWERCASE" },
+    ]);
+    // No sampled requests: they would keep Authorization headers.
+    expect(acl.VisibilityConfig.SampledRequestsEnabled).toBe(false);
+    for (const rule of rules) expect(rule.VisibilityConfig.SampledRequestsEnabled).toBe(false);
     expect(rules[1].Statement.RateBasedStatement).toMatchObject({
       Limit: 2000,
       AggregateKeyType: "IP",
@@ -600,6 +619,46 @@ describe("budget, topic and subscribers", () => {
     });
   });
 
+  test("this account's CloudWatch alarms may publish to the alert topic, which enforces TLS", () => {
+    // A topic policy replaces SNS's default one: without this statement every
+    // alarm action would fail to publish. Dev has no budget, so its policy is
+    // the one to read: the statement must not depend on the budget.
+    for (const t of [dev.template, prod.template]) {
+      const policy = Object.values(t.findResources("AWS::SNS::TopicPolicy"))[0];
+      const statements = policy.Properties.PolicyDocument.Statement;
+      const alarms = statements.filter(
+        (s: Json) => s.Principal?.Service === "cloudwatch.amazonaws.com",
+      );
+      expect(alarms).toHaveLength(1);
+      expect(alarms[0]).toMatchObject({ Effect: "Allow", Action: "sns:Publish" });
+      expect(alarms[0].Condition).toEqual({
+        StringEquals: { "aws:SourceAccount": { Ref: "AWS::AccountId" } },
+        ArnLike: {
+          "aws:SourceArn": {
+            "Fn::Join": [
+              "",
+              [
+                "arn:",
+                { Ref: "AWS::Partition" },
+                ":cloudwatch:",
+                { Ref: "AWS::Region" },
+                ":",
+                { Ref: "AWS::AccountId" },
+                ":alarm:*",
+              ],
+            ],
+          },
+        },
+      });
+      expect(
+        statements.some(
+          (s: Json) =>
+            s.Effect === "Deny" && JSON.stringify(s.Condition).includes("aws:SecureTransport"),
+        ),
+      ).toBe(true);
+    }
+  });
+
   test("prod without an alert subscriber is refused", () => {
     expect(() => build("prod", { alertEmail: undefined }, "nosub")).toThrow(
       /envName "prod" needs someone to receive alarms: pass alertEmail, or alertTopic with your own subscription/,
@@ -714,7 +773,9 @@ describe("gradual releases", () => {
       expect(a.AlarmActions).toEqual([topicRef(t)]);
       expect(a.OKActions).toEqual([topicRef(t)]);
       const e = entries(a);
-      expect(e.top.Expression).toMatch(/^IF\((total|requests|invocations) >= \d+, 100 \* FILL\(/);
+      expect(e.top.Expression).toMatch(
+        /^IF\((total|requests|invocations) >= \d+, 100 \* FILL\(\w+, 0\) \/ \w+, IF\(FILL\(\w+, 0\) >= 3, 100, 0\)\)$/,
+      );
       for (const m of Object.values(e) as Json[]) {
         if (m.MetricStat) expect(m.MetricStat.Period).toBe(60);
       }

@@ -4,6 +4,7 @@ import { App, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import {
+  ACCESS_LOG_FIELDS,
   CORS_ALLOWED_HEADERS,
   ITEMS_MANIFEST,
   ItemsStack,
@@ -996,6 +997,14 @@ describe("access logs", () => {
         expect(value.toLowerCase()).not.toMatch(/authorization|apikey|header|querystring|cookie/);
       }
     }
+  });
+
+  test("caller-chosen values come first, so no smuggled key can follow a genuine one", () => {
+    const keys = Object.keys(ACCESS_LOG_FIELDS);
+    expect(keys.slice(0, 2).sort()).toEqual(["path", "userAgent"]);
+    const [stage] = Object.values(dev.template.findResources("AWS::ApiGateway::Stage"));
+    const format = JSON.parse(stage.Properties.AccessLogSetting.Format);
+    expect(Object.keys(format).slice(0, 2).sort()).toEqual(["path", "userAgent"]);
   });
 
   test("with WAF on, WAF's verdict is logged too", () => {

@@ -53,15 +53,19 @@ export const ITEMS_MANIFEST = path.join(__dirname, "..", "agpat.toml");
  * all are quoted, so a missing one logs `"-"` and every line stays valid JSON.
  */
 export const ACCESS_LOG_FIELDS: Readonly<Record<string, string>> = {
+  // The caller chooses these two, and API Gateway does not JSON-escape
+  // $context values: a crafted User-Agent can smuggle keys into the line.
+  // They come first, so that every key below, which the caller does not
+  // control, follows any smuggled duplicate (parsers keep the last one).
+  userAgent: "$context.identity.userAgent",
+  path: "$context.path",
   requestId: "$context.requestId",
   extendedRequestId: "$context.extendedRequestId",
   ip: "$context.identity.sourceIp",
-  userAgent: "$context.identity.userAgent",
   requestTime: "$context.requestTime",
   requestTimeEpoch: "$context.requestTimeEpoch",
   httpMethod: "$context.httpMethod",
   resourcePath: "$context.resourcePath",
-  path: "$context.path",
   status: "$context.status",
   protocol: "$context.protocol",
   responseLength: "$context.responseLength",
@@ -326,7 +330,8 @@ export class ItemsStack extends Stack {
     const period = Duration.minutes(1);
     const crashes = new cw.Alarm(this, "ApiReleaseErrors", {
       metric: new cw.MathExpression({
-        expression: "IF(invocations >= 20, 100 * FILL(errors, 0) / invocations, 0)",
+        expression:
+          "IF(invocations >= 20, 100 * FILL(errors, 0) / invocations, IF(FILL(errors, 0) >= 3, 100, 0))",
         usingMetrics: {
           errors: itemsRelease.alias.metricErrors({ period, statistic: "Sum" }),
           invocations: itemsRelease.alias.metricInvocations({ period, statistic: "Sum" }),
