@@ -81,7 +81,8 @@ def wait_until(describe, done, what: str, timeout: float, poll: float):
         if verdict is True:
             return result
         if verdict is False:
-            raise LeverError(f"{what} failed: {result}")
+            status = {k: result.get(k) for k in ("LastUpdateStatus", "LastUpdateStatusReason", "Status", "StatusReason") if k in result}
+            raise LeverError(f"{what} failed: {status}")
         if time.monotonic() >= deadline:
             raise LeverError(f"{what}: still not done after {timeout:.0f}s")
         time.sleep(poll)
@@ -96,7 +97,29 @@ def update_status(config: dict):
     return None
 
 
+def check_alias_is_settled(lam, args: argparse.Namespace) -> dict:
+    """The lever must not change which code runs: refuse while a release is
+    shifting the alias's traffic, or when $LATEST (which the lever publishes)
+    holds other code than the version the alias serves."""
+    alias = lam.get_alias(FunctionName=args.function_name, Name=args.alias)
+    weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    if weights:
+        raise LeverError(
+            f"alias {args.alias} is shifting traffic (a release is in progress: {weights}); "
+            "stop or finish the release first, then run the lever"
+        )
+    serving = lam.get_function_configuration(FunctionName=args.function_name, Qualifier=alias["FunctionVersion"])
+    latest = lam.get_function_configuration(FunctionName=args.function_name)
+    if serving.get("CodeSha256") != latest.get("CodeSha256"):
+        raise LeverError(
+            f"$LATEST holds other code than version {alias['FunctionVersion']}, which alias {args.alias} serves; "
+            "publishing it would release that code: deploy or roll back first"
+        )
+    return alias
+
+
 def replace_instances(lam, args: argparse.Namespace, epoch: str) -> None:
+    alias_before = check_alias_is_settled(lam, args) if args.alias else None
     current = lam.get_function_configuration(FunctionName=args.function_name)
     if current.get("LastUpdateStatus") == "InProgress":
         say("an update is already in progress; waiting for it first")
@@ -138,12 +161,15 @@ def replace_instances(lam, args: argparse.Namespace, epoch: str) -> None:
         Description=f"emergency revocation {epoch}",
     )["Version"]
     say(f"published version {version}")
+    # Every request to the fresh version; refused if the alias moved since
+    # it was checked (a release started meanwhile).
+    guard = {"RevisionId": alias_before["RevisionId"]} if alias_before and alias_before.get("RevisionId") else {}
     alias = lam.update_alias(
         FunctionName=args.function_name,
         Name=args.alias,
         FunctionVersion=version,
-        # Every request to the fresh version, also during a weighted release.
         RoutingConfig={"AdditionalVersionWeights": {}},
+        **guard,
     )
     say(f"alias {alias['Name']} now points to version {alias['FunctionVersion']}")
     try:

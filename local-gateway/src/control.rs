@@ -82,8 +82,14 @@ struct Instance<K, L, C> {
 /// The function's state: `$LATEST`, its published versions and its alias.
 pub(crate) struct FunctionState<K, L, C> {
     latest: Instance<K, L, C>,
-    /// Bumped on every change; `RevisionId` is derived from it.
+    /// Bumped on every change of the function; `RevisionId` is derived from it.
     revision: u64,
+    /// The alias's own revision, as on AWS: bumped only when the alias moves.
+    alias_revision: u64,
+    /// A weighted release in progress: other versions and their share of
+    /// the alias's traffic (recorded and reported; requests still go to
+    /// `alias_version`).
+    alias_weights: BTreeMap<String, f64>,
     /// Version `n` is at index `n - 1`.
     versions: Vec<Instance<K, L, C>>,
     /// `$LATEST` has not changed since the last version was published.
@@ -110,6 +116,8 @@ impl<K, L, C> FunctionState<K, L, C> {
         let mut state = Self {
             latest,
             revision: 1,
+            alias_revision: 1,
+            alias_weights: BTreeMap::new(),
             versions: Vec::new(),
             latest_published: false,
             update_in_progress: false,
@@ -380,13 +388,20 @@ where
         })
     }
 
-    fn alias_configuration(&self, alias: &str, version: usize, revision: u64) -> Value {
+    fn alias_configuration<K2, L2, C2>(
+        &self,
+        alias: &str,
+        state: &FunctionState<K2, L2, C2>,
+    ) -> Value {
+        let routing = (!state.alias_weights.is_empty())
+            .then(|| json!({ "AdditionalVersionWeights": state.alias_weights }));
         json!({
             "AliasArn": self.function_arn(Some(alias)),
             "Name": alias,
-            "FunctionVersion": version.to_string(),
+            "FunctionVersion": state.alias_version.unwrap_or(1).to_string(),
             "Description": "",
-            "RevisionId": revision_id(revision),
+            "RevisionId": revision_id(state.alias_revision),
+            "RoutingConfig": routing,
         })
     }
 }
@@ -486,12 +501,9 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, AwsErro
     })
 }
 
-fn check_revision<K, L, C>(
-    state: &FunctionState<K, L, C>,
-    given: Option<&str>,
-) -> Result<(), AwsError> {
+fn check_revision(current: u64, given: Option<&str>) -> Result<(), AwsError> {
     match given {
-        Some(given) if given != revision_id(state.revision) => Err(AwsError::lambda(
+        Some(given) if given != revision_id(current) => Err(AwsError::lambda(
             StatusCode::PRECONDITION_FAILED,
             "PreconditionFailedException",
             "The Revision Id provided does not match the latest Revision Id. Call the \
@@ -521,7 +533,7 @@ where
         AwsError::service("cannot start a new authorizer instance")
     })?;
     let mut state = gw.function_state();
-    check_revision(&state, input.revision_id.as_deref())?;
+    check_revision(state.revision, input.revision_id.as_deref())?;
     if state.update_in_progress {
         return Err(update_conflict(&gw));
     }
@@ -585,7 +597,7 @@ where
         AwsError::service("cannot start a new authorizer instance")
     })?;
     let mut state = gw.function_state();
-    check_revision(&state, input.revision_id.as_deref())?;
+    check_revision(state.revision, input.revision_id.as_deref())?;
     if state.update_in_progress {
         return Err(update_conflict(&gw));
     }
@@ -619,8 +631,7 @@ where
     gw.known_function(&name)?;
     gw.known_alias(&alias)?;
     let state = gw.function_state();
-    let version = state.alias_version.unwrap_or(1);
-    let body = gw.alias_configuration(&alias, version, state.revision);
+    let body = gw.alias_configuration(&alias, &state);
     Ok(json_reply(StatusCode::OK, &body))
 }
 
@@ -629,6 +640,14 @@ where
 struct UpdateAliasInput {
     function_version: Option<String>,
     revision_id: Option<String>,
+    routing_config: Option<RoutingConfigInput>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoutingConfigInput {
+    #[serde(default)]
+    additional_version_weights: BTreeMap<String, f64>,
 }
 
 /// `UpdateAlias`: the alias, and so the gateway, moves to the version's
@@ -647,7 +666,7 @@ where
     gw.known_alias(&alias)?;
     let input: UpdateAliasInput = parse_body(&body)?;
     let mut state = gw.function_state();
-    check_revision(&state, input.revision_id.as_deref())?;
+    check_revision(state.alias_revision, input.revision_id.as_deref())?;
     if let Some(v) = input.function_version.as_deref() {
         let version = match v.parse::<usize>() {
             Ok(n) if n >= 1 && n <= state.versions.len() => n,
@@ -664,11 +683,14 @@ where
             state.provisioning = gw.cfg.function.provisioned_concurrency > 0;
         }
     }
-    state.revision += 1;
+    if let Some(routing) = input.routing_config {
+        state.alias_weights = routing.additional_version_weights;
+    }
+    state.alias_revision += 1;
     let version = state.alias_version.unwrap_or(1);
     tracing::warn!(target: "local_gateway::control", function = %gw.cfg.function.name, alias, version,
         "alias moved");
-    let body = gw.alias_configuration(&alias, version, state.revision);
+    let body = gw.alias_configuration(&alias, &state);
     Ok(json_reply(StatusCode::OK, &body))
 }
 

@@ -388,6 +388,69 @@ async fn with_an_alias_the_script_moves_it_to_a_fresh_version_and_waits_for_it()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lever_refuses_to_touch_an_alias_while_a_release_shifts_its_traffic() {
+    let gw = start(AuthorizerFunction {
+        alias: Some("live".into()),
+        provisioned_concurrency: 1,
+        ..AuthorizerFunction::default()
+    })
+    .await;
+    let revoked = gw.warm_revoked_pat().await;
+    // A canary in progress: version 2 published, 10 % of the alias on it.
+    let config = gw
+        .boto(
+            "lambda",
+            &format!("get_function_configuration(FunctionName={FUNCTION:?})"),
+        )
+        .await;
+    let mut vars = config["Environment"]["Variables"].clone();
+    vars["RELEASE"] = json!("2");
+    gw.boto(
+        "lambda",
+        &format!(
+            "update_function_configuration(FunctionName={FUNCTION:?}, Environment={{'Variables': json.loads({:?})}})",
+            vars.to_string()
+        ),
+    )
+    .await;
+    // As the lever does: read the configuration (the update completes) first.
+    gw.boto(
+        "lambda",
+        &format!("get_function_configuration(FunctionName={FUNCTION:?})"),
+    )
+    .await;
+    gw.boto(
+        "lambda",
+        &format!("publish_version(FunctionName={FUNCTION:?})"),
+    )
+    .await;
+    gw.boto(
+        "lambda",
+        &format!(
+            "update_alias(FunctionName={FUNCTION:?}, Name='live', FunctionVersion='1', \
+             RoutingConfig={{'AdditionalVersionWeights': {{'2': 0.1}}}})"
+        ),
+    )
+    .await;
+
+    let out = gw.lever(&["--alias", "live"]).await;
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("is shifting traffic"), "{log}");
+    // Nothing moved: no version published by the lever, the alias where the
+    // release left it, and (the lever having stopped) the cache untouched.
+    assert!(!log.contains("published version"), "{log}");
+    let alias = gw
+        .boto(
+            "lambda",
+            &format!("get_alias(FunctionName={FUNCTION:?}, Name='live')"),
+        )
+        .await;
+    assert_eq!(alias["FunctionVersion"], "1");
+    assert_eq!(gw.call(&revoked).await, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_script_fails_loudly_on_unknown_ids() {
     let gw = start(AuthorizerFunction::default()).await;
     let revoked = gw.warm_revoked_pat().await;
