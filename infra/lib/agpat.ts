@@ -1360,33 +1360,17 @@ export class Agpat extends Construct {
       treatMissingData: cw.TreatMissingData.NOT_BREACHING,
       comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     };
-    const decisions = (outcome: string) =>
-      new cw.Metric({
-        namespace: this.metricsNamespace,
-        metricName: "Decisions",
-        dimensionsMap: { Outcome: outcome },
-        statistic: "Sum",
-        period,
-      });
+    const { outcomes, total } = decisionMetrics(this.metricsNamespace, period);
     const failClosed = new cw.Alarm(this, "ReleaseFailClosed", {
       ...shape,
-      metric: new cw.MathExpression({
-        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(error, 0) / total, IF(FILL(error, 0) >= ${t.minimumFailures}, 100, 0))`,
-        usingMetrics: {
-          error: decisions("error"),
-          total: new cw.MathExpression({
-            expression: "FILL(allow, 0) + FILL(deny, 0) + FILL(unauthorized, 0) + FILL(error, 0)",
-            usingMetrics: {
-              allow: decisions("allow"),
-              deny: decisions("deny"),
-              unauthorized: decisions("unauthorized"),
-              error: decisions("error"),
-            },
-            period,
-          }),
-        },
-        label: "fail-closed decisions (%), per minute",
+      metric: guardedShare({
+        part: "error",
+        volume: "total",
+        usingMetrics: { ...outcomes, total },
+        minimum: t.minimumDecisions,
+        failures: t.minimumFailures,
         period,
+        label: "fail-closed decisions (%), per minute",
       }),
       threshold: t.failClosedPercent,
       alarmDescription: `Release guard: the authorizer failed closed on at least ${t.failClosedPercent}% of a minute's decisions`,
@@ -1410,14 +1394,14 @@ export class Agpat extends Construct {
       });
     const api5xx = new cw.Alarm(this, "ReleaseApi5xx", {
       ...shape,
-      metric: new cw.MathExpression({
-        expression: `IF(requests >= ${t.minimumRequests}, 100 * FILL(errors, 0) / requests, IF(FILL(errors, 0) >= ${t.minimumFailures}, 100, 0))`,
-        usingMetrics: {
-          errors: stageMetric("5XXError"),
-          requests: stageMetric("Count"),
-        },
-        label: "5XX (%), per minute",
+      metric: guardedShare({
+        part: "errors",
+        volume: "requests",
+        usingMetrics: { errors: stageMetric("5XXError"), requests: stageMetric("Count") },
+        minimum: t.minimumRequests,
+        failures: t.minimumFailures,
         period,
+        label: "5XX (%), per minute",
       }),
       threshold: t.api5xxPercent,
       alarmDescription: `Release guard: at least ${t.api5xxPercent}% of a minute's requests got a 5XX (a crashing authorizer included)`,
@@ -1426,8 +1410,9 @@ export class Agpat extends Construct {
     // error of the live alias is a crash or a timeout of the new code.
     const tokenServiceCrashes = new cw.Alarm(this, "ReleaseTokenServiceErrors", {
       ...shape,
-      metric: new cw.MathExpression({
-        expression: `IF(invocations >= ${t.minimumRequests}, 100 * FILL(errors, 0) / invocations, IF(FILL(errors, 0) >= ${t.minimumFailures}, 100, 0))`,
+      metric: guardedShare({
+        part: "errors",
+        volume: "invocations",
         usingMetrics: {
           errors: this.releases["token-service"].alias.metricErrors({ period, statistic: "Sum" }),
           invocations: this.releases["token-service"].alias.metricInvocations({
@@ -1435,8 +1420,10 @@ export class Agpat extends Construct {
             statistic: "Sum",
           }),
         },
-        label: "token-service crashes (%), per minute",
+        minimum: t.minimumRequests,
+        failures: t.minimumFailures,
         period,
+        label: "token-service crashes (%), per minute",
       }),
       threshold: t.tokenServiceErrorPercent,
       alarmDescription: `Release guard: the token service's live alias crashed or timed out on at least ${t.tokenServiceErrorPercent}% of a minute's invocations`,
@@ -1493,41 +1480,25 @@ export class Agpat extends Construct {
       treatMissingData: cw.TreatMissingData.NOT_BREACHING,
     };
     const ns = this.metricsNamespace;
-    const decisions = (outcome: string) =>
-      new cw.Metric({
-        namespace: ns,
-        metricName: "Decisions",
-        dimensionsMap: { Outcome: outcome },
-        statistic: "Sum",
-        period,
-      });
-    const outcomes = {
-      allow: decisions("allow"),
-      deny: decisions("deny"),
-      unauthorized: decisions("unauthorized"),
-      error: decisions("error"),
-    };
-    const total = new cw.MathExpression({
-      expression: "FILL(allow, 0) + FILL(deny, 0) + FILL(unauthorized, 0) + FILL(error, 0)",
-      usingMetrics: outcomes,
-      period,
-    });
-    // Below the minimum volume a share means little, but a few failures are
-    // still failures: they count as 100 % (`failures`).
-    const below = (part: string, failures: boolean) =>
-      failures ? `IF(FILL(${part}, 0) >= ${t.minimumFailures}, 100, 0)` : "0";
+    const { outcomes, total } = decisionMetrics(ns, period);
     const decisionShare = (outcome: keyof typeof outcomes, label: string, failures: boolean) =>
-      new cw.MathExpression({
-        expression: `IF(total >= ${t.minimumDecisions}, 100 * FILL(${outcome}, 0) / total, ${below(outcome, failures)})`,
+      guardedShare({
+        part: outcome,
+        volume: "total",
         usingMetrics: { ...outcomes, total },
-        label,
+        minimum: t.minimumDecisions,
+        failures: failures ? t.minimumFailures : undefined,
         period,
+        label,
       });
     // The ids below become the math's variable names (and the alarms' logical ids).
     const rate = (part: cw.IMetric, volume: cw.IMetric, names: [string, string], minimum: number) =>
-      new cw.MathExpression({
-        expression: `IF(${names[1]} >= ${minimum}, 100 * FILL(${names[0]}, 0) / ${names[1]}, ${below(names[0], true)})`,
+      guardedShare({
+        part: names[0],
+        volume: names[1],
         usingMetrics: { [names[0]]: part, [names[1]]: volume },
+        minimum,
+        failures: t.minimumFailures,
         period,
       });
 
@@ -2175,6 +2146,57 @@ function manifestLayerDirectory(text: string, digest: string): string {
     fs.renameSync(partial, file);
   }
   return dir;
+}
+
+/**
+ * The authorizer's `Decisions` per outcome and their total, summed over
+ * `period` (the ids become the metric math's variable names).
+ */
+function decisionMetrics(namespace: string, period: Duration) {
+  const decisions = (outcome: string) =>
+    new cw.Metric({
+      namespace,
+      metricName: "Decisions",
+      dimensionsMap: { Outcome: outcome },
+      statistic: "Sum",
+      period,
+    });
+  const outcomes = {
+    allow: decisions("allow"),
+    deny: decisions("deny"),
+    unauthorized: decisions("unauthorized"),
+    error: decisions("error"),
+  };
+  const total = new cw.MathExpression({
+    expression: "FILL(allow, 0) + FILL(deny, 0) + FILL(unauthorized, 0) + FILL(error, 0)",
+    usingMetrics: outcomes,
+    period,
+  });
+  return { outcomes, total };
+}
+
+/**
+ * `part` as a percentage of `volume`, once `volume` reaches `minimum`; below
+ * it a share means little, but `failures` or more parts (when given) still
+ * count as 100 %: a quiet stage failing every request is an outage. The
+ * record's keys become the metric math's variable names.
+ */
+function guardedShare(o: {
+  part: string;
+  volume: string;
+  usingMetrics: Record<string, cw.IMetric>;
+  minimum: number;
+  failures?: number;
+  period: Duration;
+  label?: string;
+}): cw.MathExpression {
+  const below = o.failures === undefined ? "0" : `IF(FILL(${o.part}, 0) >= ${o.failures}, 100, 0)`;
+  return new cw.MathExpression({
+    expression: `IF(${o.volume} >= ${o.minimum}, 100 * FILL(${o.part}, 0) / ${o.volume}, ${below})`,
+    usingMetrics: o.usingMetrics,
+    label: o.label,
+    period: o.period,
+  });
 }
 
 /**
