@@ -32,11 +32,16 @@ for n in "$users" "$seconds" "$bound"; do
 done
 [ "$users" -le 200 ] && [ "$seconds" -le 1800 ] && [ "$bound" -le 7300 ] ||
   { echo "load: at most 200 users, 1800 seconds and a 7300 s bound" >&2; exit 2; }
-case "$host" in
-  https://*) ;;
-  http://127.0.0.1:* | http://127.0.0.1 | http://localhost:* | http://localhost | http://\[::1\]:*) ;;
-  *) echo "load: LOAD_HOST must be https://, or http:// on loopback (got $host)" >&2; exit 2 ;;
-esac
+# Tokens go only to https, or to plain http on loopback, and never to a URL
+# with user info (http://127.0.0.1:1@elsewhere is elsewhere).
+python3 - "$host" <<'PY' || { echo "load: LOAD_HOST must be https://, or http:// on loopback, without user info" >&2; exit 2; }
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+loopback = u.hostname in ("127.0.0.1", "localhost", "::1")
+ok = u.username is None and u.password is None and bool(u.hostname) and (
+    u.scheme == "https" or (u.scheme == "http" and loopback))
+sys.exit(0 if ok else 1)
+PY
 
 "$root/scripts/ensure-venv.sh"
 export PYTHONDONTWRITEBYTECODE=1

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -83,6 +84,7 @@ def settings(stack: str | None) -> Settings:
         if missing:
             raise SmokeFailure(f"set {', '.join(missing)} (or pass --stack)")
         api, pool, client = os.environ["API_URL"], os.environ["USER_POOL_ID"], os.environ["SMOKE_CLIENT_ID"]
+    check_target(api)
     return Settings(
         api=api.rstrip("/"),
         pool_id=pool,
@@ -91,6 +93,17 @@ def settings(stack: str | None) -> Settings:
         cognito_endpoint=os.environ.get("COGNITO_ENDPOINT") or None,
         bound=int(os.environ.get("REVOCATION_BOUND_SECONDS", "100")),
     )
+
+
+def check_target(url: str) -> None:
+    """Tokens go only to https, or to plain http on loopback; never to a URL
+    with user info (`http://127.0.0.1:1@elsewhere` is elsewhere)."""
+    u = urllib.parse.urlsplit(url)
+    loopback = u.hostname in ("127.0.0.1", "localhost", "::1")
+    if u.username is not None or u.password is not None or not u.hostname:
+        raise SmokeFailure("the API URL must not carry user info")
+    if not (u.scheme == "https" or (u.scheme == "http" and loopback)):
+        raise SmokeFailure("the API URL must be https://, or http:// on loopback")
 
 
 @dataclass
@@ -206,7 +219,7 @@ def refused_within_bound(s: Settings, pats: dict) -> None:
             time.sleep(1)
 
 
-def run_checks(session: Session) -> tuple[int, int]:
+def run_checks(session: Session, public_revoke_check: bool = True) -> tuple[int, int]:
     s = session.s
     passed = 0
     state: dict = {}
@@ -233,6 +246,12 @@ def run_checks(session: Session) -> tuple[int, int]:
         expect(r, 403, "POST /items with the items:read PAT")
 
     def public_revoke():
+        if not public_revoke_check:
+            # A leak report pages (LeakedTokenReported): production's smoke
+            # test revokes by id instead.
+            expect(call(s, "DELETE", f"/tokens/{state['ro'][1]}", session.jwt), 204, "DELETE /tokens/{id}")
+            state["revoked"] = {"read-only PAT revoked by DELETE /tokens/{id}": (state["ro"][0], time.monotonic())}
+            return
         expect(call(s, "POST", "/tokens/revoke", None, {"token": state["ro"][0]}), 202, "POST /tokens/revoke")
         state["revoked"] = {"PAT revoked by POST /tokens/revoke": (state["ro"][0], time.monotonic())}
 
@@ -271,6 +290,11 @@ def run_checks(session: Session) -> tuple[int, int]:
 def main(argv: list) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", help="read ApiUrl, UserPoolId and SmokeTestClientId from this stack's outputs")
+    parser.add_argument(
+        "--no-public-revoke",
+        action="store_true",
+        help="revoke by id instead of POST /tokens/revoke, which pages as a leak report (production)",
+    )
     parser.add_argument("mode", nargs="?", choices=["with-user"], help="run a command as a throwaway user")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -299,11 +323,14 @@ def main(argv: list) -> int:
                 if not command:
                     print("smoke: with-user needs a command after --", file=sys.stderr)
                     return 2
-                env = dict(os.environ, LOAD_HOST=s.api, LOAD_JWT=session.jwt)
+                # The command gets the API and a token, never the AWS
+                # credentials this script used for its admin calls.
+                env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+                env.update(LOAD_HOST=s.api, LOAD_JWT=session.jwt)
                 code = subprocess.call(command, env=env)
                 print(f"smoke: {' '.join(command)} exited {code}")
             else:
-                p, f = run_checks(session)
+                p, f = run_checks(session, public_revoke_check=not args.no_public_revoke)
                 passed, failed = passed + p, failed + f
     finally:
         problems = session.cleanup()

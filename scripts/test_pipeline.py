@@ -103,7 +103,9 @@ def check_exact_commit_and_ci_artifacts(wf: dict, action: dict) -> None:
     assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"
     resolve = next(s for s in steps_of(release) if s.get("id") == "resolve")
     assert 'git rev-parse HEAD)" = "$HEAD_SHA"' in resolve["run"]
-    assert "merge-base --is-ancestor" in resolve["run"], "a release tag must be on main"
+    assert resolve["run"].count("merge-base --is-ancestor") == 2, "main and release tags must be commits of main"
+    assert "refs/tags/main" in resolve["run"], "a tag named main must not pass as the branch"
+    assert deploy["concurrency"] == {"group": "deploy", "cancel-in-progress": False}, "one release at a time"
     for name in PIPELINE[1:]:
         job = deploy["jobs"][name]
         co = [s for s in steps_of(job) if str(s.get("uses", "")).startswith("actions/checkout@")]
@@ -172,7 +174,9 @@ def check_order_and_environments(wf: dict, action: dict) -> None:
     assert "scripts/load-test.sh" in "\n".join(runs(load_))
     env = next(s["env"] for s in steps_of(load_) if "load-test.sh" in s.get("run", ""))
     assert {"LOAD_USERS", "LOAD_SECONDS", "LOAD_P99_MS", "LOAD_MAX_ERROR_RATE"} <= set(env)
-    assert "scripts/smoke_test.py --stack agpat-prod" in "\n".join(runs(jobs["production"]))
+    assert "scripts/smoke_test.py --stack agpat-prod --no-public-revoke" in "\n".join(runs(jobs["production"])), (
+        "production's smoke test must not page as a leak report"
+    )
 
 
 def check_migration_needs_dry_run_and_approval(wf: dict, action: dict) -> None:
