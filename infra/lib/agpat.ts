@@ -622,6 +622,8 @@ export class Agpat extends Construct {
         mfa: cognito.Mfa.OPTIONAL,
         mfaSecondFactor: { otp: true, sms: false },
         accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
+        // Users and their subs (every token's owner) live only here.
+        deletionProtection: prod,
         removalPolicy: retainInProd,
       });
       this.userPoolClient = pool.addClient("PublicClient", {

@@ -659,6 +659,13 @@ describe("budget, topic and subscribers", () => {
     }
   });
 
+  test("the prod user pool has deletion protection; dev's can be deleted", () => {
+    const pool = (t: Template) => one(t, "AWS::Cognito::UserPool", "AgpatUserPool").r;
+    expect(pool(prod.template).Properties.DeletionProtection).toBe("ACTIVE");
+    expect(pool(prod.template).DeletionPolicy).toBe("Retain");
+    expect(pool(dev.template).Properties.DeletionProtection ?? "INACTIVE").toBe("INACTIVE");
+  });
+
   test("prod without an alert subscriber is refused", () => {
     expect(() => build("prod", { alertEmail: undefined }, "nosub")).toThrow(
       /envName "prod" needs someone to receive alarms: pass alertEmail, or alertTopic with your own subscription/,

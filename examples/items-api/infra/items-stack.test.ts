@@ -1222,6 +1222,33 @@ describe("deployments and releases", () => {
     expect(integrations.filter((i) => i.includes(`"${fn}"`))).toEqual([]);
   });
 
+  test("the business function's throttles and the items table's throttles and internal errors alarm, 2 of 3, on ALARM and OK", () => {
+    const t = prod.template;
+    const topic = { Ref: logicalId(t, "AWS::SNS::Topic", "Alerts") };
+    const alarmOf = (prefix: string) =>
+      t.findResources("AWS::CloudWatch::Alarm")[logicalId(t, "AWS::CloudWatch::Alarm", prefix)]
+        .Properties;
+    const throttles = alarmOf("ApiThrottles");
+    expect(throttles).toMatchObject({
+      MetricName: "Throttles",
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 2,
+    });
+    expect(JSON.stringify(throttles.Dimensions)).toContain(functionId(t, "api"));
+    const table = alarmOf("ItemsTableThrottles");
+    expect(JSON.stringify(table.Metrics)).toContain("ReadThrottleEvents");
+    expect(JSON.stringify(table.Metrics)).toContain("WriteThrottleEvents");
+    expect(JSON.stringify(table.Metrics)).toContain(itemsTableId(t));
+    const errors = alarmOf("ItemsTableSystemErrors");
+    expect(JSON.stringify(errors.Metrics)).toContain("SystemErrors");
+    for (const a of [throttles, table, errors]) {
+      expect(a.AlarmActions).toEqual([topic]);
+      expect(a.OKActions).toEqual([topic]);
+      expect(a.EvaluationPeriods).toBe(3);
+      expect(a.DatapointsToAlarm).toBe(2);
+    }
+  });
+
   test("the outputs name what the smoke test, the migration workflow and the emergency lever need", () => {
     const outputs = prod.template.toJSON().Outputs;
     for (const name of [

@@ -353,6 +353,63 @@ export class ItemsStack extends Stack {
     for (const guard of this.agpat.releaseAlarms) {
       if (guard.node.id === "ReleaseApi5xx") itemsRelease.addAlarm(guard);
     }
+
+    // What agpat cannot see: the business function's throttles and its own
+    // table's throttles and internal errors (2 of 3 five-minute periods; the
+    // stage's 5XX share and p99 are agpat's).
+    const fiveMin = Duration.minutes(5);
+    const repeated = (id: string, metric: cw.IMetric, description: string) => {
+      const a = new cw.Alarm(this, id, {
+        metric,
+        threshold: 1,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+        comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        alarmDescription: description,
+      });
+      a.addAlarmAction(new cwActions.SnsAction(alerts));
+      a.addOkAction(new cwActions.SnsAction(alerts));
+    };
+    repeated(
+      "ApiThrottles",
+      this.itemsFunction.metricThrottles({ period: fiveMin, statistic: "Sum" }),
+      "The items API was throttled: its reserved concurrency or the account's quota is exhausted",
+    );
+    repeated(
+      "ItemsTableThrottles",
+      new cw.MathExpression({
+        expression: "FILL(reads, 0) + FILL(writes, 0)",
+        usingMetrics: {
+          reads: this.itemsTable.metric("ReadThrottleEvents", {
+            period: fiveMin,
+            statistic: "Sum",
+          }),
+          writes: this.itemsTable.metric("WriteThrottleEvents", {
+            period: fiveMin,
+            statistic: "Sum",
+          }),
+        },
+        label: "throttle events",
+        period: fiveMin,
+      }),
+      "The items table throttled reads or writes",
+    );
+    repeated(
+      "ItemsTableSystemErrors",
+      this.itemsTable.metricSystemErrorsForOperations({
+        operations: [
+          dynamodb.Operation.GET_ITEM,
+          dynamodb.Operation.PUT_ITEM,
+          dynamodb.Operation.UPDATE_ITEM,
+          dynamodb.Operation.DELETE_ITEM,
+          dynamodb.Operation.QUERY,
+        ],
+        period: fiveMin,
+        statistic: "Sum",
+      }),
+      "DynamoDB returned internal errors on the items table",
+    );
   }
 }
 
