@@ -131,6 +131,14 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// Refusals that say more about us than about the caller: a stored hash
+    /// that is malformed or beyond the parameters, or an event without a
+    /// usable `methodArn`. The caller gets the usual 401; the metrics count
+    /// them with the fail-closed errors, which alarm.
+    fn is_operational_fault(&self) -> bool {
+        matches!(self, Reject::BadStoredHash | Reject::MethodArn)
+    }
+
     fn to_error(&self) -> AuthError {
         match self {
             Reject::StoreUnavailable(_) | Reject::KeysUnavailable(_) | Reject::Internal(_) => {
@@ -211,6 +219,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         };
         let request_id = event.request_context.request_id.as_deref().unwrap_or("-");
         let outcome = self.authenticate(event, &mut trace).await;
+        let mut refusal = Outcome::Unauthorized;
         let result = match outcome {
             Ok(response) => {
                 let ctx = &response.context;
@@ -237,6 +246,9 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
                 let source_ip = source_ip(event);
                 let token_id = refused_token_id(event, self.max_credential_bytes);
                 let error = reject.to_error();
+                if error == AuthError::Internal || reject.is_operational_fault() {
+                    refusal = Outcome::Error;
+                }
                 if error == AuthError::Internal {
                     tracing::error!(request_id, decision = "error", reason = ?reject, source_ip, token_id, "authorizer failed closed");
                 } else {
@@ -248,8 +260,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         if let Some(metrics) = &self.metrics {
             let outcome = match &result {
                 Ok((_, decision)) => *decision,
-                Err(AuthError::Unauthorized) => Outcome::Unauthorized,
-                Err(AuthError::Internal) => Outcome::Error,
+                Err(_) => refusal,
             };
             metrics.record(
                 trace.method,

@@ -236,6 +236,28 @@ async fn refusals_are_unauthorized_with_the_method_that_refused() {
 }
 
 #[tokio::test]
+async fn a_corrupted_stored_hash_answers_401_but_is_recorded_as_an_error() {
+    // The caller learns nothing new (the same 401), but a stored hash that
+    // is malformed or beyond the parameters is an operational fault: it must
+    // reach the fail-closed alarm, not hide among bad credentials.
+    let jwks = JwksServer::start(JWKS).await;
+    let mut m = Metered::new(HarnessBuilder::new(&jwks.url), Namespace::default()).await;
+    let real = issue_pat(
+        &m.h.store,
+        "user-metrics-hash",
+        shared::testing::default_scopes(),
+        T0 + 600,
+    )
+    .await;
+    let stored = m.h.store.get(real.id()).await.unwrap().unwrap().hash;
+    let planted = stored.expose().replacen("m=19456", "m=4194304", 1);
+    shared::testing::overwrite_hash(&m.h.store, real.id(), &planted).await;
+    let (result, record) = m.decide(Some(&bearer(real.expose()))).await;
+    assert_eq!(result.unwrap_err(), authorizer::AuthError::Unauthorized);
+    assert_eq!(dims(&record), ("pat", "error"));
+}
+
+#[tokio::test]
 async fn a_policy_that_allows_nothing_is_recorded_as_deny() {
     let jwks = JwksServer::start(JWKS).await;
     let mut builder = HarnessBuilder::new(&jwks.url);
