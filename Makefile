@@ -47,11 +47,13 @@ test-rust:
 test-e2e:
 	scripts/with-moto.sh scripts/e2e-external.sh
 
-## The CDK app: typecheck, lint, format check, Jest (assertions + cdk-nag), synth, cfn-lint.
+## The CDK app: typecheck, lint, format check, Jest (assertions + cdk-nag), the release hook's
+## node tests, synth, cfn-lint, checkov.
 test-infra: venv $(PNPM)
 	cd infra && $(PNPM) install --frozen-lockfile --reporter=silent
 	cd infra && $(PNPM) run build && $(PNPM) run lint && $(PNPM) run format:check
 	cd infra && $(PNPM) test
+	cd infra && node --test test/hooks/
 	cd infra && CDK_DISABLE_VERSION_CHECK=1 $(PNPM) run synth && $(PNPM) run cfn-lint
 	scripts/check-iac.sh infra/cdk.out
 

@@ -762,15 +762,26 @@ export class Agpat extends Construct {
     // (otherwise the provisioned instances would sit idle while on-demand
     // ones serve every request).
     const shift = props.trafficShift ?? (prod ? "canary10Percent5Minutes" : "allAtOnce");
+    // Before any traffic moves, each new version answers one request that
+    // carries no credential (the events the Rust tests check): a version
+    // that cannot start is rolled back however quiet the stage is.
     this.releases = {
       authorizer: new LiveAlias(this, "AuthorizerRelease", {
         function: this.functions.authorizer,
         shift,
         provisionedConcurrency: n("provisionedAuthorizerConcurrency"),
+        preTrafficCheck: {
+          payload: preTrafficEvent("authorizer"),
+          expect: { errorMessage: "Unauthorized" },
+        },
       }),
       "token-service": new LiveAlias(this, "TokenServiceRelease", {
         function: this.functions["token-service"],
         shift,
+        preTrafficCheck: {
+          payload: preTrafficEvent("token-service"),
+          expect: { statusFrom: 400, statusTo: 499 },
+        },
       }),
     };
     this.authorizerHandler = this.releases.authorizer.alias;
@@ -2148,6 +2159,15 @@ function manifestLayerDirectory(text: string, digest: string): string {
     fs.renameSync(partial, file);
   }
   return dir;
+}
+
+/**
+ * The pre-traffic check's event for `name` (`hooks/pre-traffic/events/`),
+ * the same file the authorizer's and the token service's tests send.
+ */
+function preTrafficEvent(name: "authorizer" | "token-service"): unknown {
+  const file = path.join(__dirname, "hooks", "pre-traffic", "events", `${name}.json`);
+  return JSON.parse(fs.readFileSync(file, "utf8"));
 }
 
 /**

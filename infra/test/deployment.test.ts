@@ -86,6 +86,52 @@ describe("gradual deployment", () => {
     });
   });
 
+  test("a pre-traffic check invokes only the new version, before CodeDeploy moves any traffic", () => {
+    const stack = new Stack(new App(), "S");
+    const fn = new lambda.Function(stack, "Fn", {
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: "index.handler",
+      code: lambda.Code.fromInline("x"),
+    });
+    const alarm = new cw.Alarm(stack, "Broken", {
+      metric: new cw.Metric({
+        namespace: "agpat/test",
+        metricName: "Decisions",
+        period: Duration.minutes(1),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+    });
+    new LiveAlias(stack, "Live", {
+      function: fn,
+      shift: "canary10Percent5Minutes",
+      alarms: [alarm],
+      preTrafficCheck: { payload: { type: "REQUEST" }, expect: { errorMessage: "Unauthorized" } },
+    });
+    const t = Template.fromStack(stack);
+    const [alias] = Object.values(t.findResources("AWS::Lambda::Alias"));
+    const hookRef = alias.UpdatePolicy.CodeDeployLambdaAliasUpdate.BeforeAllowTrafficHook;
+    expect(hookRef).toEqual({ Ref: expect.stringMatching(/^LivePreTrafficCheck/) });
+    const hook = t.findResources("AWS::Lambda::Function")[hookRef.Ref].Properties;
+    const [versionId] = Object.keys(t.findResources("AWS::Lambda::Version"));
+    expect(hook.Environment.Variables.TARGET).toEqual({ Ref: versionId });
+    expect(JSON.parse(hook.Environment.Variables.CHECK)).toEqual({
+      payload: { type: "REQUEST" },
+      expect: { errorMessage: "Unauthorized" },
+    });
+    // Its role may invoke the new version (nothing else) and report to CodeDeploy.
+    const statements = Object.values(t.findResources("AWS::IAM::Policy"))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes("LivePreTrafficCheck"))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const invoke = statements.filter((st) =>
+      JSON.stringify(st.Action).includes("lambda:InvokeFunction"),
+    );
+    expect(invoke).toHaveLength(1);
+    expect(JSON.stringify(invoke[0].Resource)).toContain(versionId);
+    expect(JSON.stringify(invoke[0].Resource)).not.toContain('"Fn::GetAtt":["Fn');
+    expect(JSON.stringify(statements)).toContain("codedeploy:PutLifecycleEventHookExecutionStatus");
+  });
+
   test("a release without alarms to roll back on is refused", () => {
     const stack = new Stack(new App(), "S");
     const fn = new lambda.Function(stack, "Fn", {

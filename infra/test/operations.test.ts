@@ -793,4 +793,29 @@ describe("gradual releases", () => {
       expect.arrayContaining([expect.objectContaining({ Name: "Resource" })]),
     );
   });
+
+  test("before traffic moves, each new version must refuse a request without a credential", () => {
+    const t = prod.template;
+    const events = path.join(__dirname, "..", "lib", "hooks", "pre-traffic", "events");
+    const expected: Record<string, Json> = {
+      authorizer: { errorMessage: "Unauthorized" },
+      "token-service": { statusFrom: 400, statusTo: 499 },
+    };
+    for (const name of ["authorizer", "token-service"]) {
+      const { alias } = release(t, name);
+      const hookRef = alias.UpdatePolicy.CodeDeployLambdaAliasUpdate.BeforeAllowTrafficHook;
+      expect(hookRef).toBeDefined();
+      const hook = t.findResources("AWS::Lambda::Function")[hookRef.Ref].Properties;
+      const check = JSON.parse(hook.Environment.Variables.CHECK);
+      // The very events the authorizer's and the token service's tests send.
+      const file = JSON.parse(fs.readFileSync(path.join(events, `${name}.json`), "utf8"));
+      expect(check.payload).toEqual(file);
+      expect(check.expect).toEqual(expected[name]);
+      expect(JSON.stringify(check.payload).toLowerCase()).not.toContain("authorization");
+      // It invokes the version the alias is about to receive.
+      expect(hook.Environment.Variables.TARGET).toEqual({
+        Ref: alias.Properties.FunctionVersion["Fn::GetAtt"][0],
+      });
+    }
+  });
 });

@@ -16,4 +16,5 @@ mod jwt;
 mod lockout;
 mod metrics;
 mod pat;
+mod release;
 mod support;

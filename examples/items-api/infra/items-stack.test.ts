@@ -568,8 +568,21 @@ describe("data and identity", () => {
   });
 
   test("functions are arm64 provided.al2023 with tracing, sized per function; prod reserves concurrency", () => {
-    // The business Lambda, and agpat's authorizer, token service, offboarding and migrator.
-    dev.template.resourceCountIs("AWS::Lambda::Function", 5);
+    // The business Lambda, and agpat's authorizer, token service, offboarding
+    // and migrator; plus the two release hooks (Node.js, run by CodeDeploy).
+    const all = Object.entries(dev.template.findResources("AWS::Lambda::Function"));
+    const hooks = all.filter(([id]) => id.includes("PreTrafficCheck"));
+    expect(hooks).toHaveLength(2);
+    for (const [, hook] of hooks) expect(hook.Properties.Runtime).toBe("nodejs24.x");
+    const served = all.filter(([id]) => !id.includes("PreTrafficCheck"));
+    expect(served).toHaveLength(5);
+    for (const [, fn] of served) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: "provided.al2023",
+        Architectures: ["arm64"],
+        TracingConfig: { Mode: "Active" },
+      });
+    }
     dev.template.hasResourceProperties("AWS::Lambda::Function", {
       Runtime: "provided.al2023",
       Architectures: ["arm64"],

@@ -620,3 +620,21 @@ async fn scopes_that_left_the_manifest_are_dropped_not_kept_or_remapped() {
     let stored = h.store.get(&next).await.unwrap().unwrap();
     assert_eq!(stored.meta.scopes, shared::testing::names("docs:read"));
 }
+
+/// The event CodeDeploy's pre-traffic hook sends a new token-service version
+/// (`infra/lib/hooks/pre-traffic/events/token-service.json`): a request
+/// without the authorizer's context, through the Lambda entry point. A
+/// healthy version answers 401, the 4xx the hook expects; an event
+/// `lambda_http` could not read would fail every release.
+#[tokio::test]
+async fn the_release_hooks_event_gets_a_401_through_the_lambda_entry_point() {
+    let h = Harness::new(5).await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/lib/hooks/pre-traffic/events/token-service.json"
+    ))
+    .unwrap();
+    let request = lambda_http::request::from_str(&text).unwrap();
+    let Ok(response) = shared::http::handle(h.app.clone(), request).await;
+    assert_eq!(response.status().as_u16(), 401);
+}
