@@ -46,5 +46,11 @@ export {
   parseManifest,
 } from "./manifest";
 export { TABLE, TOKEN_ROUTES, TableLayout, TokenRoute } from "./routes";
-export { LiveAlias, LiveAliasProps, TRAFFIC_SHIFTS, TrafficShift } from "./deployment";
+export {
+  LiveAlias,
+  LiveAliasProps,
+  PreTrafficCheck,
+  TRAFFIC_SHIFTS,
+  TrafficShift,
+} from "./deployment";
 export { CheckovSkip, skipCheckov } from "./checkov";
