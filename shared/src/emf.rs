@@ -53,7 +53,7 @@ use thiserror::Error;
 /// The environment variable holding the CloudWatch namespace.
 pub const NAMESPACE_VAR: &str = "AGPAT_METRICS_NAMESPACE";
 
-/// The namespace used when [`NAMESPACE_VAR`] is unset or empty.
+/// The namespace used when [`NAMESPACE_VAR`] is unset (set but empty is refused).
 pub const DEFAULT_NAMESPACE: &str = "agpat";
 
 /// The metric an [`EmfSink`]'s writer emits when records were dropped because
