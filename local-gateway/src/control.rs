@@ -248,7 +248,15 @@ async fn loopback_only(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    // The peer on loopback (an IPv4 peer of a dual-stack listener arrives
+    // as ::ffff:127.0.0.1), and a loopback Host: a web page whose name was
+    // rebound to 127.0.0.1 reaches us from loopback, but with its own Host.
+    let host_is_loopback = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(is_loopback_host);
+    if !peer.ip().to_canonical().is_loopback() || !host_is_loopback {
         return AwsError::apigateway(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
@@ -257,6 +265,17 @@ async fn loopback_only(
         .into_response();
     }
     next.run(request).await
+}
+
+/// `127.0.0.1`, `localhost` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+        || name.eq_ignore_ascii_case("localhost")
 }
 
 async fn unknown_apigateway() -> AwsError {
@@ -731,4 +750,33 @@ where
         "LastModified": lambda_timestamp(gw.clock.now()),
     });
     Ok(json_reply(StatusCode::OK, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_pass_as_host() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "localhost:3000",
+            "LOCALHOST",
+            "[::1]:3000",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "attacker.example:3000",
+            "127.0.0.1.attacker.example:80",
+            "localhost.attacker.example",
+            "10.0.0.1:3000",
+            "[::2]:3000",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

@@ -477,6 +477,34 @@ async fn the_script_fails_loudly_on_unknown_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_refuses_a_page_that_rebinds_its_own_name_to_loopback() {
+    // A web page whose DNS name now resolves to 127.0.0.1 reaches the
+    // gateway from a loopback peer, but its requests carry the page's Host.
+    let gw = start(AuthorizerFunction::default()).await;
+    let revoked = gw.warm_revoked_pat().await;
+    let flush = "/_aws/apigateway/restapis/local/stages/dev/cache/authorizers";
+    let rebound = gw
+        .http
+        .delete(format!("{}{flush}", gw.base))
+        .header("host", "attacker.example:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    let calls = gw.gateway.authorizer_calls();
+    assert_eq!(gw.call(&revoked).await, StatusCode::OK);
+    assert_eq!(gw.gateway.authorizer_calls(), calls, "nothing was flushed");
+    // boto3's own Host (the loopback address and port) is accepted.
+    let own = gw
+        .http
+        .delete(format!("{}{flush}", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_answers_loopback_peers_only() {
     let gw = start(AuthorizerFunction::default()).await;
     let revoked = gw.warm_revoked_pat().await;
