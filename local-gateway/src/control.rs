@@ -547,15 +547,9 @@ where
 {
     gw.known_function(&name)?;
     let input: UpdateConfiguration = parse_body(&body)?;
-    let fresh = (gw.factory)().map_err(|e| {
-        tracing::error!(target: "local_gateway::control", error = %e, "cannot start an authorizer instance");
-        AwsError::service("cannot start a new authorizer instance")
-    })?;
+    let fresh = fresh_instance(&gw)?;
     let mut state = gw.function_state();
-    check_revision(state.revision, input.revision_id.as_deref())?;
-    if state.update_in_progress {
-        return Err(update_conflict(&gw));
-    }
+    may_change_function(&gw, &state, input.revision_id.as_deref())?;
     let environment = input
         .environment
         .map_or_else(|| state.latest.environment.clone(), |e| e.variables);
@@ -571,6 +565,38 @@ where
         "function configuration updated: new $LATEST instance");
     let body = gw.configuration(&state, None, "InProgress");
     Ok(json_reply(StatusCode::OK, &body))
+}
+
+/// A new authorizer instance (fresh caches), built outside the state lock.
+fn fresh_instance<K, L, C>(gw: &Gateway<K, L, C>) -> Result<Authorizer<K, L, C>, AwsError>
+where
+    K: JwksSource,
+    L: TokenLookup,
+    C: Clock + 'static,
+{
+    (gw.factory)().map_err(|e| {
+        tracing::error!(target: "local_gateway::control", error = %e, "cannot start an authorizer instance");
+        AwsError::service("cannot start a new authorizer instance")
+    })
+}
+
+/// What AWS checks before changing a function: the caller's `RevisionId`
+/// (when given) is current, and no update is still in progress.
+fn may_change_function<K, L, C>(
+    gw: &Gateway<K, L, C>,
+    state: &FunctionState<K, L, C>,
+    revision_id: Option<&str>,
+) -> Result<(), AwsError>
+where
+    K: JwksSource,
+    L: TokenLookup,
+    C: Clock + 'static,
+{
+    check_revision(state.revision, revision_id)?;
+    if state.update_in_progress {
+        return Err(update_conflict(gw));
+    }
+    Ok(())
 }
 
 fn update_conflict<K, L, C>(gw: &Gateway<K, L, C>) -> AwsError
@@ -611,15 +637,9 @@ where
     gw.known_function(&name)?;
     let input: PublishInput = parse_body(&body)?;
     // A version is a new function instance: build it outside the lock.
-    let fresh = (gw.factory)().map_err(|e| {
-        tracing::error!(target: "local_gateway::control", error = %e, "cannot start an authorizer instance");
-        AwsError::service("cannot start a new authorizer instance")
-    })?;
+    let fresh = fresh_instance(&gw)?;
     let mut state = gw.function_state();
-    check_revision(state.revision, input.revision_id.as_deref())?;
-    if state.update_in_progress {
-        return Err(update_conflict(&gw));
-    }
+    may_change_function(&gw, &state, input.revision_id.as_deref())?;
     if !state.latest_published || state.versions.is_empty() {
         let environment = state.latest.environment.clone();
         state.versions.push(Instance {

@@ -220,6 +220,27 @@ impl Running {
     }
 
     /// One boto3 call against the control plane; its JSON answer.
+    /// Sets one variable on `$LATEST` through boto3, keeping the others
+    /// (UpdateFunctionConfiguration replaces the whole environment).
+    async fn set_variable(&self, name: &str, value: &str) {
+        let config = self
+            .boto(
+                "lambda",
+                &format!("get_function_configuration(FunctionName={FUNCTION:?})"),
+            )
+            .await;
+        let mut vars = config["Environment"]["Variables"].clone();
+        vars[name] = json!(value);
+        self.boto(
+            "lambda",
+            &format!(
+                "update_function_configuration(FunctionName={FUNCTION:?}, Environment={{'Variables': json.loads({:?})}})",
+                vars.to_string()
+            ),
+        )
+        .await;
+    }
+
     async fn boto(&self, service: &str, call: &str) -> Value {
         let endpoint = match service {
             "lambda" => format!("{}/_aws/lambda", self.base),
@@ -329,22 +350,7 @@ async fn flushing_the_stage_cache_alone_leaves_the_in_process_cache_allowing() {
 async fn replacing_the_instances_alone_leaves_the_gateway_cache_allowing() {
     let gw = start(AuthorizerFunction::default()).await;
     let revoked = gw.warm_revoked_pat().await;
-    let config = gw
-        .boto(
-            "lambda",
-            &format!("get_function_configuration(FunctionName={FUNCTION:?})"),
-        )
-        .await;
-    let mut vars = config["Environment"]["Variables"].clone();
-    vars["AGPAT_CACHE_EPOCH"] = json!("1");
-    gw.boto(
-        "lambda",
-        &format!(
-            "update_function_configuration(FunctionName={FUNCTION:?}, Environment={{'Variables': json.loads({:?})}})",
-            vars.to_string()
-        ),
-    )
-    .await;
+    gw.set_variable("AGPAT_CACHE_EPOCH", "1").await;
     let calls = gw.gateway.authorizer_calls();
     assert_eq!(gw.call(&revoked).await, StatusCode::OK);
     // The fresh instance was never asked: the gateway's cached Allow answered.
@@ -397,22 +403,7 @@ async fn the_lever_refuses_to_touch_an_alias_while_a_release_shifts_its_traffic(
     .await;
     let revoked = gw.warm_revoked_pat().await;
     // A canary in progress: version 2 published, 10 % of the alias on it.
-    let config = gw
-        .boto(
-            "lambda",
-            &format!("get_function_configuration(FunctionName={FUNCTION:?})"),
-        )
-        .await;
-    let mut vars = config["Environment"]["Variables"].clone();
-    vars["RELEASE"] = json!("2");
-    gw.boto(
-        "lambda",
-        &format!(
-            "update_function_configuration(FunctionName={FUNCTION:?}, Environment={{'Variables': json.loads({:?})}})",
-            vars.to_string()
-        ),
-    )
-    .await;
+    gw.set_variable("RELEASE", "2").await;
     // As the lever does: read the configuration (the update completes) first.
     gw.boto(
         "lambda",
