@@ -1,44 +1,45 @@
 import { App, Duration, Stack, aws_cloudwatch as cw, aws_lambda as lambda } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
-import { LiveAlias, TRAFFIC_SHIFTS, TrafficShift } from "../lib/deployment";
+import { LiveAlias, PreTrafficCheck, TRAFFIC_SHIFTS, TrafficShift } from "../lib/deployment";
 
-// A function released through a `live` alias that CodeDeploy moves, rolled
-// back by the alarms it is given.
-function synth(shift: TrafficShift, provisioned?: number, late?: boolean) {
+/** A stack with a function to release, and an alarm named `id`. */
+function parts() {
   const stack = new Stack(new App(), "S");
   const fn = new lambda.Function(stack, "Fn", {
     runtime: lambda.Runtime.NODEJS_22_X,
     handler: "index.handler",
     code: lambda.Code.fromInline("x"),
   });
-  const alarm = new cw.Alarm(stack, "Broken", {
-    metric: new cw.Metric({
-      namespace: "agpat/test",
-      metricName: "Decisions",
-      period: Duration.minutes(1),
-    }),
-    threshold: 1,
-    evaluationPeriods: 1,
-  });
+  const alarm = (id: string) =>
+    new cw.Alarm(stack, id, {
+      metric: new cw.Metric({
+        namespace: "agpat/test",
+        metricName: id,
+        period: Duration.minutes(1),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+    });
+  return { stack, fn, alarm };
+}
+
+// A function released through a `live` alias that CodeDeploy moves, rolled
+// back by the alarms it is given (plus one added later, with `late`).
+function synth(
+  shift: TrafficShift,
+  provisioned?: number,
+  late?: boolean,
+  preTrafficCheck?: PreTrafficCheck,
+) {
+  const { stack, fn, alarm } = parts();
   const live = new LiveAlias(stack, "Live", {
     function: fn,
     shift,
-    alarms: [alarm],
+    alarms: [alarm("Broken")],
     provisionedConcurrency: provisioned,
+    preTrafficCheck,
   });
-  if (late) {
-    live.addAlarm(
-      new cw.Alarm(stack, "Late", {
-        metric: new cw.Metric({
-          namespace: "agpat/test",
-          metricName: "Late",
-          period: Duration.minutes(1),
-        }),
-        threshold: 1,
-        evaluationPeriods: 1,
-      }),
-    );
-  }
+  if (late) live.addAlarm(alarm("Late"));
   return { template: Template.fromStack(stack), live, stack };
 }
 
@@ -87,28 +88,10 @@ describe("gradual deployment", () => {
   });
 
   test("a pre-traffic check invokes only the new version, before CodeDeploy moves any traffic", () => {
-    const stack = new Stack(new App(), "S");
-    const fn = new lambda.Function(stack, "Fn", {
-      runtime: lambda.Runtime.NODEJS_22_X,
-      handler: "index.handler",
-      code: lambda.Code.fromInline("x"),
+    const { template: t } = synth("canary10Percent5Minutes", undefined, false, {
+      payload: { type: "REQUEST" },
+      expect: { errorMessage: "Unauthorized" },
     });
-    const alarm = new cw.Alarm(stack, "Broken", {
-      metric: new cw.Metric({
-        namespace: "agpat/test",
-        metricName: "Decisions",
-        period: Duration.minutes(1),
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-    });
-    new LiveAlias(stack, "Live", {
-      function: fn,
-      shift: "canary10Percent5Minutes",
-      alarms: [alarm],
-      preTrafficCheck: { payload: { type: "REQUEST" }, expect: { errorMessage: "Unauthorized" } },
-    });
-    const t = Template.fromStack(stack);
     const [alias] = Object.values(t.findResources("AWS::Lambda::Alias"));
     const hookRef = alias.UpdatePolicy.CodeDeployLambdaAliasUpdate.BeforeAllowTrafficHook;
     expect(hookRef).toEqual({ Ref: expect.stringMatching(/^LivePreTrafficCheck/) });
@@ -133,12 +116,7 @@ describe("gradual deployment", () => {
   });
 
   test("a release without alarms to roll back on is refused", () => {
-    const stack = new Stack(new App(), "S");
-    const fn = new lambda.Function(stack, "Fn", {
-      runtime: lambda.Runtime.NODEJS_22_X,
-      handler: "index.handler",
-      code: lambda.Code.fromInline("x"),
-    });
+    const { stack, fn } = parts();
     new LiveAlias(stack, "Live", { function: fn, shift: "canary10Percent5Minutes" });
     expect(() => Template.fromStack(stack)).toThrow(/at least one CloudWatch alarm/);
   });
