@@ -44,7 +44,13 @@ impl TokenLookup for InMemory {
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.0.get(id).cloned())
     }
-    async fn touch(&self, _id: &TokenId, _now: i64) -> Result<TouchOutcome, StoreError> {
+    async fn touch(
+        &self,
+        _id: &TokenId,
+        _now: i64,
+        _sites: &[shared::UseSite],
+        _new_ips: &[shared::UseSite],
+    ) -> Result<TouchOutcome, StoreError> {
         Ok(TouchOutcome::Skipped)
     }
     async fn replace_hash(
@@ -132,6 +138,8 @@ fn benches(c: &mut Criterion) {
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
             epoch: 0,
         },

@@ -287,7 +287,13 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
             trace.method = Method::Pat;
             let mut principal = self
                 .pat
-                .verify_observed(credential, now, source_ip(event), &mut trace.cache)
+                .verify_observed(
+                    credential,
+                    now,
+                    source_ip(event),
+                    user_agent(event),
+                    &mut trace.cache,
+                )
                 .await?;
             // A PAT never holds more than its owner's session could now.
             principal.scopes = principal.scopes.intersection(self.jwt.session_ceiling());
@@ -323,6 +329,14 @@ fn source_ip(event: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> &str {
         .as_ref()
         .and_then(|i| i.source_ip.as_deref())
         .unwrap_or("")
+}
+
+/// The client's user agent as API Gateway reports it (for use sites).
+fn user_agent(event: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> Option<&str> {
+    event
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// For the refusal log line: the public id of a well-formed PAT (checksum

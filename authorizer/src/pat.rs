@@ -21,6 +21,13 @@
 //! 7. in the background, never delaying or failing the decision: the
 //!    throttled `last_used` touch, and a rehash when the stored hash is
 //!    weaker than the parameters this instance writes.
+//!
+//! Use sites (client address, user agent, time) ride on the touch: each
+//! decision notes its site in memory, and the next throttled touch writes the
+//! merged list, with a `new_ip` history event for each address the record
+//! did not hold, in the same single request. A site noted between two
+//! touches waits for the next one on this instance; it is lost only if this
+//! instance never decides for the token again.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +37,7 @@ use std::time::Duration;
 use aws_lc_rs::{digest, hmac};
 use shared::hash::{PhcHash, SecretHasher};
 use shared::store::{StoreError, TokenStore, TouchOutcome};
-use shared::{AuthMethod, Manifest, Pat, Principal, TokenId, TokenRecord, TokenStatus};
+use shared::{AuthMethod, Manifest, Pat, Principal, TokenId, TokenRecord, TokenStatus, UseSite};
 use tokio::task::JoinSet;
 
 use crate::Reject;
@@ -53,11 +60,14 @@ pub trait TokenLookup: Send + Sync + 'static {
         &self,
         id: &TokenId,
     ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
-    /// Records a use (throttled by the store).
+    /// Records a use (throttled by the store): `sites` is the token's new
+    /// use-site list; each of `new_ips` also gets a history event.
     fn touch(
         &self,
         id: &TokenId,
         now: i64,
+        sites: &[UseSite],
+        new_ips: &[UseSite],
     ) -> impl Future<Output = Result<TouchOutcome, StoreError>> + Send;
     /// Replaces the stored hash `old` with `new` (a rehash under stronger
     /// parameters); `false` when the stored hash is no longer `old`.
@@ -73,8 +83,14 @@ impl TokenLookup for TokenStore {
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         TokenStore::get(self, id).await
     }
-    async fn touch(&self, id: &TokenId, now: i64) -> Result<TouchOutcome, StoreError> {
-        TokenStore::touch(self, id, now).await
+    async fn touch(
+        &self,
+        id: &TokenId,
+        now: i64,
+        sites: &[UseSite],
+        new_ips: &[UseSite],
+    ) -> Result<TouchOutcome, StoreError> {
+        TokenStore::touch(self, id, now, sites, new_ips).await
     }
     async fn replace_hash(
         &self,
@@ -97,6 +113,15 @@ struct Verified {
     hash_digest: [u8; 32],
 }
 
+/// What this instance knows of a token's use sites: the list as last read
+/// from the record (or last written by this instance), and the sites seen
+/// since, waiting for the next touch.
+#[derive(Debug, Default)]
+struct SiteMemory {
+    known: Vec<UseSite>,
+    pending: Vec<UseSite>,
+}
+
 /// Wrong secrets from one source address for one id, in the current window.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
@@ -116,6 +141,7 @@ pub struct PatVerifier<L> {
     refused: moka::sync::Cache<TokenId, i64>,
     failures: moka::sync::Cache<(TokenId, String), Failures>,
     touched: moka::sync::Cache<TokenId, i64>,
+    sites: moka::sync::Cache<TokenId, Arc<Mutex<SiteMemory>>>,
     argon2_runs: AtomicU64,
     background: Mutex<JoinSet<()>>,
 }
@@ -155,6 +181,10 @@ impl<L: TokenLookup> PatVerifier<L> {
                 .max_capacity(100_000)
                 .time_to_live(ttl(touch_interval_secs))
                 .build(),
+            sites: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(VERIFIED_MEMORY_TTL)
+                .build(),
             cfg,
             touch_interval_secs,
             argon2_runs: AtomicU64::new(0),
@@ -185,21 +215,23 @@ impl<L: TokenLookup> PatVerifier<L> {
         now: i64,
         source: &str,
     ) -> Result<Principal, Reject> {
-        self.verify_observed(presented, now, source, &mut CacheUse::NotConsulted)
+        self.verify_observed(presented, now, source, None, &mut CacheUse::NotConsulted)
             .await
     }
 
     /// As [`PatVerifier::verify`], also noting in `cache` whether the
     /// positive cache answered (step 2 above, with no I/O): `Hit`, or `Miss`
     /// when it was consulted and did not. Left alone for junk refused before
-    /// the lookup.
+    /// the lookup. `user_agent` is the client's, for the token's use sites.
     pub async fn verify_observed(
         &self,
         presented: &str,
         now: i64,
         source: &str,
+        user_agent: Option<&str>,
         cache: &mut CacheUse,
     ) -> Result<Principal, Reject> {
+        let site = UseSite::from_request(source, user_agent, now);
         let pat = Pat::parse(presented).map_err(|_| Reject::Malformed)?;
         let cache_key: [u8; 32] = hmac::sign(&self.cache_key, pat.expose().as_bytes())
             .as_ref()
@@ -213,6 +245,7 @@ impl<L: TokenLookup> PatVerifier<L> {
             && now < hit.principal.expires_at
         {
             *cache = CacheUse::Hit;
+            self.note_use(pat.id(), site, None);
             self.touch_later(pat.id(), now);
             return Ok(hit.principal.clone());
         }
@@ -284,11 +317,13 @@ impl<L: TokenLookup> PatVerifier<L> {
                 }
                 Err(_) => return Err(Reject::BadStoredHash),
             }
+            self.note_use(returned.id(), site, Some(&record.meta.recent_uses));
             self.touch_later(returned.id(), now);
             if self.hasher.needs_rehash(&record.hash) {
                 self.rehash_later(returned, record.hash.clone());
             }
         } else {
+            self.note_use(pat.id(), site, Some(&record.meta.recent_uses));
             self.touch_later(pat.id(), now);
         }
 
@@ -371,15 +406,54 @@ impl<L: TokenLookup> PatVerifier<L> {
         }
         self.touched.insert(id.clone(), now);
         let lookup = Arc::clone(&self.lookup);
+        let memory = self.sites.get(id);
+        // What this touch writes: the merged list, and which addresses are
+        // new to the record. Taken out of memory now; put back if the store
+        // skips the write (another instance touched first).
+        let (sites, flushed, new_ips) = match memory.as_ref().map(|m| m.lock()) {
+            Some(Ok(mut m)) => {
+                let flushed = std::mem::take(&mut m.pending);
+                let new_ips: Vec<UseSite> = flushed
+                    .iter()
+                    .filter(|p| !m.known.iter().any(|k| k.ip == p.ip))
+                    .cloned()
+                    .collect();
+                let sites = UseSite::merge(&m.known, &flushed);
+                m.known.clone_from(&sites);
+                (sites, flushed, new_ips)
+            }
+            _ => (Vec::new(), Vec::new(), Vec::new()),
+        };
         let id = id.clone();
         if let Ok(mut set) = self.background.lock() {
             // Reap finished writes so the set stays small on a long-lived instance.
             while set.try_join_next().is_some() {}
             set.spawn(async move {
-                if let Err(e) = lookup.touch(&id, now).await {
+                let written = lookup.touch(&id, now, &sites, &new_ips).await;
+                if !matches!(written, Ok(TouchOutcome::Written))
+                    && let Some(Ok(mut m)) = memory.as_ref().map(|m| m.lock())
+                {
+                    m.pending = UseSite::merge(&m.pending, &flushed);
+                }
+                if let Err(e) = written {
                     tracing::warn!(token_id = %id, error = %e, "last_used update failed");
                 }
             });
+        }
+    }
+
+    /// Notes a decision's use site in memory (no I/O); `stored` is the list
+    /// the record held, when this decision read it.
+    fn note_use(&self, id: &TokenId, site: Option<UseSite>, stored: Option<&[UseSite]>) {
+        let memory = self.sites.get_with(id.clone(), Arc::default);
+        let Ok(mut m) = memory.lock() else {
+            return;
+        };
+        if let Some(stored) = stored {
+            m.known = stored.to_vec();
+        }
+        if let Some(site) = site {
+            m.pending = UseSite::merge(&m.pending, std::slice::from_ref(&site));
         }
     }
 }

@@ -160,7 +160,7 @@ fn a_500_route_manifest_yields_a_policy_within_the_budget() {
     // Exact: one Allow per distinct resource, nothing stage-wide; the only
     // Deny entries are the malformed-path ones.
     let allow = &policy.statement.first().unwrap().resource;
-    assert_eq!(allow.len(), 500 + 8);
+    assert_eq!(allow.len(), 500 + 10);
     assert!(allow.iter().all(|r| !r.ends_with("/prod/*")));
     let deny = &policy.statement.get(1).unwrap().resource;
     assert_eq!(deny.len(), shared::routes::MALFORMED_PATH_DENIES.len());

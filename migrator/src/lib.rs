@@ -1,4 +1,4 @@
-//! Front ends of the v1 → v2 token migration (`shared::migrate`): the Lambda
+//! Front ends of the token migration to the current schema version (`shared::migrate`): the Lambda
 //! handler and the CLI share [`migrate`]; only their reporting differs.
 
 use std::sync::Arc;
@@ -77,7 +77,7 @@ pub fn progress_line(progress: &Progress, elapsed: Duration, approx_items: Optio
 /// environment's namespace (`AGPAT_METRICS_NAMESPACE`), like every other
 /// agpat metric.
 pub fn emf_lines(namespace: &Namespace, report: &Report, timestamp_ms: i64) -> Vec<String> {
-    let migration = Member::Text(shared::migrate::TOKENS_V1_TO_V2);
+    let migration = Member::Text(shared::migrate::TOKENS_TO_CURRENT);
     let mut lines = Vec::new();
     for (name, value) in [("Migrated", report.migrated), ("Skipped", report.skipped)] {
         let directive = Directive {

@@ -234,7 +234,12 @@ impl Offboarding {
                 let elapsed = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
                 let revoked = self
                     .store
-                    .revoke_all(&owner, now.saturating_add(elapsed), deadline)
+                    .revoke_all(
+                        &owner,
+                        now.saturating_add(elapsed),
+                        deadline,
+                        shared::history::RevokedBy::Offboarding,
+                    )
                     .await?;
                 outcome.owners_revoked += 1;
                 outcome.revoked += revoked.revoked;
@@ -332,7 +337,15 @@ impl Offboarding {
         let deadline = Instant::now() + REVOKE_BUDGET;
         let mut revoked = 0;
         for owner in &owners {
-            let outcome = self.store.revoke_all(owner, now, Some(deadline)).await?;
+            let outcome = self
+                .store
+                .revoke_all(
+                    owner,
+                    now,
+                    Some(deadline),
+                    shared::history::RevokedBy::Offboarding,
+                )
+                .await?;
             revoked += outcome.revoked;
             tracing::info!(
                 target: "offboarding::audit",

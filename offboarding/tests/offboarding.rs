@@ -120,6 +120,8 @@ async fn issue(w: &World, owner: &UserId, username: &str) -> Pat {
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
             epoch: 0,
         },

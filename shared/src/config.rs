@@ -114,6 +114,9 @@ pub struct StoreConfig {
     pub touch_interval_secs: i64,
     /// `TOKEN_RETENTION_DAYS`, in seconds: how long expired/revoked items are kept.
     pub retention_secs: i64,
+    /// `TOKEN_EVENT_RETENTION_DAYS`, in seconds: how long a token's history
+    /// events (which may hold client addresses) are kept.
+    pub event_retention_secs: i64,
 }
 
 impl StoreConfig {
@@ -160,6 +163,14 @@ impl StoreConfig {
                 0,
                 3650,
                 "an integer from 0 to 3650",
+            )? * 86_400,
+            event_retention_secs: number_in(
+                env,
+                "TOKEN_EVENT_RETENTION_DAYS",
+                90,
+                1,
+                3650,
+                "an integer from 1 to 3650",
             )? * 86_400,
         })
     }

@@ -7,7 +7,11 @@ pub mod config;
 pub mod context;
 pub mod emf;
 #[cfg(feature = "store")]
+pub mod expiry;
+#[cfg(feature = "store")]
 pub mod hash;
+#[cfg(feature = "store")]
+pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod logging;
@@ -30,7 +34,7 @@ pub use manifest::Manifest;
 pub use pat::{Pat, PatParseError, TokenId};
 pub use principal::{AuthMethod, AuthorizerContext, Principal, UserId};
 #[cfg(feature = "store")]
-pub use record::{TokenMeta, TokenRecord, TokenStatus};
+pub use record::{TokenMeta, TokenRecord, TokenStatus, UseSite};
 pub use scope::{Scope, ScopeNames, ScopeRegistry, ScopeSet};
 
 /// A source of the current time, injectable so tests can move it.

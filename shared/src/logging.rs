@@ -23,6 +23,8 @@ pub const OWN_TARGETS: &[&str] = &[
     "local_gateway",
     "migrator",
     "offboarding",
+    "agpat_cli",
+    "expiry",
 ];
 
 fn allowed(meta: &Metadata<'_>, extra: &[&str]) -> bool {

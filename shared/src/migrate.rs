@@ -7,8 +7,11 @@
 //! and a write-rate limit. The Lambda handler and the local CLI (`migrator/`)
 //! are thin front ends over [`run`].
 //!
-//! The worked example is v1 → v2 of token records: v2 adds `scope_set`, a
-//! string set the authorizer reads, derived from the v1 `scopes` string.
+//! The migration brings every token record to the current version (v3):
+//! `scope_set` (v2, a string set the authorizer reads, derived from the v1
+//! `scopes` string) where it is missing, and the expiry index's keys (v3,
+//! derived from `expires_at` and the id). v1 and v2 items are both upgraded
+//! in one pass; each update is guarded by the version it read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,11 +23,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::pat::TokenId;
+use crate::record::CURRENT_SCHEMA_VERSION;
 use crate::scope::ScopeNames;
-use crate::store::{StoreError, s, unavailable};
+use crate::store::{StoreError, gsi2_keys, s, unavailable};
 
-/// The name of the v1 → v2 token migration (also its checkpoint key).
-pub const TOKENS_V1_TO_V2: &str = "tokens-v1-to-v2";
+/// The name of the token migration to the current version (also its
+/// checkpoint key). A new version gets a new name, so its run starts afresh.
+pub const TOKENS_TO_CURRENT: &str = "tokens-to-v3";
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -128,8 +134,8 @@ impl Limiter {
     }
 }
 
-/// The v2 attributes derived from a v1 token item: `scope_set` from `scopes`.
-/// `None` if the item is not a well-formed v1 token.
+/// The `scope_set` derived from an item's `scopes` string. `None` if the
+/// item is not a well-formed token.
 fn v2_scope_set(item: &HashMap<String, AttributeValue>) -> Option<Vec<String>> {
     let scopes = item.get("scopes")?.as_s().ok()?;
     let set = ScopeNames::parse_space_separated(scopes)?;
@@ -137,7 +143,8 @@ fn v2_scope_set(item: &HashMap<String, AttributeValue>) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
-/// Runs (or resumes) the v1 → v2 token migration on `table`.
+/// Runs (or resumes) the migration of every token record to the current
+/// schema version on `table`.
 pub async fn run(
     client: &Client,
     table: &str,
@@ -184,7 +191,7 @@ async fn load_checkpoint(
     let out = client
         .get_item()
         .table_name(table)
-        .set_key(Some(checkpoint_key(TOKENS_V1_TO_V2, segment, total)))
+        .set_key(Some(checkpoint_key(TOKENS_TO_CURRENT, segment, total)))
         .consistent_read(true)
         .send()
         .await
@@ -205,7 +212,7 @@ async fn save_checkpoint(
     state: &SegmentCheckpoint,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).map_err(|_| StoreError::Corrupt("checkpoint"))?;
-    let mut item = checkpoint_key(TOKENS_V1_TO_V2, segment, total);
+    let mut item = checkpoint_key(TOKENS_TO_CURRENT, segment, total);
     item.insert("state".into(), s(json));
     client
         .put_item()
@@ -263,7 +270,7 @@ async fn run_segment(
             .consistent_read(true)
             // Only what the migration reads: the role may not read more (a
             // hash above all), and IAM checks these names.
-            .projection_expression("PK, SK, #v, #scopes")
+            .projection_expression("PK, SK, #v, #scopes, expires_at")
             .expression_attribute_names("#v", "v")
             .expression_attribute_names("#scopes", "scopes")
             .filter_expression("SK = :token")
@@ -280,25 +287,49 @@ async fn run_segment(
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(0);
             *report.by_version.entry(version).or_default() += 1;
-            if version != 1 || cfg.dry_run {
+            if version >= CURRENT_SCHEMA_VERSION || cfg.dry_run {
                 continue;
             }
-            let (Some(pk), Some(sk), Some(scope_set)) =
-                (item.get("PK"), item.get("SK"), v2_scope_set(item))
-            else {
-                continue; // not a well-formed v1 token: left for a human to look at
+            let id = item
+                .get("PK")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("TOKEN#"))
+                .and_then(|id| TokenId::parse(id).ok());
+            let expires_at = item
+                .get("expires_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            let (Some(pk), Some(sk), Some(scope_set), Some(id), Some(expires_at)) = (
+                item.get("PK"),
+                item.get("SK"),
+                v2_scope_set(item),
+                id,
+                expires_at,
+            ) else {
+                continue; // not a well-formed token: left for a human to look at
             };
+            let (gsi2pk, gsi2sk) = gsi2_keys(expires_at, &id);
             limiter.acquire().await;
+            // `scope_set` is written only where it is missing (v1): on v2 it
+            // is already the truth and may be newer than `scopes` reads.
             let result = client
                 .update_item()
                 .table_name(table)
                 .key("PK", pk.clone())
                 .key("SK", sk.clone())
-                .update_expression("SET v = :two, scope_set = :ss")
-                .condition_expression("attribute_exists(PK) AND v = :one")
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                .expression_attribute_values(":two", AttributeValue::N("2".into()))
+                .update_expression(
+                    "SET v = :new, scope_set = if_not_exists(scope_set, :ss), \
+                     GSI2PK = :g2pk, GSI2SK = :g2sk",
+                )
+                .condition_expression("attribute_exists(PK) AND v = :old")
+                .expression_attribute_values(":old", AttributeValue::N(version.to_string()))
+                .expression_attribute_values(
+                    ":new",
+                    AttributeValue::N(CURRENT_SCHEMA_VERSION.to_string()),
+                )
                 .expression_attribute_values(":ss", AttributeValue::Ss(scope_set))
+                .expression_attribute_values(":g2pk", s(gsi2pk))
+                .expression_attribute_values(":g2sk", s(gsi2sk))
                 .send()
                 .await;
             match result {

@@ -5,18 +5,92 @@ use crate::pat::TokenId;
 use crate::principal::UserId;
 use crate::scope::ScopeNames;
 
-/// The schema version this code writes. Readers accept it and the one before.
+/// The schema version this code writes. Readers accept every version from
+/// [`OLDEST_READ_SCHEMA_VERSION`] up to it.
 ///
 /// - v1: `scopes` as a space-separated string.
 /// - v2: adds `scope_set`, a DynamoDB string set the authorizer reads; `scopes`
 ///   is still written (additive change: v1 readers and the GSI keep working).
-pub const CURRENT_SCHEMA_VERSION: u32 = 2;
+/// - v3: adds `GSI2PK` / `GSI2SK`, the keys of the expiry index
+///   ([`crate::store::GSI2`]), so the expiry sweeper can ask for "tokens
+///   expiring between A and B" without a scan. Additive: v2 readers ignore
+///   them. Older items get them from the `tokens-to-v3` migration.
+pub const CURRENT_SCHEMA_VERSION: u32 = 3;
 
-/// The previous version, still read (and upgraded in memory).
-pub const PREVIOUS_SCHEMA_VERSION: u32 = 1;
+/// The oldest version still read (and upgraded in memory). A version is
+/// dropped here only after a migration has reported none left everywhere.
+pub const OLDEST_READ_SCHEMA_VERSION: u32 = 1;
 
 /// Longest token name, in characters, after trimming.
 pub const MAX_TOKEN_NAME_CHARS: usize = 100;
+
+/// Longest token description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// How many distinct use sites a token keeps (the most recent ones).
+pub const MAX_USE_SITES: usize = 5;
+
+/// Longest user agent kept in a use site, in characters (longer ones are cut).
+pub const MAX_USER_AGENT_CHARS: usize = 128;
+
+/// Longest source address kept in a use site (an IPv6 address is at most 45).
+pub const MAX_IP_CHARS: usize = 45;
+
+/// One place a token was used from: the client address API Gateway saw, the
+/// user agent (cut to [`MAX_USER_AGENT_CHARS`]) and when (Unix seconds).
+///
+/// Addresses are personal data: they are kept only in the token's record
+/// (at most [`MAX_USE_SITES`]) and in its history, which expire with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseSite {
+    /// Client address.
+    pub ip: String,
+    /// Client user agent, truncated; `None` when the request had none.
+    pub user_agent: Option<String>,
+    /// When, Unix seconds.
+    pub at: i64,
+}
+
+impl UseSite {
+    /// A site from what a request carried, cut to the stored bounds. `None`
+    /// when the address is empty (nothing to show).
+    pub fn from_request(ip: &str, user_agent: Option<&str>, at: i64) -> Option<Self> {
+        let ip: String = ip
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_IP_CHARS)
+            .collect();
+        if ip.is_empty() {
+            return None;
+        }
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.is_empty());
+        Some(Self { ip, user_agent, at })
+    }
+
+    /// `known` with `new` merged in: one entry per address (the newest use
+    /// wins), newest first, at most [`MAX_USE_SITES`].
+    pub fn merge(known: &[UseSite], new: &[UseSite]) -> Vec<UseSite> {
+        let mut all: Vec<UseSite> = known.iter().chain(new).cloned().collect();
+        all.sort_by_key(|site| std::cmp::Reverse(site.at));
+        let mut out: Vec<UseSite> = Vec::with_capacity(MAX_USE_SITES);
+        for site in all {
+            if out.len() == MAX_USE_SITES {
+                break;
+            }
+            if !out.iter().any(|s| s.ip == site.ip) {
+                out.push(site);
+            }
+        }
+        out
+    }
+}
 
 /// A token's metadata: everything we store about it except the hash.
 /// This is what listings and inspections return.
@@ -43,6 +117,11 @@ pub struct TokenMeta {
     pub rotated_from: Option<TokenId>,
     /// The token that replaced this one by rotation.
     pub rotated_to: Option<TokenId>,
+    /// Free text from the owner (at most [`MAX_DESCRIPTION_CHARS`]).
+    pub description: Option<String>,
+    /// The last distinct places the token was used from, newest first (at
+    /// most [`MAX_USE_SITES`]; written with the throttled `last_used_at`).
+    pub recent_uses: Vec<UseSite>,
     /// Schema version of the stored item.
     pub schema_version: u32,
     /// The owner's revocation epoch when this token's chain began (absent in
@@ -108,9 +187,53 @@ mod tests {
             revoked_at,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: CURRENT_SCHEMA_VERSION,
             epoch: 0,
         }
+    }
+
+    fn site(ip: &str, at: i64) -> UseSite {
+        UseSite::from_request(ip, Some("curl/8"), at).unwrap()
+    }
+
+    #[test]
+    fn use_sites_keep_the_newest_use_of_each_address_up_to_five() {
+        let known: Vec<UseSite> = (1..=5)
+            .map(|i| site(&format!("10.0.0.{i}"), 100 - i))
+            .collect();
+        // A repeat of a known address moves it to the front with its new time.
+        let merged = UseSite::merge(&known, &[site("10.0.0.5", 200)]);
+        assert_eq!(merged.len(), 5);
+        assert_eq!((merged[0].ip.as_str(), merged[0].at), ("10.0.0.5", 200));
+        // A sixth address pushes out the oldest one.
+        let merged = UseSite::merge(&merged, &[site("192.0.2.1", 300)]);
+        let ips: Vec<&str> = merged.iter().map(|s| s.ip.as_str()).collect();
+        assert_eq!(
+            ips,
+            ["192.0.2.1", "10.0.0.5", "10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        );
+        // An older report of an address never replaces a newer one.
+        let merged = UseSite::merge(&merged, &[site("192.0.2.1", 250)]);
+        assert_eq!(merged[0].at, 300);
+    }
+
+    #[test]
+    fn use_sites_are_cut_to_their_bounds() {
+        let long_ua = "x".repeat(1000);
+        let s = UseSite::from_request(&"1".repeat(100), Some(&long_ua), 1).unwrap();
+        assert_eq!(s.ip.chars().count(), MAX_IP_CHARS);
+        assert_eq!(s.user_agent.unwrap().chars().count(), MAX_USER_AGENT_CHARS);
+        let s = UseSite::from_request("203.0.113.9", Some("a\r\nb"), 1).unwrap();
+        assert_eq!(s.user_agent.as_deref(), Some("ab"));
+        assert!(UseSite::from_request("", Some("curl"), 1).is_none());
+        assert_eq!(
+            UseSite::from_request("::1", Some(""), 1)
+                .unwrap()
+                .user_agent,
+            None
+        );
     }
 
     #[test]

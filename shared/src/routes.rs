@@ -524,7 +524,7 @@ impl RouteTable {
 /// declare a path under `/tokens`.
 pub fn built_in_routes() -> Vec<Route> {
     use Access::{Public, Scope as S};
-    use Method::{Delete, Get, Post};
+    use Method::{Delete, Get, Patch, Post};
     let read = S(Scope::TOKENS_READ);
     let write = S(Scope::TOKENS_WRITE);
     [
@@ -535,8 +535,15 @@ pub fn built_in_routes() -> Vec<Route> {
         (Delete, "/tokens/self", write, "Revoke the calling token"),
         (Post, "/tokens/revoke", Public, "Report a leaked token"),
         (Get, "/tokens/{id}", read, "Inspect one token"),
+        (
+            Patch,
+            "/tokens/{id}",
+            write,
+            "Rename, describe, narrow or shorten one token",
+        ),
         (Delete, "/tokens/{id}", write, "Revoke one token"),
         (Post, "/tokens/{id}/rotate", write, "Rotate one token"),
+        (Get, "/tokens/{id}/events", read, "One token's history"),
     ]
     .into_iter()
     .map(|(method, path, access, summary)| Route {
@@ -591,6 +598,12 @@ pub fn infra_manifest() -> serde_json::Value {
                 "partitionKey": "GSI1PK",
                 "sortKey": "GSI1SK",
                 "projectedAttributes": crate::store::GSI1_PROJECTED,
+            },
+            "gsi2": {
+                "name": crate::store::GSI2,
+                "partitionKey": "GSI2PK",
+                "sortKey": "GSI2SK",
+                "projectedAttributes": crate::store::GSI2_PROJECTED,
             },
             "ttlAttribute": crate::store::TTL_ATTRIBUTE,
         }

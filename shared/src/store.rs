@@ -7,6 +7,14 @@
 //! | token       | `TOKEN#<id>`     | `TOKEN` | `USER#<sub>`  | `TOKEN#<created 12 digits>#<id>` |
 //! | active set  | `USER#<sub>`     | `SLOTS` | –             | –                               |
 //! | username    | `ALIAS#<name>`   | `USER`  | –             | –                               |
+//! | event       | `EVENTS#<id>`    | `<at 12 digits>#<kind>#<nonce>` | – | –                    |
+//! | sweep state | `SWEEP#expiry`   | `STATE` | –             | –                               |
+//!
+//! Token items also carry the expiry index's keys (v3): `GSI2PK` =
+//! `EXP#<day>#<shard>` (the Unix day of `expires_at`, and one of
+//! [`EXPIRY_SHARDS`] shards so a day's tokens spread over partitions) and
+//! `GSI2SK` = `<expires_at 12 digits>#<id>`. "Tokens expiring between A and
+//! B" is one query per day and shard, never a scan.
 //!
 //! The *active set* item holds a map `slots: {token id → expires_at}` of the
 //! user's non-revoked tokens. The per-user cap is the condition
@@ -33,13 +41,20 @@ use thiserror::Error;
 
 use crate::config::StoreConfig;
 use crate::hash::PhcHash;
+use crate::history::{EventKind, RevokedBy, TokenEvent};
 use crate::pat::TokenId;
 use crate::principal::UserId;
-use crate::record::{CURRENT_SCHEMA_VERSION, PREVIOUS_SCHEMA_VERSION, TokenMeta, TokenRecord};
+use crate::record::{
+    CURRENT_SCHEMA_VERSION, OLDEST_READ_SCHEMA_VERSION, TokenMeta, TokenRecord, UseSite,
+};
 use crate::scope::ScopeNames;
 
 /// Name of the GSI that lists a user's tokens newest first.
 pub const GSI1: &str = "GSI1";
+/// Name of the expiry index: live tokens by the day they expire.
+pub const GSI2: &str = "GSI2";
+/// Shards per expiry day in [`GSI2`].
+pub const EXPIRY_SHARDS: u32 = 8;
 /// Name of the TTL attribute.
 pub const TTL_ATTRIBUTE: &str = "ttl";
 /// Largest page a listing returns.
@@ -227,6 +242,59 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+/// One page of a token's history.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// Events, newest first.
+    pub items: Vec<TokenEvent>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<Cursor>,
+}
+
+/// A metadata edit: each `Some` field is changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenEdit {
+    /// New name.
+    pub name: Option<String>,
+    /// New description; `Some(None)` removes it.
+    pub description: Option<Option<String>>,
+    /// New (narrower) scopes.
+    pub scopes: Option<ScopeNames>,
+    /// New (earlier) expiry, Unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+impl TokenEdit {
+    /// The fields this edit changes, in a fixed order.
+    pub fn changes(&self) -> Vec<crate::history::EditedField> {
+        use crate::history::EditedField;
+        let mut out = Vec::new();
+        if self.name.is_some() {
+            out.push(EditedField::Name);
+        }
+        if self.description.is_some() {
+            out.push(EditedField::Description);
+        }
+        if self.scopes.is_some() {
+            out.push(EditedField::Scopes);
+        }
+        if self.expires_at.is_some() {
+            out.push(EditedField::ExpiresAt);
+        }
+        out
+    }
+}
+
+/// What an edit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditOutcome {
+    /// Applied.
+    Edited,
+    /// The token changed (or was revoked, rotated or removed) since it was
+    /// read: nothing applied. Read again and decide again.
+    Conflict,
+}
+
 /// The DynamoDB-backed token store.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -270,7 +338,22 @@ fn gsi1_sk(created_at: i64, id: &TokenId) -> String {
     format!("TOKEN#{created_at:012}#{id}")
 }
 
-fn token_key(id: &TokenId) -> HashMap<String, AttributeValue> {
+/// The expiry index's keys of a token expiring at `expires_at`.
+pub(crate) fn gsi2_keys(expires_at: i64, id: &TokenId) -> (String, String) {
+    let shard = id.as_str().bytes().map(u32::from).sum::<u32>() % EXPIRY_SHARDS;
+    (
+        format!("EXP#{}#{shard}", expires_at.div_euclid(DAY_SECS)),
+        format!("{expires_at:012}#{id}"),
+    )
+}
+
+pub(crate) const DAY_SECS: i64 = 86_400;
+
+fn events_pk(id: &TokenId) -> String {
+    format!("EVENTS#{id}")
+}
+
+pub(crate) fn token_key(id: &TokenId) -> HashMap<String, AttributeValue> {
     HashMap::from([("PK".into(), s(token_pk(id))), ("SK".into(), s(TOKEN_SK))])
 }
 
@@ -346,6 +429,20 @@ impl TokenStore {
             .projection(projection)
             .build()
             .map_err(|_| StoreError::Corrupt("gsi"))?;
+        let expiry_index = GlobalSecondaryIndex::builder()
+            .index_name(GSI2)
+            .key_schema(key("GSI2PK", KeyType::Hash)?)
+            .key_schema(key("GSI2SK", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        GSI2_PROJECTED.iter().map(|a| (*a).to_owned()).collect(),
+                    ))
+                    .build(),
+            )
+            .build()
+            .map_err(|_| StoreError::Corrupt("gsi"))?;
         self.client
             .create_table()
             .table_name(&self.cfg.table_name)
@@ -354,9 +451,12 @@ impl TokenStore {
             .attribute_definitions(attr("SK")?)
             .attribute_definitions(attr("GSI1PK")?)
             .attribute_definitions(attr("GSI1SK")?)
+            .attribute_definitions(attr("GSI2PK")?)
+            .attribute_definitions(attr("GSI2SK")?)
             .key_schema(key("PK", KeyType::Hash)?)
             .key_schema(key("SK", KeyType::Range)?)
             .global_secondary_indexes(gsi)
+            .global_secondary_indexes(expiry_index)
             .send()
             .await
             .map_err(unavailable)?;
@@ -427,11 +527,17 @@ impl TokenStore {
             .build()
             .map_err(|_| StoreError::Corrupt("update builder"))?;
             let put = self.put_new_token(&rec)?;
+            let created = self.put_event(&TokenEvent {
+                token: rec.meta.id.clone(),
+                at: now,
+                kind: EventKind::Created,
+            })?;
             let result = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(slot_update).build())
                 .transact_items(TransactWriteItem::builder().put(put).build())
+                .transact_items(TransactWriteItem::builder().put(created).build())
                 .send()
                 .await;
             match result {
@@ -746,15 +852,17 @@ impl TokenStore {
         Ok(Page { items, next })
     }
 
-    /// Revokes a token. Idempotent: a second call returns
+    /// Revokes a token, and records who did in its history (same
+    /// transaction). Idempotent: a second call returns
     /// [`RevokeOutcome::AlreadyRevoked`] and changes nothing.
     pub async fn revoke(
         &self,
         owner: &UserId,
         id: &TokenId,
         now: i64,
+        by: RevokedBy,
     ) -> Result<RevokeOutcome, StoreError> {
-        self.revoke_with(owner, id, now, true, None).await
+        self.revoke_with(owner, id, now, true, None, by).await
     }
 
     /// [`Self::revoke`]; `ensure_slots` prepares the active-set item first
@@ -773,6 +881,7 @@ impl TokenStore {
         now: i64,
         ensure_slots: bool,
         below_epoch: Option<i64>,
+        by: RevokedBy,
     ) -> Result<RevokeOutcome, StoreError> {
         for attempt in 0..3 {
             let Some(meta) = self.get_owned(owner, id).await? else {
@@ -810,11 +919,17 @@ impl TokenStore {
             .build()
             .map_err(|_| StoreError::Corrupt("update builder"))?;
             let release = self.release_slot(owner, id)?;
+            let event = self.put_event(&TokenEvent {
+                token: id.clone(),
+                at: now,
+                kind: EventKind::Revoked { by },
+            })?;
             let result = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(revoke).build())
                 .transact_items(TransactWriteItem::builder().update(release).build())
+                .transact_items(TransactWriteItem::builder().put(event).build())
                 .send()
                 .await;
             match result {
@@ -934,12 +1049,16 @@ impl TokenStore {
                 )
             } else {
                 let grace_end = old.expires_at.min(now.saturating_add(overlap_secs));
+                let (gsi2pk, gsi2sk) = gsi2_keys(grace_end, old_id);
                 (
                     retire
                         .update_expression(
-                            "SET rotated_to = :new, expires_at = :grace, #ttl = :ttl",
+                            "SET rotated_to = :new, expires_at = :grace, #ttl = :ttl, \
+                             GSI2PK = :g2pk, GSI2SK = :g2sk",
                         )
                         .expression_attribute_values(":grace", n(grace_end))
+                        .expression_attribute_values(":g2pk", s(gsi2pk))
+                        .expression_attribute_values(":g2sk", s(gsi2sk))
                         .expression_attribute_values(
                             ":ttl",
                             n(grace_end + self.cfg.retention_secs),
@@ -965,12 +1084,30 @@ impl TokenStore {
                 .build()
                 .map_err(|_| StoreError::Corrupt("update builder"))?;
             let put = self.put_new_token(&new)?;
+            let retired = self.put_event(&TokenEvent {
+                token: old_id.clone(),
+                at: now,
+                kind: EventKind::Rotated {
+                    from: None,
+                    to: Some(new.meta.id.clone()),
+                },
+            })?;
+            let successor = self.put_event(&TokenEvent {
+                token: new.meta.id.clone(),
+                at: now,
+                kind: EventKind::Rotated {
+                    from: Some(old_id.clone()),
+                    to: None,
+                },
+            })?;
             let result = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(retire).build())
                 .transact_items(TransactWriteItem::builder().put(put).build())
                 .transact_items(TransactWriteItem::builder().update(move_slot).build())
+                .transact_items(TransactWriteItem::builder().put(retired).build())
+                .transact_items(TransactWriteItem::builder().put(successor).build())
                 .send()
                 .await;
             match result {
@@ -1035,33 +1172,333 @@ impl TokenStore {
         }
     }
 
-    /// Records a use of the token, at most once per configured interval.
-    /// One conditional write; a skipped write costs no extra read.
-    pub async fn touch(&self, id: &TokenId, now: i64) -> Result<TouchOutcome, StoreError> {
-        let result = self
-            .client
-            .update_item()
+    /// Records a use of the token, at most once per configured interval:
+    /// `last_used_at`, and the token's use sites replaced by `sites` (the
+    /// caller's merge of what it last read with what it saw since, see
+    /// [`UseSite::merge`]). Addresses in `new_ips` (not among the sites the
+    /// caller last read) each get a `new_ip` history event, in the same
+    /// request (a transaction instead of a plain update): one request either
+    /// way, and a skipped write costs no extra read.
+    pub async fn touch(
+        &self,
+        id: &TokenId,
+        now: i64,
+        sites: &[UseSite],
+        new_ips: &[UseSite],
+    ) -> Result<TouchOutcome, StoreError> {
+        let condition = "attribute_exists(PK) AND (attribute_not_exists(last_used_at) OR last_used_at <= :threshold)";
+        let expression = if sites.is_empty() {
+            "SET last_used_at = :now"
+        } else {
+            "SET last_used_at = :now, recent_uses = :sites"
+        };
+        let mut values = HashMap::from([
+            (":now".to_owned(), n(now)),
+            (
+                ":threshold".to_owned(),
+                n(now - self.cfg.touch_interval_secs),
+            ),
+        ]);
+        if !sites.is_empty() {
+            values.insert(":sites".to_owned(), sites_to_attr(sites));
+        }
+        if new_ips.is_empty() {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(token_key(id)))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(TouchOutcome::Written),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(TouchOutcome::Skipped)
+                }
+                Err(err) => Err(unavailable(err)),
+            };
+        }
+        let update = Update::builder()
             .table_name(&self.cfg.table_name)
             .set_key(Some(token_key(id)))
-            .update_expression("SET last_used_at = :now")
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|_| StoreError::Corrupt("update builder"))?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build());
+        for site in new_ips.iter().take(crate::record::MAX_USE_SITES) {
+            let event = self.put_event(&TokenEvent {
+                token: id.clone(),
+                at: site.at,
+                kind: EventKind::NewIp {
+                    ip: site.ip.clone(),
+                    user_agent: site.user_agent.clone(),
+                },
+            })?;
+            request = request.transact_items(TransactWriteItem::builder().put(event).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(TouchOutcome::Written),
+            Err(err) if failed_conditions(&err).is_some() => Ok(TouchOutcome::Skipped),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    /// Edits a token's metadata, conditional on the token still being the
+    /// one `seen` describes (same scopes and expiry, unrevoked, not rotated):
+    /// an edit decided against a state that has since changed is never
+    /// applied ([`EditOutcome::Conflict`]). Records an `updated` event in the
+    /// same transaction. Whether the edit only narrows is the caller's rule,
+    /// checked against `seen`; this condition makes that check hold at commit.
+    pub async fn edit(
+        &self,
+        seen: &TokenMeta,
+        edit: &TokenEdit,
+        now: i64,
+    ) -> Result<EditOutcome, StoreError> {
+        let changes = edit.changes();
+        if changes.is_empty() {
+            return Ok(EditOutcome::Edited);
+        }
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut names = HashMap::from([("#owner".to_owned(), "owner".to_owned())]);
+        let mut values = HashMap::from([
+            (":owner".to_owned(), s(seen.owner.as_str())),
+            (":seen_exp".to_owned(), n(seen.expires_at)),
+            (
+                ":seen_scopes".to_owned(),
+                s(seen.scopes.to_space_separated()),
+            ),
+        ]);
+        if let Some(name) = &edit.name {
+            sets.push("#name = :name");
+            names.insert("#name".to_owned(), "name".to_owned());
+            values.insert(":name".to_owned(), s(name.clone()));
+        }
+        match &edit.description {
+            Some(Some(text)) => {
+                sets.push("description = :description");
+                values.insert(":description".to_owned(), s(text.clone()));
+            }
+            Some(None) => removes.push("description"),
+            None => {}
+        }
+        if let Some(scopes) = &edit.scopes {
+            sets.push("scopes = :scopes, scope_set = :scope_set");
+            values.insert(":scopes".to_owned(), s(scopes.to_space_separated()));
+            values.insert(
+                ":scope_set".to_owned(),
+                AttributeValue::Ss(scopes.iter().map(str::to_owned).collect()),
+            );
+        }
+        if let Some(expires_at) = edit.expires_at {
+            let (gsi2pk, gsi2sk) = gsi2_keys(expires_at, &seen.id);
+            sets.push("expires_at = :exp, #ttl = :ttl, GSI2PK = :g2pk, GSI2SK = :g2sk");
+            names.insert("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned());
+            values.insert(":exp".to_owned(), n(expires_at));
+            values.insert(":ttl".to_owned(), n(expires_at + self.cfg.retention_secs));
+            values.insert(":g2pk".to_owned(), s(gsi2pk));
+            values.insert(":g2sk".to_owned(), s(gsi2sk));
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str("SET ");
+            expression.push_str(&sets.join(", "));
+        }
+        if !removes.is_empty() {
+            expression.push_str(" REMOVE ");
+            expression.push_str(&removes.join(", "));
+        }
+        let update = Update::builder()
+            .table_name(&self.cfg.table_name)
+            .set_key(Some(token_key(&seen.id)))
+            .update_expression(expression.trim())
             .condition_expression(
-                "attribute_exists(PK) AND (attribute_not_exists(last_used_at) OR last_used_at <= :threshold)",
+                "#owner = :owner AND expires_at = :seen_exp AND scopes = :seen_scopes \
+                 AND attribute_not_exists(revoked_at) AND attribute_not_exists(rotated_to)",
             )
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":threshold", n(now - self.cfg.touch_interval_secs))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|_| StoreError::Corrupt("update builder"))?;
+        let event = self.put_event(&TokenEvent {
+            token: seen.id.clone(),
+            at: now,
+            kind: EventKind::Updated { changes },
+        })?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(event).build())
             .send()
             .await;
         match result {
-            Ok(_) => Ok(TouchOutcome::Written),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(TouchOutcome::Skipped)
-            }
+            Ok(_) => Ok(EditOutcome::Edited),
+            Err(err) if failed_conditions(&err).is_some() => Ok(EditOutcome::Conflict),
             Err(err) => Err(unavailable(err)),
         }
+    }
+
+    /// The description and use sites of `ids` (at most [`MAX_PAGE_SIZE`]),
+    /// which the listing index does not project: one `BatchGetItem` that
+    /// reads only those attributes (never a hash). Ids not found are absent.
+    pub async fn details(
+        &self,
+        ids: &[TokenId],
+    ) -> Result<HashMap<TokenId, (Option<String>, Vec<UseSite>)>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let keys: Vec<_> = ids
+            .iter()
+            .take(usize::try_from(MAX_PAGE_SIZE).unwrap_or(100))
+            .map(token_key)
+            .collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .projection_expression("PK, description, recent_uses")
+                .consistent_read(true)
+                .build()
+                .map_err(|_| StoreError::Corrupt("batch keys"))?,
+        );
+        // Unprocessed keys are retried a few times with a short backoff.
+        for attempt in 0..4u64 {
+            let Some(batch) = request.take() else { break };
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 * attempt)).await;
+            }
+            let reply = self
+                .client
+                .batch_get_item()
+                .request_items(&self.cfg.table_name, batch)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in reply
+                .responses()
+                .and_then(|r| r.get(&self.cfg.table_name))
+                .into_iter()
+                .flatten()
+            {
+                let id = get_s(item, "PK")?
+                    .strip_prefix("TOKEN#")
+                    .and_then(|id| TokenId::parse(id).ok())
+                    .ok_or(StoreError::Corrupt("PK"))?;
+                let description = match item.get("description") {
+                    None => None,
+                    Some(_) => Some(get_s(item, "description")?.to_owned()),
+                };
+                let sites = match item.get("recent_uses") {
+                    None => Vec::new(),
+                    Some(v) => sites_from_attr(v)?,
+                };
+                out.insert(id, (description, sites));
+            }
+            request = reply
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.cfg.table_name))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+        if request.is_some() {
+            return Err(StoreError::Unavailable(
+                "BatchGetItem left keys unprocessed".into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The transaction item that records `event` in the token's history,
+    /// expiring after the configured event retention.
+    pub(crate) fn put_event(&self, event: &TokenEvent) -> Result<Put, StoreError> {
+        let nonce = crate::pat::os_random::<6>().map_err(|_| StoreError::Corrupt("randomness"))?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let body = serde_json::to_string(&event.kind).map_err(|_| StoreError::Corrupt("event"))?;
+        Put::builder()
+            .table_name(&self.cfg.table_name)
+            .set_item(Some(HashMap::from([
+                ("PK".to_owned(), s(events_pk(&event.token))),
+                (
+                    "SK".to_owned(),
+                    s(format!("{:012}#{}#{nonce}", event.at, event.kind.name())),
+                ),
+                ("event".to_owned(), s(body)),
+                ("at".to_owned(), n(event.at)),
+                (
+                    TTL_ATTRIBUTE.to_owned(),
+                    n(event.at + self.cfg.event_retention_secs),
+                ),
+            ])))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|_| StoreError::Corrupt("put builder"))
+    }
+
+    /// One page of a token's history, newest first. The caller must have
+    /// checked that the token is the requester's: the partition comes from
+    /// `id`, never from the cursor.
+    pub async fn events(
+        &self,
+        id: &TokenId,
+        limit: i32,
+        cursor: Option<&Cursor>,
+    ) -> Result<EventPage, StoreError> {
+        let start = match cursor {
+            None => None,
+            Some(c) => {
+                let sk = decode_event_cursor(c)?;
+                Some(HashMap::from([
+                    ("PK".to_owned(), s(events_pk(id))),
+                    ("SK".to_owned(), s(sk)),
+                ]))
+            }
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.cfg.table_name)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(events_pk(id)))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, MAX_PAGE_SIZE))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out
+            .items()
+            .iter()
+            .map(|item| {
+                let kind: EventKind = serde_json::from_str(get_s(item, "event")?)
+                    .map_err(|_| StoreError::Corrupt("event"))?;
+                Ok(TokenEvent {
+                    token: id.clone(),
+                    at: get_n(item, "at")?,
+                    kind,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = match out.last_evaluated_key() {
+            Some(lek) => Some(Cursor(URL_SAFE_NO_PAD.encode(get_s(lek, "SK")?))),
+            None => None,
+        };
+        Ok(EventPage { items, next })
     }
 
     /// Revokes every live (unrevoked, unexpired) token of `owner`, and makes
@@ -1088,6 +1525,7 @@ impl TokenStore {
         owner: &UserId,
         now: i64,
         deadline: Option<std::time::Instant>,
+        by: RevokedBy,
     ) -> Result<RevokeAllOutcome, StoreError> {
         // First the time sessions are measured against, and only forwards: a
         // caller with an older clock (a long sweep) must not reopen the
@@ -1172,8 +1610,16 @@ impl TokenStore {
             epoch,
             swept: already_swept,
         };
-        self.revoke_ids(owner, slot_ids.clone(), now, epoch, deadline, &mut outcome)
-            .await?;
+        self.revoke_ids(
+            owner,
+            slot_ids.clone(),
+            now,
+            epoch,
+            deadline,
+            by,
+            &mut outcome,
+        )
+        .await?;
         if already_swept || outcome.remaining > 0 {
             return Ok(outcome);
         }
@@ -1197,7 +1643,7 @@ impl TokenStore {
                 .filter(|m| m.is_active(now) && !slot_ids.contains(&m.id))
                 .map(|m| m.id)
                 .collect();
-            self.revoke_ids(owner, legacy, now, epoch, deadline, &mut outcome)
+            self.revoke_ids(owner, legacy, now, epoch, deadline, by, &mut outcome)
                 .await?;
             if outcome.remaining > 0 {
                 return Ok(outcome);
@@ -1223,6 +1669,10 @@ impl TokenStore {
     /// Revokes `ids` (those below `epoch`), [`REVOKE_ALL_CONCURRENCY`] at a
     /// time, until `deadline`; adds to `outcome` what it revoked and what it
     /// did not reach.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private step of revoke_all, called twice with its whole state"
+    )]
     async fn revoke_ids(
         &self,
         owner: &UserId,
@@ -1230,6 +1680,7 @@ impl TokenStore {
         now: i64,
         epoch: i64,
         deadline: Option<std::time::Instant>,
+        by: RevokedBy,
         outcome: &mut RevokeAllOutcome,
     ) -> Result<(), StoreError> {
         use futures_util::StreamExt;
@@ -1237,7 +1688,10 @@ impl TokenStore {
         let total = ids.len();
         let mut done = 0usize;
         let mut results = futures_util::stream::iter(ids)
-            .map(|id| async move { self.revoke_with(owner, &id, now, false, Some(epoch)).await })
+            .map(|id| async move {
+                self.revoke_with(owner, &id, now, false, Some(epoch), by)
+                    .await
+            })
             .buffer_unordered(REVOKE_ALL_CONCURRENCY);
         loop {
             let next = match deadline {
@@ -1288,6 +1742,15 @@ impl TokenStore {
             ("hash".to_owned(), s(rec.hash.expose())),
             ("epoch".to_owned(), n(m.epoch)),
         ]);
+        let (gsi2pk, gsi2sk) = gsi2_keys(m.expires_at, &m.id);
+        item.insert("GSI2PK".to_owned(), s(gsi2pk));
+        item.insert("GSI2SK".to_owned(), s(gsi2sk));
+        if let Some(v) = &m.description {
+            item.insert("description".to_owned(), s(v.clone()));
+        }
+        if !m.recent_uses.is_empty() {
+            item.insert("recent_uses".to_owned(), sites_to_attr(&m.recent_uses));
+        }
         let end_of_life = m.revoked_at.unwrap_or(m.expires_at).min(m.expires_at);
         item.insert(
             TTL_ATTRIBUTE.to_owned(),
@@ -1329,8 +1792,23 @@ pub const GSI1_PROJECTED: &[&str] = &[
     "rotated_to",
 ];
 
+/// Attributes projected into [`GSI2`], the expiry index: what the sweeper
+/// needs to decide and to name the token in its events. No hash.
+pub const GSI2_PROJECTED: &[&str] = &[
+    "v",
+    "id",
+    "owner",
+    "name",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "rotated_to",
+];
+
 /// For a cancelled transaction, which of its items failed their condition.
-fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<bool>> {
+pub(crate) fn failed_conditions<R>(
+    err: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<bool>> {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
             e.cancellation_reasons()
@@ -1342,7 +1820,7 @@ fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Ve
     }
 }
 
-fn get_s<'a>(
+pub(crate) fn get_s<'a>(
     item: &'a HashMap<String, AttributeValue>,
     key: &'static str,
 ) -> Result<&'a str, StoreError> {
@@ -1352,14 +1830,17 @@ fn get_s<'a>(
         .ok_or(StoreError::Corrupt(key))
 }
 
-fn get_n(item: &HashMap<String, AttributeValue>, key: &'static str) -> Result<i64, StoreError> {
+pub(crate) fn get_n(
+    item: &HashMap<String, AttributeValue>,
+    key: &'static str,
+) -> Result<i64, StoreError> {
     item.get(key)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse::<i64>().ok())
         .ok_or(StoreError::Corrupt(key))
 }
 
-fn opt_n(
+pub(crate) fn opt_n(
     item: &HashMap<String, AttributeValue>,
     key: &'static str,
 ) -> Result<Option<i64>, StoreError> {
@@ -1369,7 +1850,7 @@ fn opt_n(
     }
 }
 
-fn opt_id(
+pub(crate) fn opt_id(
     item: &HashMap<String, AttributeValue>,
     key: &'static str,
 ) -> Result<Option<TokenId>, StoreError> {
@@ -1417,7 +1898,7 @@ fn scopes_from_item(
 
 fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, StoreError> {
     let version = u32::try_from(get_n(item, "v")?).map_err(|_| StoreError::Corrupt("v"))?;
-    if version != CURRENT_SCHEMA_VERSION && version != PREVIOUS_SCHEMA_VERSION {
+    if !(OLDEST_READ_SCHEMA_VERSION..=CURRENT_SCHEMA_VERSION).contains(&version) {
         return Err(StoreError::UnsupportedSchema(version));
     }
     Ok(TokenMeta {
@@ -1431,9 +1912,62 @@ fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, S
         revoked_at: opt_n(item, "revoked_at")?,
         rotated_from: opt_id(item, "rotated_from")?,
         rotated_to: opt_id(item, "rotated_to")?,
+        description: match item.get("description") {
+            None => None,
+            Some(_) => Some(get_s(item, "description")?.to_owned()),
+        },
+        recent_uses: match item.get("recent_uses") {
+            None => Vec::new(),
+            Some(v) => sites_from_attr(v)?,
+        },
         schema_version: version,
         epoch: opt_n(item, "epoch")?.unwrap_or(0),
     })
+}
+
+/// Use sites as stored: a list of `{ip, ua?, at}` maps.
+fn sites_to_attr(sites: &[UseSite]) -> AttributeValue {
+    AttributeValue::L(
+        sites
+            .iter()
+            .map(|site| {
+                let mut m = HashMap::from([
+                    ("ip".to_owned(), s(site.ip.clone())),
+                    ("at".to_owned(), n(site.at)),
+                ]);
+                if let Some(ua) = &site.user_agent {
+                    m.insert("ua".to_owned(), s(ua.clone()));
+                }
+                AttributeValue::M(m)
+            })
+            .collect(),
+    )
+}
+
+fn sites_from_attr(v: &AttributeValue) -> Result<Vec<UseSite>, StoreError> {
+    let corrupt = || StoreError::Corrupt("recent_uses");
+    v.as_l()
+        .map_err(|_| corrupt())?
+        .iter()
+        .map(|entry| {
+            let m = entry.as_m().map_err(|_| corrupt())?;
+            let ua = match m.get("ua") {
+                None => None,
+                Some(v) => Some(v.as_s().map_err(|_| corrupt())?.clone()),
+            };
+            UseSite::from_request(
+                m.get("ip")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(corrupt)?,
+                ua.as_deref(),
+                m.get("at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(corrupt)?,
+            )
+            .ok_or_else(corrupt)
+        })
+        .collect()
 }
 
 fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenRecord, StoreError> {
@@ -1471,6 +2005,32 @@ fn cursor_at(created_at: i64, id: &str) -> Result<Cursor, StoreError> {
     };
     let json = serde_json::to_vec(&body).map_err(|_| StoreError::Corrupt("cursor"))?;
     Ok(Cursor(URL_SAFE_NO_PAD.encode(json)))
+}
+
+/// The sort key an events cursor stands for, checked for form
+/// (`<12 digits>#<kind>#<12 hex>`), so a forged cursor can only move within
+/// the partition the caller was allowed to read.
+fn decode_event_cursor(cursor: &Cursor) -> Result<String, StoreError> {
+    if cursor.0.len() > 128 {
+        return Err(StoreError::InvalidCursor);
+    }
+    let raw = URL_SAFE_NO_PAD
+        .decode(cursor.0.as_bytes())
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let sk = String::from_utf8(raw).map_err(|_| StoreError::InvalidCursor)?;
+    let mut parts = sk.split('#');
+    let well_formed = matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(at), Some(kind), Some(nonce), None)
+            if at.len() == 12 && at.bytes().all(|b| b.is_ascii_digit())
+                && !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                && nonce.len() == 12 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+    );
+    if well_formed {
+        Ok(sk)
+    } else {
+        Err(StoreError::InvalidCursor)
+    }
 }
 
 /// Rebuilds the start key from a client cursor. The partition always comes from

@@ -110,6 +110,7 @@ pub fn fresh_config(max_active_per_user: u32) -> StoreConfig {
         max_active_per_user,
         touch_interval_secs: 300,
         retention_secs: 7 * 86_400,
+        event_retention_secs: 90 * 86_400,
     }
 }
 

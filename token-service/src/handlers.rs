@@ -9,8 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use shared::record::{CURRENT_SCHEMA_VERSION, MAX_TOKEN_NAME_CHARS};
-use shared::store::{CreateOutcome, Cursor, RevokeOutcome, RotateOutcome};
+use shared::history::{EventKind, RevokedBy, TokenEvent};
+use shared::record::{CURRENT_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_TOKEN_NAME_CHARS};
+use shared::store::{CreateOutcome, Cursor, EditOutcome, RevokeOutcome, RotateOutcome, TokenEdit};
 use shared::{AuthMethod, Pat, ScopeSet, TokenId, TokenMeta, TokenRecord, TokenStatus};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -61,6 +62,115 @@ pub struct TokenView {
     rotated_from: Option<String>,
     /// The token that replaced this one.
     rotated_to: Option<String>,
+    /// The owner's free text (at most 500 characters).
+    description: Option<String>,
+    /// The last distinct places the token was used from, newest first (at
+    /// most 5). Recorded with the throttled last-use write, so approximate.
+    recent_uses: Vec<UseSiteView>,
+}
+
+/// One place a token was used from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UseSiteView {
+    /// The client address API Gateway saw.
+    #[schema(example = "198.51.100.7")]
+    ip: String,
+    /// The client's user agent, cut to 128 characters.
+    user_agent: Option<String>,
+    /// RFC 3339.
+    at: String,
+}
+
+/// One event of a token's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenEventView {
+    /// `created`, `rotated`, `revoked`, `updated`, `new_ip`, `expiring` or `expired`.
+    #[serde(rename = "type")]
+    #[schema(example = "revoked")]
+    kind: String,
+    /// RFC 3339.
+    at: String,
+    /// `rotated`: on the successor, the token it replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    /// `rotated`: on the predecessor, the token that replaced it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    /// `revoked`: `owner`, `self`, `revoke_all`, `leak_report` or `offboarding`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+    /// `updated`: the fields changed (`name`, `description`, `scopes`, `expiresAt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<Vec<String>>,
+    /// `new_ip`: the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    /// `new_ip`: the user agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+    /// `expiring`: whole days left (30, 7 or 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    days_left: Option<u32>,
+}
+
+impl TokenEventView {
+    fn new(event: &TokenEvent) -> Self {
+        // The stored form is the API form: one serde definition
+        // (`shared::history::EventKind`), read back field by field.
+        let value = serde_json::to_value(&event.kind).unwrap_or_default();
+        let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        Self {
+            kind: event.kind.name().to_owned(),
+            at: rfc3339(event.at),
+            from: text("from"),
+            to: text("to"),
+            by: text("by"),
+            changes: match &event.kind {
+                EventKind::Updated { .. } => value.get("changes").and_then(|c| {
+                    c.as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                }),
+                _ => None,
+            },
+            ip: text("ip"),
+            user_agent: text("userAgent"),
+            days_left: match &event.kind {
+                EventKind::Expiring { days_left } => Some(*days_left),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// `GET /tokens/{id}/events` response body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenEventsBody {
+    /// Newest first.
+    items: Vec<TokenEventView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `PATCH /tokens/{id}` request body: at least one field.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "schema only")]
+pub struct PatchTokenBody {
+    /// New name: 1–100 characters after trimming. Sessions only.
+    name: Option<String>,
+    /// New description (at most 500 characters), or `null` to remove it. Sessions only.
+    description: Option<String>,
+    /// A non-empty subset of the token's current scopes.
+    #[schema(example = json!(["items:read"]))]
+    scopes: Option<Vec<String>>,
+    /// RFC 3339: later than now, and not later than the current expiry.
+    expires_at: Option<String>,
 }
 
 /// `POST /tokens` request body (documentation; validation is field by field).
@@ -77,6 +187,8 @@ pub struct CreateTokenBody {
     expires_in_days: Option<i64>,
     /// RFC 3339 expiry, 1 day to `TOKEN_MAX_LIFETIME_DAYS` from now.
     expires_at: Option<String>,
+    /// Free text, at most 500 characters.
+    description: Option<String>,
 }
 
 /// `POST /tokens/{id}/rotate` request body (optional).
@@ -136,6 +248,16 @@ impl TokenView {
             revoked_at: m.revoked_at.map(rfc3339),
             rotated_from: m.rotated_from.as_ref().map(ToString::to_string),
             rotated_to: m.rotated_to.as_ref().map(ToString::to_string),
+            description: m.description.clone(),
+            recent_uses: m
+                .recent_uses
+                .iter()
+                .map(|u| UseSiteView {
+                    ip: u.ip.clone(),
+                    user_agent: u.user_agent.clone(),
+                    at: rfc3339(u.at),
+                })
+                .collect(),
         }
     }
 }
@@ -199,6 +321,35 @@ fn validate_name(f: &mut Fields<'_>) -> Option<String> {
         return None;
     }
     Some(name.to_owned())
+}
+
+/// An optional description: `None` if absent, `Some(None)` for `null`
+/// (remove), `Some(Some(text))` for at most [`MAX_DESCRIPTION_CHARS`]
+/// characters without control characters other than newline and tab.
+fn validate_description(f: &mut Fields<'_>) -> Option<Option<String>> {
+    if !f.present("description") {
+        return None;
+    }
+    if !f.has("description") {
+        return Some(None);
+    }
+    let raw = f.string("description")?;
+    if raw.chars().count() > MAX_DESCRIPTION_CHARS {
+        f.error(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        );
+        return None;
+    }
+    if raw
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        f.error("description", "must not contain control characters");
+        return None;
+    }
+    let text = raw.trim();
+    Some((!text.is_empty()).then(|| text.to_owned()))
 }
 
 /// The requested scopes: each declared by the manifest and delegable (a
@@ -271,7 +422,7 @@ fn validate_expiry(f: &mut Fields<'_>, now: i64, max_days: i64) -> Option<i64> {
     }
 }
 
-/// `POST /tokens`: issue a token. Cognito sessions only.
+/// Issues a token; the secret is shown once. Cognito sessions only.
 #[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateTokenBody,
     responses((status = 201, description = "Issued; the secret is in `token`, shown once", body = IssuedTokenBody),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
@@ -287,8 +438,18 @@ pub async fn create(
         return Err(ApiError::SessionRequired);
     }
     let now = app.now();
-    let mut f = Fields::new(&body, &["name", "scopes", "expiresInDays", "expiresAt"]);
+    let mut f = Fields::new(
+        &body,
+        &[
+            "name",
+            "scopes",
+            "expiresInDays",
+            "expiresAt",
+            "description",
+        ],
+    );
     let name = validate_name(&mut f);
+    let description = validate_description(&mut f).flatten();
     let scopes = validate_scopes(&mut f, &app.manifest);
     let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
     f.finish()?;
@@ -320,6 +481,8 @@ pub async fn create(
         revoked_at: None,
         rotated_from: None,
         rotated_to: None,
+        description,
+        recent_uses: Vec::new(),
         schema_version: CURRENT_SCHEMA_VERSION,
         epoch: 0,
     };
@@ -355,7 +518,7 @@ struct ListBody {
     next_cursor: Option<String>,
 }
 
-/// `GET /tokens?status=&limit=&cursor=`: metadata only, newest first.
+/// Metadata only, newest first, filtered by `status`, paginated by `cursor`.
 #[utoipa::path(get, path = "/tokens", tag = "tokens",
     params(("status" = Option<String>, Query, description = "active | expired | revoked | all (default)"),
         ("limit" = Option<i32>, Query, description = "1-100, default 20"),
@@ -366,15 +529,7 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let mut errors = Vec::new();
-    for key in query.keys() {
-        if !["status", "limit", "cursor"].contains(&key.as_str()) {
-            errors.push(FieldError::new(
-                &key.chars().take(64).collect::<String>(),
-                "unknown query parameter",
-            ));
-        }
-    }
+    let (limit, mut errors) = page_query(&query, &["status"]);
     let status = match query.get("status").map(String::as_str) {
         None | Some("all") => None,
         Some("active") => Some(TokenStatus::Active),
@@ -388,6 +543,34 @@ pub async fn list(
             None
         }
     };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let start = query.get("cursor").map(|c| Cursor::from_client(c));
+    let (items, next) = collect_page(&app, &caller.principal.sub, status, limit, start).await?;
+    Ok(no_store(
+        StatusCode::OK,
+        Json(ListBody {
+            items,
+            next_cursor: next.map(|c| c.as_str().to_owned()),
+        }),
+    ))
+}
+
+/// The paging parameters of a listing (`limit`, `cursor`) plus `extra`
+/// keys: the page size, and an error for each unknown key or bad limit.
+fn page_query(query: &HashMap<String, String>, extra: &[&str]) -> (i32, Vec<FieldError>) {
+    let mut errors = Vec::new();
+    let mut keys: Vec<&String> = query.keys().collect();
+    keys.sort();
+    for key in keys {
+        if !["limit", "cursor"].contains(&key.as_str()) && !extra.contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                &key.chars().take(64).collect::<String>(),
+                "unknown query parameter",
+            ));
+        }
+    }
     let limit = match query.get("limit") {
         None => DEFAULT_PAGE,
         Some(raw) => match raw.parse::<i32>() {
@@ -404,18 +587,7 @@ pub async fn list(
             }
         },
     };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let start = query.get("cursor").map(|c| Cursor::from_client(c));
-    let (items, next) = collect_page(&app, &caller.principal.sub, status, limit, start).await?;
-    Ok(no_store(
-        StatusCode::OK,
-        Json(ListBody {
-            items,
-            next_cursor: next.map(|c| c.as_str().to_owned()),
-        }),
-    ))
+    (limit, errors)
 }
 
 /// Reads store pages until `limit` tokens match `status` (or the history ends,
@@ -430,31 +602,52 @@ async fn collect_page(
 ) -> Result<(Vec<TokenView>, Option<Cursor>), ApiError> {
     let now = app.now();
     let wanted = usize::try_from(limit).unwrap_or(1);
-    let mut items = Vec::new();
-    for _ in 0..MAX_STORE_PAGES_PER_LISTING {
+    let mut items: Vec<TokenMeta> = Vec::new();
+    let mut next = cursor.clone();
+    'pages: for _ in 0..MAX_STORE_PAGES_PER_LISTING {
         let page = app.store.list(owner, limit, cursor.as_ref()).await?;
         let examined = page.items.len();
         for (i, meta) in page.items.iter().enumerate() {
             if status.is_none_or(|s| meta.status(now) == s) {
-                items.push(TokenView::new(meta, now, app.manifest.scopes()));
+                items.push(meta.clone());
             }
             if items.len() == wanted {
                 let more = i + 1 < examined || page.next.is_some();
-                let next = if more {
+                next = if more {
                     Some(Cursor::after(meta)?)
                 } else {
                     None
                 };
-                return Ok((items, next));
+                break 'pages;
             }
         }
         match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok((items, None)),
+            Some(page_next) => {
+                cursor = Some(page_next);
+                // Bounded work per request: the client continues from here.
+                next.clone_from(&cursor);
+            }
+            None => {
+                next = None;
+                break;
+            }
         }
     }
-    // Bounded work per request: the client continues from here.
-    Ok((items, cursor))
+    // The index does not project description and use sites: one batch read
+    // of just those attributes for the page.
+    let ids: Vec<TokenId> = items.iter().map(|m| m.id.clone()).collect();
+    let mut details = app.store.details(&ids).await?;
+    let views = items
+        .into_iter()
+        .map(|mut meta| {
+            if let Some((description, sites)) = details.remove(&meta.id) {
+                meta.description = description;
+                meta.recent_uses = sites;
+            }
+            TokenView::new(&meta, now, app.manifest.scopes())
+        })
+        .collect();
+    Ok((views, next))
 }
 
 fn parse_id(raw: &str) -> Result<TokenId, ApiError> {
@@ -516,7 +709,7 @@ async fn show(app: &AppState, caller: &Caller, id: &TokenId) -> Result<Response,
     ))
 }
 
-/// `GET /tokens/{id}`.
+/// One of the caller's tokens; another user's token is a 404.
 #[utoipa::path(get, path = "/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
     responses((status = 200, body = TokenView), (status = 404, body = Problem)))]
 pub async fn get_one(
@@ -527,7 +720,7 @@ pub async fn get_one(
     show(&app, &caller, &parse_id(&id)?).await
 }
 
-/// `GET /tokens/self`: the PAT making the call.
+/// The PAT making the call.
 #[utoipa::path(get, path = "/tokens/self", tag = "tokens",
     responses((status = 200, body = TokenView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_self(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
@@ -541,13 +734,18 @@ async fn revoke_one(
     event: &'static str,
 ) -> Result<Response, ApiError> {
     let audit = Audit::new(event, caller);
+    // A PAT can only ever revoke itself (checked below); a session is the owner.
+    let by = match caller.principal.method {
+        AuthMethod::Pat => RevokedBy::Itself,
+        AuthMethod::Jwt => RevokedBy::Owner,
+    };
     if let Err(e) = confirm_pat_acts_on_itself(app, caller, id).await {
         audit.record(Outcome::Denied, Some(id), None);
         return Err(e);
     }
     match app
         .store
-        .revoke(&caller.principal.sub, id, app.now())
+        .revoke(&caller.principal.sub, id, app.now(), by)
         .await?
     {
         RevokeOutcome::Revoked => audit.record(Outcome::Success, Some(id), None),
@@ -560,7 +758,7 @@ async fn revoke_one(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `DELETE /tokens/{id}`: idempotent revoke.
+/// Idempotent: revoking a revoked token answers 204 again.
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
     responses((status = 204, description = "Revoked (or already revoked)"), (status = 404, body = Problem)))]
 pub async fn delete_one(
@@ -571,7 +769,7 @@ pub async fn delete_one(
     revoke_one(&app, &caller, &parse_id(&id)?, "token.revoke").await
 }
 
-/// `DELETE /tokens/self`: the calling PAT revokes itself.
+/// The calling PAT revokes itself.
 #[utoipa::path(delete, path = "/tokens/self", tag = "tokens",
     responses((status = 204, description = "Revoked"), (status = 400, body = Problem)))]
 pub async fn delete_self(
@@ -587,7 +785,7 @@ pub async fn delete_self(
 /// token service's Lambda timeout.
 pub const REVOKE_ALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(6);
 
-/// `DELETE /tokens`: revoke all of the caller's tokens. Cognito sessions only.
+/// Revokes every token of the caller. Cognito sessions only.
 ///
 /// Final: from the moment it starts, no token created or rotated before it
 /// can survive it, and no such token can rotate any more. Bounded in time:
@@ -607,6 +805,7 @@ pub async fn delete_all(State(app): State<AppState>, caller: Caller) -> Result<R
             &caller.principal.sub,
             app.now(),
             Some(std::time::Instant::now() + REVOKE_ALL_BUDGET),
+            RevokedBy::RevokeAll,
         )
         .await?;
     audit.record_count(Outcome::Success, outcome.revoked);
@@ -620,7 +819,7 @@ pub async fn delete_all(State(app): State<AppState>, caller: Caller) -> Result<R
     ))
 }
 
-/// `POST /tokens/revoke` with `{token}`: anyone holding a token can kill it.
+/// Anyone holding a token can kill it by posting `{"token": …}`.
 ///
 /// Public (no authorizer). The answer is the same whether or not the token
 /// existed; the secret is verified (against a dummy hash when the id is
@@ -660,7 +859,12 @@ pub async fn revoke_presented(
     if let (true, Some(record)) = (matches, record) {
         let outcome = app
             .store
-            .revoke(&record.meta.owner, &record.meta.id, app.now())
+            .revoke(
+                &record.meta.owner,
+                &record.meta.id,
+                app.now(),
+                RevokedBy::LeakReport,
+            )
             .await?;
         let audit = Audit::public("token.leaked_revoke", &info, &record.meta.owner);
         let outcome = match outcome {
@@ -672,7 +876,7 @@ pub async fn revoke_presented(
     Ok(accepted())
 }
 
-/// `POST /tokens/{id}/rotate` with optional `{overlapSeconds}` (0–3600).
+/// Replaces a token by a new one; optional `{overlapSeconds}` (0–3600).
 ///
 /// The successor keeps the name and scopes. Its expiry depends on who asks:
 /// - a Cognito session gives it a fresh lifetime, as long as the old token's
@@ -747,6 +951,8 @@ pub async fn rotate(
         revoked_at: None,
         rotated_from: Some(id.clone()),
         rotated_to: None,
+        description: old.description.clone(),
+        recent_uses: Vec::new(),
         schema_version: CURRENT_SCHEMA_VERSION,
         epoch: old.epoch,
     };
@@ -799,4 +1005,178 @@ pub async fn rotate(
             Err(ApiError::SessionPredatesRevocation)
         }
     }
+}
+
+/// How often an edit is decided again when the token changed under it.
+const EDIT_ATTEMPTS: usize = 3;
+
+/// Edits one token. Every change is a narrowing or a relabel:
+/// - `name`, `description`: relabel (Cognito sessions only);
+/// - `scopes`: a non-empty subset of what the token holds now;
+/// - `expiresAt`: later than now and not later than the current expiry.
+///
+/// Nothing here can widen a token. A PAT may edit only itself, and only
+/// narrow it. The write is conditional on the state the decision was made
+/// on, so a concurrent change makes it decide again, never apply stale.
+#[utoipa::path(patch, path = "/tokens/{id}", tag = "tokens", params(("id" = String, Path)), request_body = PatchTokenBody,
+    responses((status = 200, body = TokenView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem)))]
+pub async fn patch(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let mut f = Fields::new(&body, &["name", "description", "scopes", "expiresAt"]);
+    let name = if f.present("name") {
+        validate_name(&mut f)
+    } else {
+        None
+    };
+    let description = validate_description(&mut f);
+    let scopes = if f.present("scopes") {
+        validate_scopes(&mut f, &app.manifest)
+    } else {
+        None
+    };
+    let expires_at = if f.present("expiresAt") {
+        match f
+            .string("expiresAt")
+            .map(|raw| OffsetDateTime::parse(raw, &Rfc3339))
+        {
+            Some(Ok(at)) => Some(at.unix_timestamp()),
+            Some(Err(_)) => {
+                f.error("expiresAt", "must be an RFC 3339 timestamp");
+                None
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    if body.is_empty() {
+        f.error(
+            "name",
+            "give at least one of name, description, scopes, expiresAt",
+        );
+    }
+    f.finish()?;
+    let id = parse_id(&id)?;
+    let audit = Audit::new("token.update", &caller);
+    if let Err(e) = confirm_pat_acts_on_itself(&app, &caller, &id).await {
+        audit.record(Outcome::Denied, Some(&id), None);
+        return Err(e);
+    }
+    if caller.principal.method == AuthMethod::Pat && (name.is_some() || description.is_some()) {
+        // A leaked PAT may make itself weaker, never relabel itself.
+        audit.record(Outcome::Denied, Some(&id), None);
+        return Err(ApiError::SessionRequired);
+    }
+    let registry = app.manifest.scopes();
+    for _ in 0..EDIT_ATTEMPTS {
+        let now = app.now();
+        let current = app
+            .store
+            .get_owned(&caller.principal.sub, &id)
+            .await?
+            .ok_or(ApiError::TokenNotFound)?;
+        if current.rotated_to.is_some() || !current.is_active(now) {
+            audit.record(Outcome::Refused, Some(&id), None);
+            return Err(ApiError::TokenNotActive);
+        }
+        let mut errors = Vec::new();
+        if let Some(requested) = scopes
+            && !requested.is_subset_of(registry.resolve(&current.scopes))
+        {
+            errors.push(FieldError::new(
+                "scopes",
+                "can only narrow: every scope must be one the token holds now",
+            ));
+        }
+        if let Some(at) = expires_at {
+            if at <= now {
+                errors.push(FieldError::new("expiresAt", "must be in the future"));
+            } else if at > current.expires_at {
+                errors.push(FieldError::new(
+                    "expiresAt",
+                    format!(
+                        "can only shorten: must not be later than the current expiry {}",
+                        rfc3339(current.expires_at)
+                    ),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            audit.record(Outcome::Refused, Some(&id), Some(&current.scopes));
+            return Err(ApiError::Validation(errors));
+        }
+        let edit = TokenEdit {
+            name: name.clone(),
+            description: description.clone(),
+            scopes: scopes.map(|s| registry.names(s)),
+            expires_at,
+        };
+        match app.store.edit(&current, &edit, now).await? {
+            EditOutcome::Edited => {
+                let mut meta = current;
+                if let Some(v) = edit.name {
+                    meta.name = v;
+                }
+                if let Some(v) = edit.description {
+                    meta.description = v;
+                }
+                if let Some(v) = edit.scopes {
+                    meta.scopes = v;
+                }
+                if let Some(v) = edit.expires_at {
+                    meta.expires_at = v;
+                }
+                audit.record(Outcome::Success, Some(&id), Some(&meta.scopes));
+                return Ok(no_store(
+                    StatusCode::OK,
+                    Json(TokenView::new(&meta, now, registry)),
+                ));
+            }
+            EditOutcome::Conflict => continue,
+        }
+    }
+    audit.record(Outcome::Refused, Some(&id), None);
+    Err(ApiError::VersionConflict)
+}
+
+/// The owner's history of one token, newest first: created, rotated,
+/// revoked (and by whom), edited, first use from a new address, expiry
+/// warnings. Another user's token is a 404, like a missing one.
+#[utoipa::path(get, path = "/tokens/{id}/events", tag = "tokens",
+    params(("id" = String, Path),
+        ("limit" = Option<i32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "opaque, from `nextCursor`")),
+    responses((status = 200, body = TokenEventsBody), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn events(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (limit, errors) = page_query(&query, &[]);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let id = parse_id(&id)?;
+    // Ownership first: the history's partition is reached only through a
+    // token the caller owns.
+    app.store
+        .get_owned(&caller.principal.sub, &id)
+        .await?
+        .ok_or(ApiError::TokenNotFound)?;
+    let start = query.get("cursor").map(|c| Cursor::from_client(c));
+    let page = app.store.events(&id, limit, start.as_ref()).await?;
+    Ok(no_store(
+        StatusCode::OK,
+        Json(TokenEventsBody {
+            items: page.items.iter().map(TokenEventView::new).collect(),
+            next_cursor: page.next.map(|c| c.as_str().to_owned()),
+        }),
+    ))
 }

@@ -14,7 +14,7 @@ pub mod openapi;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use shared::config::{ConfigError, Env, HashConfig, StoreConfig, number_in};
 use shared::hash::{PhcHash, SecretHasher};
 use shared::routes::{Method, Route};
@@ -123,7 +123,7 @@ impl AppState {
 
 /// The handler serving a route of the table, if this service serves it.
 pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
-    use Method::{Delete, Get, Post};
+    use Method::{Delete, Get, Patch, Post};
     if !route.built_in {
         return None;
     }
@@ -135,8 +135,10 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
         (Delete, "/tokens/self") => delete(handlers::delete_self),
         (Post, "/tokens/revoke") => post(handlers::revoke_presented),
         (Get, "/tokens/{id}") => get(handlers::get_one),
+        (Patch, "/tokens/{id}") => patch(handlers::patch),
         (Delete, "/tokens/{id}") => delete(handlers::delete_one),
         (Post, "/tokens/{id}/rotate") => post(handlers::rotate),
+        (Get, "/tokens/{id}/events") => get(handlers::events),
         _ => return None,
     })
 }
@@ -161,7 +163,7 @@ mod tests {
             .iter()
             .filter(|r| r.built_in)
             .collect();
-        assert_eq!(routes.len(), 9);
+        assert_eq!(routes.len(), 11);
         for route in routes {
             assert!(
                 handler_for(route).is_some(),

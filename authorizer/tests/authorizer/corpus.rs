@@ -43,7 +43,12 @@ async fn every_pat_negative_vector_is_unauthorized() {
     )
     .await;
     h.store
-        .revoke(&owner(), revoked.id(), T0 - 5)
+        .revoke(
+            &owner(),
+            revoked.id(),
+            T0 - 5,
+            shared::history::RevokedBy::Owner,
+        )
         .await
         .unwrap();
     let unknown = Pat::generate().unwrap();
@@ -140,6 +145,8 @@ fn issue_record(owner_id: &str, expires_at: i64) -> shared::TokenRecord {
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
             epoch: 0,
         },
@@ -310,7 +317,10 @@ async fn revoke_racing_use_never_outlives_the_bound() {
         })
         .collect();
     assert_eq!(
-        h.store.revoke(&owner(), pat.id(), T0).await.unwrap(),
+        h.store
+            .revoke(&owner(), pat.id(), T0, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap(),
         shared::store::RevokeOutcome::Revoked
     );
     for user in users {
@@ -372,7 +382,12 @@ async fn failure_timings_are_measured_with_a_welch_t_statistic() {
     )
     .await;
     h.store
-        .revoke(&owner(), revoked.id(), T0 - 1)
+        .revoke(
+            &owner(),
+            revoked.id(),
+            T0 - 1,
+            shared::history::RevokedBy::Owner,
+        )
         .await
         .unwrap();
     let mut cases: Vec<(&str, Vec<String>)> = vec![

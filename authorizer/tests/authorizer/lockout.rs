@@ -163,7 +163,12 @@ async fn argon2_runs_once_per_genuine_token_per_instance_and_status_is_still_che
     assert_eq!(h.argon2_runs(), 1);
     // The remembered verification never outlives the record's status.
     h.store
-        .revoke(&shared::UserId::parse(OWNER).unwrap(), real.id(), T0 + 200)
+        .revoke(
+            &shared::UserId::parse(OWNER).unwrap(),
+            real.id(),
+            T0 + 200,
+            shared::history::RevokedBy::Owner,
+        )
         .await
         .unwrap();
     h.clock.set(T0 + 240);

@@ -88,7 +88,12 @@ async fn unknown_wrong_secret_expired_and_revoked_tokens_are_unauthorized() {
     )
     .await;
     h.store
-        .revoke(&UserId::parse(OWNER).unwrap(), revoked.id(), T0 - 1)
+        .revoke(
+            &UserId::parse(OWNER).unwrap(),
+            revoked.id(),
+            T0 - 1,
+            shared::history::RevokedBy::Owner,
+        )
         .await
         .unwrap();
     assert_unauthorized(h.decide(Some(&bearer(revoked.expose()))).await, "revoked");
@@ -176,7 +181,12 @@ async fn a_revoked_token_is_refused_once_the_cache_ttl_has_passed() {
     .await;
     h.decide(Some(&bearer(pat.expose()))).await.unwrap();
     h.store
-        .revoke(&UserId::parse(OWNER).unwrap(), pat.id(), T0)
+        .revoke(
+            &UserId::parse(OWNER).unwrap(),
+            pat.id(),
+            T0,
+            shared::history::RevokedBy::Owner,
+        )
         .await
         .unwrap();
     h.clock.set(T0 + 1);
@@ -243,6 +253,8 @@ async fn the_authorizer_decides_for_v1_and_v2_tokens() {
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: 1,
             epoch: 0,
         },
@@ -259,7 +271,12 @@ async fn the_authorizer_decides_for_v1_and_v2_tokens() {
         assert_eq!(response.context.scopes, "docs:read", "{version}");
     }
     h.store
-        .revoke(&UserId::parse(OWNER).unwrap(), v1.id(), T0)
+        .revoke(
+            &UserId::parse(OWNER).unwrap(),
+            v1.id(),
+            T0,
+            shared::history::RevokedBy::Owner,
+        )
         .await
         .unwrap();
     h.clock.set(T0 + pat_config().positive_ttl_secs);
@@ -310,5 +327,78 @@ async fn stored_tokens_keep_remaining_scopes_and_never_gain_new_ones() {
     assert_unauthorized(
         after.decide(Some(&bearer(read_only.expose()))).await,
         "no scope left",
+    );
+}
+
+/// Use sites ride on the throttled last-use write: the decisions cost exactly
+/// the requests they cost before (cold: one read, then one background write;
+/// warm: none), a new address waits in memory for the next write, and each
+/// address new to the record gets one `new_ip` event in that same write.
+#[tokio::test]
+async fn use_sites_add_no_dynamodb_request_to_warm_or_cold_decisions() {
+    use shared::history::EventKind;
+    let (h, _jwks) = harness().await;
+    let pat = issue_pat(
+        &h.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
+    let credential = bearer(pat.expose());
+
+    // Cold: one GetItem on the path, one write behind it, as without sites.
+    let before = h.dynamo_calls.get();
+    h.decide_from(&credential, "198.51.100.7").await.unwrap();
+    assert_eq!(h.dynamo_calls.get() - before, 1);
+    h.authorizer.pat().settle().await;
+    assert_eq!(h.dynamo_calls.get() - before, 2);
+    let stored = h.store.get(pat.id()).await.unwrap().unwrap().meta;
+    assert_eq!(stored.recent_uses.len(), 1);
+    assert_eq!(stored.recent_uses[0].ip, "198.51.100.7");
+    assert_eq!(
+        stored.recent_uses[0].user_agent.as_deref(),
+        Some("curl/8.5.0")
+    );
+
+    // Warm, from a new address, inside the interval: no request at all.
+    let before = h.dynamo_calls.get();
+    for t in 1..20 {
+        h.clock.set(T0 + t);
+        h.decide_from(&credential, "203.0.113.9").await.unwrap();
+    }
+    h.authorizer.pat().settle().await;
+    assert_eq!(h.dynamo_calls.get(), before, "warm decisions stay I/O-free");
+
+    // The next throttled write (a cold decision after the interval) carries
+    // the waiting address: still one read and one write.
+    h.clock.set(T0 + 301);
+    let before = h.dynamo_calls.get();
+    h.decide_from(&credential, "198.51.100.7").await.unwrap();
+    h.authorizer.pat().settle().await;
+    assert_eq!(h.dynamo_calls.get() - before, 2);
+    let stored = h.store.get(pat.id()).await.unwrap().unwrap().meta;
+    let sites: Vec<(&str, i64)> = stored
+        .recent_uses
+        .iter()
+        .map(|s| (s.ip.as_str(), s.at))
+        .collect();
+    assert_eq!(
+        sites,
+        [("198.51.100.7", T0 + 301), ("203.0.113.9", T0 + 19)]
+    );
+    let events = h.store.events(pat.id(), 10, None).await.unwrap();
+    let new_ips: Vec<String> = events
+        .items
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::NewIp { ip, .. } => Some(ip.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        new_ips,
+        ["203.0.113.9", "198.51.100.7"],
+        "one event per new address"
     );
 }

@@ -322,6 +322,8 @@ pub async fn issue_pat(store: &TokenStore, owner: &str, scopes: ScopeSet, expire
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
             epoch: 0,
         },

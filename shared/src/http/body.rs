@@ -65,6 +65,11 @@ impl<'a> Fields<'a> {
         Self { map, errors }
     }
 
+    /// Whether `key` is in the object at all (`null` included).
+    pub fn present(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
     /// Whether `key` is present (and not `null`).
     pub fn has(&self, key: &str) -> bool {
         self.map.get(key).is_some_and(|v| !v.is_null())

@@ -40,8 +40,9 @@ pub fn security_for(access: Access, scopes: &ScopeRegistry) -> Vec<SecurityRequi
     }
 }
 
-/// Adds both security schemes, sets the security of each operation in `routes`
-/// from its access rule, and serves 4xx/5xx bodies as `application/problem+json`.
+/// Adds both security schemes, sets the security and summary of each
+/// operation in `routes` from the route table, and serves 4xx/5xx bodies as
+/// `application/problem+json`.
 pub fn apply_route_table<'a>(
     doc: &mut OpenApi,
     routes: impl IntoIterator<Item = &'a Route>,
@@ -88,6 +89,18 @@ pub fn apply_route_table<'a>(
             }
         }
         op.security = Some(security_for(route.access, scopes));
+        // The summary is the route table's one plain line (Swagger UI shows
+        // it raw); what the code's doc comment said first leads the
+        // description, which is rendered as Markdown.
+        if let Some(summary) = &route.summary {
+            if let Some(first) = op.summary.take().filter(|f| f != summary) {
+                op.description = Some(match op.description.take() {
+                    Some(rest) => format!("{first}\n\n{rest}"),
+                    None => first,
+                });
+            }
+            op.summary = Some(summary.clone());
+        }
     }
 }
 

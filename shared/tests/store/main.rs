@@ -38,6 +38,8 @@ pub(crate) fn record(owner: &UserId, created_at: i64, lifetime: i64) -> TokenRec
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
             epoch: 0,
         },
@@ -107,7 +109,10 @@ async fn revoking_frees_a_slot_under_the_cap() {
     );
     assert_eq!(store.get(&b.meta.id).await.unwrap().map(|r| r.meta), None);
     assert_eq!(
-        store.revoke(&alice, &a.meta.id, t).await.unwrap(),
+        store
+            .revoke(&alice, &a.meta.id, t, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap(),
         RevokeOutcome::Revoked
     );
     assert_eq!(store.create(&b, t).await.unwrap(), CreateOutcome::Created);
@@ -157,7 +162,10 @@ async fn revoke_is_idempotent_and_owner_scoped() {
     store.create(&rec, t).await.unwrap();
     let id = &rec.meta.id;
     assert_eq!(
-        store.revoke(&user("mallory"), id, t).await.unwrap(),
+        store
+            .revoke(&user("mallory"), id, t, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap(),
         RevokeOutcome::NotFound
     );
     assert!(
@@ -171,11 +179,17 @@ async fn revoke_is_idempotent_and_owner_scoped() {
             .is_none()
     );
     assert_eq!(
-        store.revoke(&alice, id, t).await.unwrap(),
+        store
+            .revoke(&alice, id, t, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap(),
         RevokeOutcome::Revoked
     );
     assert_eq!(
-        store.revoke(&alice, id, t + 60).await.unwrap(),
+        store
+            .revoke(&alice, id, t + 60, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap(),
         RevokeOutcome::AlreadyRevoked
     );
     let stored = store.get(id).await.unwrap().unwrap();
@@ -186,7 +200,10 @@ async fn revoke_is_idempotent_and_owner_scoped() {
     );
     let missing = Pat::generate().unwrap();
     assert_eq!(
-        store.revoke(&alice, missing.id(), t).await.unwrap(),
+        store
+            .revoke(&alice, missing.id(), t, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap(),
         RevokeOutcome::NotFound
     );
 }
@@ -201,7 +218,12 @@ async fn concurrent_revokes_report_exactly_one_revocation() {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let (store, alice, id) = (store.clone(), alice.clone(), rec.meta.id.clone());
-            tokio::spawn(async move { store.revoke(&alice, &id, t).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .revoke(&alice, &id, t, shared::history::RevokedBy::Owner)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -315,7 +337,15 @@ async fn rotation_refuses_revoked_expired_and_foreign_tokens() {
     let t = now();
     let revoked = record(&alice, t, DAY);
     store.create(&revoked, t).await.unwrap();
-    store.revoke(&alice, &revoked.meta.id, t).await.unwrap();
+    store
+        .revoke(
+            &alice,
+            &revoked.meta.id,
+            t,
+            shared::history::RevokedBy::Owner,
+        )
+        .await
+        .unwrap();
     let expiring = record(&alice, t, 10);
     store.create(&expiring, t).await.unwrap();
     let fresh = record(&alice, t, DAY);
@@ -408,10 +438,13 @@ async fn touch_is_throttled_to_one_write_per_interval() {
     let rec = record(&alice, t, DAY);
     store.create(&rec, t).await.unwrap();
     let id = &rec.meta.id;
-    assert_eq!(store.touch(id, t).await.unwrap(), TouchOutcome::Written);
+    assert_eq!(
+        store.touch(id, t, &[], &[]).await.unwrap(),
+        TouchOutcome::Written
+    );
     let before = counter.get();
     assert_eq!(
-        store.touch(id, t + 299).await.unwrap(),
+        store.touch(id, t + 299, &[], &[]).await.unwrap(),
         TouchOutcome::Skipped
     );
     assert_eq!(
@@ -424,7 +457,7 @@ async fn touch_is_throttled_to_one_write_per_interval() {
         Some(t)
     );
     assert_eq!(
-        store.touch(id, t + 300).await.unwrap(),
+        store.touch(id, t + 300, &[], &[]).await.unwrap(),
         TouchOutcome::Written
     );
     assert_eq!(
@@ -433,7 +466,7 @@ async fn touch_is_throttled_to_one_write_per_interval() {
     );
     let missing = Pat::generate().unwrap();
     assert_eq!(
-        store.touch(missing.id(), t).await.unwrap(),
+        store.touch(missing.id(), t, &[], &[]).await.unwrap(),
         TouchOutcome::Skipped
     );
     assert!(
@@ -453,11 +486,18 @@ async fn revoke_all_revokes_every_live_token_of_one_owner_only() {
         store.create(&rec, t).await.unwrap();
         ids.push(rec.meta.id);
     }
-    store.revoke(&alice, &ids[0], t).await.unwrap();
+    store
+        .revoke(&alice, &ids[0], t, shared::history::RevokedBy::Owner)
+        .await
+        .unwrap();
     let bobs = record(&bob, t, DAY);
     store.create(&bobs, t).await.unwrap();
     assert_eq!(
-        store.revoke_all(&alice, t + 1, None).await.unwrap().revoked,
+        store
+            .revoke_all(&alice, t + 1, None, shared::history::RevokedBy::RevokeAll)
+            .await
+            .unwrap()
+            .revoked,
         2
     );
     for id in &ids {
@@ -483,7 +523,11 @@ async fn revoke_all_revokes_every_live_token_of_one_owner_only() {
             .is_none()
     );
     assert_eq!(
-        store.revoke_all(&alice, t + 2, None).await.unwrap().revoked,
+        store
+            .revoke_all(&alice, t + 2, None, shared::history::RevokedBy::RevokeAll)
+            .await
+            .unwrap()
+            .revoked,
         0
     );
 }
@@ -521,7 +565,15 @@ async fn expired_and_revoked_items_carry_a_ttl_for_cleanup() {
         .await
         .unwrap();
     assert_eq!(ttl_of(item.item()), t + DAY + retention);
-    store.revoke(&alice, &rec.meta.id, t + 5).await.unwrap();
+    store
+        .revoke(
+            &alice,
+            &rec.meta.id,
+            t + 5,
+            shared::history::RevokedBy::Owner,
+        )
+        .await
+        .unwrap();
     let item = client
         .get_item()
         .table_name(&table)
@@ -575,7 +627,7 @@ async fn revoke_all_leaves_expired_tokens_alone() {
     store.create(&live, t).await.unwrap();
     assert_eq!(
         store
-            .revoke_all(&alice, t + 20, None)
+            .revoke_all(&alice, t + 20, None, shared::history::RevokedBy::RevokeAll)
             .await
             .unwrap()
             .revoked,
@@ -603,5 +655,6 @@ async fn revoke_all_leaves_expired_tokens_alone() {
     );
 }
 
+mod history;
 mod migration;
 mod revocation;

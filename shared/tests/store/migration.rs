@@ -1,4 +1,4 @@
-//! Schema evolution: mixed v1/v2 tables, and the v1 -> v2 migration runner.
+//! Schema evolution: mixed v1/v2/v3 tables, and the migration runner to v3.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -77,18 +77,21 @@ async fn a_mixed_v1_and_v2_table_reads_correctly() {
             .unwrap()
             .meta
             .schema_version,
-        2
+        3
     );
     assert_eq!(
         raw_version(&store, &v2).await.0,
-        2,
+        3,
         "writers write the current version"
     );
     let listed = store.list(&alice, 100, None).await.unwrap().items;
     assert_eq!(listed.len(), 6);
     // Lifecycle operations work on v1 items and keep their version.
     assert_eq!(
-        store.revoke(&alice, &v1[0].meta.id, t).await.unwrap(),
+        store
+            .revoke(&alice, &v1[0].meta.id, t, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap(),
         shared::store::RevokeOutcome::Revoked
     );
     assert_eq!(raw_version(&store, &v1[0]).await.0, 1);
@@ -112,7 +115,7 @@ async fn a_dry_run_counts_per_version_and_writes_nothing() {
     .await
     .unwrap();
     assert_eq!(report.by_version.get(&1), Some(&9));
-    assert_eq!(report.by_version.get(&2), Some(&4));
+    assert_eq!(report.by_version.get(&3), Some(&4));
     assert_eq!(report.migrated, 0);
     for rec in &v1 {
         assert_eq!(raw_version(&store, rec).await, (1, None), "dry run wrote");
@@ -140,9 +143,17 @@ async fn a_migration_racing_a_live_writer_loses_no_write() {
         tokio::spawn(async move {
             for (i, rec) in v1.iter().enumerate() {
                 if i % 3 == 0 {
-                    store.revoke(&alice, &rec.meta.id, t + 1).await.unwrap();
+                    store
+                        .revoke(
+                            &alice,
+                            &rec.meta.id,
+                            t + 1,
+                            shared::history::RevokedBy::Owner,
+                        )
+                        .await
+                        .unwrap();
                 } else {
-                    store.touch(&rec.meta.id, t + 2).await.unwrap();
+                    store.touch(&rec.meta.id, t + 2, &[], &[]).await.unwrap();
                 }
             }
         })
@@ -162,7 +173,7 @@ async fn a_migration_racing_a_live_writer_loses_no_write() {
     assert_eq!(report.migrated + report.skipped, 60);
     for (i, rec) in v1.iter().enumerate() {
         let (v, set) = raw_version(&store, rec).await;
-        assert_eq!(v, 2, "every item ends on v2");
+        assert_eq!(v, 3, "every item ends on the current version");
         assert_eq!(
             set,
             Some(vec!["items:read".to_owned(), "tokens:read".to_owned()])
@@ -208,10 +219,67 @@ async fn an_interrupted_migration_resumes_and_migrates_each_item_once() {
         "each item migrated exactly once"
     );
     for rec in &v1 {
-        assert_eq!(raw_version(&store, rec).await.0, 2);
+        assert_eq!(raw_version(&store, rec).await.0, 3);
     }
     let again = run(store.client(), &table, &cfg, Arc::default())
         .await
         .unwrap();
     assert_eq!(again.migrated, 0, "a finished migration is a no-op");
+}
+
+/// v3 adds the expiry index's keys: a v2 item (written before them) is not
+/// in the index until the migration gives it its keys, then it is.
+#[tokio::test]
+async fn the_migration_puts_older_tokens_into_the_expiry_index() {
+    let store = fresh_store(100).await;
+    let alice = user("alice");
+    let t = now();
+    let v2 = record(&alice, t, 10 * DAY);
+    store.create(&v2, t).await.unwrap();
+    // Make it what a v2 writer left: no GSI2 keys, v = 2.
+    store
+        .client()
+        .update_item()
+        .table_name(&store.config().table_name)
+        .key("PK", AttributeValue::S(format!("TOKEN#{}", v2.meta.id)))
+        .key("SK", AttributeValue::S("TOKEN".into()))
+        .update_expression("SET v = :two REMOVE GSI2PK, GSI2SK")
+        .expression_attribute_values(":two", AttributeValue::N("2".into()))
+        .send()
+        .await
+        .unwrap();
+    let v1 = seed_v1(&store, &alice, 2).await;
+    let window = (t, t + 40 * DAY);
+    assert!(
+        store
+            .expiring_between(window.0, window.1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let report = run(
+        store.client(),
+        &store.config().table_name,
+        &config(false),
+        Arc::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.migrated, 3);
+    let mut found: Vec<_> = store
+        .expiring_between(window.0 - DAY, window.1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        v2.meta.id.clone(),
+        v1[0].meta.id.clone(),
+        v1[1].meta.id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert_eq!(raw_version(&store, &v2).await.0, 3);
 }

@@ -41,7 +41,9 @@ async fn revoke_all_racing_a_rotation_never_leaves_a_live_successor() {
         let succ = successor.clone();
         let revoke = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(round % 4)).await;
-            a.revoke_all(&o1, t, None).await.unwrap()
+            a.revoke_all(&o1, t, None, shared::history::RevokedBy::RevokeAll)
+                .await
+                .unwrap()
         });
         let rotate = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis((round / 4) % 4)).await;
@@ -76,7 +78,9 @@ async fn a_create_racing_revoke_all_never_leaves_a_token_from_before_it() {
         let rec = fresh.clone();
         let revoke = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(round % 3)).await;
-            a.revoke_all(&o1, t, None).await.unwrap()
+            a.revoke_all(&o1, t, None, shared::history::RevokedBy::RevokeAll)
+                .await
+                .unwrap()
         });
         let create = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis((round / 3) % 3)).await;
@@ -111,7 +115,12 @@ async fn revoke_all_cut_short_by_its_deadline_is_finished_by_a_retry() {
         ids.push(rec.meta.id);
     }
     let cut = store
-        .revoke_all(&owner, t, Some(Instant::now()))
+        .revoke_all(
+            &owner,
+            t,
+            Some(Instant::now()),
+            shared::history::RevokedBy::RevokeAll,
+        )
         .await
         .unwrap();
     assert!(!cut.complete(), "{cut:?}");
@@ -128,12 +137,19 @@ async fn revoke_all_cut_short_by_its_deadline_is_finished_by_a_retry() {
         RotateOutcome::NotActive
     );
     // A retry completes the job; a third call has nothing left to do.
-    let retry = store.revoke_all(&owner, t + 1, None).await.unwrap();
+    let retry = store
+        .revoke_all(&owner, t + 1, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     assert!(retry.complete());
     assert_eq!(retry.revoked as usize, survivors.len());
     assert!(live_tokens(&store, &ids, t + 1).await.is_empty());
     assert_eq!(
-        store.revoke_all(&owner, t + 2, None).await.unwrap().revoked,
+        store
+            .revoke_all(&owner, t + 2, None, shared::history::RevokedBy::RevokeAll)
+            .await
+            .unwrap()
+            .revoked,
         0
     );
 }
@@ -144,7 +160,10 @@ async fn tokens_created_after_a_revoke_all_are_left_alone_by_it() {
     let owner = user("after");
     let t = now();
     store.create(&record(&owner, t, DAY), t).await.unwrap();
-    let first = store.revoke_all(&owner, t, None).await.unwrap();
+    let first = store
+        .revoke_all(&owner, t, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     assert_eq!(first.revoked, 1);
     let later = record(&owner, t + 1, DAY);
     store.create(&later, t + 1).await.unwrap();
@@ -186,10 +205,20 @@ async fn a_second_revoke_all_also_revokes_tokens_created_since_the_first() {
     let owner = user("twice");
     let t = now();
     store.create(&record(&owner, t, DAY), t).await.unwrap();
-    assert_eq!(store.revoke_all(&owner, t, None).await.unwrap().revoked, 1);
+    assert_eq!(
+        store
+            .revoke_all(&owner, t, None, shared::history::RevokedBy::RevokeAll)
+            .await
+            .unwrap()
+            .revoked,
+        1
+    );
     let between = record(&owner, t + 1, DAY);
     store.create(&between, t + 1).await.unwrap();
-    let second = store.revoke_all(&owner, t + 2, None).await.unwrap();
+    let second = store
+        .revoke_all(&owner, t + 2, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     assert_eq!(second.revoked, 1);
     assert!(
         !store
@@ -215,7 +244,10 @@ async fn only_sessions_signed_in_after_the_last_revoke_all_may_create() {
             .unwrap(),
         CreateOutcome::Created
     );
-    store.revoke_all(&owner, t, None).await.unwrap();
+    store
+        .revoke_all(&owner, t, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     for issued_at in [t - 3600, t] {
         assert_eq!(
             store
@@ -251,7 +283,10 @@ async fn revoke_all_finds_tokens_written_before_active_sets_existed_once_then_st
     // A token as the first schema wrote it: no slot in any active set.
     let legacy = record(&owner, t, DAY);
     shared::testing::put_v1_token(&store, &legacy).await;
-    let first = store.revoke_all(&owner, t, None).await.unwrap();
+    let first = store
+        .revoke_all(&owner, t, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     assert!(first.complete(), "{first:?}");
     assert_eq!(first.revoked, 1);
     assert!(
@@ -269,12 +304,18 @@ async fn revoke_all_finds_tokens_written_before_active_sets_existed_once_then_st
     for _ in 0..3 {
         let r = record(&owner, t, DAY);
         store.create(&r, t).await.unwrap();
-        store.revoke(&owner, &r.meta.id, t).await.unwrap();
+        store
+            .revoke(&owner, &r.meta.id, t, shared::history::RevokedBy::Owner)
+            .await
+            .unwrap();
     }
     let live = record(&owner, t, DAY);
     store.create(&live, t).await.unwrap();
     let before = calls.get();
-    let second = store.revoke_all(&owner, t + 1, None).await.unwrap();
+    let second = store
+        .revoke_all(&owner, t + 1, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     assert!(second.complete() && second.revoked == 1, "{second:?}");
     // The revoke-all time, the epoch bump, the active-set read, and one read
     // plus one transaction to revoke: no listing.
@@ -290,10 +331,16 @@ async fn the_last_revoke_all_time_never_moves_backwards() {
     let store = fresh_store(10).await;
     let owner = user("monotonic");
     let t = now();
-    store.revoke_all(&owner, t + 100, None).await.unwrap();
+    store
+        .revoke_all(&owner, t + 100, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     // A late caller with an older clock (say a long sweep) must not reopen
     // the window for sessions issued between the two.
-    store.revoke_all(&owner, t, None).await.unwrap();
+    store
+        .revoke_all(&owner, t, None, shared::history::RevokedBy::RevokeAll)
+        .await
+        .unwrap();
     assert_eq!(
         store
             .create_for_session(&record(&owner, t + 101, DAY), t + 101, t + 50)

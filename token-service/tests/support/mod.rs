@@ -126,6 +126,27 @@ impl Harness {
         self.authorizer.decide(&event).await.ok().map(|r| r.context)
     }
 
+    /// As [`Self::authorize`], for a request from `ip` with `user_agent`;
+    /// waits for the background last-use write.
+    pub async fn authorize_from(
+        &self,
+        token: &str,
+        ip: &str,
+        user_agent: &str,
+    ) -> Option<AuthorizerContext> {
+        let event: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(json!({
+                "type": "REQUEST",
+                "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api1/test/GET/tokens",
+                "headers": {"Authorization": format!("Bearer {token}"), "User-Agent": user_agent},
+                "requestContext": {"requestId": "authz-1", "stage": "test", "identity": {"sourceIp": ip}}
+            }))
+            .unwrap();
+        let decided = self.authorizer.decide(&event).await.ok().map(|r| r.context);
+        self.authorizer.pat().settle().await;
+        decided
+    }
+
     /// `POST /tokens/{id}/rotate` as `ctx`, with `overlapSeconds` when given.
     pub async fn rotate(&self, id: &str, ctx: &AuthorizerContext, overlap: Option<i64>) -> Reply {
         let path = format!("/tokens/{id}/rotate");

@@ -558,6 +558,7 @@ async fn every_error_class_has_its_status_and_problem_type() {
     .assert_problem(409, "token-not-active");
 }
 
+mod owner;
 mod security;
 
 /// The token service speaks the manifest: a group-only scope (admin:ops,
@@ -601,6 +602,8 @@ async fn scopes_that_left_the_manifest_are_dropped_not_kept_or_remapped() {
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
             schema_version: shared::record::CURRENT_SCHEMA_VERSION,
             epoch: 0,
         },

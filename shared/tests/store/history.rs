@@ -1,0 +1,268 @@
+//! A token's history, metadata edits and use sites, on the real DynamoDB API.
+
+use shared::history::{EditedField, EventKind, RevokedBy};
+use shared::store::{EditOutcome, TokenEdit, TouchOutcome};
+use shared::testing::{fresh_config, fresh_store, fresh_store_with};
+use shared::{Pat, UseSite};
+
+use crate::{DAY, now, record, user};
+
+fn kinds(page: &shared::store::EventPage) -> Vec<EventKind> {
+    page.items.iter().map(|e| e.kind.clone()).collect()
+}
+
+#[tokio::test]
+async fn create_rotate_edit_and_revoke_each_leave_one_event_newest_first() {
+    let store = fresh_store(5).await;
+    let alice = user("alice");
+    let t = now();
+    let old = record(&alice, t, 30 * DAY);
+    store.create(&old, t).await.unwrap();
+    let edit = TokenEdit {
+        name: Some("deploy".into()),
+        description: Some(Some("used by the deploy job".into())),
+        ..TokenEdit::default()
+    };
+    assert_eq!(
+        store.edit(&old.meta, &edit, t + 1).await.unwrap(),
+        EditOutcome::Edited
+    );
+    let mut new = record(&alice, t + 2, 30 * DAY);
+    new.meta.rotated_from = Some(old.meta.id.clone());
+    store
+        .rotate(&alice, &old.meta.id, &new, 0, t + 2)
+        .await
+        .unwrap();
+    store
+        .revoke(&alice, &new.meta.id, t + 3, RevokedBy::Owner)
+        .await
+        .unwrap();
+
+    let history = store.events(&old.meta.id, 10, None).await.unwrap();
+    assert_eq!(
+        kinds(&history),
+        [
+            EventKind::Rotated {
+                from: None,
+                to: Some(new.meta.id.clone())
+            },
+            EventKind::Updated {
+                changes: vec![EditedField::Name, EditedField::Description]
+            },
+            EventKind::Created,
+        ]
+    );
+    assert_eq!(history.items[0].at, t + 2);
+    let history = store.events(&new.meta.id, 10, None).await.unwrap();
+    assert_eq!(
+        kinds(&history),
+        [
+            EventKind::Revoked {
+                by: RevokedBy::Owner
+            },
+            EventKind::Rotated {
+                from: Some(old.meta.id.clone()),
+                to: None
+            },
+        ]
+    );
+    // The edit is on the record too.
+    let edited = store.get(&old.meta.id).await.unwrap().unwrap().meta;
+    assert_eq!(edited.name, "deploy");
+    assert_eq!(
+        edited.description.as_deref(),
+        Some("used by the deploy job")
+    );
+}
+
+#[tokio::test]
+async fn history_pages_continue_where_they_stopped_and_junk_cursors_are_refused() {
+    let store = fresh_store(5).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 30 * DAY);
+    store.create(&rec, t).await.unwrap();
+    let mut seen = rec.meta.clone();
+    for i in 0..4 {
+        let edit = TokenEdit {
+            name: Some(format!("n{i}")),
+            ..TokenEdit::default()
+        };
+        store.edit(&seen, &edit, t + 1 + i).await.unwrap();
+        seen.name = format!("n{i}");
+    }
+    let first = store.events(&rec.meta.id, 2, None).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let second = store
+        .events(&rec.meta.id, 2, first.next.as_ref())
+        .await
+        .unwrap();
+    let third = store
+        .events(&rec.meta.id, 2, second.next.as_ref())
+        .await
+        .unwrap();
+    let times: Vec<i64> = [&first, &second, &third]
+        .iter()
+        .flat_map(|p| p.items.iter().map(|e| e.at))
+        .collect();
+    assert_eq!(times, [t + 4, t + 3, t + 2, t + 1, t]);
+    assert!(
+        third.next.is_none()
+            || store
+                .events(&rec.meta.id, 2, third.next.as_ref())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+    );
+    for junk in ["", "!!", "QUFB", &"A".repeat(200)] {
+        let cursor = shared::store::Cursor::from_client(junk);
+        assert!(
+            store.events(&rec.meta.id, 2, Some(&cursor)).await.is_err(),
+            "{junk}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_edit_decided_on_a_stale_read_is_never_applied() {
+    let store = fresh_store(5).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 30 * DAY);
+    store.create(&rec, t).await.unwrap();
+    // Someone narrows the scopes first…
+    let narrow = TokenEdit {
+        scopes: Some(shared::testing::names("tokens:read")),
+        ..TokenEdit::default()
+    };
+    assert_eq!(
+        store.edit(&rec.meta, &narrow, t).await.unwrap(),
+        EditOutcome::Edited
+    );
+    // …so an edit decided against the old scopes must not land (it could
+    // otherwise re-widen them).
+    let stale = TokenEdit {
+        scopes: Some(shared::testing::names("tokens:read docs:read")),
+        ..TokenEdit::default()
+    };
+    assert_eq!(
+        store.edit(&rec.meta, &stale, t + 1).await.unwrap(),
+        EditOutcome::Conflict
+    );
+    let stored = store.get(&rec.meta.id).await.unwrap().unwrap().meta;
+    assert_eq!(stored.scopes, shared::testing::names("tokens:read"));
+    // A revoked token cannot be edited at all.
+    store
+        .revoke(&alice, &rec.meta.id, t + 2, RevokedBy::Owner)
+        .await
+        .unwrap();
+    let rename = TokenEdit {
+        name: Some("x".into()),
+        ..TokenEdit::default()
+    };
+    assert_eq!(
+        store.edit(&stored, &rename, t + 3).await.unwrap(),
+        EditOutcome::Conflict
+    );
+    // Shortening the expiry moves the TTL with it.
+    let other = record(&alice, t, 30 * DAY);
+    store.create(&other, t).await.unwrap();
+    let shorter = TokenEdit {
+        expires_at: Some(t + DAY),
+        ..TokenEdit::default()
+    };
+    store.edit(&other.meta, &shorter, t).await.unwrap();
+    assert_eq!(
+        store
+            .get(&other.meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .expires_at,
+        t + DAY
+    );
+}
+
+#[tokio::test]
+async fn a_touch_writes_sites_and_new_ip_events_in_one_request() {
+    let (store, counter) = fresh_store_with(fresh_config(5)).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t - 1000, 30 * DAY);
+    store.create(&rec, t - 1000).await.unwrap();
+    let site = UseSite::from_request("198.51.100.7", Some("ci/1"), t).unwrap();
+    let before = counter.get();
+    assert_eq!(
+        store
+            .touch(
+                &rec.meta.id,
+                t,
+                std::slice::from_ref(&site),
+                std::slice::from_ref(&site)
+            )
+            .await
+            .unwrap(),
+        TouchOutcome::Written
+    );
+    assert_eq!(counter.get() - before, 1, "one request, event included");
+    let stored = store.get(&rec.meta.id).await.unwrap().unwrap().meta;
+    assert_eq!(stored.recent_uses, std::slice::from_ref(&site));
+    assert_eq!(stored.last_used_at, Some(t));
+    let events = store.events(&rec.meta.id, 10, None).await.unwrap();
+    assert_eq!(
+        events.items[0].kind,
+        EventKind::NewIp {
+            ip: "198.51.100.7".into(),
+            user_agent: Some("ci/1".into())
+        }
+    );
+    // Within the interval the store skips the write, event included.
+    let other = UseSite::from_request("203.0.113.9", None, t + 1).unwrap();
+    let before = counter.get();
+    assert_eq!(
+        store
+            .touch(
+                &rec.meta.id,
+                t + 1,
+                &[other.clone(), site],
+                std::slice::from_ref(&other)
+            )
+            .await
+            .unwrap(),
+        TouchOutcome::Skipped
+    );
+    assert_eq!(counter.get() - before, 1);
+    assert_eq!(
+        store
+            .events(&rec.meta.id, 10, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    // A touch of a token that does not exist writes nothing.
+    let ghost = Pat::generate().unwrap();
+    assert_eq!(
+        store
+            .touch(
+                ghost.id(),
+                t,
+                std::slice::from_ref(&other),
+                std::slice::from_ref(&other)
+            )
+            .await
+            .unwrap(),
+        TouchOutcome::Skipped
+    );
+    assert!(
+        store
+            .events(ghost.id(), 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
