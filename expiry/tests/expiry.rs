@@ -1,0 +1,355 @@
+//! The expiry sweeper and the owner notifier against moto: DynamoDB (the
+//! expiry index and the claim markers), EventBridge (a rule on the agpat bus
+//! delivering to an SQS queue the test reads), Cognito and SES.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test helpers"
+)]
+
+use std::collections::BTreeMap;
+
+use aws_config::BehaviorVersion;
+use expiry::{NotifyOutcome, Sweeper};
+use shared::hash::PhcHash;
+use shared::history::{BusEvent, BusEventKind, EventKind, RevokedBy};
+use shared::testing::{endpoint, fresh_store};
+use shared::{Clock, Pat, SystemClock, TokenId, TokenMeta, TokenRecord, UserId};
+
+const DAY: i64 = 86_400;
+
+async fn sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// A bus with a rule that copies every agpat event into a fresh queue.
+async fn bus_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
+    let name = format!("agpat-{}", uuid_like());
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    events.create_event_bus().name(&name).send().await.unwrap();
+    let queue = sqs.create_queue().queue_name(&name).send().await.unwrap();
+    let url = queue.queue_url().unwrap().to_owned();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    events
+        .put_rule()
+        .name("all-agpat")
+        .event_bus_name(&name)
+        .event_pattern(r#"{"source": ["agpat"]}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("all-agpat")
+        .event_bus_name(&name)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (name, url)
+}
+
+fn uuid_like() -> String {
+    Pat::generate().unwrap().id().as_str().to_lowercase()
+}
+
+/// Every event the queue received: (detail-type, token id, days left).
+async fn delivered(sdk: &aws_config::SdkConfig, url: &str) -> Vec<(String, String, Option<u64>)> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut out = Vec::new();
+    loop {
+        let batch = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if batch.messages().is_empty() {
+            break;
+        }
+        for message in batch.messages() {
+            let body: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            assert!(BusEvent::from_delivery(&body).is_some(), "{body}");
+            out.push((
+                body["detail-type"].as_str().unwrap().to_owned(),
+                body["detail"]["tokenId"].as_str().unwrap().to_owned(),
+                body["detail"]["daysLeft"].as_u64(),
+            ));
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    out.sort();
+    out
+}
+
+fn token(owner: &UserId, created_at: i64, expires_at: i64) -> TokenRecord {
+    let pat = Pat::generate().unwrap();
+    TokenRecord {
+        meta: TokenMeta {
+            id: pat.id().clone(),
+            owner: owner.clone(),
+            name: "ci".into(),
+            scopes: shared::testing::names("tokens:read"),
+            created_at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
+            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
+            epoch: 0,
+        },
+        hash: PhcHash::from_stored("$argon2id$placeholder".into()),
+    }
+}
+
+/// Tokens on both sides of every threshold, swept twice at once and once
+/// more in sequence: exactly one event per token and threshold, and none for
+/// tokens that have not crossed one, are revoked, or never lived that long.
+#[tokio::test]
+async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweeper_runs() {
+    let sdk = sdk().await;
+    let (bus, queue) = bus_with_queue(&sdk).await;
+    let store = fresh_store(100).await;
+    let owner = UserId::parse("owner-1").unwrap();
+    let t = SystemClock.now();
+    let long_ago = t - 80 * DAY;
+    let mut crossed: BTreeMap<u32, TokenId> = BTreeMap::new();
+    let mut not_yet: BTreeMap<u32, TokenId> = BTreeMap::new();
+    for days in shared::expiry::WARNING_DAYS {
+        let lead = i64::from(days) * DAY;
+        let inside = token(&owner, long_ago, t + lead - 600); // crossed 10 minutes ago
+        let outside = token(&owner, long_ago, t + lead + 600); // crosses in 10 minutes
+        store.create(&inside, long_ago).await.unwrap();
+        store.create(&outside, long_ago).await.unwrap();
+        crossed.insert(days, inside.meta.id.clone());
+        not_yet.insert(days, outside.meta.id.clone());
+    }
+    let expired = token(&owner, long_ago, t - 600);
+    let live = token(&owner, long_ago, t + 600);
+    let revoked = token(&owner, long_ago, t + 7 * DAY - 600);
+    // Issued five minutes ago for less than seven days: its 7-day crossing
+    // happened before it existed, so it gets no 7-day warning.
+    let short = token(&owner, t - 300, t + 7 * DAY - 600);
+    for rec in [&expired, &live, &revoked, &short] {
+        store.create(rec, rec.meta.created_at.min(t)).await.unwrap();
+    }
+    store
+        .revoke(&owner, &revoked.meta.id, t - 100, RevokedBy::Owner)
+        .await
+        .unwrap();
+
+    let sweeper = Sweeper {
+        store: store.clone(),
+        events: aws_sdk_eventbridge::Client::new(&sdk),
+        bus,
+    };
+    // Two runs at once (an overlap), then a rerun.
+    let (a, b) = tokio::join!(sweeper.sweep(t), sweeper.sweep(t));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let rerun = sweeper.sweep(t).await.unwrap();
+    let published: u64 = [&a, &b, &rerun]
+        .iter()
+        .flat_map(|r| r.published.values())
+        .sum();
+    assert_eq!(published, 5, "{a:?} {b:?} {rerun:?}");
+
+    let mut expected: Vec<(String, String, Option<u64>)> = crossed
+        .iter()
+        .map(|(days, id)| {
+            (
+                "agpat.token.expiring".to_owned(),
+                id.to_string(),
+                Some(u64::from(*days)),
+            )
+        })
+        .chain([
+            (
+                "agpat.token.expired".to_owned(),
+                expired.meta.id.to_string(),
+                None,
+            ),
+            // Ten minutes from expiry, it crossed the 1-day line 23h50 ago:
+            // inside the first run's one-day look-back.
+            (
+                "agpat.token.expiring".to_owned(),
+                live.meta.id.to_string(),
+                Some(1),
+            ),
+        ])
+        .collect();
+    expected.sort();
+    assert_eq!(delivered(&sdk, &queue).await, expected);
+
+    // Later, the tokens on the other side cross (and the near one expires).
+    let later = sweeper.sweep(t + 1200).await.unwrap();
+    let mut expected: Vec<(String, String, Option<u64>)> = not_yet
+        .iter()
+        .map(|(days, id)| {
+            (
+                "agpat.token.expiring".to_owned(),
+                id.to_string(),
+                Some(u64::from(*days)),
+            )
+        })
+        .chain([(
+            "agpat.token.expired".to_owned(),
+            live.meta.id.to_string(),
+            None,
+        )])
+        .collect();
+    expected.sort();
+    assert_eq!(delivered(&sdk, &queue).await, expected, "{later:?}");
+    sweeper.sweep(t + 1200).await.unwrap();
+    assert!(
+        delivered(&sdk, &queue).await.is_empty(),
+        "a rerun sends nothing"
+    );
+
+    // The owner's history shows the warning too.
+    let history = store.events(&crossed[&7], 10, None).await.unwrap();
+    assert_eq!(history.items[0].kind, EventKind::Expiring { days_left: 7 });
+}
+
+/// The notifier emails the owner's verified address through SES, and
+/// nobody else.
+#[tokio::test]
+async fn the_owner_is_emailed_at_a_verified_address_only() {
+    let sdk = sdk().await;
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(format!("p{}", uuid_like()))
+        .send()
+        .await
+        .unwrap();
+    let pool_id = pool.user_pool().unwrap().id().unwrap().to_owned();
+    let mut subs = Vec::new();
+    for (name, email, verified) in [
+        ("verified", "owner@example.com", "true"),
+        ("unverified", "other@example.com", "false"),
+    ] {
+        use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
+        let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
+        let user = cognito
+            .admin_create_user()
+            .user_pool_id(&pool_id)
+            .username(name)
+            .message_action(MessageActionType::Suppress)
+            .user_attributes(attr("email", email))
+            .user_attributes(attr("email_verified", verified))
+            .send()
+            .await
+            .unwrap();
+        let sub = user
+            .user()
+            .unwrap()
+            .attributes()
+            .iter()
+            .find(|a| a.name() == "sub")
+            .unwrap()
+            .value()
+            .unwrap()
+            .to_owned();
+        subs.push(sub);
+    }
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    let from = format!("agpat-{}@example.com", uuid_like());
+    ses.create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    let notifier = expiry::Notifier {
+        cognito,
+        user_pool_id: pool_id,
+        ses,
+        from: from.clone(),
+    };
+    let event = |owner: &str| {
+        let e = BusEvent {
+            kind: BusEventKind::LeakReported,
+            token: Pat::generate().unwrap().id().clone(),
+            owner: UserId::parse(owner).unwrap(),
+            name: "deploy".into(),
+            expires_at: SystemClock.now() + DAY,
+            at: SystemClock.now(),
+        };
+        serde_json::json!({"source": "agpat", "detail-type": e.detail_type(), "detail": e.detail()})
+    };
+    assert_eq!(
+        notifier.notify(&event(&subs[0])).await.unwrap(),
+        NotifyOutcome::Sent
+    );
+    assert_eq!(
+        notifier.notify(&event(&subs[1])).await.unwrap(),
+        NotifyOutcome::NoVerifiedAddress
+    );
+    assert_eq!(
+        notifier.notify(&event("no-such-user")).await.unwrap(),
+        NotifyOutcome::NoVerifiedAddress
+    );
+    assert_eq!(
+        notifier
+            .notify(&serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}))
+            .await
+            .unwrap(),
+        NotifyOutcome::Ignored
+    );
+    // What SES (moto) recorded as sent from our identity.
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent: Vec<&serde_json::Value> = data["ses"]
+        .as_object()
+        .into_iter()
+        .flat_map(|models| models.values())
+        .flat_map(|list| list.as_array().into_iter().flatten())
+        .filter(|m| m.get("destinations").is_some() && m.to_string().contains(&from))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let text = sent[0].to_string();
+    assert!(
+        text.contains("owner@example.com") && !text.contains("other@example.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reported it") && text.contains("leaked"),
+        "{text}"
+    );
+}
