@@ -1,8 +1,13 @@
-//! Just enough of the Cognito Identity Provider JSON API to set up a local
-//! user pool on moto and log in (for `make dev` and the end-to-end tests).
+//! Cognito on moto for `make dev` and the end-to-end tests: a user pool with a
+//! public client, confirmed users, and password sign-in, through the AWS SDK.
 
-use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use anyhow::Context;
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_cognitoidentityprovider::error::DisplayErrorContext;
+use aws_sdk_cognitoidentityprovider::types::{
+    AuthFlowType, ExplicitAuthFlowsType, MessageActionType, PasswordPolicyType, UserPoolPolicyType,
+};
 
 /// A user pool with one public app client.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,59 +41,74 @@ impl Pool {
     }
 }
 
-async fn call(endpoint: &str, region: &str, target: &str, body: Value) -> anyhow::Result<Value> {
-    let response = reqwest::Client::new()
-        .post(endpoint)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("AWSCognitoIdentityProviderService.{target}"))
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential=local/20260101/{region}/cognito-idp/aws4_request, SignedHeaders=host, Signature=00"
-            ),
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .with_context(|| format!("Cognito {target} failed to send"))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .context("Cognito response unreadable")?;
-    if !status.is_success() {
-        bail!("Cognito {target} answered {status}: {text}");
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+/// A client for the local endpoint. The admin calls are signed with the
+/// environment's keys (moto accepts any), never a credential chain that could
+/// reach beyond loopback.
+fn client(endpoint: &str, region: &str) -> Client {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let credentials = Credentials::new(
+        var("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "test".into()),
+        var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".into()),
+        None,
+        None,
+        "local-gateway",
+    );
+    let conf = aws_sdk_cognitoidentityprovider::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(conf)
 }
 
 /// Creates a pool with a strong password policy and a public client that
 /// allows `USER_PASSWORD_AUTH`.
 pub async fn create_pool(endpoint: &str, region: &str, name: &str) -> anyhow::Result<Pool> {
-    let pool = call(
-        endpoint,
-        region,
-        "CreateUserPool",
-        json!({"PoolName": name, "Policies": {"PasswordPolicy": {"MinimumLength": 12, "RequireUppercase": true,
-            "RequireLowercase": true, "RequireNumbers": true, "RequireSymbols": true}}}),
-    )
-    .await?;
+    let cognito = client(endpoint, region);
+    let policy = PasswordPolicyType::builder()
+        .minimum_length(12)
+        .require_uppercase(true)
+        .require_lowercase(true)
+        .require_numbers(true)
+        .require_symbols(true)
+        .build();
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(name)
+        .policies(
+            UserPoolPolicyType::builder()
+                .password_policy(policy)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("Cognito CreateUserPool failed: {}", DisplayErrorContext(&e))
+        })?;
     let pool_id = pool
-        .pointer("/UserPool/Id")
-        .and_then(Value::as_str)
+        .user_pool()
+        .and_then(|p| p.id())
         .context("no pool id")?
         .to_owned();
-    let client = call(
-        endpoint,
-        region,
-        "CreateUserPoolClient",
-        json!({"UserPoolId": pool_id, "ClientName": "agpat-local", "GenerateSecret": false,
-            "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]}),
-    )
-    .await?;
-    let client_id = client
-        .pointer("/UserPoolClient/ClientId")
-        .and_then(Value::as_str)
+    let app = cognito
+        .create_user_pool_client()
+        .user_pool_id(&pool_id)
+        .client_name("agpat-local")
+        .generate_secret(false)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Cognito CreateUserPoolClient failed: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
+    let client_id = app
+        .user_pool_client()
+        .and_then(|c| c.client_id())
         .context("no client id")?
         .to_owned();
     Ok(Pool {
@@ -101,36 +121,51 @@ pub async fn create_pool(endpoint: &str, region: &str, name: &str) -> anyhow::Re
 
 /// Creates a confirmed user with a permanent password.
 pub async fn create_user(pool: &Pool, username: &str, password: &str) -> anyhow::Result<()> {
-    call(
-        &pool.endpoint,
-        &pool.region,
-        "AdminCreateUser",
-        json!({"UserPoolId": pool.pool_id, "Username": username, "MessageAction": "SUPPRESS"}),
-    )
-    .await?;
-    call(
-        &pool.endpoint,
-        &pool.region,
-        "AdminSetUserPassword",
-        json!({"UserPoolId": pool.pool_id, "Username": username, "Password": password, "Permanent": true}),
-    )
-    .await?;
+    let cognito = client(&pool.endpoint, &pool.region);
+    cognito
+        .admin_create_user()
+        .user_pool_id(&pool.pool_id)
+        .username(username)
+        .message_action(MessageActionType::Suppress)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Cognito AdminCreateUser failed: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
+    cognito
+        .admin_set_user_password()
+        .user_pool_id(&pool.pool_id)
+        .username(username)
+        .password(password)
+        .permanent(true)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Cognito AdminSetUserPassword failed: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
     Ok(())
 }
 
 /// Logs in with `USER_PASSWORD_AUTH`; returns the access token.
 pub async fn login(pool: &Pool, username: &str, password: &str) -> anyhow::Result<String> {
-    let auth = call(
-        &pool.endpoint,
-        &pool.region,
-        "InitiateAuth",
-        json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": pool.client_id,
-            "AuthParameters": {"USERNAME": username, "PASSWORD": password}}),
-    )
-    .await?;
+    let auth = client(&pool.endpoint, &pool.region)
+        .initiate_auth()
+        .auth_flow(AuthFlowType::UserPasswordAuth)
+        .client_id(&pool.client_id)
+        .auth_parameters("USERNAME", username)
+        .auth_parameters("PASSWORD", password)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("Cognito InitiateAuth failed: {}", DisplayErrorContext(&e)))?;
     Ok(auth
-        .pointer("/AuthenticationResult/AccessToken")
-        .and_then(Value::as_str)
+        .authentication_result()
+        .and_then(|r| r.access_token())
         .context("no access token")?
         .to_owned())
 }

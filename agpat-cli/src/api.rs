@@ -1,0 +1,132 @@
+//! The `/tokens` API over HTTP: bearer authentication, JSON in and out, and
+//! every error answer turned into a [`Problem`].
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::error::{CliError, Problem};
+
+/// A client for one API base URL and one credential.
+pub struct Api {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    bearer: SecretString,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `User-Agent` the API records in a token's recent uses.
+pub const USER_AGENT: &str = concat!("agpat-cli/", env!("CARGO_PKG_VERSION"));
+
+impl Api {
+    /// A client for `base` (e.g. `https://api.example.com/prod`).
+    pub fn new(base: &str, bearer: SecretString) -> Result<Self, CliError> {
+        let base = reqwest::Url::parse(base.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
+            .ok_or_else(|| {
+                CliError::Usage(format!("the API URL {base:?} is not an http(s) URL"))
+            })?;
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| CliError::Other(anyhow::anyhow!("HTTP client: {e}")))?;
+        Ok(Self { http, base, bearer })
+    }
+
+    /// The URL of `segments` under the base, each segment percent-encoded
+    /// (a token id can never add a path level or a query).
+    pub fn url(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// Sends one request; `Ok(None)` for an empty success body (204).
+    pub async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, CliError> {
+        let url = self.url(segments);
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .bearer_auth(self.bearer.expose_secret())
+            .header("accept", "application/json, application/problem+json");
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            CliError::Other(anyhow::anyhow!("cannot reach {}: {}", url, e.without_url()))
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            CliError::Other(anyhow::anyhow!("unreadable answer: {}", e.without_url()))
+        })?;
+        if !status.is_success() {
+            return Err(CliError::Api(Problem::from_body(status.as_u16(), &bytes)));
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes).map(Some).map_err(|_| {
+            CliError::Other(anyhow::anyhow!(
+                "{url} answered {status} with a body that is not JSON"
+            ))
+        })
+    }
+
+    /// Like [`Api::send`], for answers that must have a body.
+    pub async fn json(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
+        self.send(method, segments, query, body)
+            .await?
+            .ok_or_else(|| CliError::Other(anyhow::anyhow!("the API answered with no body")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_their_path_segment() {
+        let api = Api::new("http://127.0.0.1:3000/prod/", SecretString::from("x")).unwrap();
+        assert_eq!(
+            api.url(&["tokens", "../x?y=1#z"]).as_str(),
+            "http://127.0.0.1:3000/prod/tokens/..%2Fx%3Fy=1%23z"
+        );
+        assert_eq!(
+            api.url(&["tokens"]).as_str(),
+            "http://127.0.0.1:3000/prod/tokens"
+        );
+        assert!(Api::new("ftp://x", SecretString::from("x")).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_credential() {
+        let api = Api::new("http://127.0.0.1:3000", SecretString::from("agpat_secret")).unwrap();
+        assert!(!format!("{api:?}").contains("agpat_secret"));
+    }
+}

@@ -1,0 +1,906 @@
+//! `agpat`, the command line for agpat's personal access tokens: Cognito
+//! sign-in (hosted UI with PKCE, or username and password), then the `/tokens`
+//! API. `main.rs` only calls [`main`].
+//!
+//! Secrets: a token's secret is printed once, on stdout only (`tokens create`,
+//! `tokens rotate`); the refresh token and the access token are never printed.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod files;
+pub mod output;
+pub mod pkce;
+pub mod random;
+
+use api::Api;
+use config::{FileConfig, Paths};
+use credentials::{CredentialStore, RefreshStore, Session, StoreChoice};
+use error::CliError;
+use output::Format;
+
+const AFTER_HELP: &str = "\
+Settings: a flag, else its environment variable, else the config file
+($AGPAT_CONFIG, else $XDG_CONFIG_HOME/agpat/config.toml, else
+~/.config/agpat/config.toml; `agpat config set KEY VALUE`).
+
+Credentials: AGPAT_TOKEN=<personal access token> is used when set; otherwise
+the session from `agpat login` (refresh token in the OS keyring, else in a
+0600 file; AGPAT_CREDENTIAL_STORE=auto|keyring|file).";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agpat",
+    version,
+    about = "Personal access tokens for an agpat-protected API",
+    after_long_help = long_help()
+)]
+pub struct Cli {
+    /// Base URL of the API.
+    #[arg(long, global = true, env = "AGPAT_API_URL")]
+    pub api_url: Option<String>,
+    /// AWS region of the Cognito user pool.
+    #[arg(long, global = true, env = "AGPAT_REGION")]
+    pub region: Option<String>,
+    /// Cognito app client id (public client).
+    #[arg(long, global = true, env = "AGPAT_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Cognito endpoint override (local moto).
+    #[arg(long, global = true, env = "AGPAT_COGNITO_ENDPOINT")]
+    pub cognito_endpoint: Option<String>,
+    /// Hosted UI base URL, for `login --web`.
+    #[arg(long, global = true, env = "AGPAT_HOSTED_UI")]
+    pub hosted_ui: Option<String>,
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, env = "AGPAT_OUTPUT", default_value_t = Format::Table)]
+    pub output: Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn long_help() -> String {
+    format!("{AFTER_HELP}\n\n{}", error::EXIT_CODES_HELP)
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in with Cognito (hosted UI with --web, or username and password).
+    Login(LoginArgs),
+    /// Forget the session (and revoke its refresh token at Cognito).
+    Logout,
+    /// Who the current credential is.
+    Whoami,
+    /// Manage your personal access tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Read or change the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `agpat login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Sign in in the browser: the hosted UI's authorization code with PKCE.
+    #[arg(long, conflicts_with_all = ["username", "password_stdin"])]
+    pub web: bool,
+    /// Sign in with this username and a password (USER_PASSWORD_AUTH).
+    #[arg(long, short)]
+    pub username: Option<String>,
+    /// Read the password from the first line of stdin (else AGPAT_PASSWORD, else a prompt).
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// With --web: print the URL, do not open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// With --web: the loopback port of the redirect (0: any; the app client must allow it).
+    #[arg(long)]
+    pub callback_port: Option<u16>,
+    /// With --web: the OAuth scopes to ask for.
+    #[arg(long, default_value = "openid")]
+    pub oauth_scope: String,
+    /// With --web: how long to wait for the browser.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_seconds: u64,
+}
+
+/// `agpat tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Issue a token; prints its secret once, on stdout.
+    Create {
+        /// A label (1 to 100 characters).
+        #[arg(long)]
+        name: String,
+        /// Scopes (repeat the flag or separate with commas).
+        #[arg(long = "scope", short, required = true, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Lifetime in days (default 30).
+        #[arg(long, conflicts_with = "expires_at")]
+        expires_in_days: Option<i64>,
+        /// Expiry, RFC 3339.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// What the token is for (up to 500 characters).
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List your tokens.
+    List {
+        /// active, expired, revoked or all.
+        #[arg(long, value_parser = ["active", "expired", "revoked", "all"])]
+        status: Option<String>,
+        /// Page size (1 to 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from this cursor.
+        #[arg(long, conflicts_with = "all")]
+        cursor: Option<String>,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one token (`self`: the calling PAT).
+    Show {
+        /// Token id, or `self`.
+        id: String,
+    },
+    /// A token's history, newest first.
+    Events {
+        /// Token id.
+        id: String,
+        /// Page size (1 to 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Change a token: rename, describe, narrow its scopes, shorten its life.
+    Patch {
+        /// Token id.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New description.
+        #[arg(long, conflicts_with = "clear_description")]
+        description: Option<String>,
+        /// Remove the description.
+        #[arg(long)]
+        clear_description: bool,
+        /// The scopes to keep (a subset of the current ones).
+        #[arg(long = "scope", short, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// An earlier expiry, RFC 3339.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// Replace a token with a new one; prints the new secret once, on stdout.
+    Rotate {
+        /// Token id.
+        id: String,
+        /// Seconds the old token keeps working (0 to 3600).
+        #[arg(long)]
+        overlap_seconds: Option<i64>,
+    },
+    /// Revoke one token (`self`: the calling PAT).
+    Revoke {
+        /// Token id, or `self`.
+        id: String,
+    },
+    /// Revoke every token you own.
+    RevokeAll {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `agpat config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set a key (api_url, region, client_id, cognito_endpoint, hosted_ui, callback_port).
+    Set {
+        /// The key.
+        key: String,
+        /// The value (empty: unset).
+        value: String,
+    },
+    /// Remove a key.
+    Unset {
+        /// The key.
+        key: String,
+    },
+    /// Show the file's settings and where it is.
+    Show,
+}
+
+/// Parses the command line, runs it, prints any error, and returns the
+/// documented exit code.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", e.render());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Settings after flags, environment and the config file are merged.
+#[derive(Debug, Clone)]
+struct Settings {
+    api_url: Option<String>,
+    region: String,
+    client_id: Option<String>,
+    cognito_endpoint: Option<String>,
+    hosted_ui: Option<String>,
+    callback_port: Option<u16>,
+}
+
+impl Settings {
+    fn merge(cli: &Cli, file: &FileConfig) -> Self {
+        let pick = |a: &Option<String>, b: &Option<String>| {
+            a.clone()
+                .filter(|v| !v.is_empty())
+                .or_else(|| b.clone())
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            api_url: pick(&cli.api_url, &file.api_url),
+            region: pick(&cli.region, &file.region)
+                .unwrap_or_else(|| config::DEFAULT_REGION.to_owned()),
+            client_id: pick(&cli.client_id, &file.client_id),
+            cognito_endpoint: pick(&cli.cognito_endpoint, &file.cognito_endpoint),
+            hosted_ui: pick(&cli.hosted_ui, &file.hosted_ui),
+            callback_port: file.callback_port,
+        }
+    }
+
+    fn api_url(&self) -> Result<&str, CliError> {
+        self.api_url.as_deref().ok_or_else(|| {
+            CliError::Usage(
+                "no API URL: pass --api-url, set AGPAT_API_URL, or `agpat config set api_url URL`"
+                    .into(),
+            )
+        })
+    }
+
+    fn client_id(&self) -> Result<&str, CliError> {
+        self.client_id.as_deref().ok_or_else(|| {
+            CliError::Usage(
+                "no Cognito app client id: pass --client-id, set AGPAT_CLIENT_ID, \
+                 or `agpat config set client_id ID`"
+                    .into(),
+            )
+        })
+    }
+}
+
+struct Context {
+    format: Format,
+    settings: Settings,
+    paths: Paths,
+    store: CredentialStore,
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let paths = Paths::from_env()?;
+    let file = FileConfig::load(&paths.config_file)?;
+    let settings = Settings::merge(&cli, &file);
+    let store = CredentialStore::new(paths.credentials_file(), StoreChoice::from_env()?);
+    let ctx = Context {
+        format: cli.output,
+        settings,
+        paths,
+        store,
+    };
+    match cli.command {
+        Command::Login(args) => login(&ctx, args, file).await,
+        Command::Logout => logout(&ctx).await,
+        Command::Whoami => whoami(&ctx).await,
+        Command::Tokens(command) => tokens(&ctx, command).await,
+        Command::Config(command) => config_command(&ctx, command, file),
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn stdout_line(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))
+}
+
+async fn login(ctx: &Context, args: LoginArgs, mut file: FileConfig) -> Result<(), CliError> {
+    let client_id = ctx.settings.client_id()?.to_owned();
+    let web = args.web || (args.username.is_none() && ctx.settings.hosted_ui.is_some());
+    let (username, tokens) = if web {
+        web_login(ctx, &args, &client_id).await?
+    } else {
+        let username = args.username.clone().ok_or_else(|| {
+            CliError::Usage(
+                "give --username (password sign-in), or --web with a hosted_ui setting".into(),
+            )
+        })?;
+        let password = read_password(args.password_stdin)?;
+        let target = auth::CognitoTarget {
+            client_id: client_id.clone(),
+            region: ctx.settings.region.clone(),
+            endpoint: ctx.settings.cognito_endpoint.clone(),
+        };
+        let tokens = auth::password_login(&target, &username, &password).await?;
+        (username, tokens)
+    };
+    let session = Session {
+        username: username.clone(),
+        client_id: client_id.clone(),
+        region: ctx.settings.region.clone(),
+        cognito_endpoint: ctx.settings.cognito_endpoint.clone(),
+        access_token: tokens.access_token,
+        access_expires_at: now() + tokens.expires_in,
+        refresh_token: tokens.refresh_token,
+    };
+    let kept = ctx.store.save(&session)?;
+    // Later commands need no flags: the settings this login used are saved.
+    file.api_url = ctx.settings.api_url.clone().or(file.api_url);
+    file.region = Some(ctx.settings.region.clone());
+    file.client_id = Some(client_id);
+    file.cognito_endpoint = ctx
+        .settings
+        .cognito_endpoint
+        .clone()
+        .or(file.cognito_endpoint);
+    file.hosted_ui = ctx.settings.hosted_ui.clone().or(file.hosted_ui);
+    file.save(&ctx.paths.config_file)?;
+    let where_kept = match kept {
+        Some(RefreshStore::Keyring) => "the OS keyring".to_owned(),
+        Some(RefreshStore::File) => ctx.store.file().display().to_string(),
+        None => "nowhere (Cognito returned none)".to_owned(),
+    };
+    eprintln!("Logged in as {username}. Refresh token kept in {where_kept}.");
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> Result<SecretString, CliError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Other(anyhow::anyhow!("cannot read stdin: {e}")))?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err(CliError::Usage(
+                "--password-stdin read an empty line".into(),
+            ));
+        }
+        return Ok(SecretString::from(password));
+    }
+    if let Ok(p) = std::env::var("AGPAT_PASSWORD")
+        && !p.is_empty()
+    {
+        return Ok(SecretString::from(p));
+    }
+    rpassword::prompt_password("Password: ")
+        .map(SecretString::from)
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot prompt for the password ({e}): use --password-stdin or AGPAT_PASSWORD"
+            ))
+        })
+}
+
+async fn web_login(
+    ctx: &Context,
+    args: &LoginArgs,
+    client_id: &str,
+) -> Result<(String, auth::Tokens), CliError> {
+    let hosted_ui = ctx.settings.hosted_ui.clone().ok_or_else(|| {
+        CliError::Usage(
+            "--web needs the hosted UI: pass --hosted-ui, set AGPAT_HOSTED_UI, \
+             or `agpat config set hosted_ui URL`"
+                .into(),
+        )
+    })?;
+    let port = args
+        .callback_port
+        .or(ctx.settings.callback_port)
+        .unwrap_or(0);
+    let pkce = pkce::Pkce::new().map_err(|e| CliError::Other(e.into()))?;
+    let listener = pkce::CallbackListener::bind(port)
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    let redirect_uri = listener.redirect_uri().to_owned();
+    let url = pkce.authorize_url(&hosted_ui, client_id, &redirect_uri, &args.oauth_scope)?;
+    eprintln!("Open this URL to sign in (it expects a redirect to {redirect_uri}):\n  {url}");
+    if !args.no_browser && !pkce::open_browser(&url) {
+        eprintln!("(could not open a browser: open the URL yourself)");
+    }
+    let code = listener
+        .wait(&pkce.state, Duration::from_secs(args.timeout_seconds))
+        .await?;
+    let http = reqwest::Client::builder()
+        .user_agent(api::USER_AGENT)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("HTTP client: {e}")))?;
+    let tokens = pkce::exchange(
+        &http,
+        &hosted_ui,
+        client_id,
+        &redirect_uri,
+        &code,
+        &pkce.verifier,
+    )
+    .await?;
+    let username = auth::claims(tokens.access_token.expose_secret())
+        .and_then(|c| c.username.or(c.sub))
+        .unwrap_or_else(|| "(unknown)".to_owned());
+    Ok((username, tokens))
+}
+
+async fn logout(ctx: &Context) -> Result<(), CliError> {
+    if let Ok(Some(session)) = ctx.store.load()
+        && let Err(e) = auth::revoke(&session).await
+    {
+        eprintln!("warning: Cognito did not revoke the refresh token ({e}); forgetting it anyway");
+    }
+    if ctx.store.delete()? {
+        eprintln!("Logged out.");
+    } else {
+        eprintln!("Not logged in.");
+    }
+    Ok(())
+}
+
+/// The credential for API calls: `AGPAT_TOKEN`, else the session (refreshed
+/// when its access token has less than a minute left).
+enum Credential {
+    Pat(SecretString),
+    Session(Session),
+}
+
+async fn credential(ctx: &Context) -> Result<Credential, CliError> {
+    if let Ok(pat) = std::env::var("AGPAT_TOKEN")
+        && !pat.trim().is_empty()
+    {
+        return Ok(Credential::Pat(SecretString::from(pat.trim().to_owned())));
+    }
+    let mut session = ctx.store.load()?.ok_or_else(|| {
+        CliError::NotLoggedIn("not logged in: run `agpat login`, or set AGPAT_TOKEN".into())
+    })?;
+    if session.access_expires_at - 60 <= now() {
+        let fresh = auth::refresh(&session).await?;
+        session.access_token = fresh.access_token;
+        session.access_expires_at = now() + fresh.expires_in;
+        if fresh.refresh_token.is_some() {
+            session.refresh_token = fresh.refresh_token;
+        }
+        ctx.store.save(&session)?;
+    }
+    Ok(Credential::Session(session))
+}
+
+async fn api(ctx: &Context) -> Result<Api, CliError> {
+    let base = ctx.settings.api_url()?.to_owned();
+    let bearer = match credential(ctx).await? {
+        Credential::Pat(pat) => pat,
+        Credential::Session(s) => s.access_token,
+    };
+    Api::new(&base, bearer)
+}
+
+async fn whoami(ctx: &Context) -> Result<(), CliError> {
+    match credential(ctx).await? {
+        Credential::Pat(pat) => {
+            let api = Api::new(ctx.settings.api_url()?, pat)?;
+            let view = api
+                .json(Method::GET, &["tokens", "self"], &[], None)
+                .await?;
+            match ctx.format {
+                Format::Json => stdout_line(&output::json(&json!({"kind": "pat", "token": view}))),
+                Format::Table => stdout_line(&format!(
+                    "personal access token (AGPAT_TOKEN)\n{}",
+                    output::token_detail(&view)
+                )),
+            }
+        }
+        Credential::Session(session) => {
+            let claims = auth::claims(session.access_token.expose_secret()).unwrap_or_default();
+            let expires = time::OffsetDateTime::from_unix_timestamp(session.access_expires_at)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+            let view = json!({
+                "kind": "session",
+                "username": claims.username.clone().unwrap_or(session.username.clone()),
+                "sub": claims.sub,
+                "clientId": session.client_id,
+                "issuer": claims.iss,
+                "groups": claims.groups.unwrap_or_default(),
+                "accessTokenExpiresAt": expires,
+            });
+            match ctx.format {
+                Format::Json => stdout_line(&output::json(&view)),
+                Format::Table => stdout_line(&format!(
+                    "Cognito session\nusername      {}\nsub           {}\nclient        {}\nissuer        {}\naccess until  {}",
+                    view.get("username").and_then(Value::as_str).unwrap_or("-"),
+                    view.get("sub").and_then(Value::as_str).unwrap_or("-"),
+                    session.client_id,
+                    view.get("issuer").and_then(Value::as_str).unwrap_or("-"),
+                    expires,
+                )),
+            }
+        }
+    }
+}
+
+/// Prints an issued token: in table mode the secret alone on stdout (so it
+/// can be piped), the rest on stderr; in JSON mode the whole answer.
+fn print_issued(ctx: &Context, body: &Value, verb: &str) -> Result<(), CliError> {
+    match ctx.format {
+        Format::Json => stdout_line(&output::json(body)),
+        Format::Table => {
+            let secret = body
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| CliError::Other(anyhow::anyhow!("the answer has no token")))?;
+            stdout_line(secret)?;
+            let mut meta = body.clone();
+            if let Some(obj) = meta.as_object_mut() {
+                obj.remove("token");
+            }
+            eprintln!(
+                "{verb} token {}. The secret above is shown only once: store it now.\n{}",
+                meta.get("id").and_then(Value::as_str).unwrap_or("?"),
+                output::token_detail(&meta)
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn tokens(ctx: &Context, command: TokensCommand) -> Result<(), CliError> {
+    let api = api(ctx).await?;
+    match command {
+        TokensCommand::Create {
+            name,
+            scopes,
+            expires_in_days,
+            expires_at,
+            description,
+        } => {
+            let mut body = serde_json::Map::new();
+            body.insert("name".into(), json!(name));
+            body.insert("scopes".into(), json!(scopes));
+            match (expires_in_days, expires_at) {
+                (_, Some(at)) => body.insert("expiresAt".into(), json!(at)),
+                (days, None) => body.insert("expiresInDays".into(), json!(days.unwrap_or(30))),
+            };
+            if let Some(d) = description {
+                body.insert("description".into(), json!(d));
+            }
+            let body = Value::Object(body);
+            let issued = api
+                .json(Method::POST, &["tokens"], &[], Some(&body))
+                .await?;
+            print_issued(ctx, &issued, "Created")
+        }
+        TokensCommand::List {
+            status,
+            limit,
+            cursor,
+            all,
+        } => {
+            let mut query = Vec::new();
+            if let Some(s) = status {
+                query.push(("status", s));
+            }
+            if let Some(l) = limit {
+                query.push(("limit", l.to_string()));
+            }
+            let mut cursor = cursor;
+            let mut items = Vec::new();
+            let next = loop {
+                let mut q = query.clone();
+                if let Some(c) = &cursor {
+                    q.push(("cursor", c.clone()));
+                }
+                let page = api.json(Method::GET, &["tokens"], &q, None).await?;
+                items.extend(
+                    page.get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                let next = page
+                    .get("nextCursor")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                match next {
+                    Some(n) if all => cursor = Some(n),
+                    other => break other,
+                }
+            };
+            match ctx.format {
+                Format::Json => {
+                    stdout_line(&output::json(&json!({"items": items, "nextCursor": next})))
+                }
+                Format::Table => {
+                    stdout_line(&output::token_list(&items))?;
+                    if let Some(n) = next {
+                        eprintln!("(more: agpat tokens list --cursor {n}, or --all)");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        TokensCommand::Show { id } => {
+            let view = api.json(Method::GET, &["tokens", &id], &[], None).await?;
+            show(ctx, &view)
+        }
+        TokensCommand::Events { id, limit, cursor } => {
+            let mut query = Vec::new();
+            if let Some(l) = limit {
+                query.push(("limit", l.to_string()));
+            }
+            if let Some(c) = cursor {
+                query.push(("cursor", c));
+            }
+            let page = api
+                .json(Method::GET, &["tokens", &id, "events"], &query, None)
+                .await?;
+            match ctx.format {
+                Format::Json => stdout_line(&output::json(&page)),
+                Format::Table => {
+                    let items = page
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    stdout_line(&output::events(&items))?;
+                    if let Some(n) = page.get("nextCursor").and_then(Value::as_str) {
+                        eprintln!("(more: agpat tokens events {id} --cursor {n})");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        TokensCommand::Patch {
+            id,
+            name,
+            description,
+            clear_description,
+            scopes,
+            expires_at,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), json!(n));
+            }
+            if clear_description {
+                body.insert("description".into(), Value::Null);
+            } else if let Some(d) = description {
+                body.insert("description".into(), json!(d));
+            }
+            if !scopes.is_empty() {
+                body.insert("scopes".into(), json!(scopes));
+            }
+            if let Some(at) = expires_at {
+                body.insert("expiresAt".into(), json!(at));
+            }
+            if body.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --name, --description, --clear-description, \
+                     --scope or --expires-at"
+                        .into(),
+                ));
+            }
+            let view = api
+                .json(
+                    Method::PATCH,
+                    &["tokens", &id],
+                    &[],
+                    Some(&Value::Object(body)),
+                )
+                .await?;
+            show(ctx, &view)
+        }
+        TokensCommand::Rotate {
+            id,
+            overlap_seconds,
+        } => {
+            let body = match overlap_seconds {
+                Some(s) => json!({"overlapSeconds": s}),
+                None => json!({}),
+            };
+            let issued = api
+                .json(Method::POST, &["tokens", &id, "rotate"], &[], Some(&body))
+                .await?;
+            print_issued(ctx, &issued, "Rotated; new")
+        }
+        TokensCommand::Revoke { id } => {
+            api.send(Method::DELETE, &["tokens", &id], &[], None)
+                .await?;
+            match ctx.format {
+                Format::Json => stdout_line(&output::json(&json!({"revoked": id}))),
+                Format::Table => {
+                    eprintln!("Revoked token {id}.");
+                    Ok(())
+                }
+            }
+        }
+        TokensCommand::RevokeAll { yes } => {
+            if !yes && !confirm("Revoke ALL your tokens? Type 'yes' to continue: ")? {
+                return Err(CliError::Usage(
+                    "not confirmed (pass --yes to revoke without asking)".into(),
+                ));
+            }
+            let total = revoke_all(&api).await?;
+            match ctx.format {
+                Format::Json => {
+                    stdout_line(&output::json(&json!({"revoked": total, "complete": true})))
+                }
+                Format::Table => {
+                    eprintln!("Revoked {total} token(s).");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn show(ctx: &Context, view: &Value) -> Result<(), CliError> {
+    match ctx.format {
+        Format::Json => stdout_line(&output::json(view)),
+        Format::Table => stdout_line(&output::token_detail(view)),
+    }
+}
+
+fn confirm(prompt: &str) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(
+            "refusing to revoke all tokens without confirmation: pass --yes".into(),
+        ));
+    }
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot read stdin: {e}")))?;
+    Ok(line.trim().eq_ignore_ascii_case("yes"))
+}
+
+/// Most rounds of `DELETE /tokens` one revoke-all makes before giving up.
+const MAX_REVOKE_ALL_ROUNDS: u32 = 10_000;
+
+/// `DELETE /tokens` until it answers `complete: true`, with a progress line
+/// on stderr after each incomplete round.
+async fn revoke_all(api: &Api) -> Result<u64, CliError> {
+    let mut total = 0u64;
+    for round in 1..=MAX_REVOKE_ALL_ROUNDS {
+        let answer = api.json(Method::DELETE, &["tokens"], &[], None).await?;
+        let revoked = answer.get("revoked").and_then(Value::as_u64).unwrap_or(0);
+        total += revoked;
+        if answer
+            .get("complete")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+        {
+            return Ok(total);
+        }
+        let remaining = answer
+            .get("remaining")
+            .and_then(Value::as_u64)
+            .map(|r| format!(", {r} remaining"))
+            .unwrap_or_default();
+        eprintln!("revoke-all: {total} revoked so far{remaining}; continuing (round {round})…");
+        if revoked == 0 {
+            // No progress this round: give the service a moment.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Err(CliError::Other(anyhow::anyhow!(
+        "revoke-all did not complete after {MAX_REVOKE_ALL_ROUNDS} rounds ({total} revoked): run it again"
+    )))
+}
+
+fn config_command(
+    ctx: &Context,
+    command: ConfigCommand,
+    mut file: FileConfig,
+) -> Result<(), CliError> {
+    let path = &ctx.paths.config_file;
+    match command {
+        ConfigCommand::Set { key, value } => {
+            file.set(&key, &value)?;
+            file.save(path)?;
+            eprintln!("Set {key} in {}.", path.display());
+            Ok(())
+        }
+        ConfigCommand::Unset { key } => {
+            file.set(&key, "")?;
+            file.save(path)?;
+            eprintln!("Unset {key} in {}.", path.display());
+            Ok(())
+        }
+        ConfigCommand::Show => match ctx.format {
+            Format::Json => stdout_line(&output::json(&json!({
+                "path": path.display().to_string(),
+                "settings": serde_json::to_value(&file).unwrap_or(Value::Null),
+            }))),
+            Format::Table => {
+                let mut lines = vec![format!("# {}", path.display())];
+                let values = serde_json::to_value(&file).unwrap_or(Value::Null);
+                for (key, help) in config::KEYS {
+                    let value = values
+                        .get(*key)
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .unwrap_or_else(|| "(unset)".to_owned());
+                    lines.push(format!("{key:<17} {value:<40} # {help}"));
+                }
+                stdout_line(&lines.join("\n"))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_long_help_documents_every_exit_code() {
+        let help = Cli::command().render_long_help().to_string();
+        for code in [
+            error::exit::OK,
+            error::exit::FAILURE,
+            error::exit::USAGE,
+            error::exit::UNAUTHENTICATED,
+            error::exit::FORBIDDEN,
+            error::exit::NOT_FOUND,
+            error::exit::CONFLICT,
+            error::exit::INVALID,
+            error::exit::UNAVAILABLE,
+        ] {
+            assert!(help.contains(&format!("\n  {code}  ")), "{code}: {help}");
+        }
+        assert!(help.contains(error::EXIT_CODES_HELP), "{help}");
+    }
+}

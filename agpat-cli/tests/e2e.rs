@@ -1,0 +1,701 @@
+//! The `agpat` binary end to end, against the local gateway in-process (real
+//! token service and authorizer, Cognito and DynamoDB on moto), each test with
+//! its own HOME and the file credential store. Run under `scripts/with-moto.sh`.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers"
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito, serve};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "Correct-horse-9!";
+const USER: &str = "cleo";
+const BIN: &str = env!("CARGO_BIN_EXE_agpat");
+
+async fn echo(Json(_event): Json<Value>) -> Json<Value> {
+    Json(json!({"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": false}))
+}
+
+async fn start_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/2015-03-31/functions/function/invocations",
+        listener.local_addr().unwrap()
+    );
+    let router = axum::Router::new().route(
+        "/2015-03-31/functions/function/invocations",
+        axum::routing::post(echo),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// One run of the binary.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "{self:#?}");
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:#?}"))
+    }
+}
+
+/// A gateway and a user with a private HOME.
+struct World {
+    base: String,
+    pool: cognito::Pool,
+    home: tempfile::TempDir,
+    /// Everything every run printed, to check no secret leaked.
+    printed: Mutex<String>,
+}
+
+async fn world() -> World {
+    let endpoint = shared::testing::endpoint();
+    let store = shared::testing::fresh_store(50).await;
+    let pool = cognito::create_pool(&endpoint, "us-east-1", "cli")
+        .await
+        .unwrap();
+    cognito::create_user(&pool, USER, PASSWORD).await.unwrap();
+    let setup = LocalSetup {
+        manifest: shared::testing::manifest(),
+        store,
+        upstream: Upstream::lambda_invoke(&start_upstream().await).unwrap(),
+        pool: pool.clone(),
+        // No caches: a revocation shows at the next call.
+        gateway: GatewayConfig {
+            cache_ttl_secs: 0,
+            ..GatewayConfig::default()
+        },
+        pat: authorizer::config::PatConfig {
+            positive_ttl_secs: 0,
+            negative_ttl_secs: 0,
+            max_failures_per_source: 5,
+        },
+        max_lifetime_days: 90,
+    };
+    let gateway = build(&setup, Arc::new(shared::SystemClock)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, app(gateway), std::future::pending()));
+    World {
+        base,
+        pool,
+        home: tempfile::tempdir().unwrap(),
+        printed: Mutex::new(String::new()),
+    }
+}
+
+impl World {
+    fn credentials_file(&self) -> PathBuf {
+        self.home.path().join("config/agpat/credentials.json")
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("AGPAT_CREDENTIAL_STORE", "file")
+            .env("AGPAT_API_URL", &self.base)
+            .env("AGPAT_CLIENT_ID", &self.pool.client_id)
+            .env("AGPAT_COGNITO_ENDPOINT", &self.pool.endpoint)
+            .env("AGPAT_REGION", &self.pool.region);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs `agpat args…` with `stdin`; blocking (the gateway runs on other threads).
+    async fn run_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
+        let mut command = self.command(args, env);
+        let stdin = stdin.to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        let out = Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        };
+        let mut printed = self.printed.lock().unwrap();
+        printed.push_str(&out.stdout);
+        printed.push_str(&out.stderr);
+        out
+    }
+
+    async fn run(&self, args: &[&str]) -> Out {
+        self.run_with(args, "", &[]).await
+    }
+
+    async fn login(&self) {
+        let out = self
+            .run_with(
+                &["login", "--username", USER, "--password-stdin"],
+                &format!("{PASSWORD}\n"),
+                &[],
+            )
+            .await;
+        out.ok();
+        assert!(out.stderr.contains("Logged in as cleo"), "{out:#?}");
+        assert!(out.stdout.is_empty(), "{out:#?}");
+    }
+
+    fn stored(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.credentials_file()).unwrap()).unwrap()
+    }
+
+    /// The refresh and access tokens were never printed by any run.
+    fn assert_no_session_secret_printed(&self, stored: &Value) {
+        let printed = self.printed.lock().unwrap();
+        for key in ["refreshToken", "accessToken"] {
+            let secret = stored[key].as_str().expect(key);
+            assert!(secret.len() > 20, "{key}");
+            assert!(!printed.contains(secret), "{key} was printed");
+        }
+    }
+
+    /// Creates a token in table mode: the secret alone on stdout.
+    async fn create(&self, name: &str, scopes: &str) -> (String, String) {
+        let out = self
+            .run(&[
+                "tokens",
+                "create",
+                "--name",
+                name,
+                "--scope",
+                scopes,
+                "--expires-in-days",
+                "7",
+            ])
+            .await;
+        out.ok();
+        let secret = out.stdout.trim_end_matches('\n');
+        assert!(secret.starts_with("agpat_"), "{out:#?}");
+        assert_eq!(out.stdout.lines().count(), 1, "only the secret: {out:#?}");
+        assert!(
+            !out.stderr.contains(secret),
+            "the secret goes to stdout only"
+        );
+        let id = out
+            .stderr
+            .split_whitespace()
+            .skip_while(|w| *w != "token")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('.')
+            .to_owned();
+        assert!(secret.contains(&id), "{id} {secret}");
+        (id, secret.to_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_manages_tokens_from_login_to_logout() {
+    let w = world().await;
+    // Not logged in yet: exit 3 with a hint.
+    let out = w.run(&["tokens", "list"]).await;
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(out.stderr.contains("agpat login"), "{out:#?}");
+
+    w.login().await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(w.credentials_file())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the credentials file is private");
+    }
+    let stored = w.stored();
+    assert_eq!(stored["refreshStore"], "file");
+
+    let who = w.run(&["whoami", "-o", "json"]).await;
+    assert_eq!(who.ok().json()["username"], USER);
+    assert_eq!(who.json()["kind"], "session");
+
+    let (id, secret) = w.create("laptop", "tokens:read").await;
+    // The secret is pipeable: it works as a bearer token as printed.
+    let shown = w
+        .run_with(
+            &["tokens", "show", "self", "-o", "json"],
+            "",
+            &[("AGPAT_TOKEN", &secret)],
+        )
+        .await;
+    assert_eq!(shown.ok().json()["id"], id);
+
+    // JSON mode: the whole answer, secret included, on stdout.
+    let created = w
+        .run(&[
+            "-o",
+            "json",
+            "tokens",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "tokens:read,tokens:write",
+            "--description",
+            "deploys",
+        ])
+        .await;
+    let created = created.ok().json();
+    assert!(created["token"].as_str().unwrap().starts_with("agpat_"));
+    let ci = created["id"].as_str().unwrap().to_owned();
+
+    let table = w.run(&["tokens", "list"]).await;
+    let table = &table.ok().stdout;
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains(&id) && table.contains("laptop") && table.contains("ci"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("agpat_"),
+        "a listing never shows a secret: {table}"
+    );
+    let listed = w
+        .run(&["tokens", "list", "-o", "json", "--all"])
+        .await
+        .json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+
+    let detail = w.run(&["tokens", "show", &id]).await;
+    assert!(detail.ok().stdout.contains("tokens:read"), "{detail:#?}");
+
+    // An expired access token is refreshed with the refresh token.
+    let mut expired = w.stored();
+    expired["accessExpiresAt"] = json!(0);
+    std::fs::write(w.credentials_file(), expired.to_string()).unwrap();
+    w.run(&["tokens", "show", &ci]).await.ok();
+    let refreshed = w.stored();
+    assert!(refreshed["accessExpiresAt"].as_i64().unwrap() > 0);
+    assert_ne!(refreshed["accessToken"], stored["accessToken"]);
+
+    let revoked = w.run(&["tokens", "revoke", &id]).await;
+    assert!(
+        revoked.ok().stderr.contains("Revoked token"),
+        "{revoked:#?}"
+    );
+    let gone = w
+        .run_with(&["whoami"], "", &[("AGPAT_TOKEN", &secret)])
+        .await;
+    assert_eq!(gone.code, 3, "a revoked PAT is a 401: {gone:#?}");
+    let status = w.run(&["tokens", "show", &id, "-o", "json"]).await.json();
+    assert_eq!(status["status"], "revoked");
+
+    w.assert_no_session_secret_printed(&w.stored());
+    w.assert_no_session_secret_printed(&stored);
+
+    let out = w.run(&["logout"]).await;
+    assert!(out.ok().stderr.contains("Logged out"), "{out:#?}");
+    assert!(!w.credentials_file().exists());
+    assert_eq!(w.run(&["whoami"]).await.code, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pat_in_agpat_token_is_the_credential_and_whoami_reports_it() {
+    let w = world().await;
+    w.login().await;
+    let (id, secret) = w.create("robot", "tokens:read").await;
+    let env = [("AGPAT_TOKEN", secret.as_str())];
+    let who = w.run_with(&["whoami", "-o", "json"], "", &env).await;
+    let who = who.ok().json();
+    assert_eq!(who["kind"], "pat");
+    assert_eq!(who["token"]["id"], id);
+    let table = w.run_with(&["whoami"], "", &env).await;
+    assert!(
+        table.ok().stdout.contains("personal access token"),
+        "{table:#?}"
+    );
+    // Beyond its scope: 403, exit 4, shown readably.
+    let denied = w
+        .run_with(
+            &["tokens", "create", "--name", "x", "--scope", "tokens:read"],
+            "",
+            &env,
+        )
+        .await;
+    assert_eq!(denied.code, 4, "{denied:#?}");
+    assert!(denied.stderr.starts_with("error: "), "{denied:#?}");
+    assert!(denied.stderr.contains("(403)"), "{denied:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_readable_and_have_the_documented_exit_codes() {
+    let w = world().await;
+    // Wrong password: 3, and the password is not echoed.
+    let out = w
+        .run_with(
+            &["login", "-u", USER, "--password-stdin"],
+            "Wrong-horse-9!\n",
+            &[],
+        )
+        .await;
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(!out.stderr.contains("Wrong-horse"), "{out:#?}");
+
+    w.login().await;
+    // Unknown token: 404 → 5.
+    let out = w.run(&["tokens", "show", "AAAAAAAAAAAAAAAAA"]).await;
+    assert_eq!(out.code, 5, "{out:#?}");
+    assert!(
+        out.stderr.starts_with("error: ") && out.stderr.contains("(404)"),
+        "{out:#?}"
+    );
+    // Invalid fields: 400 → 7, with the field named.
+    let out = w
+        .run(&[
+            "tokens",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "no:such",
+            "--expires-in-days",
+            "7",
+        ])
+        .await;
+    assert_eq!(out.code, 7, "{out:#?}");
+    assert!(
+        out.stderr.contains("(400)") && out.stderr.contains("- scopes:"),
+        "{out:#?}"
+    );
+    // Usage errors: 2.
+    assert_eq!(w.run(&["tokens", "create", "--name", "x"]).await.code, 2);
+    assert_eq!(
+        w.run(&["tokens", "patch", "AAAAAAAAAAAAAAAAA"]).await.code,
+        2
+    );
+    let out = w.run(&["tokens", "revoke-all"]).await;
+    assert_eq!(out.code, 2, "no --yes and no terminal: {out:#?}");
+    let out = w
+        .run_with(&["tokens", "list"], "", &[("AGPAT_API_URL", "")])
+        .await;
+    // An empty variable falls through to the config file, which login filled.
+    out.ok();
+    let help = w.run(&["--help"]).await;
+    assert!(help.ok().stdout.contains("Exit codes:"), "{help:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_prints_only_the_new_secret_and_revoke_all_clears_everything() {
+    let w = world().await;
+    w.login().await;
+    let (old_id, old_secret) = w.create("rot", "tokens:read").await;
+    w.create("other", "tokens:read").await;
+    let out = w.run(&["tokens", "rotate", &old_id]).await;
+    out.ok();
+    let new_secret = out.stdout.trim_end();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:#?}");
+    assert!(new_secret.starts_with("agpat_") && new_secret != old_secret);
+    assert!(!out.stderr.contains(new_secret), "{out:#?}");
+    let old = w
+        .run(&["tokens", "show", &old_id, "-o", "json"])
+        .await
+        .json();
+    assert!(old["rotatedTo"].is_string(), "{old}");
+
+    let out = w.run(&["tokens", "revoke-all", "--yes"]).await;
+    assert!(out.ok().stderr.contains("Revoked 2 token(s)"), "{out:#?}");
+    let active = w
+        .run(&["tokens", "list", "--status", "active", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(active["items"], json!([]), "{active}");
+}
+
+/// A `DELETE /tokens` that runs out of time twice before completing.
+async fn slow_revoke_all_server() -> (String, Arc<Mutex<u32>>) {
+    let calls = Arc::new(Mutex::new(0u32));
+    let seen = Arc::clone(&calls);
+    let router = axum::Router::new().route(
+        "/tokens",
+        axum::routing::delete(move || {
+            let seen = Arc::clone(&seen);
+            async move {
+                let mut n = seen.lock().unwrap();
+                *n += 1;
+                let complete = *n >= 3;
+                Json(json!({"revoked": 40, "remaining": if complete { 0 } else { 120 - 40 * *n }, "complete": complete}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_all_calls_again_until_complete_showing_progress() {
+    let w = world().await;
+    let (base, calls) = slow_revoke_all_server().await;
+    let out = w
+        .run_with(
+            &["tokens", "revoke-all", "--yes"],
+            "",
+            &[("AGPAT_API_URL", &base), ("AGPAT_TOKEN", "agpat_unused")],
+        )
+        .await;
+    out.ok();
+    assert_eq!(*calls.lock().unwrap(), 3);
+    let progress: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("revoke-all:"))
+        .collect();
+    assert_eq!(progress.len(), 2, "{out:#?}");
+    assert!(
+        progress[0].contains("40 revoked so far, 80 remaining"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("Revoked 120 token(s)."), "{out:#?}");
+    assert!(out.stdout.is_empty(), "progress is on stderr: {out:#?}");
+}
+
+// ---- Issue #15's new routes: PATCH and events. ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_narrows_a_token_and_refuses_to_widen_it() {
+    let w = world().await;
+    w.login().await;
+    let (id, _) = w.create("wide", "tokens:read,tokens:write").await;
+    let out = w
+        .run(&[
+            "tokens",
+            "patch",
+            &id,
+            "--scope",
+            "tokens:read",
+            "--name",
+            "narrow",
+            "--description",
+            "read only now",
+            "-o",
+            "json",
+        ])
+        .await;
+    let view = out.ok().json();
+    assert_eq!(view["scopes"], json!(["tokens:read"]), "{view}");
+    assert_eq!(view["name"], "narrow");
+    assert_eq!(view["description"], "read only now");
+
+    let out = w
+        .run(&[
+            "tokens",
+            "patch",
+            &id,
+            "--scope",
+            "tokens:read,tokens:write",
+        ])
+        .await;
+    assert_eq!(out.code, 7, "widening is refused: {out:#?}");
+    assert!(
+        out.stderr.contains("(400)") && out.stderr.contains("- scopes:"),
+        "{out:#?}"
+    );
+
+    let out = w
+        .run(&["tokens", "patch", &id, "--clear-description", "-o", "json"])
+        .await;
+    assert_eq!(out.ok().json()["description"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_show_a_tokens_history_newest_first() {
+    let w = world().await;
+    w.login().await;
+    let (id, _) = w.create("hist", "tokens:read,tokens:write").await;
+    w.run(&["tokens", "patch", &id, "--name", "renamed"])
+        .await
+        .ok();
+    w.run(&["tokens", "revoke", &id]).await.ok();
+    let page = w.run(&["tokens", "events", &id, "-o", "json"]).await.json();
+    let items = page["items"].as_array().unwrap();
+    let mut types: Vec<&str> = items.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    // Newest first; events within the same second may come in any order.
+    let at: Vec<&str> = items.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] >= w[1]), "{page}");
+    types.sort_unstable();
+    assert_eq!(types, ["created", "revoked", "updated"], "{page}");
+    let table = w.run(&["tokens", "events", &id]).await;
+    let table = &table.ok().stdout;
+    assert!(
+        table.contains("revoked") && table.contains("by=owner"),
+        "{table}"
+    );
+    assert!(table.contains("changes=name"), "{table}");
+}
+
+// ---- login --web against a stand-in hosted UI (moto has no /oauth2/*). ----
+
+#[derive(Default)]
+struct HostedUi {
+    /// code → (challenge, redirect_uri)
+    codes: HashMap<String, (String, String)>,
+    exchanged: Vec<HashMap<String, String>>,
+}
+
+fn fake_jwt(username: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.c2ln",
+        b64(&json!({"alg": "none"})),
+        b64(&json!({"username": username, "sub": "sub-web", "exp": 4_000_000_000i64}))
+    )
+}
+
+async fn hosted_ui() -> (String, Arc<Mutex<HostedUi>>) {
+    let state = Arc::new(Mutex::new(HostedUi::default()));
+    let shared = Arc::clone(&state);
+    let router = axum::Router::new().route(
+        "/oauth2/token",
+        axum::routing::post(
+            move |axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>| {
+                let shared = Arc::clone(&shared);
+                async move {
+                    let mut ui = shared.lock().unwrap();
+                    ui.exchanged.push(form.clone());
+                    let expected = ui.codes.get(form.get("code").map_or("", String::as_str)).cloned();
+                    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                    match expected {
+                        Some((challenge, redirect))
+                            if agpat_cli::pkce::challenge(&verifier) == challenge
+                                && form.get("redirect_uri") == Some(&redirect)
+                                && form.get("grant_type").map(String::as_str)
+                                    == Some("authorization_code") =>
+                        {
+                            (
+                                axum::http::StatusCode::OK,
+                                Json(json!({"access_token": fake_jwt("webuser"), "id_token": "x",
+                                    "refresh_token": "web-refresh-token-0123456789abcdef", "expires_in": 3600,
+                                    "token_type": "Bearer"})),
+                            )
+                        }
+                        _ => (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            Json(json!({"error": "invalid_grant"})),
+                        ),
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_web_exchanges_the_code_with_its_pkce_verifier() {
+    let w = world().await;
+    let (ui_base, ui) = hosted_ui().await;
+    let mut child = w
+        .command(
+            &["login", "--web", "--no-browser", "--timeout-seconds", "30"],
+            &[("AGPAT_HOSTED_UI", &ui_base)],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url, rest) = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let url = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("{ui_base}/oauth2/authorize?"))
+                    .map(str::to_owned)
+            })
+            .expect("the authorize URL is printed");
+        (url, lines)
+    })
+    .await
+    .unwrap();
+    let query: HashMap<String, String> = url
+        .split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            let v = reqwest::Url::parse(&format!("http://x/?v={v}")).unwrap();
+            (k.to_owned(), v.query_pairs().next().unwrap().1.into_owned())
+        })
+        .collect();
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["client_id"], w.pool.client_id);
+    let redirect = query["redirect_uri"].clone();
+    assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+    ui.lock().unwrap().codes.insert(
+        "code-1".into(),
+        (query["code_challenge"].clone(), redirect.clone()),
+    );
+
+    // The browser comes back with the code and the state.
+    let back = reqwest::get(format!("{redirect}?code=code-1&state={}", query["state"]))
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 200);
+    let (status, rest) = tokio::task::spawn_blocking(move || {
+        let rest: Vec<String> = rest.map(Result::unwrap).collect();
+        (child.wait().unwrap(), rest.join("\n"))
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("Logged in as webuser"), "{rest}");
+    assert!(!rest.contains("web-refresh-token"), "{rest}");
+    let exchanged = ui.lock().unwrap().exchanged.clone();
+    assert_eq!(exchanged.len(), 1);
+    assert_eq!(exchanged[0]["client_id"], w.pool.client_id);
+    assert_eq!(
+        w.stored()["refreshToken"],
+        "web-refresh-token-0123456789abcdef"
+    );
+
+    let who = w.run(&["whoami", "-o", "json"]).await;
+    assert_eq!(who.ok().json()["username"], "webuser");
+}
