@@ -9,7 +9,10 @@ export CARGO_TERM_COLOR ?= never
 
 ## make test: format check, clippy (warnings are errors), every cargo test against a
 ## fresh moto, then the browser and schemathesis checks against a real local gateway.
-test: venv fmt-check clippy threat-model lint-workflows test-rust test-e2e test-infra test-examples
+## Each phase announces itself (==> [n/9] name) and prints its time (scripts/phases.sh).
+TEST_PHASES := venv fmt-check clippy threat-model lint-workflows test-rust test-e2e test-infra test-examples
+test:
+	@MAKE="$(MAKE)" scripts/phases.sh $(TEST_PHASES)
 
 ## The GitHub workflows: actionlint (syntax, expressions, shellcheck) and zizmor
 ## (pins, permissions, injection), plus the pipeline-ordering test.
@@ -50,7 +53,7 @@ test-e2e:
 ## The CDK app: typecheck, lint, format check, Jest (assertions + cdk-nag), the release hook's
 ## node tests, synth, cfn-lint, checkov.
 test-infra: venv $(PNPM)
-	cd infra && $(PNPM) install --frozen-lockfile --reporter=silent
+	cd infra && $(PNPM) install --frozen-lockfile --reporter=append-only
 	cd infra && $(PNPM) run build && $(PNPM) run lint && $(PNPM) run format:check
 	cd infra && $(PNPM) test
 	cd infra && node --test test/hooks/
@@ -62,9 +65,10 @@ test-infra: venv $(PNPM)
 $(PNPM):
 	npm install --silent --no-audit --no-fund --prefix .tools pnpm@$(PNPM_VERSION)
 
-## make dev: moto + table + Cognito pool + demo user, and the local gateway on 127.0.0.1:3000.
-dev: venv
-	scripts/dev.sh
+## make dev: venv, build, moto + table + Cognito pool + demo user, and the local gateway on
+## 127.0.0.1:3000; scripts/dev.sh shows each step ([n/6]) and cargo's own progress.
+dev:
+	@scripts/dev.sh
 
 ## make bench: every figure of BENCHMARKS.md (criterion, aws-jwt-verify side by side,
 ## cold start, RSS, sizes, gateway throughput); loopback only, bounded. Output in target/bench/.

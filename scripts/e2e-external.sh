@@ -2,8 +2,13 @@
 # External end-to-end checks against a real `items-dev dev` (the local gateway
 # serving the items example) on loopback
 # (run under scripts/with-moto.sh, which provides DYNAMODB_ENDPOINT):
-#   1. headless Chromium loads /docs and finds the /tokens and /items operations
-#      (screenshot kept in target/e2e-artifacts/docs.png);
+#   1. a person's use of /docs in headless Chromium (scripts/e2e/docs_browser.py,
+#      Playwright on Debian's chromium): the operations are listed, no summary
+#      shows a raw backtick, Authorize with a JWT + "Try it out" on POST /tokens
+#      shows the 201 and a working secret (screenshot in target/e2e-artifacts/docs.png);
+#   1b. `make dev` (scripts/dev.sh) in a scratch directory shows each bootstrap
+#      step and cargo's own output, then serves /docs; `make test`'s phase
+#      runner (scripts/phases.sh) announces and times each phase;
 #   2. the deployment smoke test (scripts/smoke-test.sh) passes against it;
 #   3. the load scenario (scripts/load-test.sh, smoke size: 5 users x 10 s): no
 #      5xx, no wrong decision, revoked PATs refused past the bound (5 s here);
@@ -18,6 +23,8 @@ cd "$root"
 artifacts="$root/target/e2e-artifacts"
 mkdir -p "$artifacts"
 
+# Playwright drives this chromium by its path; it never downloads a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     echo "e2e: installing Debian's chromium"
@@ -28,9 +35,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-cargo build -q -p items-api --bin items-dev
+echo "e2e: cargo build -p items-api --bin items-dev"
+CARGO_TERM_PROGRESS_WHEN="${CARGO_TERM_PROGRESS_WHEN:-auto}" cargo build -p items-api --bin items-dev
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
 base="http://127.0.0.1:$port"
 (
   cd "$work"
@@ -39,7 +48,14 @@ base="http://127.0.0.1:$port"
     exec "$root/target/debug/items-dev" dev
 ) >"$work/gateway.log" 2>&1 &
 gw_pid=$!
-cleanup() { kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; rm -rf "$work"; }
+dev_pid=""
+cleanup() {
+  kill "$gw_pid" 2>/dev/null || true
+  wait "$gw_pid" 2>/dev/null || true
+  # make_dev's session (dev.sh, its moto and gateway), if a stop cut it short.
+  if [ -n "$dev_pid" ]; then kill -TERM -- "-$dev_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT INT TERM
 for _ in $(seq 1 300); do
   grep -q "running at" "$work/gateway.log" && break
@@ -50,24 +66,93 @@ grep -q "running at" "$work/gateway.log" || { echo "gateway did not start" >&2; 
 
 passed=0
 failed=0
-check() { if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "e2e FAILED: $*" >&2; fi; }
+# Each step announces itself and its time: the whole suite takes minutes.
+check() {
+  local start=$SECONDS
+  echo "==> e2e: $*"
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "<== e2e: $* passed in $((SECONDS - start))s"
+  else
+    failed=$((failed + 1))
+    echo "e2e FAILED: $* (after $((SECONDS - start))s)" >&2
+  fi
+}
 
-chrome() {
-  timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic \
-    --no-first-run --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$work/profile" --virtual-time-budget=15000 "$@" 2>/dev/null
+jwt=$(cd "$work" && "$root/target/debug/items-dev" token)
+docs_browser() {
+  E2E_JWT="$jwt" timeout 180 "$root/.venv/bin/python" "$root/scripts/e2e/docs_browser.py" \
+    --base "$base" --screenshot "$artifacts/docs.png"
 }
-docs_show_operations() {
-  chrome --dump-dom "$base/docs/" >"$work/dom.html" || return 1
-  grep -q 'data-path="/tokens/{id}/rotate"' "$work/dom.html" &&
-    grep -q 'data-path="/items/{id}"' "$work/dom.html" &&
-    grep -q 'data-path="/tokens/revoke"' "$work/dom.html"
+check docs_browser
+
+# `make dev` as a new user runs it, in a scratch directory (its .dev/ state and
+# moto log stay out of the repository) on free ports: every bootstrap step is
+# announced in order, cargo's own output is not silenced, and /docs answers.
+make_dev() {
+  local dir="$work/make-dev" out rc=0 gw_port
+  mkdir -p "$dir"
+  out="$dir/out.log"
+  gw_port=$(free_port)
+  # Its own session (pid = process group), so that the check can stop moto
+  # and the gateway together; setsid may fork, hence the pid file.
+  # shellcheck disable=SC2016 # $$ and $1 are the inner shell's
+  MOTO_PORT=$(free_port) GATEWAY_ADDR="127.0.0.1:$gw_port" AGPAT_DEV_DIR="$dir" RUST_LOG=warn \
+    setsid --wait bash -c 'echo $$ >"$1"; exec "$2"' make-dev "$dir/pid" "$root/scripts/dev.sh" \
+    >"$out" 2>&1 </dev/null &
+  local waiter=$!
+  for _ in $(seq 1 50); do [ -s "$dir/pid" ] && break; sleep 0.1; done
+  dev_pid=$(cat "$dir/pid")
+  for _ in $(seq 1 600); do
+    grep -q "running at" "$out" && break
+    kill -0 "$waiter" 2>/dev/null || break
+    sleep 0.2
+  done
+  curl -sf -o /dev/null "http://127.0.0.1:$gw_port/docs/" || rc=1
+  kill -TERM -- "-$dev_pid" 2>/dev/null || true
+  wait "$waiter" 2>/dev/null || true
+  dev_pid=""
+  python3 - "$out" <<'PY' || rc=1
+import re, sys
+text = open(sys.argv[1]).read()
+steps = [int(m) for m in re.findall(r"^\[(\d)/6\] ", text, re.M)]
+problems = []
+if steps != [1, 2, 3, 4, 5, 6]:
+    problems.append(f"bootstrap steps shown: {steps}, expected [1..6] in order")
+if not re.search(r"^\s*Finished `dev` profile", text, re.M):
+    problems.append("cargo's own output (its Finished line) is not shown")
+if "running at" not in text:
+    problems.append("the walkthrough (running at …) never appeared")
+elif text.index("[6/6]") > text.index("running at"):
+    problems.append("a step was announced after the walkthrough")
+for p in problems:
+    print(f"make dev: {p}", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+  # (the walkthrough's demo JWT stays out of the log)
+  [ "$rc" -eq 0 ] || grep -v '^export JWT=' "$out" | tail -30 >&2
+  return "$rc"
 }
-docs_screenshot() {
-  chrome --window-size=1280,2400 --screenshot="$artifacts/docs.png" "$base/docs/" && test -s "$artifacts/docs.png"
+check make_dev
+
+# `make test`'s phase runner (scripts/phases.sh) on a throwaway Makefile: each
+# phase announced and timed, the run stopped at the first failure, a count line.
+make_test_phases() {
+  local dir="$work/phases" rc=0
+  mkdir -p "$dir"
+  printf 'ok:\n\t@echo ran-ok\nbad:\n\t@exit 3\nnever:\n\t@echo ran-never\n' >"$dir/Makefile"
+  (cd "$dir" && MAKE="make" "$root/scripts/phases.sh" ok bad never) >"$dir/fail.log" 2>&1 && rc=1
+  (cd "$dir" && MAKE="make" "$root/scripts/phases.sh" ok ok) >"$dir/pass.log" 2>&1 || rc=1
+  grep -qx '==> \[1/3\] ok: make ok' "$dir/fail.log" &&
+    grep -q '^<== ok passed in 0m0[0-9]s$' "$dir/fail.log" &&
+    grep -q '^<== bad FAILED' "$dir/fail.log" &&
+    ! grep -q 'ran-never' "$dir/fail.log" &&
+    grep -qx 'phases: 1 passed, 1 failed, 1 skipped' "$dir/fail.log" &&
+    grep -qx 'phases: 2 passed, 0 failed' "$dir/pass.log" || rc=1
+  [ "$rc" -eq 0 ] || cat "$dir/fail.log" "$dir/pass.log" >&2
+  return "$rc"
 }
-check docs_show_operations
-check docs_screenshot
+check make_test_phases
 
 smoke() {
   # The deploy workflow's smoke test, as it runs on AWS: a throwaway user made
@@ -82,7 +167,6 @@ smoke() {
 }
 check smoke
 
-jwt=$(cd "$work" && "$root/target/debug/items-dev" token)
 load() {
   local rc=0
   LOAD_HOST="$base" LOAD_JWT="$jwt" LOAD_USERS=5 LOAD_SECONDS=10 LOAD_REVOCATION_BOUND_SECONDS=5 \

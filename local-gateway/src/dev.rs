@@ -128,13 +128,20 @@ where
         max_failures_per_source: 5,
     };
 
+    // Steps 1-3 (venv, build, moto) are scripts/dev.sh's; these follow them.
+    eprintln!(
+        "[4/6] creating the token table {} on {endpoint}",
+        store_cfg.table_name
+    );
     let store = TokenStore::from_env_config(store_cfg).await;
     if let Err(e) = store.create_table().await
         && !e.to_string().contains("ResourceInUse")
     {
         return Err(e).context("cannot create the table");
     }
+    eprintln!("[5/6] creating the Cognito user pool and its app client");
     let pool = cognito::create_pool(&cognito_endpoint, &region, "agpat-local").await?;
+    eprintln!("[6/6] creating the demo user `{DEMO_LOGIN}` and signing in");
     cognito::create_user(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
     let jwt = cognito::login(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
     std::fs::create_dir_all(".dev").context("cannot create .dev/")?;
@@ -187,20 +194,43 @@ where
     }
     let base = format!("http://{}", listener.local_addr()?);
     println!(
-        "{}",
+        "{}{}",
         (options.walkthrough)(&Walkthrough {
             base: &base,
             explorer,
             jwt: &jwt,
             login: DEMO_LOGIN,
             password: DEMO_PASSWORD,
-        })
+        }),
+        cli_walkthrough(&base, &setup.pool)
     );
     serve(listener, app_with_openapi(gw, adopter_doc), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
     .context("server failed")
+}
+
+/// How to use the `agpat` CLI against this gateway and pool (appended to
+/// every walkthrough).
+pub fn cli_walkthrough(base: &str, pool: &cognito::Pool) -> String {
+    format!(
+        r#"
+# The agpat CLI (agpat-cli/README.md): sign in once, then manage tokens.
+export AGPAT_API_URL={base} AGPAT_CLIENT_ID={client_id} AGPAT_COGNITO_ENDPOINT={endpoint} AGPAT_REGION={region}
+alias agpat='cargo run -q -p agpat-cli --'
+agpat login --username {login}          # password: {password}
+agpat whoami
+agpat tokens create --name laptop --scope tokens:read --expires-in-days 30   # prints the secret once
+agpat tokens list
+agpat tokens revoke <id>
+"#,
+        client_id = pool.client_id,
+        endpoint = pool.endpoint,
+        region = pool.region,
+        login = DEMO_LOGIN,
+        password = DEMO_PASSWORD,
+    )
 }
 
 /// The emergency revocation lever, run against this gateway's control plane.
