@@ -14,15 +14,12 @@
 use std::collections::BTreeMap;
 
 use shared::expiry::{MAX_LOOKBACK_SECS, Notice};
-use shared::history::{BUS_SOURCE, BusEvent, BusEventKind};
+use shared::history::{BusEvent, BusEventKind};
 use shared::store::{StoreError, TokenStore};
 use thiserror::Error;
 
 /// How far back the very first run looks (no checkpoint yet).
 pub const FIRST_RUN_LOOKBACK_SECS: i64 = 86_400;
-
-/// Entries per `PutEvents` call (EventBridge's limit).
-const PUT_EVENTS_BATCH: usize = 10;
 
 /// Why a run failed.
 #[derive(Debug, Error)]
@@ -126,43 +123,8 @@ impl Sweeper {
 
     /// Publishes `events` in batches; returns how many failed.
     async fn publish(&self, events: &[BusEvent]) -> u64 {
-        publish(&self.events, &self.bus, events).await
+        shared::bus::publish(&self.events, &self.bus, events).await
     }
-}
-
-/// Puts `events` on `bus`, [`PUT_EVENTS_BATCH`] at a time; returns how many
-/// failed (never the events' contents: they are logged by id only).
-pub async fn publish(client: &aws_sdk_eventbridge::Client, bus: &str, events: &[BusEvent]) -> u64 {
-    use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-    let mut failed = 0u64;
-    for batch in events.chunks(PUT_EVENTS_BATCH) {
-        let entries: Vec<PutEventsRequestEntry> = batch
-            .iter()
-            .map(|e| {
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(bus)
-                    .source(BUS_SOURCE)
-                    .detail_type(e.detail_type())
-                    .detail(e.detail().to_string())
-                    .build()
-            })
-            .collect();
-        let size = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        match client.put_events().set_entries(Some(entries)).send().await {
-            Ok(out) => {
-                let count = u64::try_from(out.failed_entry_count()).unwrap_or(0);
-                if count > 0 {
-                    tracing::error!(failed = count, "EventBridge refused some notices");
-                }
-                failed += count;
-            }
-            Err(e) => {
-                tracing::error!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&e), count = size, "PutEvents failed");
-                failed += size;
-            }
-        }
-    }
-    failed
 }
 
 /// What the notifier did with one event.

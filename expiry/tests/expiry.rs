@@ -2,114 +2,21 @@
 //! expiry index and the claim markers), EventBridge (a rule on the agpat bus
 //! delivering to an SQS queue the test reads), Cognito and SES.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "test helpers"
-)]
+#![expect(clippy::unwrap_used, reason = "test helpers")]
 
 use std::collections::BTreeMap;
 
-use aws_config::BehaviorVersion;
 use expiry::{NotifyOutcome, Sweeper};
 use shared::hash::PhcHash;
 use shared::history::{BusEvent, BusEventKind, EventKind, RevokedBy};
+use shared::testing::bus::{BusWithQueue, sdk};
 use shared::testing::{endpoint, fresh_store};
 use shared::{Clock, Pat, SystemClock, TokenId, TokenMeta, TokenRecord, UserId};
 
 const DAY: i64 = 86_400;
 
-async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint())
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .load()
-        .await
-}
-
-/// A bus with a rule that copies every agpat event into a fresh queue.
-async fn bus_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
-    let name = format!("agpat-{}", uuid_like());
-    let events = aws_sdk_eventbridge::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    events.create_event_bus().name(&name).send().await.unwrap();
-    let queue = sqs.create_queue().queue_name(&name).send().await.unwrap();
-    let url = queue.queue_url().unwrap().to_owned();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let arn =
-        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    events
-        .put_rule()
-        .name("all-agpat")
-        .event_bus_name(&name)
-        .event_pattern(r#"{"source": ["agpat"]}"#)
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("all-agpat")
-        .event_bus_name(&name)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    (name, url)
-}
-
 fn uuid_like() -> String {
     Pat::generate().unwrap().id().as_str().to_lowercase()
-}
-
-/// Every event the queue received: (detail-type, token id, days left).
-async fn delivered(sdk: &aws_config::SdkConfig, url: &str) -> Vec<(String, String, Option<u64>)> {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let mut out = Vec::new();
-    loop {
-        let batch = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        if batch.messages().is_empty() {
-            break;
-        }
-        for message in batch.messages() {
-            let body: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
-            assert!(BusEvent::from_delivery(&body).is_some(), "{body}");
-            out.push((
-                body["detail-type"].as_str().unwrap().to_owned(),
-                body["detail"]["tokenId"].as_str().unwrap().to_owned(),
-                body["detail"]["daysLeft"].as_u64(),
-            ));
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-    out.sort();
-    out
 }
 
 fn token(owner: &UserId, created_at: i64, expires_at: i64) -> TokenRecord {
@@ -141,7 +48,7 @@ fn token(owner: &UserId, created_at: i64, expires_at: i64) -> TokenRecord {
 #[tokio::test]
 async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweeper_runs() {
     let sdk = sdk().await;
-    let (bus, queue) = bus_with_queue(&sdk).await;
+    let bus = BusWithQueue::create(&sdk).await;
     let store = fresh_store(100).await;
     let owner = UserId::parse("owner-1").unwrap();
     let t = SystemClock.now();
@@ -173,8 +80,8 @@ async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweep
 
     let sweeper = Sweeper {
         store: store.clone(),
-        events: aws_sdk_eventbridge::Client::new(&sdk),
-        bus,
+        events: bus.bus.client.clone(),
+        bus: bus.bus.name.clone(),
     };
     // Two runs at once (an overlap), then a rerun.
     let (a, b) = tokio::join!(sweeper.sweep(t), sweeper.sweep(t));
@@ -211,7 +118,7 @@ async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweep
         ])
         .collect();
     expected.sort();
-    assert_eq!(delivered(&sdk, &queue).await, expected);
+    assert_eq!(bus.drain().await, expected);
 
     // Later, the tokens on the other side cross (and the near one expires).
     let later = sweeper.sweep(t + 1200).await.unwrap();
@@ -231,12 +138,9 @@ async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweep
         )])
         .collect();
     expected.sort();
-    assert_eq!(delivered(&sdk, &queue).await, expected, "{later:?}");
+    assert_eq!(bus.drain().await, expected, "{later:?}");
     sweeper.sweep(t + 1200).await.unwrap();
-    assert!(
-        delivered(&sdk, &queue).await.is_empty(),
-        "a rerun sends nothing"
-    );
+    assert!(bus.drain().await.is_empty(), "a rerun sends nothing");
 
     // The owner's history shows the warning too.
     let history = store.events(&crossed[&7], 10, None).await.unwrap();

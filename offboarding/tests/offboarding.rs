@@ -190,6 +190,14 @@ async fn disabling_a_user_revokes_their_tokens_and_re_enabling_does_not_bring_th
         works(&w, &bystander, NOW + 1).await,
         "another user is untouched"
     );
+    // The owner's history says why.
+    let history = w.handler.store.events(a.id(), 10, None).await.unwrap();
+    assert_eq!(
+        history.items[0].kind,
+        shared::history::EventKind::Revoked {
+            by: shared::history::RevokedBy::Offboarding
+        }
+    );
     // The revocation is audited, naming the owner and the Cognito call.
     let text = logs.text();
     let audit = text

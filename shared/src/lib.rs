@@ -2,6 +2,8 @@
 //! the authorizer context, the route table, argon2id hashing, configuration and
 //! the DynamoDB single-table store.
 
+#[cfg(feature = "bus")]
+pub mod bus;
 #[cfg(feature = "store")]
 pub mod config;
 pub mod context;

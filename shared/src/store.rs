@@ -1436,7 +1436,12 @@ impl TokenStore {
                 ("PK".to_owned(), s(events_pk(&event.token))),
                 (
                     "SK".to_owned(),
-                    s(format!("{:012}#{}#{nonce}", event.at, event.kind.name())),
+                    s(format!(
+                        "{:012}#{:020}#{}#{nonce}",
+                        event.at,
+                        event_sequence(),
+                        event.kind.name()
+                    )),
                 ),
                 ("event".to_owned(), s(body)),
                 ("at".to_owned(), n(event.at)),
@@ -2007,11 +2012,28 @@ fn cursor_at(created_at: i64, id: &str) -> Result<Cursor, StoreError> {
     Ok(Cursor(URL_SAFE_NO_PAD.encode(json)))
 }
 
+/// Orders events of the same second in the order they were written: the
+/// wall clock in nanoseconds, never going backwards within this process.
+fn event_sequence() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let previous = LAST.fetch_max(now, Ordering::SeqCst);
+    u128::from(if now > previous {
+        now
+    } else {
+        LAST.fetch_add(1, Ordering::SeqCst).saturating_add(1)
+    })
+}
+
 /// The sort key an events cursor stands for, checked for form
-/// (`<12 digits>#<kind>#<12 hex>`), so a forged cursor can only move within
-/// the partition the caller was allowed to read.
+/// (`<12 digits>#<20 digits>#<kind>#<12 hex>`), so a forged cursor can only
+/// move within the partition the caller was allowed to read.
 fn decode_event_cursor(cursor: &Cursor) -> Result<String, StoreError> {
-    if cursor.0.len() > 128 {
+    if cursor.0.len() > 160 {
         return Err(StoreError::InvalidCursor);
     }
     let raw = URL_SAFE_NO_PAD
@@ -2020,9 +2042,10 @@ fn decode_event_cursor(cursor: &Cursor) -> Result<String, StoreError> {
     let sk = String::from_utf8(raw).map_err(|_| StoreError::InvalidCursor)?;
     let mut parts = sk.split('#');
     let well_formed = matches!(
-        (parts.next(), parts.next(), parts.next(), parts.next()),
-        (Some(at), Some(kind), Some(nonce), None)
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(at), Some(seq), Some(kind), Some(nonce), None)
             if at.len() == 12 && at.bytes().all(|b| b.is_ascii_digit())
+                && seq.len() == 20 && seq.bytes().all(|b| b.is_ascii_digit())
                 && !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
                 && nonce.len() == 12 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
     );

@@ -18,6 +18,11 @@ use aws_sdk_dynamodb::error::BoxError;
 
 use crate::config::StoreConfig;
 
+/// The agpat bus on moto (EventBridge to SQS).
+#[cfg(feature = "test-bus")]
+#[path = "testing_bus.rs"]
+pub mod bus;
+
 /// Proxy-event helpers for the service Lambdas.
 #[cfg(feature = "http")]
 #[path = "testing_http.rs"]

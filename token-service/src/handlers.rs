@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use shared::history::{EventKind, RevokedBy, TokenEvent};
+use shared::history::{BusEvent, BusEventKind, EventKind, RevokedBy, TokenEvent};
 use shared::record::{CURRENT_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_TOKEN_NAME_CHARS};
 use shared::store::{CreateOutcome, Cursor, EditOutcome, RevokeOutcome, RotateOutcome, TokenEdit};
 use shared::{AuthMethod, Pat, ScopeSet, TokenId, TokenMeta, TokenRecord, TokenStatus};
@@ -867,6 +867,24 @@ pub async fn revoke_presented(
             )
             .await?;
         let audit = Audit::public("token.leaked_revoke", &info, &record.meta.owner);
+        if outcome == RevokeOutcome::Revoked
+            && let Some(bus) = &app.bus
+        {
+            // The owner learns of it (history, bus event, optional email).
+            // The reporter already holds a working secret, so the extra time
+            // this takes tells them nothing they could not test directly.
+            let notice = BusEvent {
+                kind: BusEventKind::LeakReported,
+                token: record.meta.id.clone(),
+                owner: record.meta.owner.clone(),
+                name: record.meta.name.clone(),
+                expires_at: record.meta.expires_at,
+                at: app.now(),
+            };
+            if bus.publish(std::slice::from_ref(&notice)).await > 0 {
+                tracing::error!(token_id = %record.meta.id, "leak notice not published");
+            }
+        }
         let outcome = match outcome {
             RevokeOutcome::Revoked => Outcome::Success,
             _ => Outcome::NoChange,

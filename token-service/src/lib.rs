@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub hash: HashConfig,
     /// `TOKEN_MAX_LIFETIME_DAYS`: longest lifetime a token may have (1–365, default 90).
     pub max_lifetime_days: i64,
+    /// `AGPAT_EVENT_BUS`: the EventBridge bus owner events go to (the
+    /// leak notice); unset, none are published.
+    pub event_bus: Option<String>,
 }
 
 impl ServiceConfig {
@@ -48,6 +51,7 @@ impl ServiceConfig {
                 365,
                 "an integer from 1 to 365",
             )?,
+            event_bus: env.get("AGPAT_EVENT_BUS").filter(|v| !v.is_empty()),
         })
     }
 }
@@ -71,6 +75,8 @@ pub struct Inner {
     /// A hash of a random secret, verified against when a presented token's id
     /// is unknown, so the leaked-token route takes the same time either way.
     pub dummy_hash: PhcHash,
+    /// Where owner events go (`agpat.token.leak_reported`), if configured.
+    pub bus: Option<shared::bus::EventBus>,
 }
 
 impl std::ops::Deref for AppState {
@@ -112,7 +118,19 @@ impl AppState {
             manifest,
             max_lifetime_days,
             dummy_hash,
+            bus: None,
         })))
+    }
+
+    /// The same state, publishing owner events to `bus`. Call right after
+    /// [`Self::new`], before the state is shared.
+    ///
+    /// # Errors
+    /// If the state is already shared (a wiring mistake).
+    pub fn with_event_bus(mut self, bus: shared::bus::EventBus) -> Result<Self, ApiError> {
+        let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
+        inner.bus = Some(bus);
+        Ok(self)
     }
 
     /// Now, in Unix seconds.

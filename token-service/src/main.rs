@@ -28,6 +28,19 @@ async fn main() -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("cannot initialise the service state")?;
+    let state = match &cfg.event_bus {
+        Some(name) => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            state
+                .with_event_bus(shared::bus::EventBus {
+                    client: aws_sdk_eventbridge::Client::new(&sdk),
+                    name: name.clone(),
+                })
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("cannot attach the event bus")?
+        }
+        None => state,
+    };
     let app = router(state);
     lambda_http::run(lambda_http::service_fn(move |request| {
         handle(app.clone(), request)

@@ -76,6 +76,33 @@ async fn create_rotate_edit_and_revoke_each_leave_one_event_newest_first() {
 }
 
 #[tokio::test]
+async fn events_of_the_same_second_list_in_the_order_they_happened() {
+    let store = fresh_store(5).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 30 * DAY);
+    store.create(&rec, t).await.unwrap();
+    let edit = TokenEdit {
+        name: Some("x".into()),
+        ..TokenEdit::default()
+    };
+    store.edit(&rec.meta, &edit, t).await.unwrap();
+    store
+        .revoke(&alice, &rec.meta.id, t, RevokedBy::Owner)
+        .await
+        .unwrap();
+    let names: Vec<&str> = store
+        .events(&rec.meta.id, 10, None)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.kind.name())
+        .collect();
+    assert_eq!(names, ["revoked", "updated", "created"]);
+}
+
+#[tokio::test]
 async fn history_pages_continue_where_they_stopped_and_junk_cursors_are_refused() {
     let store = fresh_store(5).await;
     let alice = user("alice");

@@ -77,6 +77,21 @@ impl Harness {
     /// Another service and authorizer over the same table, hashing (and
     /// enforcing a floor) with `hasher`.
     pub fn over_hashing(store: TokenStore, max_days: i64, hasher: SecretHasher) -> Self {
+        Self::over_with(store, max_days, hasher, None)
+    }
+
+    /// A service on a fresh table that publishes owner events to `bus`.
+    pub async fn with_event_bus(cap: u32, bus: shared::bus::EventBus) -> Self {
+        let store = shared::testing::fresh_store(cap).await;
+        Self::over_with(store, 90, hasher(), Some(bus))
+    }
+
+    fn over_with(
+        store: TokenStore,
+        max_days: i64,
+        hasher: SecretHasher,
+        bus: Option<shared::bus::EventBus>,
+    ) -> Self {
         let clock = Arc::new(TestClock::default());
         clock.set(T0);
         let manifest = shared::testing::manifest();
@@ -88,6 +103,10 @@ impl Harness {
             manifest.clone(),
         )
         .unwrap();
+        let state = match bus {
+            Some(bus) => state.with_event_bus(bus).unwrap(),
+            None => state,
+        };
         let jwt = JwtConfig::for_issuer(
             "https://issuer.invalid",
             "http://127.0.0.1:9/jwks.json",

@@ -212,8 +212,10 @@ async fn the_history_is_the_owners_alone_paginated_and_holds_no_secret() {
 }
 
 #[tokio::test]
-async fn a_leak_report_reaches_the_owners_history_and_the_reporter_learns_nothing() {
-    let h = Harness::new(10).await;
+async fn a_leak_report_reaches_the_owners_history_and_the_bus_and_the_reporter_learns_nothing() {
+    let sdk = shared::testing::bus::sdk().await;
+    let bus = shared::testing::bus::BusWithQueue::create(&sdk).await;
+    let h = Harness::with_event_bus(10, bus.bus.clone()).await;
     let a = session(USER_A, ALL);
     let (token, id) = issue(&h, USER_A, &["docs:read"], 30).await;
     let reported = h
@@ -229,6 +231,17 @@ async fn a_leak_report_reaches_the_owners_history_and_the_reporter_learns_nothin
         .await;
     assert_eq!(events_of(&history), ["revoked", "created"]);
     assert_eq!(history.json["items"][0]["by"], "leak_report");
+    // One notice on the bus, for the killed token only; reporting it again
+    // (already revoked) sends nothing more.
+    assert_eq!(
+        bus.drain().await,
+        [("agpat.token.leak_reported".to_owned(), id.clone(), None)]
+    );
+    let again = h
+        .call(Req::new("POST", "/tokens/revoke", None).json(json!({"token": token})))
+        .await;
+    assert_eq!(again.text, junk.text);
+    assert!(bus.drain().await.is_empty());
 }
 
 #[tokio::test]
@@ -253,4 +266,24 @@ async fn use_sites_show_in_the_token_and_the_listing() {
         .await;
     assert_eq!(events_of(&history), ["new_ip", "created"]);
     assert_eq!(history.json["items"][0]["ip"], "198.51.100.7");
+}
+
+#[tokio::test]
+async fn revoke_all_and_self_revocation_say_so_in_the_history() {
+    let h = Harness::new(10).await;
+    let a = session(USER_A, ALL);
+    let (token, own) = issue(&h, USER_A, &["tokens:read", "tokens:write"], 30).await;
+    let (_, other) = issue(&h, USER_A, &["docs:read"], 30).await;
+    let pat = h.authorize(&token).await.unwrap();
+    let gone = h.call(Req::new("DELETE", "/tokens/self", Some(&pat))).await;
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    let all = h.call(Req::new("DELETE", "/tokens", Some(&a))).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    for (id, by) in [(&own, "self"), (&other, "revoke_all")] {
+        let history = h
+            .call(Req::new("GET", &format!("/tokens/{id}/events"), Some(&a)))
+            .await;
+        assert_eq!(history.json["items"][0]["type"], "revoked");
+        assert_eq!(history.json["items"][0]["by"], by);
+    }
 }
