@@ -113,6 +113,14 @@ struct Verified {
     hash_digest: [u8; 32],
 }
 
+/// A decision's client, as the request carried it (borrowed: copied only
+/// when it is news).
+struct Seen<'a> {
+    ip: &'a str,
+    user_agent: Option<&'a str>,
+    at: i64,
+}
+
 /// What this instance knows of a token's use sites: the list as last read
 /// from the record (or last written by this instance), and the sites seen
 /// since, waiting for the next touch.
@@ -231,7 +239,11 @@ impl<L: TokenLookup> PatVerifier<L> {
         user_agent: Option<&str>,
         cache: &mut CacheUse,
     ) -> Result<Principal, Reject> {
-        let site = UseSite::from_request(source, user_agent, now);
+        let site = Seen {
+            ip: source,
+            user_agent,
+            at: now,
+        };
         let pat = Pat::parse(presented).map_err(|_| Reject::Malformed)?;
         let cache_key: [u8; 32] = hmac::sign(&self.cache_key, pat.expose().as_bytes())
             .as_ref()
@@ -245,7 +257,7 @@ impl<L: TokenLookup> PatVerifier<L> {
             && now < hit.principal.expires_at
         {
             *cache = CacheUse::Hit;
-            self.note_use(pat.id(), site, None);
+            self.note_use(pat.id(), &site, None);
             self.touch_later(pat.id(), now);
             return Ok(hit.principal.clone());
         }
@@ -317,13 +329,13 @@ impl<L: TokenLookup> PatVerifier<L> {
                 }
                 Err(_) => return Err(Reject::BadStoredHash),
             }
-            self.note_use(returned.id(), site, Some(&record.meta.recent_uses));
+            self.note_use(returned.id(), &site, Some(&record.meta.recent_uses));
             self.touch_later(returned.id(), now);
             if self.hasher.needs_rehash(&record.hash) {
                 self.rehash_later(returned, record.hash.clone());
             }
         } else {
-            self.note_use(pat.id(), site, Some(&record.meta.recent_uses));
+            self.note_use(pat.id(), &site, Some(&record.meta.recent_uses));
             self.touch_later(pat.id(), now);
         }
 
@@ -443,8 +455,9 @@ impl<L: TokenLookup> PatVerifier<L> {
     }
 
     /// Notes a decision's use site in memory (no I/O); `stored` is the list
-    /// the record held, when this decision read it.
-    fn note_use(&self, id: &TokenId, site: Option<UseSite>, stored: Option<&[UseSite]>) {
+    /// the record held, when this decision read it. A repeat of a pending
+    /// address only moves its time: no allocation on the usual warm path.
+    fn note_use(&self, id: &TokenId, seen: &Seen<'_>, stored: Option<&[UseSite]>) {
         let memory = self.sites.get_with(id.clone(), Arc::default);
         let Ok(mut m) = memory.lock() else {
             return;
@@ -452,7 +465,16 @@ impl<L: TokenLookup> PatVerifier<L> {
         if let Some(stored) = stored {
             m.known = stored.to_vec();
         }
-        if let Some(site) = site {
+        if let Some(pending) = m.pending.iter_mut().find(|p| p.ip == seen.ip) {
+            pending.at = pending.at.max(seen.at);
+            if pending.user_agent.as_deref() != seen.user_agent
+                && let Some(fresh) = UseSite::from_request(seen.ip, seen.user_agent, seen.at)
+            {
+                pending.user_agent = fresh.user_agent;
+            }
+            return;
+        }
+        if let Some(site) = UseSite::from_request(seen.ip, seen.user_agent, seen.at) {
             m.pending = UseSite::merge(&m.pending, std::slice::from_ref(&site));
         }
     }
