@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the five Lambdas (the business one is the `api` binary of the
-# examples/items-api example) for provided.al2023 on arm64 with cargo-lambda
+# Builds the six Lambda packages (the business one is the `api` binary of the
+# examples/items-api example; `expiry` runs as the expiry sweeper and the
+# owner-email notifier) for provided.al2023 on arm64 with cargo-lambda
 # (PyPI: pip install cargo-lambda, which brings Zig for cross-linking).
 # Output: target/lambda/<function>/bootstrap.zip (beside cargo-lambda's
 # bootstrap), the layout the CDK app reads (context lambdaAssets, default
@@ -8,7 +9,7 @@
 # it as is, and CI uploads the same file as a build artifact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for function in authorizer token-service api offboarding migrator; do
+for function in authorizer token-service api offboarding migrator expiry; do
   if [ "$function" = api ]; then
     cargo lambda build --release --arm64 --locked -p items-api --bin api
   else

@@ -22,7 +22,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github"
-FUNCTIONS = ["authorizer", "token-service", "offboarding", "migrator", "api"]
+FUNCTIONS = ["authorizer", "token-service", "offboarding", "migrator", "expiry", "api"]
 PIPELINE = ["release", "diff", "staging", "smoke", "load", "production"]
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
@@ -266,6 +266,12 @@ def breakages(wf: dict, action: dict):
     yield "CI no longer builds the zips", edit(lambda w, a: zips(w)[2].update(run="true"))
     yield "migrator missing from the CI zips", edit(
         lambda w, a: [s.update(run=s["run"].replace("migrator ", "")) for s in zips(w) if "run" in s]
+    )
+    yield "expiry missing from the CI zips", edit(
+        lambda w, a: [s.update(run=s["run"].replace("expiry ", "")) for s in zips(w) if "run" in s]
+    )
+    yield "expiry missing from the deploy's zip check", edit(
+        lambda w, a: [s.update(run=s["run"].replace("expiry ", "")) for s in a["runs"]["steps"] if "run" in s]
     )
     yield "a security gate that cannot fail", edit(lambda w, a: w["ci.yml"]["jobs"]["supply-chain"].update({"continue-on-error": True}))
     yield "production without reviewers", edit(lambda w, a: d(w)["production"].pop("environment"))

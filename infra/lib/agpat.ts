@@ -42,11 +42,55 @@ import { TABLE, TOKEN_ROUTES, isPublic } from "./routes";
  */
 export const MANIFEST_MOUNT_PATH = "/opt/agpat/agpat.toml";
 
-/** The Lambdas agpat deploys. */
-export type AgpatFunctionName = "authorizer" | "token-service" | "offboarding" | "migrator";
+/**
+ * The Lambdas agpat always deploys. `expiry-sweeper` runs the `expiry`
+ * binary in `sweep` mode; the optional owner-email notifier (same binary,
+ * `notify` mode) is {@link Agpat.expiryNotifier}.
+ */
+export type AgpatFunctionName =
+  "authorizer" | "token-service" | "offboarding" | "migrator" | "expiry-sweeper";
 
-/** The Lambdas whose reserved concurrency can be set; the migrator always has 1. */
-export type AgpatReservableFunctionName = Exclude<AgpatFunctionName, "migrator">;
+/**
+ * The Lambdas whose reserved concurrency can be set; the migrator and the
+ * expiry sweeper always have 1 (one run at a time).
+ */
+export type AgpatReservableFunctionName = Exclude<AgpatFunctionName, "migrator" | "expiry-sweeper">;
+
+/**
+ * Source of the events agpat publishes on {@link Agpat.eventBus}. Adopters
+ * match on it (and on {@link AGPAT_EVENT_DETAIL_TYPES}) in their own rules.
+ */
+export const AGPAT_EVENT_SOURCE = "agpat";
+
+/**
+ * The detail types agpat publishes on {@link Agpat.eventBus}, all with
+ * source {@link AGPAT_EVENT_SOURCE}:
+ *
+ * - `agpat.token.expiring` (the expiry sweeper, 30, 7 and 1 days before a
+ *   token expires): `{ tokenId, owner, name, expiresAt, daysLeft }`;
+ * - `agpat.token.expired` (the expiry sweeper, once a token has expired):
+ *   `{ tokenId, owner, name, expiresAt }`;
+ * - `agpat.token.leak_reported` (the token service, when someone revoked a
+ *   token through the public `POST /tokens/revoke`): `{ tokenId, owner, name, at }`.
+ *
+ * `owner` is the Cognito `sub`; times are RFC 3339. No event carries a
+ * secret, a hash or a caller's IP address.
+ */
+export const AGPAT_EVENT_DETAIL_TYPES = [
+  "agpat.token.expiring",
+  "agpat.token.expired",
+  "agpat.token.leak_reported",
+] as const;
+
+/** Owner emails about a token's expiry or leak report (the `notify` mode of the `expiry` binary). */
+export interface AgpatOwnerEmails {
+  /**
+   * The sender address, a plain `local@domain` address verified in SES in
+   * this account and region (as an address identity, or through its
+   * domain's identity). The notifier may send only from it.
+   */
+  readonly from: string;
+}
 
 /**
  * Alarm thresholds and the minimum volumes below which a rate cannot alarm.
@@ -184,9 +228,11 @@ export interface AgpatProps {
   /** The agpat manifest (TOML) declaring the API's scopes and routes. */
   readonly manifestPath: string;
   /**
-   * Directory holding `authorizer/`, `token-service/`, `offboarding/` and
-   * `migrator/`, each with the `bootstrap.zip` that `scripts/build-lambdas.sh`
-   * builds (the same zip CI uploads). The zip is the deployment package, uploaded as is.
+   * Directory holding `authorizer/`, `token-service/`, `offboarding/`,
+   * `migrator/` and `expiry/`, each with the `bootstrap.zip` that
+   * `scripts/build-lambdas.sh` builds (the same zip CI uploads). The zip is
+   * the deployment package, uploaded as is. The `expiry` package runs as the
+   * sweeper and, with `ownerEmails`, as the notifier.
    */
   readonly lambdaAssets: string;
   /**
@@ -244,7 +290,8 @@ export interface AgpatProps {
   readonly userPool?: AgpatUserPool;
   /**
    * An existing token table, laid out as `generated/routes.json` `table` says
-   * (string keys `PK`/`SK`, the `GSI1` index without the hash, TTL on `ttl`).
+   * (string keys `PK`/`SK`, the `GSI1` and `GSI2` indexes without the hash,
+   * TTL on `ttl`).
    * @default a new on-demand table with PITR
    */
   readonly table?: dynamodb.ITable;
@@ -309,6 +356,29 @@ export interface AgpatProps {
    */
   readonly offboardingSweepHours?: number;
   /**
+   * Days a token's history events (`EVENTS#<id>` items: created, rotated,
+   * revoked, updated, new_ip, expiring, expired) are kept before DynamoDB's
+   * TTL removes them, 1–3650. Given to every function that writes them as
+   * `TOKEN_EVENT_RETENTION_DAYS`.
+   * @default 90
+   */
+  readonly eventRetentionDays?: number;
+  /**
+   * How often the expiry sweeper runs, in whole minutes from 5 minutes to
+   * 8 hours. Each run picks up where the last one's checkpoint ended, so a
+   * longer interval only delays warnings (by up to one interval).
+   * @default Duration.hours(1)
+   */
+  readonly expirySweepSchedule?: Duration;
+  /**
+   * Email each token's owner (their Cognito `email` attribute) when the
+   * token is about to expire, has expired, or was reported leaked: a
+   * notifier Lambda subscribed to {@link Agpat.eventBus}. Without it the
+   * events are still published, for the adopter's own rules.
+   * @default no owner emails
+   */
+  readonly ownerEmails?: AgpatOwnerEmails;
+  /**
    * Where alarms and budget alerts go. CloudWatch's and the budget's
    * publish permissions are added to the topic's policy; an imported topic
    * must grant `cloudwatch.amazonaws.com` and `budgets.amazonaws.com`
@@ -347,6 +417,24 @@ const FUNCTIONS: Record<
   // 15 minutes per invocation; a run that does not finish checkpoints and is
   // invoked again. One at a time (reserved 1, in every environment).
   migrator: { memoryMb: 512, timeoutS: 900, reservedProd: 1 },
+  // 5 minutes per run; a run that does not finish leaves its checkpoint and
+  // the next scheduled run continues. One at a time (reserved 1, in every
+  // environment): runs never need to overlap.
+  "expiry-sweeper": { memoryMb: 256, timeoutS: 300, reservedProd: 1 },
+};
+
+/** The optional owner-email notifier's sizing: one email per event. */
+const EXPIRY_NOTIFIER = { memoryMb: 256, timeoutS: 30, reservedProd: 2 };
+
+/** The directory under `lambdaAssets` holding each function's `bootstrap.zip`. */
+const ASSET_OF: Record<AgpatFunctionName | "expiry-notifier", string> = {
+  authorizer: "authorizer",
+  "token-service": "token-service",
+  offboarding: "offboarding",
+  migrator: "migrator",
+  // One binary, two functions: AGPAT_EXPIRY_MODE selects sweep or notify.
+  "expiry-sweeper": "expiry",
+  "expiry-notifier": "expiry",
 };
 
 /** Alarm defaults and ranges. */
@@ -381,6 +469,7 @@ const NUMBERS = {
   publicRevokeBurstLimit: { fallback: 5, min: 1, max: 100 },
   provisionedAuthorizerConcurrency: { fallback: 0, min: 0, max: 100 },
   offboardingSweepHours: { fallback: 24, min: 0, max: 168 },
+  eventRetentionDays: { fallback: 90, min: 1, max: 3650 },
 } as const;
 
 /**
@@ -396,10 +485,58 @@ const KEY = {
   alias: "ALIAS#*",
   /** `MIGRATION#<name>` / `SEGMENT#<i>-OF-<n>`: a migration's per-segment checkpoint. */
   migration: "MIGRATION#*",
+  /** `EVENTS#<token id>` / `<at>#<kind>#<nonce>`: one event of a token's history. */
+  events: "EVENTS#*",
+  /** `SWEEP#expiry` / `STATE`: the expiry sweeper's checkpoint. */
+  sweep: "SWEEP#*",
+  /** GSI2's partition key, `EXP#<day>#<shard>`: tokens by expiry day. */
+  expiry: "EXP#*",
 };
 
-/** What the migrator may write on a token record (`shared/src/migrate.rs`: `SET v = :two, scope_set = :ss`). */
-export const MIGRATOR_TOKEN_ATTRIBUTES = ["PK", "SK", "v", "scope_set"];
+/**
+ * What the migrator may write on a token record (`shared/src/migrate.rs`,
+ * schema v3: the version, the scope set and the expiry index's keys).
+ */
+export const MIGRATOR_TOKEN_ATTRIBUTES = ["PK", "SK", "v", "scope_set", "GSI2PK", "GSI2SK"];
+
+/**
+ * What the migrator's scan may read of a token record: its key, version, v1
+ * scopes and expiry (for the v3 index keys). Never a hash.
+ */
+export const MIGRATOR_SCAN_ATTRIBUTES = ["PK", "SK", "v", "scopes", "expires_at"];
+
+/**
+ * What a history event item holds (`shared/src/history.rs`): the key, the
+ * event's JSON, its time and its TTL. Every role that records history may
+ * put only these, and only under `EVENTS#`.
+ */
+export const EVENT_ITEM_ATTRIBUTES = ["PK", "SK", "event", "at", "ttl"];
+
+/**
+ * What the authorizer may write on a token record: the throttled last-use
+ * time, the recent use sites, and (rehash-on-verify) the hash.
+ */
+export const AUTHORIZER_TOKEN_ATTRIBUTES = ["PK", "SK", "last_used_at", "hash", "recent_uses"];
+
+/**
+ * What the token service's listing enrichment (BatchGetItem on token
+ * records) may read: the key and the two fields GSI1 does not project. Never a hash.
+ */
+export const TOKEN_SERVICE_BATCH_ATTRIBUTES = ["PK", "description", "recent_uses"];
+
+/**
+ * What the expiry sweeper may write on a token record: the marks that a
+ * warning or the expiry notice went out, nothing else (no revocation, no
+ * expiry, no owner).
+ */
+export const EXPIRY_SWEEPER_TOKEN_ATTRIBUTES = [
+  "PK",
+  "SK",
+  "notified_30",
+  "notified_7",
+  "notified_1",
+  "notified_expired",
+];
 
 /** What the migrator's checkpoint items hold (`shared/src/migrate.rs`: the key and `state`). */
 export const MIGRATOR_CHECKPOINT_ATTRIBUTES = ["PK", "SK", "state"];
@@ -432,10 +569,13 @@ export const OFFBOARDING_EVENTS = ["AdminDisableUser", "AdminDeleteUser", "Delet
  * agpat on an existing REST API: Cognito JWTs and personal access tokens,
  * checked by one REQUEST authorizer against the adopter's manifest.
  *
- * It adds the authorizer, token-service, offboarding and migrator Lambdas
- * (the manifest reaches the first two through {@link Agpat.manifestLayer}),
- * the `/tokens` routes, the token table and the user pool unless given,
- * least-privilege IAM, offboarding on Cognito events, alarms on agpat's own
+ * It adds the authorizer, token-service, offboarding, migrator and expiry
+ * sweeper Lambdas (the manifest reaches the first two through
+ * {@link Agpat.manifestLayer}), the `/tokens` routes, the token table and the
+ * user pool unless given, least-privilege IAM, offboarding on Cognito events,
+ * the agpat event bus ({@link Agpat.eventBus}: expiry warnings and leak
+ * reports, see {@link AGPAT_EVENT_DETAIL_TYPES}) with an hourly expiry sweep
+ * and optional owner emails ({@link AgpatProps.ownerEmails}), alarms on agpat's own
  * decision metrics with a dashboard, problem+json gateway responses, a web
  * ACL (prod by default) and an optional budget, and tags everything
  * `app=agpat`, `env=<envName>`. At
@@ -502,11 +642,35 @@ export class Agpat extends Construct {
   readonly webAcl?: wafv2.CfnWebACL;
   /** The dead-letter queue of offboarding events and failed offboarding runs. */
   readonly offboardingDeadLetterQueue: sqs.Queue;
+  /**
+   * The agpat event bus (CloudFormation output `EventBusName` in the example
+   * stack). Every event has source {@link AGPAT_EVENT_SOURCE} and one of the
+   * detail types {@link AGPAT_EVENT_DETAIL_TYPES} (which lists each one's
+   * detail). Add your own rules to it for webhooks or chat, e.g.
+   * `new events.Rule(this, "Chat", { eventBus: agpat.eventBus, eventPattern:
+   * { source: ["agpat"], detailType: ["agpat.token.leak_reported"] }, targets: [...] })`.
+   */
+  readonly eventBus: events.EventBus;
+  /** The schedule that runs the expiry sweeper (`expirySweepSchedule`). */
+  readonly expirySweepRule: events.Rule;
+  /**
+   * The owner-email notifier (the `expiry` binary in `notify` mode), when
+   * `ownerEmails` is set; triggered by {@link Agpat.expiryNotifierRule}.
+   */
+  readonly expiryNotifier?: lambda.Function;
+  /** The rule on {@link Agpat.eventBus} that invokes {@link Agpat.expiryNotifier}. */
+  readonly expiryNotifierRule?: events.Rule;
+  /** The dead-letter queue of notifier events that could not be delivered or handled. */
+  readonly expiryNotifierDeadLetterQueue?: sqs.Queue;
   /** The monthly budget, when `budget` was given. */
   readonly costBudget?: budgets.CfnBudget;
   /** The management-events trail, when `offboardingTrail` is true. */
   readonly managementTrail?: cloudtrail.Trail;
 
+  /** The validated sender of owner emails, when `ownerEmails` is set. */
+  private readonly ownerEmailFrom?: string;
+  /** The validated interval between expiry sweeps. */
+  private readonly sweepEvery: Duration;
   /** The `/tokens` methods this construct created; they are not manifest routes. */
   private readonly ownMethods = new Set<apigw.Method>();
   /** The resources of the `/tokens` routes (CORS preflight may add OPTIONS methods to them). */
@@ -594,6 +758,16 @@ export class Agpat extends Construct {
         projectionType: dynamodb.ProjectionType.INCLUDE,
         nonKeyAttributes: [...TABLE.gsi1.projectedAttributes],
       });
+      // The expiry index: tokens by expiry day (and shard), for the sweeper.
+      // Adding it to a deployed table is an in-place update (DynamoDB
+      // backfills it); CloudFormation adds one GSI per deployment.
+      table.addGlobalSecondaryIndex({
+        indexName: TABLE.gsi2.name,
+        partitionKey: { name: TABLE.gsi2.partitionKey, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: TABLE.gsi2.sortKey, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.INCLUDE,
+        nonKeyAttributes: [...TABLE.gsi2.projectedAttributes],
+      });
       this.table = table;
     }
 
@@ -669,6 +843,18 @@ export class Agpat extends Construct {
       ];
     }
 
+    // ---- The agpat event bus: expiry warnings and leak reports, for the
+    // owner-email notifier and for the adopter's own rules (webhooks, chat).
+    // No resource policy: only principals of this account that IAM allows
+    // can put events on it.
+    this.eventBus = new events.EventBus(this, "EventBus", {
+      description:
+        "agpat token events (source agpat): agpat.token.expiring, agpat.token.expired, agpat.token.leak_reported",
+    });
+    this.ownerEmailFrom = props.ownerEmails && this.ownerEmailSender(props.ownerEmails.from);
+    const ownerEmailFrom = this.ownerEmailFrom;
+    this.sweepEvery = this.sweepInterval(props.expirySweepSchedule ?? Duration.hours(1));
+
     // ---- Lambdas: provided.al2023 on arm64, from cargo-lambda output. The
     // manifest's session rules replace the former JWT_DEFAULT_SCOPES and
     // JWT_SCOPE_PREFIX variables.
@@ -677,11 +863,15 @@ export class Agpat extends Construct {
       RUST_LOG: "info",
     };
     const metrics = { AGPAT_METRICS_NAMESPACE: this.metricsNamespace };
+    // How long history events live (their TTL), for every function that writes them.
+    const history = { TOKEN_EVENT_RETENTION_DAYS: String(n("eventRetentionDays")) };
+    const bus = { AGPAT_EVENT_BUS: this.eventBus.eventBusName };
     const environments: Record<AgpatFunctionName, Record<string, string>> = {
       authorizer: {
         ...tokenTable,
         ...this.manifestEnvironment,
         ...metrics,
+        ...history,
         COGNITO_USER_POOL_ID: this.userPool.userPoolId,
         COGNITO_CLIENT_IDS: this.clientIds.join(","),
         PAT_CACHE_TTL_SECONDS: String(n("patCacheTtlSeconds")),
@@ -690,21 +880,34 @@ export class Agpat extends Construct {
         ...tokenTable,
         ...this.manifestEnvironment,
         ...metrics,
+        ...history,
+        ...bus,
         TOKEN_MAX_LIFETIME_DAYS: String(n("tokenMaxLifetimeDays")),
       },
-      offboarding: { ...tokenTable, COGNITO_USER_POOL_ID: this.userPool.userPoolId },
+      offboarding: {
+        ...tokenTable,
+        ...history,
+        COGNITO_USER_POOL_ID: this.userPool.userPoolId,
+      },
       migrator: { ...tokenTable, ...metrics },
+      "expiry-sweeper": {
+        ...tokenTable,
+        ...metrics,
+        ...history,
+        ...bus,
+        AGPAT_EXPIRY_MODE: "sweep",
+      },
     };
     const reserved = (name: AgpatFunctionName): number | undefined => {
-      if (name === "migrator") return 1;
+      if (name === "migrator" || name === "expiry-sweeper") return 1;
       const given = props.reservedConcurrency?.[name];
       if (given === undefined) return prod ? FUNCTIONS[name].reservedProd : undefined;
       return ranged(`reservedConcurrency.${name}`, given, 1, 1000);
     };
     for (const [name, value] of Object.entries(props.reservedConcurrency ?? {})) {
-      if (name === "migrator") {
+      if (name === "migrator" || name === "expiry-sweeper") {
         throw new Error(
-          `Agpat ${this.node.path}: reservedConcurrency.migrator cannot be set: the migrator always runs alone (reserved concurrency 1)`,
+          `Agpat ${this.node.path}: reservedConcurrency.${name} cannot be set: the ${name} always runs alone (reserved concurrency 1)`,
         );
       }
       if (!(name in FUNCTIONS)) {
@@ -714,15 +917,20 @@ export class Agpat extends Construct {
       }
       ranged(`reservedConcurrency.${name}`, value as number, 1, 1000);
     }
-    const make = (name: AgpatFunctionName, layers: lambda.ILayerVersion[]): lambda.Function => {
-      const sizing = FUNCTIONS[name];
+    const make = (
+      name: AgpatFunctionName | "expiry-notifier",
+      layers: lambda.ILayerVersion[],
+      sizing: { memoryMb: number; timeoutS: number },
+      reservedConcurrency: number | undefined,
+      environment: Record<string, string>,
+    ): lambda.Function => {
       const logGroup = new logs.LogGroup(this, `${name}-logs`, {
         retention: prod ? logs.RetentionDays.THREE_MONTHS : logs.RetentionDays.ONE_WEEK,
         removalPolicy: retainInProd,
       });
       // The zip cargo-lambda's output is packed into: a .zip file asset is
       // uploaded as is, where a directory would be zipped again.
-      const zip = path.join(props.lambdaAssets, name, "bootstrap.zip");
+      const zip = path.join(props.lambdaAssets, ASSET_OF[name], "bootstrap.zip");
       if (!fs.existsSync(zip)) {
         throw new Error(
           `Agpat ${this.node.path}: ${zip} does not exist; build it with scripts/build-lambdas.sh`,
@@ -736,22 +944,40 @@ export class Agpat extends Construct {
         code: lambda.Code.fromAsset(zip),
         memorySize: sizing.memoryMb,
         timeout: Duration.seconds(sizing.timeoutS),
-        reservedConcurrentExecutions: reserved(name),
+        reservedConcurrentExecutions: reservedConcurrency,
         tracing: lambda.Tracing.ACTIVE,
         logGroup,
         layers,
-        environment: environments[name],
+        environment,
       });
-      skipCheckov(fn, ...checkovFunctionSkips(name, reserved(name)));
+      skipCheckov(fn, ...checkovFunctionSkips(name, reservedConcurrency));
       return fn;
     };
+    const agpatFunction = (name: AgpatFunctionName, layers: lambda.ILayerVersion[]) =>
+      make(name, layers, FUNCTIONS[name], reserved(name), environments[name]);
     this.functions = {
-      authorizer: make("authorizer", [this.manifestLayer]),
-      "token-service": make("token-service", [this.manifestLayer]),
-      offboarding: make("offboarding", []),
+      authorizer: agpatFunction("authorizer", [this.manifestLayer]),
+      "token-service": agpatFunction("token-service", [this.manifestLayer]),
+      offboarding: agpatFunction("offboarding", []),
       // Run by an operator (aws lambda invoke, {"dryRun": true, ...}); no trigger.
-      migrator: make("migrator", []),
+      migrator: agpatFunction("migrator", []),
+      // Run by its schedule (below).
+      "expiry-sweeper": agpatFunction("expiry-sweeper", []),
     };
+    if (ownerEmailFrom) {
+      this.expiryNotifier = make(
+        "expiry-notifier",
+        [],
+        EXPIRY_NOTIFIER,
+        prod ? EXPIRY_NOTIFIER.reservedProd : undefined,
+        {
+          RUST_LOG: "info",
+          AGPAT_EXPIRY_MODE: "notify",
+          USER_POOL_ID: this.userPool.userPoolId,
+          AGPAT_EMAIL_FROM: ownerEmailFrom,
+        },
+      );
+    }
     // A published version pins its layers, so a new manifest must publish a
     // new version for the alias (layers count towards the version hash only
     // under a feature flag the adopter may not set).
@@ -848,6 +1074,54 @@ export class Agpat extends Construct {
     // trail is assumed to provide them.
     if (props.offboardingTrail) this.managementTrail = this.createManagementTrail();
 
+    // ---- Expiry: the sweeper on its schedule and, with ownerEmails, the
+    // notifier on the agpat bus.
+    const sweeper = this.functions["expiry-sweeper"];
+    // A failed run is not retried: the next scheduled run redoes its work
+    // from the checkpoint, so each run is one invocation, and the errors
+    // alarm counts failed runs.
+    sweeper.configureAsyncInvoke({ retryAttempts: 0 });
+    this.expirySweepRule = new events.Rule(this, "ExpirySweep", {
+      description: "Warn owners of tokens about to expire, and record expiries",
+      schedule: events.Schedule.rate(this.sweepEvery),
+      targets: [new targets.LambdaFunction(sweeper, { retryAttempts: 2 })],
+    });
+    if (this.expiryNotifier) {
+      const notifier = this.expiryNotifier;
+      const dlq = new sqs.Queue(this, "ExpiryNotifierDlq", {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+      });
+      skipCheckov(dlq, {
+        id: "CKV_AWS_27",
+        comment:
+          "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled); checkov recognises only a KMS key.",
+      });
+      // As for offboarding: EventBridge dead-letters what it cannot deliver,
+      // the function what still fails after Lambda's own retries.
+      (notifier.node.defaultChild as lambda.CfnFunction).deadLetterConfig = {
+        targetArn: dlq.queueArn,
+      };
+      allow(notifier, ["sqs:SendMessage"], [dlq.queueArn]);
+      this.expiryNotifierDeadLetterQueue = dlq;
+      this.expiryNotifierRule = new events.Rule(this, "ExpiryNotifierRule", {
+        description: "Email a token's owner when it is about to expire, expired or leaked",
+        eventBus: this.eventBus,
+        eventPattern: {
+          source: [AGPAT_EVENT_SOURCE],
+          detailType: [...AGPAT_EVENT_DETAIL_TYPES],
+        },
+        targets: [
+          new targets.LambdaFunction(notifier, {
+            retryAttempts: 8,
+            maxEventAge: Duration.hours(2),
+            deadLetterQueue: dlq,
+          }),
+        ],
+      });
+    }
+
     // ---- The REQUEST authorizer and the /tokens routes.
     this.authorizer = new apigw.RequestAuthorizer(this, "Authorizer", {
       // The alias when provisioned concurrency is on; the invoke permission
@@ -924,7 +1198,10 @@ export class Agpat extends Construct {
     }
 
     // cdk-nag findings on the functions' roles, each with its reason.
-    for (const fn of Object.values(this.functions)) {
+    for (const fn of [
+      ...Object.values(this.functions),
+      ...(this.expiryNotifier ? [this.expiryNotifier] : []),
+    ]) {
       acknowledgeNagFindings(fn, LAMBDA_ROLE_SUPPRESSIONS);
     }
 
@@ -949,6 +1226,39 @@ export class Agpat extends Construct {
   }
 
   /**
+   * `from` of {@link AgpatOwnerEmails}, checked: a plain address (no display
+   * name, no second `@`), since it becomes the `ses:FromAddress` condition
+   * and names the SES identity.
+   */
+  private ownerEmailSender(from: string): string {
+    if (
+      typeof from !== "string" ||
+      !/^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(from) ||
+      from.length > 254
+    ) {
+      throw new Error(
+        `Agpat ${this.node.path}: ownerEmails.from must be a plain address such as noreply@example.com, verified in SES (got ${from})`,
+      );
+    }
+    return from;
+  }
+
+  /**
+   * `expirySweepSchedule`, checked: whole minutes from 5 minutes to 8 hours
+   * (the errors alarm looks at three intervals, and CloudWatch evaluates at
+   * most one day).
+   */
+  private sweepInterval(every: Duration): Duration {
+    const minutes = every.isUnresolved() ? NaN : every.toMinutes({ integral: false });
+    if (!Number.isInteger(minutes) || minutes < 5 || minutes > 8 * 60) {
+      throw new Error(
+        `Agpat ${this.node.path}: expirySweepSchedule must be whole minutes from 5 minutes to 8 hours (got ${every.toHumanString()})`,
+      );
+    }
+    return every;
+  }
+
+  /**
    * IAM least privilege: each function gets only what it calls, and
    * LeadingKeys conditions keep each role to the item kinds it owns. No role
    * but the token service may PutItem on the token table, so nothing else can
@@ -958,30 +1268,35 @@ export class Agpat extends Construct {
   private grantLeastPrivilege(): void {
     const tableArn = this.table.tableArn;
     const gsiArn = `${tableArn}/index/${TABLE.gsi1.name}`;
+    const expiryIndexArn = `${tableArn}/index/${TABLE.gsi2.name}`;
     const { authorizer, offboarding, migrator } = this.functions;
     const tokenService = this.functions["token-service"];
+    const sweeper = this.functions["expiry-sweeper"];
+    // History events: put whole (key, event, time, TTL) and only under
+    // EVENTS#, so a role that records history cannot put any other item.
+    const putEvents = {
+      ...leadingKeys(KEY.events),
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": EVENT_ITEM_ATTRIBUTES },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+    };
 
-    // Authorizer: reads token records, and may update only two attributes of
-    // them, without reading anything back.
+    // Authorizer: reads token records, and may update only the use-tracking
+    // attributes (last use, recent use sites) and the hash (rehash-on-verify:
+    // a conditional write replacing an argon2 hash made with older
+    // parameters by one made with the current ones), without reading
+    // anything back. A use from a new IP address is recorded as a history
+    // event in the same transaction.
     allow(authorizer, ["dynamodb:GetItem"], [tableArn], leadingKeys(KEY.token));
     allow(authorizer, ["dynamodb:UpdateItem"], [tableArn], {
       ...leadingKeys(KEY.token),
-      "ForAllValues:StringEquals": {
-        "dynamodb:Attributes": [
-          // The key of the item being updated.
-          "PK",
-          "SK",
-          // The throttled last-use timestamp.
-          "last_used_at",
-          // Rehash-on-verify: a conditional write replacing an argon2 hash
-          // made with older parameters by one made with the current ones.
-          "hash",
-        ],
-      },
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": AUTHORIZER_TOKEN_ATTRIBUTES },
       StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
     });
+    allow(authorizer, ["dynamodb:PutItem"], [tableArn], putEvents);
 
-    // Token service: token records, active sets and aliases; listing via GSI1.
+    // Token service: token records, active sets and aliases; listing via
+    // GSI1, enriched with each listed token's description and recent uses
+    // (BatchGetItem, never the hash); history events, recorded and listed.
     allow(
       tokenService,
       ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
@@ -989,6 +1304,15 @@ export class Agpat extends Construct {
       leadingKeys(KEY.token, KEY.user, KEY.alias),
     );
     allow(tokenService, ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));
+    allow(tokenService, ["dynamodb:BatchGetItem"], [tableArn], {
+      ...leadingKeys(KEY.token),
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": TOKEN_SERVICE_BATCH_ATTRIBUTES },
+      StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
+    });
+    allow(tokenService, ["dynamodb:PutItem"], [tableArn], putEvents);
+    allow(tokenService, ["dynamodb:Query"], [tableArn], leadingKeys(KEY.events));
+    // It publishes agpat.token.leak_reported.
+    allow(tokenService, ["events:PutEvents"], [this.eventBus.eventBusArn]);
 
     // Offboarding: resolves the user (alias item, or Cognito for the sub),
     // lists their tokens and revokes them; it never creates items.
@@ -1013,6 +1337,8 @@ export class Agpat extends Construct {
       StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"] },
     });
     allow(offboarding, ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));
+    // The `revoked` history event, in each revocation's transaction.
+    allow(offboarding, ["dynamodb:PutItem"], [tableArn], putEvents);
     allow(
       offboarding,
       ["cognito-idp:AdminGetUser", "cognito-idp:ListUsers"],
@@ -1026,12 +1352,12 @@ export class Agpat extends Construct {
     });
 
     // Migrator (shared/src/migrate.rs): scans token records for their key,
-    // version and v1 scopes only (never a hash; Scan takes no LeadingKeys
-    // condition), rewrites only their version and scope set, and keeps
-    // per-segment checkpoints under MIGRATION#. It never creates or deletes a
-    // token.
+    // version, v1 scopes and expiry only (never a hash; Scan takes no
+    // LeadingKeys condition), rewrites only their version, scope set and
+    // expiry-index keys, and keeps per-segment checkpoints under MIGRATION#.
+    // It never creates or deletes a token.
     allow(migrator, ["dynamodb:Scan"], [tableArn], {
-      "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", "v", "scopes"] },
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": MIGRATOR_SCAN_ATTRIBUTES },
       StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
     });
     allow(migrator, ["dynamodb:UpdateItem"], [tableArn], {
@@ -1047,6 +1373,46 @@ export class Agpat extends Construct {
       "ForAllValues:StringEquals": { "dynamodb:Attributes": MIGRATOR_CHECKPOINT_ATTRIBUTES },
       StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
     });
+
+    // Expiry sweeper: finds tokens by expiry day on GSI2 (which projects no
+    // hash), marks on each token which notice went out (nothing else: it
+    // cannot revoke, extend or re-own a token), records `expiring` and
+    // `expired` history events, keeps its checkpoint under SWEEP#, and
+    // publishes the events on the agpat bus.
+    allow(sweeper, ["dynamodb:Query"], [expiryIndexArn], leadingKeys(KEY.expiry));
+    allow(
+      sweeper,
+      ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+      [tableArn],
+      leadingKeys(KEY.sweep),
+    );
+    allow(sweeper, ["dynamodb:UpdateItem"], [tableArn], {
+      ...leadingKeys(KEY.token),
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": EXPIRY_SWEEPER_TOKEN_ATTRIBUTES },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+    });
+    allow(sweeper, ["dynamodb:PutItem"], [tableArn], putEvents);
+    allow(sweeper, ["events:PutEvents"], [this.eventBus.eventBusArn]);
+
+    // Owner-email notifier: looks the owner's address up in the pool (by
+    // sub), and sends only from the configured address. It never touches the
+    // token table.
+    const notifier = this.expiryNotifier;
+    if (notifier && this.ownerEmailFrom) {
+      const from = this.ownerEmailFrom;
+      const stack = Stack.of(this);
+      const identity = (name: string) =>
+        stack.formatArn({ service: "ses", resource: "identity", resourceName: name });
+      allow(notifier, ["cognito-idp:ListUsers"], [this.userPool.userPoolArn]);
+      // The address's own identity, or its domain's: SES authorises the
+      // send against whichever identity verified the address.
+      allow(
+        notifier,
+        ["ses:SendEmail"],
+        [identity(from), identity(from.slice(from.indexOf("@") + 1))],
+        { StringEquals: { "ses:FromAddress": [from] } },
+      );
+    }
   }
 
   /**
@@ -1566,6 +1932,7 @@ export class Agpat extends Construct {
       "token-service": "TokenServiceThrottles",
       offboarding: "OffboardingThrottles",
       migrator: "MigratorThrottles",
+      "expiry-sweeper": "ExpirySweeperThrottles",
     };
     for (const [name, fn] of Object.entries(this.functions) as [
       AgpatFunctionName,
@@ -1658,6 +2025,46 @@ export class Agpat extends Construct {
       "Offboarding function returned errors",
       repeated,
     );
+    // The sweeper runs once per schedule interval and is never retried, so
+    // its errors are counted per interval: two failed runs of the last three
+    // mean expiry warnings are not going out (one failure is caught up by
+    // the next run).
+    alarm(
+      "ExpirySweeperErrors",
+      this.functions["expiry-sweeper"].metricErrors({
+        period: this.sweepEvery,
+        statistic: "Sum",
+      }),
+      1,
+      "The expiry sweeper failed two of its last three runs: expiry warnings and expired notices are not going out",
+      repeated,
+    );
+    if (this.expiryNotifier && this.expiryNotifierDeadLetterQueue) {
+      alarm(
+        "ExpiryNotifierDlqMessages",
+        this.expiryNotifierDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period,
+          statistic: "Maximum",
+        }),
+        1,
+        "Owner emails dead-lettered: owners were not told of an expiring, expired or leaked token; fix the cause (SES identity, quota) and redrive the queue",
+        repeated,
+      );
+      alarm(
+        "ExpiryNotifierErrors",
+        this.expiryNotifier.metricErrors({ period, statistic: "Sum" }),
+        1,
+        "The owner-email notifier returned errors",
+        repeated,
+      );
+      alarm(
+        "ExpiryNotifierThrottles",
+        this.expiryNotifier.metricThrottles({ period, statistic: "Sum" }),
+        1,
+        "expiry-notifier was throttled: its reserved concurrency or the account's quota is exhausted",
+        repeated,
+      );
+    }
     return alarms;
   }
 
@@ -1763,6 +2170,23 @@ export class Agpat extends Construct {
           this.table.metric("ReadThrottleEvents", { period, statistic: "Sum" }),
           this.table.metric("WriteThrottleEvents", { period, statistic: "Sum" }),
         ],
+        width: 12,
+      }),
+    );
+    // Expiry: one sweep per interval; owner emails, when on.
+    const expiry = [
+      ["sweeper", this.functions["expiry-sweeper"]],
+      ...(this.expiryNotifier ? [["notifier", this.expiryNotifier] as const] : []),
+    ] as const;
+    dashboard.addWidgets(
+      new cw.GraphWidget({
+        title: "Expiry sweeps and owner emails: invocations and errors",
+        left: expiry.flatMap(([label, fn]) => [
+          fn
+            .metricInvocations({ period, statistic: "Sum" })
+            .with({ label: `${label} invocations` }),
+          fn.metricErrors({ period, statistic: "Sum" }).with({ label: `${label} errors` }),
+        ]),
         width: 12,
       }),
     );
@@ -2011,14 +2435,14 @@ const CHECKOV_LOG_GROUP_SKIP: CheckovSkip = {
 
 /** Checkov on agpat's functions: the findings that do not apply, and why. */
 function checkovFunctionSkips(
-  name: AgpatFunctionName,
+  name: AgpatFunctionName | "expiry-notifier",
   reserved: number | undefined,
 ): CheckovSkip[] {
   const skips: CheckovSkip[] = [
     {
       id: "CKV_AWS_117",
       comment:
-        "Calls only AWS public endpoints (DynamoDB, Cognito and its JWKS URL, CloudWatch, X-Ray); a VPC would need NAT or endpoints and add cold-start latency, protecting nothing.",
+        "Calls only AWS public endpoints (DynamoDB, Cognito and its JWKS URL, EventBridge, SES, CloudWatch, X-Ray); a VPC would need NAT or endpoints and add cold-start latency, protecting nothing.",
     },
     {
       id: "CKV_AWS_173",
@@ -2026,21 +2450,26 @@ function checkovFunctionSkips(
         "The environment holds resource names and settings, never a secret; Lambda encrypts it at rest with its service key.",
     },
   ];
-  // Offboarding is invoked asynchronously and dead-letters (DeadLetterConfig).
-  if (name !== "offboarding") {
+  // Offboarding and the notifier are invoked asynchronously and dead-letter
+  // (DeadLetterConfig).
+  if (name !== "offboarding" && name !== "expiry-notifier") {
     skips.push({
       id: "CKV_AWS_116",
       comment:
         name === "migrator"
           ? "Invoked synchronously by an operator (aws lambda invoke), who sees the error; a dead-letter queue applies only to asynchronous invocations."
-          : "Invoked synchronously by API Gateway, which answers the caller; a dead-letter queue applies only to asynchronous invocations.",
+          : name === "expiry-sweeper"
+            ? "Invoked by its schedule and never retried: the next scheduled run redoes a failed run's work from its checkpoint, so a dead letter would hold nothing to redrive; failed runs alarm."
+            : "Invoked synchronously by API Gateway, which answers the caller; a dead-letter queue applies only to asynchronous invocations.",
     });
   }
   if (reserved === undefined) {
     skips.push({
       id: "CKV_AWS_115",
       comment:
-        "No reserved concurrency in dev unless reservedConcurrency sets it: a fresh account's limit of 10 leaves nothing to reserve. Prod reserves.",
+        name === "expiry-notifier"
+          ? "No reserved concurrency in dev: a fresh account's limit of 10 leaves nothing to reserve. Prod reserves 2, which also paces SES sends."
+          : "No reserved concurrency in dev unless reservedConcurrency sets it: a fresh account's limit of 10 leaves nothing to reserve. Prod reserves.",
     });
   }
   return skips;

@@ -15,22 +15,30 @@
  * This module is the public entry: adopters import from here only.
  */
 export {
+  AGPAT_EVENT_DETAIL_TYPES,
+  AGPAT_EVENT_SOURCE,
+  AUTHORIZER_TOKEN_ATTRIBUTES,
   Agpat,
   AgpatAlarmOptions,
   AgpatBudget,
   AgpatFunctionName,
+  AgpatOwnerEmails,
   AgpatProps,
   AgpatReservableFunctionName,
   AgpatUserPool,
   AgpatWafOptions,
+  EVENT_ITEM_ATTRIBUTES,
+  EXPIRY_SWEEPER_TOKEN_ATTRIBUTES,
   LAMBDA_ROLE_SUPPRESSIONS,
   MANIFEST_MOUNT_PATH,
   MIGRATOR_CHECKPOINT_ATTRIBUTES,
+  MIGRATOR_SCAN_ATTRIBUTES,
   MIGRATOR_TOKEN_ATTRIBUTES,
   NagAcknowledgment,
   OFFBOARDING_EVENTS,
   OFFBOARDING_OWNER_ATTRIBUTES,
   OFFBOARDING_TOKEN_ATTRIBUTES,
+  TOKEN_SERVICE_BATCH_ATTRIBUTES,
   acknowledgeNagFindings,
 } from "./agpat";
 export {
@@ -45,7 +53,7 @@ export {
   loadManifest,
   parseManifest,
 } from "./manifest";
-export { TABLE, TOKEN_ROUTES, TableLayout, TokenRoute } from "./routes";
+export { IndexLayout, TABLE, TOKEN_ROUTES, TableLayout, TokenRoute } from "./routes";
 export {
   LiveAlias,
   LiveAliasProps,

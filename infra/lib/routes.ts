@@ -17,19 +17,32 @@ export interface TokenRoute {
   readonly access: Access;
 }
 
-/** The token table's keys, listing index and TTL attribute. */
+/** A global secondary index of the token table: string keys, an INCLUDE projection. */
+export interface IndexLayout {
+  /** The index's name. */
+  readonly name: string;
+  /** Partition key attribute (string). */
+  readonly partitionKey: string;
+  /** Sort key attribute (string). */
+  readonly sortKey: string;
+  /** The non-key attributes it projects. */
+  readonly projectedAttributes: readonly string[];
+}
+
+/** The token table's keys, indexes and TTL attribute. */
 export interface TableLayout {
   /** Partition key attribute (string). */
   readonly partitionKey: string;
   /** Sort key attribute (string). */
   readonly sortKey: string;
   /** The per-owner listing index; it never projects the hash. */
-  readonly gsi1: {
-    readonly name: string;
-    readonly partitionKey: string;
-    readonly sortKey: string;
-    readonly projectedAttributes: readonly string[];
-  };
+  readonly gsi1: IndexLayout;
+  /**
+   * The expiry index (`GSI2PK` = `EXP#<day>#<shard>`, `GSI2SK` =
+   * `<expires_at>#<id>`), which the expiry sweeper queries; it never projects
+   * the hash either.
+   */
+  readonly gsi2: IndexLayout;
   /** DynamoDB TTL attribute. */
   readonly ttlAttribute: string;
 }

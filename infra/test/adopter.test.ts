@@ -232,6 +232,8 @@ describe("adopting agpat on an external REST API", () => {
         offboardingTrail: true,
         provisionedAuthorizerConcurrency: 2,
         budget: { monthlyUsd: 10, thresholdsPercent: [100] },
+        ownerEmails: { from: "noreply@example.com" },
+        eventRetentionDays: 365,
       },
       // The trail's bucket logs to another bucket, through a bucket policy.
       context: { "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": true },

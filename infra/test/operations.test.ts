@@ -194,7 +194,13 @@ describe("alarms", () => {
       MetricName: "Errors",
       Dimensions: [{ Name: "FunctionName", Value: { Ref: fnId(t, "token-service") } }],
     });
-    for (const name of ["authorizer", "token-service", "offboarding", "migrator"]) {
+    for (const name of [
+      "authorizer",
+      "token-service",
+      "offboarding",
+      "migrator",
+      "expiry-sweeper",
+    ]) {
       const id = name.replace(/(^|-)(\w)/g, (_, __, c) => c.toUpperCase());
       expect(alarm(t, `${id}Throttles`)).toMatchObject({
         Namespace: "AWS/Lambda",
@@ -298,6 +304,7 @@ describe("dashboard and namespaces", () => {
       expect(body).toContain(`\\"${metric}\\"`);
     }
     expect(body).toContain('\\"agpat/dev\\"');
+    expect(body).toContain("Expiry sweeps and owner emails: invocations and errors");
     expect(body).toContain('\\"p50\\"');
     expect(body).toContain('\\"p99\\"');
     // The alarm status widget lists every alarm.
@@ -378,10 +385,12 @@ describe("functions", () => {
     const simplified = dynamo.map((s: Json) => ({ Action: s.Action, Condition: s.Condition }));
     expect(simplified).toEqual([
       {
-        // It reads the key, the version and the v1 scopes, never a hash.
+        // It reads the key, the version, the v1 scopes and the expiry, never a hash.
         Action: "dynamodb:Scan",
         Condition: {
-          "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", "v", "scopes"] },
+          "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": ["PK", "SK", "v", "scopes", "expires_at"],
+          },
           StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
         },
       },
@@ -389,7 +398,10 @@ describe("functions", () => {
         Action: "dynamodb:UpdateItem",
         Condition: {
           "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TOKEN#*"] },
-          "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", "v", "scope_set"] },
+          // Schema v3: the version, the scope set and the expiry index's keys.
+          "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": ["PK", "SK", "v", "scope_set", "GSI2PK", "GSI2SK"],
+          },
           StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
         },
       },

@@ -274,7 +274,23 @@ describe("least privilege", () => {
     "ForAllValues:StringLike": { "dynamodb:LeadingKeys": prefixes },
   });
 
-  test("the authorizer may only read token records and update last_used_at and hash on them", () => {
+  /** PutItem of whole history events (key, event, time, TTL), only under EVENTS#. */
+  const putHistoryEvents = (template: Template): Statement => ({
+    Action: "dynamodb:PutItem",
+    Effect: "Allow",
+    Resource: tableArn(template),
+    Condition: {
+      ...leadingKeys("EVENTS#*"),
+      "ForAllValues:StringEquals": {
+        "dynamodb:Attributes": ["PK", "SK", "event", "at", "ttl"],
+      },
+      StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+    },
+  });
+  const eventBusArn = (template: Template) =>
+    arnOf(logicalId(template, "AWS::Events::EventBus", "AgpatEventBus"));
+
+  test("the authorizer may only read token records, update last_used_at, recent_uses and hash on them, and put history events", () => {
     for (const { template } of variants) {
       expect(statementsOf(template, "authorizer")).toEqual([
         {
@@ -290,16 +306,18 @@ describe("least privilege", () => {
           Condition: {
             ...leadingKeys("TOKEN#*"),
             "ForAllValues:StringEquals": {
-              "dynamodb:Attributes": ["PK", "SK", "last_used_at", "hash"],
+              "dynamodb:Attributes": ["PK", "SK", "last_used_at", "hash", "recent_uses"],
             },
             StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
           },
         },
+        // A use from a new IP address, in the same transaction as the touch.
+        putHistoryEvents(template),
       ]);
     }
   });
 
-  test("the token service may read and write token, user and alias items and query GSI1 by user", () => {
+  test("the token service may read and write token, user and alias items, query GSI1 by user, batch-read only descriptions and recent uses, record and list history events, and publish on the agpat bus", () => {
     for (const { template } of variants) {
       expect(statementsOf(template, "token-service")).toEqual([
         {
@@ -313,6 +331,77 @@ describe("least privilege", () => {
           Effect: "Allow",
           Resource: gsiArn(template),
           Condition: leadingKeys("USER#*"),
+        },
+        {
+          // The listing's enrichment: never the hash.
+          Action: "dynamodb:BatchGetItem",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: {
+            ...leadingKeys("TOKEN#*"),
+            "ForAllValues:StringEquals": {
+              "dynamodb:Attributes": ["PK", "description", "recent_uses"],
+            },
+            StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
+          },
+        },
+        putHistoryEvents(template),
+        {
+          // A token's history, on the table itself, by its EVENTS# partition.
+          Action: "dynamodb:Query",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: leadingKeys("EVENTS#*"),
+        },
+        {
+          Action: "events:PutEvents",
+          Effect: "Allow",
+          Resource: eventBusArn(template),
+        },
+      ]);
+    }
+  });
+
+  test("the expiry sweeper may query GSI2 by expiry day, keep its SWEEP# checkpoint, mark only notified_* on token records, put history events and publish on the agpat bus", () => {
+    for (const { template } of variants) {
+      expect(statementsOf(template, "expiry-sweeper")).toEqual([
+        {
+          Action: "dynamodb:Query",
+          Effect: "Allow",
+          Resource: { "Fn::Join": ["", [tableArn(template), "/index/GSI2"]] },
+          Condition: leadingKeys("EXP#*"),
+        },
+        {
+          Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: leadingKeys("SWEEP#*"),
+        },
+        {
+          Action: "dynamodb:UpdateItem",
+          Effect: "Allow",
+          Resource: tableArn(template),
+          Condition: {
+            ...leadingKeys("TOKEN#*"),
+            "ForAllValues:StringEquals": {
+              // Never revoked_at, expires_at, owner, scopes or hash.
+              "dynamodb:Attributes": [
+                "PK",
+                "SK",
+                "notified_30",
+                "notified_7",
+                "notified_1",
+                "notified_expired",
+              ],
+            },
+            StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+          },
+        },
+        putHistoryEvents(template),
+        {
+          Action: "events:PutEvents",
+          Effect: "Allow",
+          Resource: eventBusArn(template),
         },
       ]);
     }
@@ -336,7 +425,7 @@ describe("least privilege", () => {
     }
   });
 
-  test("offboarding may read token, user and alias items, update only revocation attributes, query GSI1, look up Cognito users and dead-letter", () => {
+  test("offboarding may read token, user and alias items, update only revocation attributes, record revoked events, query GSI1, look up Cognito users and dead-letter", () => {
     for (const { template } of variants) {
       expect(statementsOf(template, "offboarding")).toEqual([
         {
@@ -383,6 +472,8 @@ describe("least privilege", () => {
           Resource: gsiArn(template),
           Condition: leadingKeys("USER#*"),
         },
+        // The `revoked` event, in each revocation's transaction.
+        putHistoryEvents(template),
         {
           Action: ["cognito-idp:AdminGetUser", "cognito-idp:ListUsers"],
           Effect: "Allow",
@@ -438,16 +529,27 @@ describe("least privilege", () => {
         }
       }
       // Only the token service can create token, user and alias items; the
-      // migrator may put only its own checkpoints (MIGRATION#).
+      // migrator may put only its own checkpoints (MIGRATION#), the expiry
+      // sweeper only its own (SWEEP#), and the roles that record history
+      // only whole events (EVENTS#).
+      const sweeperRole = roleOf(template, "expiry-sweeper");
+      const onlySweeper = (st: Statement) =>
+        policiesOf(st).every((p) =>
+          p.Properties.Roles.every((r: { Ref: string }) => r.Ref === sweeperRole),
+        );
+      const leading = (st: Statement) => JSON.stringify(st.Condition?.["ForAllValues:StringLike"]);
+      const under = (prefix: string) => JSON.stringify({ "dynamodb:LeadingKeys": [prefix] });
       const putters = Object.values(template.findResources("AWS::IAM::Policy")).filter((p) =>
         p.Properties.PolicyDocument.Statement.some(
           (st: Statement) =>
             actionsOf(st).includes("dynamodb:PutItem") &&
             JSON.stringify(st.Resource).includes(tokenTable) &&
+            !(onlyMigrator(st) && leading(st) === under("MIGRATION#*")) &&
+            !(onlySweeper(st) && leading(st) === under("SWEEP#*")) &&
             !(
-              onlyMigrator(st) &&
-              JSON.stringify(st.Condition?.["ForAllValues:StringLike"]) ===
-                JSON.stringify({ "dynamodb:LeadingKeys": ["MIGRATION#*"] })
+              leading(st) === under("EVENTS#*") &&
+              JSON.stringify(st.Condition?.["ForAllValues:StringEquals"]) ===
+                JSON.stringify({ "dynamodb:Attributes": ["PK", "SK", "event", "at", "ttl"] })
             ),
         ),
       );
@@ -469,7 +571,7 @@ describe("least privilege", () => {
 });
 
 describe("data and identity", () => {
-  test("the token table is on-demand with PITR, TTL and a hash-free GSI; prod adds deletion protection", () => {
+  test("the token table is on-demand with PITR, TTL and hash-free GSIs for listing and expiry; prod adds deletion protection", () => {
     const tokenTable = dev.template.toJSON().Resources[tableId(dev.template)];
     expect(tokenTable.Properties).toMatchObject({
       BillingMode: "PAY_PER_REQUEST",
@@ -478,13 +580,21 @@ describe("data and identity", () => {
       SSESpecification: { SSEEnabled: true },
     });
     const gsis = tokenTable.Properties.GlobalSecondaryIndexes;
-    expect(gsis).toHaveLength(1);
+    expect(gsis).toHaveLength(2);
     expect(gsis[0]).toMatchObject({
       IndexName: "GSI1",
       KeySchema: [{ AttributeName: "GSI1PK", KeyType: "HASH" }, expect.anything()],
       Projection: { ProjectionType: "INCLUDE" },
     });
-    expect(gsis[0].Projection.NonKeyAttributes).not.toContain("hash");
+    expect(gsis[1]).toMatchObject({
+      IndexName: "GSI2",
+      KeySchema: [
+        { AttributeName: "GSI2PK", KeyType: "HASH" },
+        { AttributeName: "GSI2SK", KeyType: "RANGE" },
+      ],
+      Projection: { ProjectionType: "INCLUDE" },
+    });
+    for (const gsi of gsis) expect(gsi.Projection.NonKeyAttributes).not.toContain("hash");
     const prodTable = prod.template.toJSON().Resources[tableId(prod.template)];
     expect(prodTable.Properties.DeletionProtectionEnabled).toBe(true);
     expect(prodTable.DeletionPolicy).toBe("Retain");
@@ -523,7 +633,7 @@ describe("data and identity", () => {
       // The manifest, for the context crate; it grants nothing.
       AGPAT_MANIFEST: MANIFEST_MOUNT_PATH,
     });
-    for (const name of ["authorizer", "token-service", "offboarding"]) {
+    for (const name of ["authorizer", "token-service", "offboarding", "expiry-sweeper"]) {
       expect(env(name).TABLE_NAME).toEqual({ Ref: tableId(dev.template) });
       expect(env(name).ITEMS_TABLE_NAME).toBeUndefined();
     }
@@ -531,6 +641,7 @@ describe("data and identity", () => {
       TABLE_NAME: { Ref: tableId(dev.template) },
       COGNITO_USER_POOL_ID: { Ref: logicalId(dev.template, "AWS::Cognito::UserPool", "UserPool") },
       RUST_LOG: "info",
+      TOKEN_EVENT_RETENTION_DAYS: "90",
     });
   });
 
@@ -568,14 +679,15 @@ describe("data and identity", () => {
   });
 
   test("functions are arm64 provided.al2023 with tracing, sized per function; prod reserves concurrency", () => {
-    // The business Lambda, and agpat's authorizer, token service, offboarding
-    // and migrator; plus the two release hooks (Node.js, run by CodeDeploy).
+    // The business Lambda, and agpat's authorizer, token service, offboarding,
+    // migrator and expiry sweeper; plus the two release hooks (Node.js, run
+    // by CodeDeploy).
     const all = Object.entries(dev.template.findResources("AWS::Lambda::Function"));
     const hooks = all.filter(([id]) => id.includes("PreTrafficCheck"));
     expect(hooks).toHaveLength(2);
     for (const [, hook] of hooks) expect(hook.Properties.Runtime).toBe("nodejs24.x");
     const served = all.filter(([id]) => !id.includes("PreTrafficCheck"));
-    expect(served).toHaveLength(5);
+    expect(served).toHaveLength(6);
     for (const [, fn] of served) {
       expect(fn.Properties).toMatchObject({
         Runtime: "provided.al2023",
@@ -678,9 +790,12 @@ describe("offboarding", () => {
       ],
     });
     const off = synth("dev", { offboardingSweepHours: 0 });
+    const offboardingFn = functionId(off.template, "offboarding");
     expect(
       Object.values(off.template.findResources("AWS::Events::Rule")).filter(
-        (r) => r.Properties.ScheduleExpression,
+        (r) =>
+          r.Properties.ScheduleExpression &&
+          JSON.stringify(r.Properties.Targets).includes(offboardingFn),
       ),
     ).toEqual([]);
   });
@@ -796,6 +911,19 @@ describe("operations", () => {
       /authorizerCacheTtlSeconds/,
     );
     expect(() => synth("dev", { offboardingTrail: "yes" })).toThrow(/offboardingTrail/);
+  });
+
+  test("ownerEmailFrom turns on agpat's owner emails from that address; without it there is no notifier", () => {
+    const notifiers = (template: Template) =>
+      Object.values(template.findResources("AWS::Lambda::Function")).filter(
+        (fn) => fn.Properties.Environment?.Variables?.AGPAT_EXPIRY_MODE === "notify",
+      );
+    expect(notifiers(dev.template)).toEqual([]);
+    const on = synth("dev", { ownerEmailFrom: "noreply@example.com" });
+    expect(
+      notifiers(on.template).map((fn) => fn.Properties.Environment.Variables.AGPAT_EMAIL_FROM),
+    ).toEqual(["noreply@example.com"]);
+    expect(() => synth("dev", { ownerEmailFrom: "nobody" })).toThrow(/context ownerEmailFrom/);
   });
 
   test("offboardingTrail given on the command line as a string is understood", () => {
@@ -1272,9 +1400,14 @@ describe("deployments and releases", () => {
       "RestApiId",
       "StageName",
       "AuthorizerFunctionName",
+      "EventBusName",
     ]) {
       expect(outputs[name]).toBeDefined();
     }
+    // Where adopters' own rules (webhooks, chat) subscribe to agpat's events.
+    expect(outputs.EventBusName.Value).toEqual({
+      Ref: logicalId(prod.template, "AWS::Events::EventBus", "AgpatEventBus"),
+    });
     const smokeClients = Object.keys(
       prod.template.findResources("AWS::Cognito::UserPoolClient"),
     ).filter((id) => id.includes("SmokeTestClient"));

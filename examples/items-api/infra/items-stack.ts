@@ -292,6 +292,7 @@ export class ItemsStack extends Stack {
       waf: s.waf,
       offboardingTrail: s.offboardingTrail,
       offboardingSweepHours: s.offboardingSweepHours,
+      ownerEmails: s.ownerEmailFrom ? { from: s.ownerEmailFrom } : undefined,
       alertTopic: alerts,
       budget: {
         monthlyUsd: s.budgetMonthlyUsd,
@@ -324,6 +325,8 @@ export class ItemsStack extends Stack {
     new CfnOutput(this, "AuthorizerFunctionName", {
       value: this.agpat.functions.authorizer.functionName,
     });
+    // agpat's event bus (expiry warnings, leak reports), for your own rules.
+    new CfnOutput(this, "EventBusName", { value: this.agpat.eventBus.eventBusName });
 
     // The business function's release stops on a crash of its new code, and
     // on agpat's stage-wide 5XX guard.

@@ -52,6 +52,12 @@ export interface Settings {
    * live token checked against Cognito); 0 disables the sweep.
    */
   offboardingSweepHours: number;
+  /**
+   * Sender of agpat's owner emails (a token about to expire, expired, or
+   * reported leaked), an address verified in SES (context `ownerEmailFrom`).
+   * Unset, the default: no emails; the events still reach agpat's bus.
+   */
+  ownerEmailFrom?: string;
   /** Where alarms and budget alerts go; required in prod, where an unwatched alarm is no alarm. */
   alertEmail?: string;
   /**
@@ -214,6 +220,13 @@ export function settingsFromContext(node: Node): Settings {
       "context alertEmail: required when env=prod (alarms and budget alerts must reach someone); pass -c alertEmail=ops@example.com",
     );
   }
+  const ownerEmailFrom = node.tryGetContext("ownerEmailFrom");
+  if (
+    ownerEmailFrom !== undefined &&
+    (typeof ownerEmailFrom !== "string" || !/^[^@\s]+@[^@\s]+$/.test(ownerEmailFrom))
+  ) {
+    throw new Error("context ownerEmailFrom: expected an email address verified in SES");
+  }
   const account = node.tryGetContext("account");
   const region = node.tryGetContext("region");
   if (account !== undefined && !/^[0-9]{12}$/.test(String(account))) {
@@ -248,6 +261,7 @@ export function settingsFromContext(node: Node): Settings {
     provisionedAuthorizerConcurrency: num(node, "provisionedAuthorizerConcurrency"),
     offboardingTrail: bool(node, "offboardingTrail", false),
     offboardingSweepHours: num(node, "offboardingSweepHours"),
+    ownerEmailFrom,
     alertEmail,
     deployTo:
       account === undefined ? undefined : { account: String(account), region: String(region) },
