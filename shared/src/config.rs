@@ -117,6 +117,11 @@ pub struct StoreConfig {
     /// `TOKEN_EVENT_RETENTION_DAYS`, in seconds: how long a token's history
     /// events (which may hold client addresses) are kept.
     pub event_retention_secs: i64,
+    /// `TOKEN_SCHEMA_WRITE_VERSION` (2 or 3, default 3): the schema version
+    /// written. Pin it to 2 for the first deployment over a table that older
+    /// readers still read (they refuse v3), then raise it; see the README,
+    /// "Changing the data model".
+    pub write_schema_version: u32,
 }
 
 impl StoreConfig {
@@ -172,6 +177,15 @@ impl StoreConfig {
                 3650,
                 "an integer from 1 to 3650",
             )? * 86_400,
+            write_schema_version: u32::try_from(number_in(
+                env,
+                "TOKEN_SCHEMA_WRITE_VERSION",
+                i64::from(crate::record::CURRENT_SCHEMA_VERSION),
+                2,
+                i64::from(crate::record::CURRENT_SCHEMA_VERSION),
+                "2 or 3",
+            )?)
+            .unwrap_or(crate::record::CURRENT_SCHEMA_VERSION),
         })
     }
 }

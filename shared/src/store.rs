@@ -138,6 +138,10 @@ pub enum RotateOutcome {
     CapReached,
     /// The calling session was issued before the owner's last revoke-all.
     SessionPredatesRevocation,
+    /// The old token's scopes or expiry changed since the caller read it (an
+    /// edit in between): the successor, derived from that read, was not
+    /// stored. Read again and decide again.
+    Changed,
 }
 
 /// Result of [`TokenStore::revoke_all`].
@@ -974,8 +978,34 @@ impl TokenStore {
         overlap_secs: i64,
         now: i64,
     ) -> Result<RotateOutcome, StoreError> {
-        self.rotate_checked(owner, old_id, new, overlap_secs, now, None)
+        self.rotate_checked(owner, old_id, None, new, overlap_secs, now, None)
             .await
+    }
+
+    /// [`Self::rotate`] of the token as the caller read it (`seen`): the
+    /// successor was derived from `seen`'s scopes and expiry, so it is stored
+    /// only if the old token still has exactly those
+    /// ([`RotateOutcome::Changed`] otherwise). An edit that narrowed or
+    /// shortened the token in between can never be undone by the rotation.
+    /// With `session_issued_at`, as [`Self::rotate_for_session`].
+    pub async fn rotate_as_read(
+        &self,
+        seen: &TokenMeta,
+        new: &TokenRecord,
+        overlap_secs: i64,
+        now: i64,
+        session_issued_at: Option<i64>,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.rotate_checked(
+            &seen.owner,
+            &seen.id,
+            Some(seen),
+            new,
+            overlap_secs,
+            now,
+            session_issued_at,
+        )
+        .await
     }
 
     /// [`Self::rotate`] on behalf of a session issued at `issued_at`, which
@@ -990,14 +1020,19 @@ impl TokenStore {
         now: i64,
         issued_at: i64,
     ) -> Result<RotateOutcome, StoreError> {
-        self.rotate_checked(owner, old_id, new, overlap_secs, now, Some(issued_at))
+        self.rotate_checked(owner, old_id, None, new, overlap_secs, now, Some(issued_at))
             .await
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private implementation behind the three public rotations"
+    )]
     async fn rotate_checked(
         &self,
         owner: &UserId,
         old_id: &TokenId,
+        seen: Option<&TokenMeta>,
         new: &TokenRecord,
         overlap_secs: i64,
         now: i64,
@@ -1014,19 +1049,28 @@ impl TokenStore {
             if !old.is_active(now) {
                 return Ok(RotateOutcome::NotActive);
             }
+            if seen
+                .is_some_and(|seen| seen.scopes != old.scopes || seen.expires_at != old.expires_at)
+            {
+                return Ok(RotateOutcome::Changed);
+            }
             let mut new = new.clone();
             new.meta.epoch = old.epoch;
             let retire = Update::builder()
                 .table_name(&self.cfg.table_name)
                 .set_key(Some(token_key(old_id)))
+                // Scopes too: an edit landing between the read above and
+                // this write fails it, and the re-read reports the change.
                 .condition_expression(
                     "#owner = :owner AND attribute_not_exists(revoked_at) \
-                     AND attribute_not_exists(rotated_to) AND expires_at = :seen_exp",
+                     AND attribute_not_exists(rotated_to) AND expires_at = :seen_exp \
+                     AND scopes = :seen_scopes",
                 )
                 .expression_attribute_names("#owner", "owner")
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":owner", s(owner.as_str()))
                 .expression_attribute_values(":seen_exp", n(old.expires_at))
+                .expression_attribute_values(":seen_scopes", s(old.scopes.to_space_separated()))
                 .expression_attribute_values(":new", s(new.meta.id.as_str()));
             let move_slot = Update::builder()
                 .table_name(&self.cfg.table_name)
@@ -1733,7 +1777,9 @@ impl TokenStore {
             ("SK".to_owned(), s(TOKEN_SK)),
             ("GSI1PK".to_owned(), s(user_pk(&m.owner))),
             ("GSI1SK".to_owned(), s(gsi1_sk(m.created_at, &m.id))),
-            ("v".to_owned(), n(i64::from(CURRENT_SCHEMA_VERSION))),
+            // The pinned write version (2 during a roll-out over older
+            // readers); the v3 attributes below are written either way.
+            ("v".to_owned(), n(i64::from(self.cfg.write_schema_version))),
             ("id".to_owned(), s(m.id.as_str())),
             ("owner".to_owned(), s(m.owner.as_str())),
             ("name".to_owned(), s(m.name.clone())),

@@ -116,6 +116,7 @@ pub fn fresh_config(max_active_per_user: u32) -> StoreConfig {
         touch_interval_secs: 300,
         retention_secs: 7 * 86_400,
         event_retention_secs: 90 * 86_400,
+        write_schema_version: crate::record::CURRENT_SCHEMA_VERSION,
     }
 }
 

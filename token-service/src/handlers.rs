@@ -66,6 +66,7 @@ pub struct TokenView {
     description: Option<String>,
     /// The last distinct places the token was used from, newest first (at
     /// most 5). Recorded with the throttled last-use write, so approximate.
+    /// Empty for a PAT asking about another token than itself.
     recent_uses: Vec<UseSiteView>,
 }
 
@@ -547,7 +548,7 @@ pub async fn list(
         return Err(ApiError::Validation(errors));
     }
     let start = query.get("cursor").map(|c| Cursor::from_client(c));
-    let (items, next) = collect_page(&app, &caller.principal.sub, status, limit, start).await?;
+    let (items, next) = collect_page(&app, &caller, status, limit, start).await?;
     Ok(no_store(
         StatusCode::OK,
         Json(ListBody {
@@ -595,11 +596,12 @@ fn page_query(query: &HashMap<String, String>, extra: &[&str]) -> (i32, Vec<Fiel
 /// the cursor that continues right after the last token examined.
 async fn collect_page(
     app: &AppState,
-    owner: &shared::UserId,
+    caller: &Caller,
     status: Option<TokenStatus>,
     limit: i32,
     mut cursor: Option<Cursor>,
 ) -> Result<(Vec<TokenView>, Option<Cursor>), ApiError> {
+    let owner = &caller.principal.sub;
     let now = app.now();
     let wanted = usize::try_from(limit).unwrap_or(1);
     let mut items: Vec<TokenMeta> = Vec::new();
@@ -644,6 +646,7 @@ async fn collect_page(
                 meta.description = description;
                 meta.recent_uses = sites;
             }
+            hide_foreign_activity(caller, &mut meta);
             TokenView::new(&meta, now, app.manifest.scopes())
         })
         .collect();
@@ -697,12 +700,31 @@ fn self_id(caller: &Caller) -> Result<TokenId, ApiError> {
     }
 }
 
+/// Whether `caller` may see where and when token `id` was used (its use
+/// sites and history): a session, for any of its tokens; a PAT, only for
+/// itself. A leaked PAT with `tokens:read` still lists its siblings'
+/// metadata (section 5.6 of the threat model) but learns nothing of where
+/// they run.
+fn sees_activity_of(caller: &Caller, id: &TokenId) -> bool {
+    match caller.principal.method {
+        AuthMethod::Jwt => true,
+        AuthMethod::Pat => caller.principal.token_id.as_ref() == Some(id),
+    }
+}
+
+fn hide_foreign_activity(caller: &Caller, meta: &mut TokenMeta) {
+    if !sees_activity_of(caller, &meta.id) {
+        meta.recent_uses.clear();
+    }
+}
+
 async fn show(app: &AppState, caller: &Caller, id: &TokenId) -> Result<Response, ApiError> {
-    let meta = app
+    let mut meta = app
         .store
         .get_owned(&caller.principal.sub, id)
         .await?
         .ok_or(ApiError::TokenNotFound)?;
+    hide_foreign_activity(caller, &mut meta);
     Ok(no_store(
         StatusCode::OK,
         Json(TokenView::new(&meta, app.now(), app.manifest.scopes())),
@@ -975,27 +997,18 @@ pub async fn rotate(
         epoch: old.epoch,
     };
     let record = TokenRecord { meta, hash };
-    let outcome = match caller.principal.method {
-        // A PAT's own chain is guarded by its epoch; a session must also be
-        // newer than the owner's last revoke-all.
-        AuthMethod::Pat => {
-            app.store
-                .rotate(&caller.principal.sub, &id, &record, overlap, now)
-                .await?
-        }
-        AuthMethod::Jwt => {
-            app.store
-                .rotate_for_session(
-                    &caller.principal.sub,
-                    &id,
-                    &record,
-                    overlap,
-                    now,
-                    caller.principal.issued_at,
-                )
-                .await?
-        }
+    // The successor was derived from `old`: it is stored only if the token
+    // still has exactly those scopes and that expiry (an edit in between is
+    // never undone). A PAT's own chain is guarded by its epoch; a session
+    // must also be newer than the owner's last revoke-all.
+    let session_issued_at = match caller.principal.method {
+        AuthMethod::Pat => None,
+        AuthMethod::Jwt => Some(caller.principal.issued_at),
     };
+    let outcome = app
+        .store
+        .rotate_as_read(&old, &record, overlap, now, session_issued_at)
+        .await?;
     match outcome {
         RotateOutcome::Rotated => {
             audit.record(
@@ -1021,6 +1034,10 @@ pub async fn rotate(
         RotateOutcome::SessionPredatesRevocation => {
             audit.record(Outcome::Denied, Some(&id), None);
             Err(ApiError::SessionPredatesRevocation)
+        }
+        RotateOutcome::Changed => {
+            audit.record(Outcome::Refused, Some(&id), None);
+            Err(ApiError::VersionConflict)
         }
     }
 }
@@ -1165,7 +1182,8 @@ pub async fn patch(
 
 /// The owner's history of one token, newest first: created, rotated,
 /// revoked (and by whom), edited, first use from a new address, expiry
-/// warnings. Another user's token is a 404, like a missing one.
+/// warnings. Another user's token is a 404, like a missing one; a PAT may
+/// read only its own history (403 session-required for a sibling's).
 #[utoipa::path(get, path = "/tokens/{id}/events", tag = "tokens",
     params(("id" = String, Path),
         ("limit" = Option<i32>, Query, description = "1-100, default 20"),
@@ -1182,6 +1200,9 @@ pub async fn events(
         return Err(ApiError::Validation(errors));
     }
     let id = parse_id(&id)?;
+    if !sees_activity_of(&caller, &id) {
+        return Err(ApiError::SessionRequired);
+    }
     // Ownership first: the history's partition is reached only through a
     // token the caller owns.
     app.store

@@ -1,7 +1,7 @@
 //! A token's history, metadata edits and use sites, on the real DynamoDB API.
 
 use shared::history::{EditedField, EventKind, RevokedBy};
-use shared::store::{EditOutcome, TokenEdit, TouchOutcome};
+use shared::store::{EditOutcome, RotateOutcome, TokenEdit, TouchOutcome};
 use shared::testing::{fresh_config, fresh_store, fresh_store_with};
 use shared::{Pat, UseSite};
 
@@ -291,5 +291,55 @@ async fn a_touch_writes_sites_and_new_ip_events_in_one_request() {
             .unwrap()
             .items
             .is_empty()
+    );
+}
+
+/// A rotation decided on a read from before an edit must not undo it: the
+/// successor (derived from the old scopes and expiry) is not stored.
+#[tokio::test]
+async fn a_rotation_decided_before_an_edit_cannot_undo_it() {
+    let store = fresh_store(5).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 30 * DAY);
+    store.create(&rec, t).await.unwrap();
+    let before_edit = rec.meta.clone();
+    for edit in [
+        TokenEdit {
+            scopes: Some(shared::testing::names("tokens:read")),
+            ..TokenEdit::default()
+        },
+        TokenEdit {
+            expires_at: Some(t + DAY),
+            ..TokenEdit::default()
+        },
+    ] {
+        let current = store.get(&rec.meta.id).await.unwrap().unwrap().meta;
+        assert_eq!(
+            store.edit(&current, &edit, t).await.unwrap(),
+            EditOutcome::Edited
+        );
+        let mut successor = record(&alice, t + 1, 30 * DAY);
+        successor.meta.scopes = before_edit.scopes.clone();
+        successor.meta.rotated_from = Some(rec.meta.id.clone());
+        assert_eq!(
+            store
+                .rotate_as_read(&before_edit, &successor, 0, t + 1, None)
+                .await
+                .unwrap(),
+            RotateOutcome::Changed
+        );
+        assert!(store.get(&successor.meta.id).await.unwrap().is_none());
+    }
+    // Decided on the current state, it goes through.
+    let current = store.get(&rec.meta.id).await.unwrap().unwrap().meta;
+    let mut successor = record(&alice, t + 2, DAY / 2);
+    successor.meta.scopes = current.scopes.clone();
+    assert_eq!(
+        store
+            .rotate_as_read(&current, &successor, 0, t + 2, None)
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated
     );
 }

@@ -283,3 +283,31 @@ async fn the_migration_puts_older_tokens_into_the_expiry_index() {
     assert_eq!(found, expected);
     assert_eq!(raw_version(&store, &v2).await.0, 3);
 }
+
+/// Rolling out v3 over a table older readers still read: with writes pinned
+/// to v2, new tokens carry `v = 2` (which those readers accept) and already
+/// the expiry index's keys, so they are in the index from the start.
+#[tokio::test]
+async fn writes_pinned_to_v2_are_read_by_v2_readers_and_already_indexed() {
+    let mut cfg = shared::testing::fresh_config(10);
+    cfg.write_schema_version = 2;
+    let (store, _) = shared::testing::fresh_store_with(cfg).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 10 * DAY);
+    store.create(&rec, t).await.unwrap();
+    assert_eq!(raw_version(&store, &rec).await.0, 2);
+    let found = store.expiring_between(t, t + 11 * DAY).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, rec.meta.id);
+    assert_eq!(
+        store
+            .get(&rec.meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .schema_version,
+        2
+    );
+}

@@ -287,3 +287,52 @@ async fn revoke_all_and_self_revocation_say_so_in_the_history() {
         assert_eq!(history.json["items"][0]["by"], by);
     }
 }
+
+/// A leaked PAT with tokens:read still lists its siblings, but learns
+/// nothing of where they run: no use sites, no history.
+#[tokio::test]
+async fn a_pat_sees_where_only_itself_was_used() {
+    let h = Harness::new(10).await;
+    let a = session(USER_A, ALL);
+    let (reader, reader_id) = issue(&h, USER_A, &["tokens:read"], 30).await;
+    let (ci, ci_id) = issue(&h, USER_A, &["docs:read"], 30).await;
+    h.authorize_from(&ci, "198.51.100.7", "ci/1").await.unwrap();
+    h.clock.set(T0 + 400);
+    let pat = h
+        .authorize_from(&reader, "203.0.113.9", "laptop/1")
+        .await
+        .unwrap();
+
+    let sibling = h
+        .call(Req::new("GET", &format!("/tokens/{ci_id}"), Some(&pat)))
+        .await;
+    assert_eq!(sibling.status, 200, "{}", sibling.text);
+    assert_eq!(sibling.json["recentUses"], json!([]));
+    assert!(!sibling.text.contains("198.51.100.7"));
+    let list = h.call(Req::new("GET", "/tokens", Some(&pat))).await;
+    assert!(!list.text.contains("198.51.100.7"), "{}", list.text);
+    assert!(
+        list.text.contains("203.0.113.9"),
+        "its own sites stay visible"
+    );
+    h.call(Req::new(
+        "GET",
+        &format!("/tokens/{ci_id}/events"),
+        Some(&pat),
+    ))
+    .await
+    .assert_problem(403, "session-required");
+    let own = h
+        .call(Req::new(
+            "GET",
+            &format!("/tokens/{reader_id}/events"),
+            Some(&pat),
+        ))
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    // The owner's session sees everything.
+    let full = h
+        .call(Req::new("GET", &format!("/tokens/{ci_id}"), Some(&a)))
+        .await;
+    assert_eq!(full.json["recentUses"][0]["ip"], "198.51.100.7");
+}
