@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use shared::expiry::{MAX_LOOKBACK_SECS, Notice};
+use shared::expiry::{ExpiringToken, ExpiryWalk, MAX_LOOKBACK_SECS, Notice};
 use shared::history::{BusEvent, BusEventKind};
 use shared::store::{StoreError, TokenStore};
 use thiserror::Error;
@@ -52,6 +52,8 @@ pub struct SweepReport {
     pub already_claimed: u64,
     /// Claimed notices that failed to publish.
     pub failed: u64,
+    /// Whether the whole window was covered (the checkpoint moved).
+    pub complete: bool,
 }
 
 /// The scheduled sweeper.
@@ -67,8 +69,15 @@ pub struct Sweeper {
 
 impl Sweeper {
     /// One run at `now`: every notice due since the checkpoint, at most once
-    /// each, then the checkpoint moves to `now`.
-    pub async fn sweep(&self, now: i64) -> Result<SweepReport, ExpiryError> {
+    /// each, then the checkpoint moves to `now`. With a `deadline`, the run
+    /// stops claiming when it passes and leaves the checkpoint where it was
+    /// (`complete: false`): the next run covers the window again, and what
+    /// this one claimed stays claimed.
+    pub async fn sweep(
+        &self,
+        now: i64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SweepReport, ExpiryError> {
         let checkpoint = self.store.sweep_checkpoint().await?;
         let from = checkpoint
             .unwrap_or(now - FIRST_RUN_LOOKBACK_SECS)
@@ -77,53 +86,87 @@ impl Sweeper {
         let mut report = SweepReport {
             from,
             through: now,
+            complete: true,
             ..SweepReport::default()
         };
-        for notice in Notice::all() {
+        'notices: for notice in Notice::all() {
             let lead = notice.lead_secs();
-            let due = self.store.expiring_between(from + lead, now + lead).await?;
-            let mut claimed = Vec::new();
-            for token in due
-                .iter()
-                .filter(|t| notice.applies(t.created_at, t.expires_at))
-            {
-                if self.store.claim_notice(token, notice, now).await? {
-                    claimed.push(BusEvent {
-                        kind: match notice {
-                            Notice::Expiring { days_left } => BusEventKind::Expiring { days_left },
-                            Notice::Expired => BusEventKind::Expired,
-                        },
-                        token: token.id.clone(),
-                        owner: token.owner.clone(),
-                        name: token.name.clone(),
-                        expires_at: token.expires_at,
-                        at: now,
-                    });
-                } else {
-                    report.already_claimed += 1;
+            let mut walk = ExpiryWalk::new(from + lead, now + lead);
+            while let Some(page) = walk.next_page(&self.store).await? {
+                let mut claimed = Vec::new();
+                for token in page
+                    .iter()
+                    .filter(|t| notice.applies(t.created_at, t.expires_at))
+                {
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                        report.complete = false;
+                        self.publish_claimed(notice, &claimed, &mut report).await;
+                        break 'notices;
+                    }
+                    if self.store.claim_notice(token, notice, now).await? {
+                        claimed.push(bus_event(token, notice, now));
+                        // Published in small batches right after their claims,
+                        // so a run that dies loses at most one batch.
+                        if claimed.len() == PUBLISH_BATCH {
+                            self.publish_claimed(notice, &claimed, &mut report).await;
+                            claimed.clear();
+                        }
+                    } else {
+                        report.already_claimed += 1;
+                    }
                 }
-            }
-            let failed = self.publish(&claimed).await;
-            report.failed += failed;
-            let published = u64::try_from(claimed.len()).unwrap_or(u64::MAX) - failed;
-            if published > 0 {
-                let label = match notice {
-                    Notice::Expiring { days_left } => format!("expiring_{days_left}"),
-                    Notice::Expired => "expired".to_owned(),
-                };
-                *report.published.entry(label).or_default() += published;
+                self.publish_claimed(notice, &claimed, &mut report).await;
             }
         }
-        self.store.advance_sweep_checkpoint(now).await?;
+        if report.complete {
+            self.store.advance_sweep_checkpoint(now).await?;
+        }
         if report.failed > 0 {
             return Err(ExpiryError::Publish(report.failed));
         }
         Ok(report)
     }
 
-    /// Publishes `events` in batches; returns how many failed.
-    async fn publish(&self, events: &[BusEvent]) -> u64 {
-        shared::bus::publish(&self.events, &self.bus, events).await
+    /// Publishes claimed notices and counts the outcome in `report`.
+    async fn publish_claimed(
+        &self,
+        notice: Notice,
+        claimed: &[BusEvent],
+        report: &mut SweepReport,
+    ) {
+        if claimed.is_empty() {
+            return;
+        }
+        let failed = shared::bus::publish(&self.events, &self.bus, claimed).await;
+        report.failed += failed;
+        let published = u64::try_from(claimed.len())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(failed);
+        if published > 0 {
+            let label = match notice {
+                Notice::Expiring { days_left } => format!("expiring_{days_left}"),
+                Notice::Expired => "expired".to_owned(),
+            };
+            *report.published.entry(label).or_default() += published;
+        }
+    }
+}
+
+/// How many claimed notices are published together (EventBridge's
+/// `PutEvents` limit).
+const PUBLISH_BATCH: usize = 10;
+
+fn bus_event(token: &ExpiringToken, notice: Notice, now: i64) -> BusEvent {
+    BusEvent {
+        kind: match notice {
+            Notice::Expiring { days_left } => BusEventKind::Expiring { days_left },
+            Notice::Expired => BusEventKind::Expired,
+        },
+        token: token.id.clone(),
+        owner: token.owner.clone(),
+        name: token.name.clone(),
+        expires_at: token.expires_at,
+        at: now,
     }
 }
 
@@ -212,6 +255,9 @@ impl Notifier {
                 .find(|a| a.name() == name)
                 .and_then(|a| a.value())
         };
+        if !user.enabled() {
+            return Ok(None); // a disabled user's tokens are being revoked
+        }
         let is_sub = attr("sub") == Some(sub);
         let verified = attr("email_verified") == Some("true");
         Ok(match (is_sub, verified, attr("email")) {

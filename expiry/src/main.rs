@@ -26,8 +26,12 @@ async fn main() -> anyhow::Result<()> {
             };
             let sweeper = &sweeper;
             lambda_runtime::run(service_fn(
-                move |_event: LambdaEvent<serde_json::Value>| async move {
-                    let report = sweeper.sweep(SystemClock.now()).await;
+                move |event: LambdaEvent<serde_json::Value>| async move {
+                    // Stop claiming 20 s before the Lambda timeout.
+                    let left_ms = event.context.deadline.saturating_sub(epoch_millis());
+                    let deadline = std::time::Instant::now()
+                        + std::time::Duration::from_millis(left_ms.saturating_sub(20_000));
+                    let report = sweeper.sweep(SystemClock.now(), Some(deadline)).await;
                     match &report {
                         Ok(r) => tracing::info!(report = ?r, "expiry sweep done"),
                         Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
@@ -75,4 +79,12 @@ async fn main() -> anyhow::Result<()> {
     }
     .map_err(|e| anyhow::anyhow!(e))
     .context("lambda runtime stopped")
+}
+
+/// Milliseconds since the Unix epoch (the unit of the Lambda deadline).
+fn epoch_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

@@ -84,9 +84,9 @@ async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweep
         bus: bus.bus.name.clone(),
     };
     // Two runs at once (an overlap), then a rerun.
-    let (a, b) = tokio::join!(sweeper.sweep(t), sweeper.sweep(t));
+    let (a, b) = tokio::join!(sweeper.sweep(t, None), sweeper.sweep(t, None));
     let (a, b) = (a.unwrap(), b.unwrap());
-    let rerun = sweeper.sweep(t).await.unwrap();
+    let rerun = sweeper.sweep(t, None).await.unwrap();
     let published: u64 = [&a, &b, &rerun]
         .iter()
         .flat_map(|r| r.published.values())
@@ -121,7 +121,7 @@ async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweep
     assert_eq!(bus.drain().await, expected);
 
     // Later, the tokens on the other side cross (and the near one expires).
-    let later = sweeper.sweep(t + 1200).await.unwrap();
+    let later = sweeper.sweep(t + 1200, None).await.unwrap();
     let mut expected: Vec<(String, String, Option<u64>)> = not_yet
         .iter()
         .map(|(days, id)| {
@@ -139,7 +139,7 @@ async fn each_token_gets_exactly_one_event_per_threshold_however_often_the_sweep
         .collect();
     expected.sort();
     assert_eq!(bus.drain().await, expected, "{later:?}");
-    sweeper.sweep(t + 1200).await.unwrap();
+    sweeper.sweep(t + 1200, None).await.unwrap();
     assert!(bus.drain().await.is_empty(), "a rerun sends nothing");
 
     // The owner's history shows the warning too.
@@ -164,6 +164,7 @@ async fn the_owner_is_emailed_at_a_verified_address_only() {
     for (name, email, verified) in [
         ("verified", "owner@example.com", "true"),
         ("unverified", "other@example.com", "false"),
+        ("disabled", "gone@example.com", "true"),
     ] {
         use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
         let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
@@ -189,6 +190,13 @@ async fn the_owner_is_emailed_at_a_verified_address_only() {
             .to_owned();
         subs.push(sub);
     }
+    cognito
+        .admin_disable_user()
+        .user_pool_id(&pool_id)
+        .username("disabled")
+        .send()
+        .await
+        .unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk);
     let from = format!("agpat-{}@example.com", uuid_like());
     ses.create_email_identity()
@@ -220,6 +228,11 @@ async fn the_owner_is_emailed_at_a_verified_address_only() {
     assert_eq!(
         notifier.notify(&event(&subs[1])).await.unwrap(),
         NotifyOutcome::NoVerifiedAddress
+    );
+    assert_eq!(
+        notifier.notify(&event(&subs[2])).await.unwrap(),
+        NotifyOutcome::NoVerifiedAddress,
+        "a disabled user is being offboarded, not emailed"
     );
     assert_eq!(
         notifier.notify(&event("no-such-user")).await.unwrap(),
@@ -256,4 +269,40 @@ async fn the_owner_is_emailed_at_a_verified_address_only() {
         text.contains("reported it") && text.contains("leaked"),
         "{text}"
     );
+}
+
+/// A run that reaches its deadline leaves the checkpoint alone, so the next
+/// run covers the same window and sends what the first did not.
+#[tokio::test]
+async fn a_run_cut_short_by_its_deadline_is_finished_by_the_next() {
+    let sdk = sdk().await;
+    let bus = BusWithQueue::create(&sdk).await;
+    let store = fresh_store(100).await;
+    let owner = UserId::parse("owner-2").unwrap();
+    let t = SystemClock.now();
+    let rec = token(&owner, t - 80 * DAY, t + 7 * DAY - 600);
+    store.create(&rec, t - 80 * DAY).await.unwrap();
+    let sweeper = Sweeper {
+        store: store.clone(),
+        events: bus.bus.client.clone(),
+        bus: bus.bus.name.clone(),
+    };
+    let cut = sweeper
+        .sweep(t, Some(std::time::Instant::now()))
+        .await
+        .unwrap();
+    assert!(!cut.complete);
+    assert!(bus.drain().await.is_empty());
+    assert_eq!(store.sweep_checkpoint().await.unwrap(), None);
+    let next = sweeper.sweep(t + 60, None).await.unwrap();
+    assert!(next.complete);
+    assert_eq!(
+        bus.drain().await,
+        [(
+            "agpat.token.expiring".to_owned(),
+            rec.meta.id.to_string(),
+            Some(7)
+        )]
+    );
+    assert_eq!(store.sweep_checkpoint().await.unwrap(), Some(t + 60));
 }

@@ -32,6 +32,9 @@ use crate::store::{
 /// The warning thresholds, in days before expiry.
 pub const WARNING_DAYS: [u32; 3] = [30, 7, 1];
 
+/// Attempts of a claim cancelled for another reason than its condition.
+const CLAIM_ATTEMPTS: u32 = 3;
+
 /// The longest window one run looks back over (after an outage, older
 /// crossings are not announced late: a warning days after the fact helps
 /// no one, and the bound keeps a run's work bounded).
@@ -106,6 +109,79 @@ pub struct ExpiringToken {
     pub expires_at: i64,
 }
 
+/// A page-by-page walk over the expiry index for one window, so a caller
+/// handles each page before it reads the next (bounded memory, and work it
+/// can stop at a deadline).
+#[derive(Debug, Clone)]
+pub struct ExpiryWalk {
+    from: i64,
+    to: i64,
+    day: i64,
+    last_day: i64,
+    shard: u32,
+    start: Option<HashMap<String, AttributeValue>>,
+    done: bool,
+}
+
+impl ExpiryWalk {
+    /// A walk over `from < expires_at <= to`.
+    pub fn new(from: i64, to: i64) -> Self {
+        Self {
+            from,
+            to,
+            day: (from + 1).div_euclid(DAY_SECS),
+            last_day: to.div_euclid(DAY_SECS),
+            shard: 0,
+            start: None,
+            done: to <= from,
+        }
+    }
+
+    /// The next page (possibly empty), or `None` once the window is done.
+    pub async fn next_page(
+        &mut self,
+        store: &TokenStore,
+    ) -> Result<Option<Vec<ExpiringToken>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (day, shard) = (self.day, self.shard);
+        let page = store
+            .client()
+            .query()
+            .table_name(&store.config().table_name)
+            .index_name(GSI2)
+            .key_condition_expression("GSI2PK = :pk AND GSI2SK BETWEEN :lo AND :hi")
+            .filter_expression(
+                "attribute_not_exists(revoked_at) AND attribute_not_exists(rotated_to)",
+            )
+            .expression_attribute_values(":pk", s(format!("EXP#{day}#{shard}")))
+            // `<expires_at 12 digits>#<id>`: "#" sorts below every id
+            // character and "~" above, so these bound the range.
+            .expression_attribute_values(":lo", s(format!("{:012}#", self.from + 1)))
+            .expression_attribute_values(":hi", s(format!("{:012}#~", self.to)))
+            .set_exclusive_start_key(self.start.take())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = page
+            .items()
+            .iter()
+            .map(expiring_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.start = page.last_evaluated_key().cloned();
+        if self.start.is_none() {
+            self.shard += 1;
+            if self.shard == EXPIRY_SHARDS {
+                self.shard = 0;
+                self.day += 1;
+                self.done = self.day > self.last_day;
+            }
+        }
+        Ok(Some(items))
+    }
+}
+
 /// The sweeper's checkpoint item.
 fn checkpoint_key() -> HashMap<String, AttributeValue> {
     HashMap::from([
@@ -116,48 +192,17 @@ fn checkpoint_key() -> HashMap<String, AttributeValue> {
 
 impl TokenStore {
     /// Live tokens (not revoked, not rotated) with `from < expires_at <= to`,
-    /// from the expiry index: one query per day and shard in the range.
+    /// from the expiry index: one query per day and shard in the range,
+    /// all pages read. For bounded work, walk [`ExpiryWalk`] instead.
     pub async fn expiring_between(
         &self,
         from: i64,
         to: i64,
     ) -> Result<Vec<ExpiringToken>, StoreError> {
         let mut out = Vec::new();
-        if to <= from {
-            return Ok(out);
-        }
-        let (first_day, last_day) = ((from + 1).div_euclid(DAY_SECS), to.div_euclid(DAY_SECS));
-        for day in first_day..=last_day {
-            for shard in 0..EXPIRY_SHARDS {
-                let mut start = None;
-                loop {
-                    let page = self
-                        .client()
-                        .query()
-                        .table_name(&self.config().table_name)
-                        .index_name(GSI2)
-                        .key_condition_expression("GSI2PK = :pk AND GSI2SK BETWEEN :lo AND :hi")
-                        .filter_expression(
-                            "attribute_not_exists(revoked_at) AND attribute_not_exists(rotated_to)",
-                        )
-                        .expression_attribute_values(":pk", s(format!("EXP#{day}#{shard}")))
-                        // `<expires_at 12 digits>#<id>`: "#" sorts below every
-                        // id character and "~" above, so these bound the range.
-                        .expression_attribute_values(":lo", s(format!("{:012}#", from + 1)))
-                        .expression_attribute_values(":hi", s(format!("{to:012}#~")))
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(unavailable)?;
-                    for item in page.items() {
-                        out.push(expiring_from_item(item)?);
-                    }
-                    start = page.last_evaluated_key().cloned();
-                    if start.is_none() {
-                        break;
-                    }
-                }
-            }
+        let mut walk = ExpiryWalk::new(from, to);
+        while let Some(page) = walk.next_page(self).await? {
+            out.extend(page);
         }
         out.sort_by(|a, b| (a.expires_at, &a.id).cmp(&(b.expires_at, &b.id)));
         Ok(out)
@@ -192,18 +237,30 @@ impl TokenStore {
             at: now,
             kind: notice.event(),
         })?;
-        let result = self
+        let request = self
             .client()
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(mark).build())
-            .transact_items(TransactWriteItem::builder().put(event).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if failed_conditions(&err).is_some() => Ok(false),
-            Err(err) => Err(unavailable(err)),
+            .transact_items(TransactWriteItem::builder().put(event).build());
+        // Only a failed condition on the marker means "not ours to send";
+        // a cancellation for any other reason (a conflicting transaction such
+        // as the authorizer's touch, throttling) is tried again.
+        for attempt in 0..CLAIM_ATTEMPTS {
+            match request.clone().send().await {
+                Ok(_) => return Ok(true),
+                Err(err) => match failed_conditions(&err) {
+                    Some(failed) if failed.first() == Some(&true) => return Ok(false),
+                    Some(_) if attempt + 1 < CLAIM_ATTEMPTS => {
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            50 * (u64::from(attempt) + 1),
+                        ))
+                        .await;
+                    }
+                    _ => return Err(unavailable(err)),
+                },
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     /// Where the last completed sweep stopped (Unix seconds), if any.

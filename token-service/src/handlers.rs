@@ -889,7 +889,10 @@ pub async fn revoke_presented(
             )
             .await?;
         let audit = Audit::public("token.leaked_revoke", &info, &record.meta.owner);
+        // Only a token that still worked is news to its owner: an expired
+        // one is recorded in its history, but nobody is alerted about it.
         if outcome == RevokeOutcome::Revoked
+            && record.meta.is_active(app.now())
             && let Some(bus) = &app.bus
         {
             // The owner learns of it (history, bus event, optional email).

@@ -242,6 +242,14 @@ async fn a_leak_report_reaches_the_owners_history_and_the_bus_and_the_reporter_l
         .await;
     assert_eq!(again.text, junk.text);
     assert!(bus.drain().await.is_empty());
+    // A token that had already expired is recorded, but alerts no one.
+    let (stale, _) = issue(&h, USER_A, &["docs:read"], 1).await;
+    h.clock.set(T0 + 2 * DAY);
+    let late = h
+        .call(Req::new("POST", "/tokens/revoke", None).json(json!({"token": stale})))
+        .await;
+    assert_eq!(late.text, junk.text);
+    assert!(bus.drain().await.is_empty());
 }
 
 #[tokio::test]
