@@ -50,6 +50,7 @@ impl TokenLookup for InMemory {
         _now: i64,
         _sites: &[shared::UseSite],
         _new_ips: &[shared::UseSite],
+        _token_expires_at: Option<i64>,
     ) -> Result<TouchOutcome, StoreError> {
         Ok(TouchOutcome::Skipped)
     }

@@ -68,6 +68,7 @@ pub trait TokenLookup: Send + Sync + 'static {
         now: i64,
         sites: &[UseSite],
         new_ips: &[UseSite],
+        token_expires_at: Option<i64>,
     ) -> impl Future<Output = Result<TouchOutcome, StoreError>> + Send;
     /// Replaces the stored hash `old` with `new` (a rehash under stronger
     /// parameters); `false` when the stored hash is no longer `old`.
@@ -89,8 +90,9 @@ impl TokenLookup for TokenStore {
         now: i64,
         sites: &[UseSite],
         new_ips: &[UseSite],
+        token_expires_at: Option<i64>,
     ) -> Result<TouchOutcome, StoreError> {
-        TokenStore::touch(self, id, now, sites, new_ips).await
+        TokenStore::touch(self, id, now, sites, new_ips, token_expires_at).await
     }
     async fn replace_hash(
         &self,
@@ -121,12 +123,13 @@ struct Seen<'a> {
     at: i64,
 }
 
-/// What this instance knows of a token's use sites: the list as last read
-/// from the record (or last written by this instance), and the sites seen
-/// since, waiting for the next touch.
+/// What this instance knows of a token's use sites: the list the record held
+/// when this instance last read it or last wrote it (`None` until then: the
+/// memory may have been evicted while the decision cache was not), and the
+/// sites seen since, waiting for the next touch.
 #[derive(Debug, Default)]
 struct SiteMemory {
-    known: Vec<UseSite>,
+    known: Option<Vec<UseSite>>,
     pending: Vec<UseSite>,
 }
 
@@ -258,7 +261,7 @@ impl<L: TokenLookup> PatVerifier<L> {
         {
             *cache = CacheUse::Hit;
             self.note_use(pat.id(), &site, None);
-            self.touch_later(pat.id(), now);
+            self.touch_later(pat.id(), now, hit.principal.expires_at);
             return Ok(hit.principal.clone());
         }
 
@@ -330,13 +333,13 @@ impl<L: TokenLookup> PatVerifier<L> {
                 Err(_) => return Err(Reject::BadStoredHash),
             }
             self.note_use(returned.id(), &site, Some(&record.meta.recent_uses));
-            self.touch_later(returned.id(), now);
+            self.touch_later(returned.id(), now, record.meta.expires_at);
             if self.hasher.needs_rehash(&record.hash) {
                 self.rehash_later(returned, record.hash.clone());
             }
         } else {
             self.note_use(pat.id(), &site, Some(&record.meta.recent_uses));
-            self.touch_later(pat.id(), now);
+            self.touch_later(pat.id(), now, record.meta.expires_at);
         }
 
         let meta = record.meta;
@@ -408,7 +411,7 @@ impl<L: TokenLookup> PatVerifier<L> {
         }
     }
 
-    fn touch_later(&self, id: &TokenId, now: i64) {
+    fn touch_later(&self, id: &TokenId, now: i64, expires_at: i64) {
         if self
             .touched
             .get(id)
@@ -422,18 +425,22 @@ impl<L: TokenLookup> PatVerifier<L> {
         // What this touch writes: the merged list, and which addresses are
         // new to the record. Taken out of memory now; put back if the store
         // skips the write (another instance touched first).
+        // Without a known list (nothing read since the memory was evicted)
+        // only `last_used_at` is written: sites wait for the next cold read,
+        // so a write never replaces what it has not seen.
         let (sites, flushed, new_ips) = match memory.as_ref().map(|m| m.lock()) {
-            Some(Ok(mut m)) => {
-                let flushed = std::mem::take(&mut m.pending);
-                let new_ips: Vec<UseSite> = flushed
-                    .iter()
-                    .filter(|p| !m.known.iter().any(|k| k.ip == p.ip))
-                    .cloned()
-                    .collect();
-                let sites = UseSite::merge(&m.known, &flushed);
-                m.known.clone_from(&sites);
-                (sites, flushed, new_ips)
-            }
+            Some(Ok(mut m)) => match m.known.clone() {
+                Some(known) => {
+                    let flushed = std::mem::take(&mut m.pending);
+                    let new_ips: Vec<UseSite> = flushed
+                        .iter()
+                        .filter(|p| !known.iter().any(|k| k.ip == p.ip))
+                        .cloned()
+                        .collect();
+                    (UseSite::merge(&known, &flushed), flushed, new_ips)
+                }
+                None => (Vec::new(), Vec::new(), Vec::new()),
+            },
             _ => (Vec::new(), Vec::new(), Vec::new()),
         };
         let id = id.clone();
@@ -441,11 +448,20 @@ impl<L: TokenLookup> PatVerifier<L> {
             // Reap finished writes so the set stays small on a long-lived instance.
             while set.try_join_next().is_some() {}
             set.spawn(async move {
-                let written = lookup.touch(&id, now, &sites, &new_ips).await;
-                if !matches!(written, Ok(TouchOutcome::Written))
-                    && let Some(Ok(mut m)) = memory.as_ref().map(|m| m.lock())
-                {
-                    m.pending = UseSite::merge(&m.pending, &flushed);
+                let written = lookup
+                    .touch(&id, now, &sites, &new_ips, Some(expires_at))
+                    .await;
+                if let Some(Ok(mut m)) = memory.as_ref().map(|m| m.lock()) {
+                    if matches!(written, Ok(TouchOutcome::Written)) {
+                        if !sites.is_empty() {
+                            // What the record now holds.
+                            m.known = Some(sites);
+                        }
+                    } else {
+                        // Not written: the sites wait for the next touch,
+                        // and the record is still what was known.
+                        m.pending = UseSite::merge(&m.pending, &flushed);
+                    }
                 }
                 if let Err(e) = written {
                     tracing::warn!(token_id = %id, error = %e, "last_used update failed");
@@ -463,7 +479,7 @@ impl<L: TokenLookup> PatVerifier<L> {
             return;
         };
         if let Some(stored) = stored {
-            m.known = stored.to_vec();
+            m.known = Some(stored.to_vec());
         }
         if let Some(pending) = m.pending.iter_mut().find(|p| p.ip == seen.ip) {
             pending.at = pending.at.max(seen.at);

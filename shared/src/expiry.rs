@@ -232,11 +232,14 @@ impl TokenStore {
             .expression_attribute_values(":exp", n(token.expires_at))
             .build()
             .map_err(|_| StoreError::Corrupt("update builder"))?;
-        let event = self.put_event(&TokenEvent {
-            token: token.id.clone(),
-            at: now,
-            kind: notice.event(),
-        })?;
+        let event = self.put_event(
+            &TokenEvent {
+                token: token.id.clone(),
+                at: now,
+                kind: notice.event(),
+            },
+            Some(token.expires_at),
+        )?;
         let request = self
             .client()
             .transact_write_items()

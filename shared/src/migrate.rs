@@ -310,8 +310,11 @@ async fn run_segment(
             };
             let (gsi2pk, gsi2sk) = gsi2_keys(expires_at, &id);
             limiter.acquire().await;
-            // `scope_set` is written only where it is missing (v1): on v2 it
-            // is already the truth and may be newer than `scopes` reads.
+            // `scope_set` is written only where it is missing (v1); on v2 it
+            // is already there (and must agree with `scopes`, which readers
+            // check). The index keys derive from the expiry this scan read:
+            // the update applies only if that expiry is still the token's
+            // (an edit in between wrote the right keys itself).
             let result = client
                 .update_item()
                 .table_name(table)
@@ -321,7 +324,7 @@ async fn run_segment(
                     "SET v = :new, scope_set = if_not_exists(scope_set, :ss), \
                      GSI2PK = :g2pk, GSI2SK = :g2sk",
                 )
-                .condition_expression("attribute_exists(PK) AND v = :old")
+                .condition_expression("attribute_exists(PK) AND v = :old AND expires_at = :exp")
                 .expression_attribute_values(":old", AttributeValue::N(version.to_string()))
                 .expression_attribute_values(
                     ":new",
@@ -330,6 +333,7 @@ async fn run_segment(
                 .expression_attribute_values(":ss", AttributeValue::Ss(scope_set))
                 .expression_attribute_values(":g2pk", s(gsi2pk))
                 .expression_attribute_values(":g2sk", s(gsi2sk))
+                .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
                 .send()
                 .await;
             match result {

@@ -33,6 +33,11 @@ pub const MAX_USE_SITES: usize = 5;
 /// Longest user agent kept in a use site, in characters (longer ones are cut).
 pub const MAX_USER_AGENT_CHARS: usize = 128;
 
+/// Longest user agent kept in a use site, in UTF-8 bytes: with
+/// [`MAX_USE_SITES`], bounds what use sites add to a token item (and so to
+/// the read units of the authorizer's strongly consistent read).
+pub const MAX_USER_AGENT_BYTES: usize = 256;
+
 /// Longest source address kept in a use site (an IPv6 address is at most 45).
 pub const MAX_IP_CHARS: usize = 45;
 
@@ -65,10 +70,18 @@ impl UseSite {
         }
         let user_agent = user_agent
             .map(|ua| {
-                ua.chars()
+                let mut out = String::new();
+                for c in ua
+                    .chars()
                     .filter(|c| !c.is_control())
                     .take(MAX_USER_AGENT_CHARS)
-                    .collect::<String>()
+                {
+                    if out.len() + c.len_utf8() > MAX_USER_AGENT_BYTES {
+                        break;
+                    }
+                    out.push(c);
+                }
+                out
             })
             .filter(|ua| !ua.is_empty());
         Some(Self { ip, user_agent, at })
@@ -225,6 +238,9 @@ mod tests {
         let s = UseSite::from_request(&"1".repeat(100), Some(&long_ua), 1).unwrap();
         assert_eq!(s.ip.chars().count(), MAX_IP_CHARS);
         assert_eq!(s.user_agent.unwrap().chars().count(), MAX_USER_AGENT_CHARS);
+        let wide = "\u{1F600}".repeat(200);
+        let s = UseSite::from_request("::1", Some(&wide), 1).unwrap();
+        assert!(s.user_agent.unwrap().len() <= MAX_USER_AGENT_BYTES);
         let s = UseSite::from_request("203.0.113.9", Some("a\r\nb"), 1).unwrap();
         assert_eq!(s.user_agent.as_deref(), Some("ab"));
         assert!(UseSite::from_request("", Some("curl"), 1).is_none());

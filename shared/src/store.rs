@@ -531,11 +531,14 @@ impl TokenStore {
             .build()
             .map_err(|_| StoreError::Corrupt("update builder"))?;
             let put = self.put_new_token(&rec)?;
-            let created = self.put_event(&TokenEvent {
-                token: rec.meta.id.clone(),
-                at: now,
-                kind: EventKind::Created,
-            })?;
+            let created = self.put_event(
+                &TokenEvent {
+                    token: rec.meta.id.clone(),
+                    at: now,
+                    kind: EventKind::Created,
+                },
+                Some(rec.meta.expires_at),
+            )?;
             let result = self
                 .client
                 .transact_write_items()
@@ -923,11 +926,14 @@ impl TokenStore {
             .build()
             .map_err(|_| StoreError::Corrupt("update builder"))?;
             let release = self.release_slot(owner, id)?;
-            let event = self.put_event(&TokenEvent {
-                token: id.clone(),
-                at: now,
-                kind: EventKind::Revoked { by },
-            })?;
+            let event = self.put_event(
+                &TokenEvent {
+                    token: id.clone(),
+                    at: now,
+                    kind: EventKind::Revoked { by },
+                },
+                Some(now),
+            )?;
             let result = self
                 .client
                 .transact_write_items()
@@ -1128,22 +1134,32 @@ impl TokenStore {
                 .build()
                 .map_err(|_| StoreError::Corrupt("update builder"))?;
             let put = self.put_new_token(&new)?;
-            let retired = self.put_event(&TokenEvent {
-                token: old_id.clone(),
-                at: now,
-                kind: EventKind::Rotated {
-                    from: None,
-                    to: Some(new.meta.id.clone()),
+            let retired = self.put_event(
+                &TokenEvent {
+                    token: old_id.clone(),
+                    at: now,
+                    kind: EventKind::Rotated {
+                        from: None,
+                        to: Some(new.meta.id.clone()),
+                    },
                 },
-            })?;
-            let successor = self.put_event(&TokenEvent {
-                token: new.meta.id.clone(),
-                at: now,
-                kind: EventKind::Rotated {
-                    from: Some(old_id.clone()),
-                    to: None,
+                Some(if overlap_secs <= 0 {
+                    now
+                } else {
+                    old.expires_at.min(now.saturating_add(overlap_secs))
+                }),
+            )?;
+            let successor = self.put_event(
+                &TokenEvent {
+                    token: new.meta.id.clone(),
+                    at: now,
+                    kind: EventKind::Rotated {
+                        from: Some(old_id.clone()),
+                        to: None,
+                    },
                 },
-            })?;
+                Some(new.meta.expires_at),
+            )?;
             let result = self
                 .client
                 .transact_write_items()
@@ -1222,13 +1238,15 @@ impl TokenStore {
     /// [`UseSite::merge`]). Addresses in `new_ips` (not among the sites the
     /// caller last read) each get a `new_ip` history event, in the same
     /// request (a transaction instead of a plain update): one request either
-    /// way, and a skipped write costs no extra read.
+    /// way, and a skipped write costs no extra read. `token_expires_at` caps
+    /// how long those events are kept (never past the token item).
     pub async fn touch(
         &self,
         id: &TokenId,
         now: i64,
         sites: &[UseSite],
         new_ips: &[UseSite],
+        token_expires_at: Option<i64>,
     ) -> Result<TouchOutcome, StoreError> {
         let condition = "attribute_exists(PK) AND (attribute_not_exists(last_used_at) OR last_used_at <= :threshold)";
         let expression = if sites.is_empty() {
@@ -1282,14 +1300,17 @@ impl TokenStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build());
         for site in new_ips.iter().take(crate::record::MAX_USE_SITES) {
-            let event = self.put_event(&TokenEvent {
-                token: id.clone(),
-                at: site.at,
-                kind: EventKind::NewIp {
-                    ip: site.ip.clone(),
-                    user_agent: site.user_agent.clone(),
+            let event = self.put_event(
+                &TokenEvent {
+                    token: id.clone(),
+                    at: site.at,
+                    kind: EventKind::NewIp {
+                        ip: site.ip.clone(),
+                        user_agent: site.user_agent.clone(),
+                    },
                 },
-            })?;
+                token_expires_at,
+            )?;
             request = request.transact_items(TransactWriteItem::builder().put(event).build());
         }
         match request.send().await {
@@ -1377,18 +1398,35 @@ impl TokenStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|_| StoreError::Corrupt("update builder"))?;
-        let event = self.put_event(&TokenEvent {
-            token: seen.id.clone(),
-            at: now,
-            kind: EventKind::Updated { changes },
-        })?;
-        let result = self
+        let event = self.put_event(
+            &TokenEvent {
+                token: seen.id.clone(),
+                at: now,
+                kind: EventKind::Updated { changes },
+            },
+            Some(edit.expires_at.unwrap_or(seen.expires_at)),
+        )?;
+        let mut request = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(event).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().put(event).build());
+        if let Some(expires_at) = edit.expires_at {
+            // The active set's entry ends with the token, so a shortened
+            // token stops counting against the cap when it now expires. The
+            // token's own condition above keeps this atomic with its state.
+            self.prepare_slots(&seen.owner, now).await?;
+            let slot = Update::builder()
+                .table_name(&self.cfg.table_name)
+                .set_key(Some(slots_key(&seen.owner)))
+                .update_expression("SET slots.#id = :exp")
+                .expression_attribute_names("#id", seen.id.as_str())
+                .expression_attribute_values(":exp", n(expires_at))
+                .build()
+                .map_err(|_| StoreError::Corrupt("update builder"))?;
+            request = request.transact_items(TransactWriteItem::builder().update(slot).build());
+        }
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(EditOutcome::Edited),
             Err(err) if failed_conditions(&err).is_some() => Ok(EditOutcome::Conflict),
@@ -1444,14 +1482,11 @@ impl TokenStore {
                     .strip_prefix("TOKEN#")
                     .and_then(|id| TokenId::parse(id).ok())
                     .ok_or(StoreError::Corrupt("PK"))?;
-                let description = match item.get("description") {
-                    None => None,
-                    Some(_) => Some(get_s(item, "description")?.to_owned()),
-                };
-                let sites = match item.get("recent_uses") {
-                    None => Vec::new(),
-                    Some(v) => sites_from_attr(v)?,
-                };
+                let description = item.get("description").and_then(|v| v.as_s().ok()).cloned();
+                let sites = item
+                    .get("recent_uses")
+                    .map(sites_from_attr)
+                    .unwrap_or_default();
                 out.insert(id, (description, sites));
             }
             request = reply
@@ -1470,7 +1505,18 @@ impl TokenStore {
 
     /// The transaction item that records `event` in the token's history,
     /// expiring after the configured event retention.
-    pub(crate) fn put_event(&self, event: &TokenEvent) -> Result<Put, StoreError> {
+    pub(crate) fn put_event(
+        &self,
+        event: &TokenEvent,
+        token_end: Option<i64>,
+    ) -> Result<Put, StoreError> {
+        // Never kept past the token item itself (its end of life plus
+        // TOKEN_RETENTION_DAYS): a history is read only through its token,
+        // and what it holds (addresses among it) should not outlive it.
+        let mut ttl = event.at.saturating_add(self.cfg.event_retention_secs);
+        if let Some(end) = token_end {
+            ttl = ttl.min(end.saturating_add(self.cfg.retention_secs));
+        }
         let nonce = crate::pat::os_random::<6>().map_err(|_| StoreError::Corrupt("randomness"))?;
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let body = serde_json::to_string(&event.kind).map_err(|_| StoreError::Corrupt("event"))?;
@@ -1489,10 +1535,7 @@ impl TokenStore {
                 ),
                 ("event".to_owned(), s(body)),
                 ("at".to_owned(), n(event.at)),
-                (
-                    TTL_ATTRIBUTE.to_owned(),
-                    n(event.at + self.cfg.event_retention_secs),
-                ),
+                (TTL_ATTRIBUTE.to_owned(), n(ttl)),
             ])))
             .condition_expression("attribute_not_exists(PK)")
             .build()
@@ -1913,8 +1956,8 @@ pub(crate) fn opt_id(
     }
 }
 
-/// Scopes of a stored token: v2 reads `scope_set` (falling back to `scopes`
-/// on index items, which do not project the set); v1 parses `scopes`. If both
+/// Scopes of a stored token: v2 and later read `scope_set` (falling back to
+/// `scopes` on index items, which do not project the set); v1 parses `scopes`. If both
 /// are present they must agree. Names are checked for form only: whether the
 /// current manifest still declares them is the reader's business
 /// ([`crate::ScopeRegistry::resolve`]).
@@ -1930,7 +1973,7 @@ fn scopes_from_item(
         None => None,
     };
     let from_set = match (version, item.get("scope_set")) {
-        (CURRENT_SCHEMA_VERSION, Some(v)) => {
+        (2.., Some(v)) => {
             let names = v.as_ss().map_err(|_| StoreError::Corrupt("scope_set"))?;
             if !names.iter().all(|n| crate::scope::is_valid_scope_name(n)) {
                 return Err(StoreError::Corrupt("scope_set"));
@@ -1963,14 +2006,12 @@ fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, S
         revoked_at: opt_n(item, "revoked_at")?,
         rotated_from: opt_id(item, "rotated_from")?,
         rotated_to: opt_id(item, "rotated_to")?,
-        description: match item.get("description") {
-            None => None,
-            Some(_) => Some(get_s(item, "description")?.to_owned()),
-        },
-        recent_uses: match item.get("recent_uses") {
-            None => Vec::new(),
-            Some(v) => sites_from_attr(v)?,
-        },
+        // Owner-facing text and bookkeeping: read leniently (see sites_from_attr).
+        description: item.get("description").and_then(|v| v.as_s().ok()).cloned(),
+        recent_uses: item
+            .get("recent_uses")
+            .map(sites_from_attr)
+            .unwrap_or_default(),
         schema_version: version,
         epoch: opt_n(item, "epoch")?.unwrap_or(0),
     })
@@ -1995,29 +2036,25 @@ fn sites_to_attr(sites: &[UseSite]) -> AttributeValue {
     )
 }
 
-fn sites_from_attr(v: &AttributeValue) -> Result<Vec<UseSite>, StoreError> {
-    let corrupt = || StoreError::Corrupt("recent_uses");
-    v.as_l()
-        .map_err(|_| corrupt())?
+/// Use sites as stored, read leniently: they are bookkeeping, and a
+/// malformed entry must never fail the authorizer's read of the token (so it
+/// is skipped, and the next touch rewrites the list).
+fn sites_from_attr(v: &AttributeValue) -> Vec<UseSite> {
+    let Ok(entries) = v.as_l() else {
+        return Vec::new();
+    };
+    entries
         .iter()
-        .map(|entry| {
-            let m = entry.as_m().map_err(|_| corrupt())?;
-            let ua = match m.get("ua") {
-                None => None,
-                Some(v) => Some(v.as_s().map_err(|_| corrupt())?.clone()),
-            };
+        .filter_map(|entry| {
+            let m = entry.as_m().ok()?;
+            let ua = m.get("ua").and_then(|v| v.as_s().ok());
             UseSite::from_request(
-                m.get("ip")
-                    .and_then(|v| v.as_s().ok())
-                    .ok_or_else(corrupt)?,
-                ua.as_deref(),
-                m.get("at")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(corrupt)?,
+                m.get("ip")?.as_s().ok()?,
+                ua.map(String::as_str),
+                m.get("at")?.as_n().ok()?.parse().ok()?,
             )
-            .ok_or_else(corrupt)
         })
+        .take(crate::record::MAX_USE_SITES)
         .collect()
 }
 

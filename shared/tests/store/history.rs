@@ -227,7 +227,8 @@ async fn a_touch_writes_sites_and_new_ip_events_in_one_request() {
                 &rec.meta.id,
                 t,
                 std::slice::from_ref(&site),
-                std::slice::from_ref(&site)
+                std::slice::from_ref(&site),
+                Some(t + 30 * DAY),
             )
             .await
             .unwrap(),
@@ -254,7 +255,8 @@ async fn a_touch_writes_sites_and_new_ip_events_in_one_request() {
                 &rec.meta.id,
                 t + 1,
                 &[other.clone(), site],
-                std::slice::from_ref(&other)
+                std::slice::from_ref(&other),
+                None,
             )
             .await
             .unwrap(),
@@ -278,7 +280,8 @@ async fn a_touch_writes_sites_and_new_ip_events_in_one_request() {
                 ghost.id(),
                 t,
                 std::slice::from_ref(&other),
-                std::slice::from_ref(&other)
+                std::slice::from_ref(&other),
+                None,
             )
             .await
             .unwrap(),
@@ -341,5 +344,103 @@ async fn a_rotation_decided_before_an_edit_cannot_undo_it() {
             .await
             .unwrap(),
         RotateOutcome::Rotated
+    );
+}
+
+/// Use sites and the description are bookkeeping: a malformed one is
+/// skipped, never a failed read (the authorizer's read decides requests).
+#[tokio::test]
+async fn malformed_use_sites_never_fail_a_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = fresh_store(5).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 30 * DAY);
+    store.create(&rec, t).await.unwrap();
+    let good = AttributeValue::M(
+        [
+            ("ip".to_owned(), AttributeValue::S("192.0.2.1".into())),
+            ("at".to_owned(), AttributeValue::N(t.to_string())),
+        ]
+        .into(),
+    );
+    store
+        .client()
+        .update_item()
+        .table_name(&store.config().table_name)
+        .key("PK", AttributeValue::S(format!("TOKEN#{}", rec.meta.id)))
+        .key("SK", AttributeValue::S("TOKEN".into()))
+        .update_expression("SET recent_uses = :l, description = :d")
+        .expression_attribute_values(
+            ":l",
+            AttributeValue::L(vec![AttributeValue::S("junk".into()), good]),
+        )
+        .expression_attribute_values(":d", AttributeValue::N("7".into()))
+        .send()
+        .await
+        .unwrap();
+    let meta = store.get(&rec.meta.id).await.unwrap().unwrap().meta;
+    assert_eq!(meta.recent_uses.len(), 1);
+    assert_eq!(meta.recent_uses[0].ip, "192.0.2.1");
+    assert_eq!(meta.description, None);
+}
+
+/// A history is read through its token, so it never outlives the token
+/// item: each event's TTL is capped at the token's end of life plus the
+/// token retention (7 days in tests), below the 90-day event retention.
+#[tokio::test]
+async fn history_events_never_outlive_their_token() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = fresh_store(5).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 30 * DAY);
+    store.create(&rec, t).await.unwrap();
+    store
+        .revoke(&alice, &rec.meta.id, t + 10, RevokedBy::Owner)
+        .await
+        .unwrap();
+    let items = store
+        .client()
+        .query()
+        .table_name(&store.config().table_name)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("EVENTS#{}", rec.meta.id)))
+        .send()
+        .await
+        .unwrap();
+    let ttls: Vec<i64> = items
+        .items()
+        .iter()
+        .map(|i| i["ttl"].as_n().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ttls.len(), 2);
+    // created: capped at expiry + retention; revoked: at revocation + retention.
+    assert!(ttls.contains(&(t + 30 * DAY + 7 * DAY)), "{ttls:?}");
+    assert!(ttls.contains(&(t + 10 + 7 * DAY)), "{ttls:?}");
+}
+
+/// A shortened token frees its place under the cap when it now expires, not
+/// at its old expiry.
+#[tokio::test]
+async fn a_shortened_token_stops_counting_against_the_cap_when_it_now_expires() {
+    let store = fresh_store(1).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, 30 * DAY);
+    store.create(&rec, t).await.unwrap();
+    let shorten = TokenEdit {
+        expires_at: Some(t + DAY),
+        ..TokenEdit::default()
+    };
+    assert_eq!(
+        store.edit(&rec.meta, &shorten, t).await.unwrap(),
+        EditOutcome::Edited
+    );
+    let next = record(&alice, t + DAY + 1, 30 * DAY);
+    assert_eq!(
+        store.create(&next, t + DAY + 1).await.unwrap(),
+        shared::store::CreateOutcome::Created,
+        "the shortened token expired, so its slot is free"
     );
 }

@@ -439,12 +439,12 @@ async fn touch_is_throttled_to_one_write_per_interval() {
     store.create(&rec, t).await.unwrap();
     let id = &rec.meta.id;
     assert_eq!(
-        store.touch(id, t, &[], &[]).await.unwrap(),
+        store.touch(id, t, &[], &[], None).await.unwrap(),
         TouchOutcome::Written
     );
     let before = counter.get();
     assert_eq!(
-        store.touch(id, t + 299, &[], &[]).await.unwrap(),
+        store.touch(id, t + 299, &[], &[], None).await.unwrap(),
         TouchOutcome::Skipped
     );
     assert_eq!(
@@ -457,7 +457,7 @@ async fn touch_is_throttled_to_one_write_per_interval() {
         Some(t)
     );
     assert_eq!(
-        store.touch(id, t + 300, &[], &[]).await.unwrap(),
+        store.touch(id, t + 300, &[], &[], None).await.unwrap(),
         TouchOutcome::Written
     );
     assert_eq!(
@@ -466,7 +466,7 @@ async fn touch_is_throttled_to_one_write_per_interval() {
     );
     let missing = Pat::generate().unwrap();
     assert_eq!(
-        store.touch(missing.id(), t, &[], &[]).await.unwrap(),
+        store.touch(missing.id(), t, &[], &[], None).await.unwrap(),
         TouchOutcome::Skipped
     );
     assert!(

@@ -153,7 +153,10 @@ async fn a_migration_racing_a_live_writer_loses_no_write() {
                         .await
                         .unwrap();
                 } else {
-                    store.touch(&rec.meta.id, t + 2, &[], &[]).await.unwrap();
+                    store
+                        .touch(&rec.meta.id, t + 2, &[], &[], None)
+                        .await
+                        .unwrap();
                 }
             }
         })
@@ -310,4 +313,34 @@ async fn writes_pinned_to_v2_are_read_by_v2_readers_and_already_indexed() {
             .schema_version,
         2
     );
+}
+
+/// A v2 (or later) item's `scope_set` is what readers trust, and it must
+/// agree with `scopes`: a disagreeing one is corrupt, never silently read.
+#[tokio::test]
+async fn a_v2_item_whose_scope_set_disagrees_with_scopes_is_refused() {
+    let store = fresh_store(10).await;
+    let alice = user("alice");
+    let t = now();
+    let rec = record(&alice, t, DAY);
+    store.create(&rec, t).await.unwrap();
+    store
+        .client()
+        .update_item()
+        .table_name(&store.config().table_name)
+        .key("PK", AttributeValue::S(format!("TOKEN#{}", rec.meta.id)))
+        .key("SK", AttributeValue::S("TOKEN".into()))
+        .update_expression("SET v = :two, scope_set = :wide")
+        .expression_attribute_values(":two", AttributeValue::N("2".into()))
+        .expression_attribute_values(
+            ":wide",
+            AttributeValue::Ss(vec!["admin:all".into(), "tokens:read".into()]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get(&rec.meta.id).await,
+        Err(shared::store::StoreError::Corrupt("scope_set"))
+    ));
 }
