@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::error::{CliError, Problem};
+use crate::transport;
 
 /// A client for one API base URL and one credential.
 pub struct Api {
@@ -26,19 +27,11 @@ impl std::fmt::Debug for Api {
 pub const USER_AGENT: &str = concat!("agpat-cli/", env!("CARGO_PKG_VERSION"));
 
 impl Api {
-    /// A client for `base` (e.g. `https://api.example.com/prod`).
+    /// A client for `base` (e.g. `https://api.example.com/prod`): `https://`,
+    /// or `http://` to a loopback host only (see [`crate::transport`]).
     pub fn new(base: &str, bearer: SecretString) -> Result<Self, CliError> {
-        let base = reqwest::Url::parse(base.trim_end_matches('/'))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
-            .ok_or_else(|| {
-                CliError::Usage(format!("the API URL {base:?} is not an http(s) URL"))
-            })?;
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .map_err(|e| CliError::Other(anyhow::anyhow!("HTTP client: {e}")))?;
+        let base = transport::parse("the API URL", base)?;
+        let http = transport::client()?;
         Ok(Self { http, base, bearer })
     }
 
@@ -122,6 +115,18 @@ mod tests {
             "http://127.0.0.1:3000/prod/tokens"
         );
         assert!(Api::new("ftp://x", SecretString::from("x")).is_err());
+    }
+
+    #[test]
+    fn the_api_url_must_be_https_unless_it_is_loopback() {
+        let err = Api::new("http://api.example.com/prod", SecretString::from("x"))
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE, "{err}");
+        assert!(err.to_string().contains("https://"), "{err}");
+        assert!(Api::new("https://api.example.com/prod", SecretString::from("x")).is_ok());
+        assert!(Api::new("http://localhost:3000", SecretString::from("x")).is_ok());
+        assert!(Api::new("http://[::1]:3000", SecretString::from("x")).is_ok());
     }
 
     #[test]

@@ -24,14 +24,17 @@ pub struct CognitoTarget {
 }
 
 impl CognitoTarget {
-    fn client(&self) -> Client {
+    /// The SDK client; an endpoint override must be `https://` or loopback,
+    /// since passwords and refresh tokens go there.
+    fn client(&self) -> Result<Client, CliError> {
         let mut conf = aws_sdk_cognitoidentityprovider::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()));
         if let Some(endpoint) = &self.endpoint {
+            crate::transport::parse("the Cognito endpoint", endpoint)?;
             conf = conf.endpoint_url(endpoint);
         }
-        Client::from_conf(conf.build())
+        Ok(Client::from_conf(conf.build()))
     }
 }
 
@@ -71,7 +74,7 @@ pub async fn password_login(
     password: &SecretString,
 ) -> Result<Tokens, CliError> {
     let out = target
-        .client()
+        .client()?
         .initiate_auth()
         .auth_flow(AuthFlowType::UserPasswordAuth)
         .client_id(&target.client_id)
@@ -111,7 +114,7 @@ pub async fn refresh(session: &Session) -> Result<Tokens, CliError> {
         endpoint: session.cognito_endpoint.clone(),
     };
     let out = target
-        .client()
+        .client()?
         .initiate_auth()
         .auth_flow(AuthFlowType::RefreshTokenAuth)
         .client_id(&target.client_id)
@@ -145,7 +148,7 @@ pub async fn revoke(session: &Session) -> Result<(), CliError> {
         endpoint: session.cognito_endpoint.clone(),
     };
     target
-        .client()
+        .client()?
         .revoke_token()
         .client_id(&target.client_id)
         .token(refresh_token.expose_secret())
@@ -194,6 +197,29 @@ pub fn claims(jwt: &str) -> Option<Claims> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cognito_endpoint_must_be_https_unless_it_is_loopback() {
+        let target = |endpoint: Option<&str>| CognitoTarget {
+            client_id: "cid".into(),
+            region: "us-east-1".into(),
+            endpoint: endpoint.map(str::to_owned),
+        };
+        let err = target(Some("http://cognito.example.com"))
+            .client()
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE, "{err}");
+        assert!(err.to_string().contains("https://"), "{err}");
+        for ok in [
+            None,
+            Some("https://cognito-idp.eu-west-1.amazonaws.com"),
+            Some("http://127.0.0.1:4566"),
+            Some("http://localhost:4566"),
+        ] {
+            assert!(target(ok).client().is_ok(), "{ok:?}");
+        }
+    }
 
     #[test]
     fn claims_are_read_from_the_payload() {

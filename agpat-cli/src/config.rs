@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
 use crate::files;
+use crate::transport;
 
 /// The region used when nothing names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -92,12 +93,18 @@ impl FileConfig {
     /// Sets one key from its text; unknown keys and bad values are refused.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), CliError> {
         let text = || Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        // A URL is checked here too, so a cleartext one is refused when set,
+        // not at its first use.
+        let url = |what: &str| match text() {
+            None => Ok(None),
+            Some(v) => transport::parse(what, &v).map(|_| Some(v.trim_end_matches('/').to_owned())),
+        };
         match key {
-            "api_url" => self.api_url = text().map(|v| v.trim_end_matches('/').to_owned()),
+            "api_url" => self.api_url = url("api_url")?,
             "region" => self.region = text(),
             "client_id" => self.client_id = text(),
-            "cognito_endpoint" => self.cognito_endpoint = text(),
-            "hosted_ui" => self.hosted_ui = text().map(|v| v.trim_end_matches('/').to_owned()),
+            "cognito_endpoint" => self.cognito_endpoint = url("cognito_endpoint")?,
+            "hosted_ui" => self.hosted_ui = url("hosted_ui")?,
             "callback_port" => {
                 self.callback_port = match text() {
                     None => None,
@@ -170,6 +177,19 @@ mod tests {
         ));
         c.set("api_url", "").unwrap();
         assert_eq!(c.api_url, None);
+    }
+
+    #[test]
+    fn set_refuses_a_cleartext_url_for_a_remote_host() {
+        let mut c = FileConfig::default();
+        for key in ["api_url", "hosted_ui", "cognito_endpoint"] {
+            let err = c.set(key, "http://example.com").err().unwrap();
+            assert!(matches!(err, CliError::Usage(_)), "{key}: {err}");
+            assert!(err.to_string().contains("https://"), "{key}: {err}");
+            c.set(key, "http://127.0.0.1:4566").unwrap();
+            c.set(key, "https://example.com/").unwrap();
+        }
+        assert_eq!(c.hosted_ui.as_deref(), Some("https://example.com"));
     }
 
     #[test]

@@ -139,23 +139,37 @@ impl CredentialStore {
         };
         let bytes = serde_json::to_vec_pretty(&stored)
             .map_err(|e| CliError::Other(anyhow::anyhow!("cannot encode the session: {e}")))?;
+        self.private_dir(true)?;
         files::write_private(&self.file, &bytes).map_err(|e| {
             CliError::Other(anyhow::anyhow!("cannot write {}: {e}", self.file.display()))
         })?;
         Ok(refresh_store)
     }
 
-    /// The saved session, if any.
+    /// The credentials file's directory made (`create`) or kept 0700.
+    fn private_dir(&self, create: bool) -> Result<(), CliError> {
+        let Some(dir) = self.file.parent().filter(|d| !d.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        if !create && !dir.is_dir() {
+            return Ok(());
+        }
+        files::ensure_private_dir(dir).map_err(|e| {
+            CliError::Other(anyhow::anyhow!(
+                "cannot make {} private (0700): {e}",
+                dir.display()
+            ))
+        })
+    }
+
+    /// The saved session, if any. A credentials file that group or others
+    /// can access, or that another user owns, is refused with how to fix it.
     pub fn load(&self) -> Result<Option<Session>, CliError> {
-        let bytes = match std::fs::read(&self.file) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(CliError::Other(anyhow::anyhow!(
-                    "cannot read {}: {e}",
-                    self.file.display()
-                )));
-            }
+        self.private_dir(false)?;
+        let Some(bytes) =
+            files::read_private(&self.file).map_err(|e| CliError::Other(anyhow::Error::new(e)))?
+        else {
+            return Ok(None);
         };
         let stored: Stored = serde_json::from_slice(&bytes).map_err(|_| {
             CliError::NotLoggedIn(format!(
@@ -269,6 +283,48 @@ mod tests {
         assert_eq!(back.access_token.expose_secret(), "access-secret");
         assert!(store.delete().unwrap());
         assert!(store.load().unwrap().is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_credentials_file_readable_by_others_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials.json");
+        let store = CredentialStore::new(file.clone(), StoreChoice::File);
+        store.save(&session()).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = store.load().err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::FAILURE, "{err}");
+        let text = err.render();
+        assert!(
+            text.contains(&format!("chmod 600 {}", file.display())),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+        // Fixed as told, it loads again.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(store.load().unwrap().is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn loading_and_saving_tighten_the_credentials_directory_to_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("agpat");
+        std::fs::create_dir(&dir).unwrap();
+        let mode = || std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        let loosen = || {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let store = CredentialStore::new(dir.join("credentials.json"), StoreChoice::File);
+        loosen();
+        store.save(&session()).unwrap();
+        assert_eq!(mode(), 0o700, "save");
+        loosen();
+        store.load().unwrap().unwrap();
+        assert_eq!(mode(), 0o700, "load");
     }
 
     #[test]

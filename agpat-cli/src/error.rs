@@ -7,9 +7,11 @@ use serde::Deserialize;
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
-    /// Unexpected failure: network, unreadable answer, local file error.
+    /// Unexpected failure: network, unreadable answer, local file error (a
+    /// credentials file open to others included).
     pub const FAILURE: u8 = 1;
-    /// Usage error: bad flags or arguments, missing setting (clap uses 2 too).
+    /// Usage error: bad flags or arguments, missing setting, or an `http://`
+    /// URL for a host that is not loopback (clap uses 2 too).
     pub const USAGE: u8 = 2;
     /// Not logged in, session expired, or the API answered 401.
     pub const UNAUTHENTICATED: u8 = 3;
@@ -29,8 +31,10 @@ pub mod exit {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  unexpected failure (network, unreadable answer, local file error)
-  2  usage error (bad flags or arguments, missing setting)
+  1  unexpected failure (network, unreadable answer, local file error,
+     a credentials file open to others)
+  2  usage error (bad flags or arguments, missing setting,
+     an http:// URL for a host that is not loopback)
   3  not logged in, session expired, or 401 from the API
   4  forbidden (403): missing scope, or a session is required
   5  not found (404)
@@ -102,8 +106,11 @@ impl Problem {
     }
 }
 
-/// Control characters from a server could rewrite the terminal: show them escaped.
-fn clean(text: &str) -> String {
+/// Text from a server, a redirect or a file, made safe to print: control
+/// characters (an escape sequence could rewrite the terminal, set its title or
+/// write the clipboard) are shown escaped. Everything the CLI prints that it did
+/// not write itself goes through here.
+pub fn clean(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             if c.is_control() {
@@ -131,25 +138,28 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Why a command failed.
+///
+/// Messages may quote what a server or the sign-in redirect said, so `Display`
+/// (and with it [`CliError::render`]) always shows them through [`clean`].
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// Bad arguments or a missing setting.
-    #[error("{0}")]
+    #[error("{}", clean(.0))]
     Usage(String),
     /// The config file is unreadable or invalid.
-    #[error("{0}")]
+    #[error("{}", clean(.0))]
     Config(String),
     /// No usable credential.
-    #[error("{0}")]
+    #[error("{}", clean(.0))]
     NotLoggedIn(String),
     /// Cognito refused the sign-in or the refresh.
-    #[error("{0}")]
+    #[error("{}", clean(.0))]
     SignIn(String),
     /// The API answered with an error.
     #[error("{}", .0.render())]
     Api(Problem),
     /// Anything else (network, unreadable answer, local I/O).
-    #[error("{0:#}")]
+    #[error("{}", clean(&format!("{:#}", .0)))]
     Other(#[from] anyhow::Error),
 }
 
@@ -216,6 +226,25 @@ mod tests {
     fn control_characters_from_the_server_are_escaped() {
         let p = Problem::from_body(404, b"{\"title\":\"x\\u001b[2Jy\",\"status\":404}");
         assert_eq!(p.render(), "error: x\\u{1b}[2Jy (404)");
+    }
+
+    #[test]
+    fn sign_in_and_other_errors_escape_control_characters() {
+        // An OSC 52 sequence would write the clipboard; a bell, a CSI, a newline
+        // could forge more output. None reaches the terminal raw.
+        let hostile = "x\u{1b}]52;c;ZXZpbA==\u{7}\u{9b}2J\ny";
+        for err in [
+            CliError::SignIn(hostile.to_owned()),
+            CliError::Other(anyhow::anyhow!("{hostile}")),
+            CliError::NotLoggedIn(hostile.to_owned()),
+            CliError::Usage(hostile.to_owned()),
+            CliError::Config(hostile.to_owned()),
+        ] {
+            let shown = err.render();
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+            assert_eq!(shown, "error: x\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{9b}2J\\ny");
+            assert!(!err.to_string().chars().any(char::is_control), "{err}");
+        }
     }
 
     #[test]

@@ -23,11 +23,12 @@ pub mod files;
 pub mod output;
 pub mod pkce;
 pub mod random;
+pub mod transport;
 
 use api::Api;
 use config::{FileConfig, Paths};
 use credentials::{CredentialStore, RefreshStore, Session, StoreChoice};
-use error::CliError;
+use error::{CliError, clean};
 use output::Format;
 
 const AFTER_HELP: &str = "\
@@ -35,9 +36,14 @@ Settings: a flag, else its environment variable, else the config file
 ($AGPAT_CONFIG, else $XDG_CONFIG_HOME/agpat/config.toml, else
 ~/.config/agpat/config.toml; `agpat config set KEY VALUE`).
 
+URLs (api_url, hosted_ui, cognito_endpoint) must be https://; http:// is
+accepted only for a loopback host (127.0.0.0/8, [::1] or localhost), else the
+command stops with exit code 2.
+
 Credentials: AGPAT_TOKEN=<personal access token> is used when set; otherwise
 the session from `agpat login` (refresh token in the OS keyring, else in a
-0600 file; AGPAT_CREDENTIAL_STORE=auto|keyring|file).";
+0600 file, refused if group or others can access it; its directory is kept 0700;
+AGPAT_CREDENTIAL_STORE=auto|keyring|file).";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -378,7 +384,10 @@ async fn login(ctx: &Context, args: LoginArgs, mut file: FileConfig) -> Result<(
         Some(RefreshStore::File) => ctx.store.file().display().to_string(),
         None => "nowhere (Cognito returned none)".to_owned(),
     };
-    eprintln!("Logged in as {username}. Refresh token kept in {where_kept}.");
+    eprintln!(
+        "Logged in as {}. Refresh token kept in {where_kept}.",
+        clean(&username)
+    );
     Ok(())
 }
 
@@ -440,11 +449,7 @@ async fn web_login(
     let code = listener
         .wait(&pkce.state, Duration::from_secs(args.timeout_seconds))
         .await?;
-    let http = reqwest::Client::builder()
-        .user_agent(api::USER_AGENT)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| CliError::Other(anyhow::anyhow!("HTTP client: {e}")))?;
+    let http = transport::client()?;
     let tokens = pkce::exchange(
         &http,
         &hosted_ui,
@@ -461,10 +466,20 @@ async fn web_login(
 }
 
 async fn logout(ctx: &Context) -> Result<(), CliError> {
-    if let Ok(Some(session)) = ctx.store.load()
-        && let Err(e) = auth::revoke(&session).await
-    {
-        eprintln!("warning: Cognito did not revoke the refresh token ({e}); forgetting it anyway");
+    match ctx.store.load() {
+        Ok(Some(session)) => {
+            if let Err(e) = auth::revoke(&session).await {
+                eprintln!(
+                    "warning: Cognito did not revoke the refresh token ({e}); forgetting it anyway"
+                );
+            }
+        }
+        // Malformed: nothing to revoke; forgotten below, as its message says.
+        Ok(None) | Err(CliError::NotLoggedIn(_)) => {}
+        // Untrusted (open to others, another owner) or unreadable: its refresh
+        // token should be revoked, not silently forgotten. The error says how
+        // to fix the file; logout then works.
+        Err(e) => return Err(e),
     }
     if ctx.store.delete()? {
         eprintln!("Logged out.");
@@ -504,6 +519,8 @@ async fn credential(ctx: &Context) -> Result<Credential, CliError> {
 
 async fn api(ctx: &Context) -> Result<Api, CliError> {
     let base = ctx.settings.api_url()?.to_owned();
+    // A cleartext URL is refused before any credential is loaded or refreshed.
+    transport::parse("the API URL", &base)?;
     let bearer = match credential(ctx).await? {
         Credential::Pat(pat) => pat,
         Credential::Session(s) => s.access_token,
@@ -548,10 +565,10 @@ async fn whoami(ctx: &Context) -> Result<(), CliError> {
                 Format::Json => stdout_line(&output::json(&view)),
                 Format::Table => stdout_line(&format!(
                     "Cognito session\nusername      {}\nsub           {}\nclient        {}\nissuer        {}\naccess until  {}",
-                    view.get("username").and_then(Value::as_str).unwrap_or("-"),
-                    view.get("sub").and_then(Value::as_str).unwrap_or("-"),
-                    session.client_id,
-                    view.get("issuer").and_then(Value::as_str).unwrap_or("-"),
+                    clean(view.get("username").and_then(Value::as_str).unwrap_or("-")),
+                    clean(view.get("sub").and_then(Value::as_str).unwrap_or("-")),
+                    clean(&session.client_id),
+                    clean(view.get("issuer").and_then(Value::as_str).unwrap_or("-")),
                     expires,
                 )),
             }
@@ -569,14 +586,16 @@ fn print_issued(ctx: &Context, body: &Value, verb: &str) -> Result<(), CliError>
                 .get("token")
                 .and_then(Value::as_str)
                 .ok_or_else(|| CliError::Other(anyhow::anyhow!("the answer has no token")))?;
-            stdout_line(secret)?;
+            // A genuine secret has no control character; a hostile answer
+            // must not reach the terminal raw even here.
+            stdout_line(&clean(secret))?;
             let mut meta = body.clone();
             if let Some(obj) = meta.as_object_mut() {
                 obj.remove("token");
             }
             eprintln!(
                 "{verb} token {}. The secret above is shown only once: store it now.\n{}",
-                meta.get("id").and_then(Value::as_str).unwrap_or("?"),
+                clean(meta.get("id").and_then(Value::as_str).unwrap_or("?")),
                 output::token_detail(&meta)
             );
             Ok(())
@@ -653,7 +672,7 @@ async fn tokens(ctx: &Context, command: TokensCommand) -> Result<(), CliError> {
                 Format::Table => {
                     stdout_line(&output::token_list(&items))?;
                     if let Some(n) = next {
-                        eprintln!("(more: agpat tokens list --cursor {n}, or --all)");
+                        eprintln!("(more: agpat tokens list --cursor {}, or --all)", clean(&n));
                     }
                     Ok(())
                 }
@@ -684,7 +703,11 @@ async fn tokens(ctx: &Context, command: TokensCommand) -> Result<(), CliError> {
                         .unwrap_or_default();
                     stdout_line(&output::events(&items))?;
                     if let Some(n) = page.get("nextCursor").and_then(Value::as_str) {
-                        eprintln!("(more: agpat tokens events {id} --cursor {n})");
+                        eprintln!(
+                            "(more: agpat tokens events {} --cursor {})",
+                            clean(&id),
+                            clean(n)
+                        );
                     }
                     Ok(())
                 }
@@ -902,5 +925,16 @@ mod tests {
             assert!(help.contains(&format!("\n  {code}  ")), "{code}: {help}");
         }
         assert!(help.contains(error::EXIT_CODES_HELP), "{help}");
+    }
+
+    #[test]
+    fn the_long_help_says_http_is_only_for_loopback_hosts() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("https://"), "{help}");
+        assert!(help.contains("127.0.0.0/8, [::1] or localhost"), "{help}");
+        assert!(
+            error::EXIT_CODES_HELP.contains("http:// URL for a host that is not loopback"),
+            "{help}"
+        );
     }
 }

@@ -2,6 +2,9 @@
 
 use serde_json::Value;
 
+// Terminal control characters in server data are shown escaped.
+use crate::error::clean;
+
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -18,19 +21,6 @@ fn text(v: &Value) -> String {
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(" "),
         other => clean(&other.to_string()),
     }
-}
-
-/// Terminal control characters in server data are shown escaped.
-fn clean(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 fn field(v: &Value, key: &str) -> String {

@@ -1,9 +1,13 @@
 //! `agpat login --web`: the hosted UI's authorization-code flow with PKCE
 //! (RFC 7636, S256) and a loopback redirect (RFC 8252), as `gh auth login --web`.
 //!
-//! The verifier and `state` come from the OS CSPRNG; the redirect listener
-//! binds 127.0.0.1, answers only `/callback`, and accepts a code only with the
-//! `state` it sent.
+//! The verifier and `state` come from the OS CSPRNG. The redirect listener
+//! binds 127.0.0.1 only, yet the `redirect_uri` names `localhost`: Cognito
+//! accepts an `http` callback URL only for `http://localhost` (registered with
+//! its port). It answers only `/callback`, and only a redirect carrying the
+//! `state` it sent counts: any other (a local process or a web page that found
+//! the port) gets a 400 and the wait goes on, so it can neither inject text nor
+//! end the sign-in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,9 +60,10 @@ impl Pkce {
         redirect_uri: &str,
         scope: &str,
     ) -> Result<String, CliError> {
+        let base = crate::transport::parse("hosted_ui", hosted_ui)?;
         let mut url = reqwest::Url::parse(&format!(
             "{}/oauth2/authorize",
-            hosted_ui.trim_end_matches('/')
+            base.as_str().trim_end_matches('/')
         ))
         .map_err(|e| CliError::Usage(format!("hosted_ui is not a URL: {e}")))?;
         url.query_pairs_mut()
@@ -89,11 +94,30 @@ impl Shared {
     }
 }
 
+/// Whether `received` is this sign-in's `state`, compared in constant time: a
+/// forged redirect no longer ends the wait, so one could try many guesses.
+fn state_matches(received: Option<&String>, expected: &str) -> bool {
+    received.is_some_and(|r| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(r.as_bytes(), expected.as_bytes()).is_ok()
+    })
+}
+
 async fn callback(
     State(shared): State<Shared>,
     Query(params): Query<HashMap<String, String>>,
 ) -> impl IntoResponse {
+    // Nothing in a redirect is read before its state matches: anyone on this
+    // machine can reach the port. Such a request is answered and forgotten.
+    if !state_matches(params.get("state"), &shared.state) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(
+                "<!doctype html><title>agpat</title><p>This is not the sign-in agpat is waiting for.</p>",
+            ),
+        );
+    }
     let outcome = if let Some(error) = params.get("error") {
+        // Shown through `CliError`'s escaping: the hosted UI's words, not ours.
         let description = params
             .get("error_description")
             .map(|d| format!(": {d}"))
@@ -101,8 +125,6 @@ async fn callback(
         Err(format!(
             "the hosted UI refused the sign-in ({error}{description})"
         ))
-    } else if params.get("state").map(String::as_str) != Some(&*shared.state) {
-        Err("the redirect's state does not match this sign-in (possible forgery)".to_owned())
     } else if let Some(code) = params.get("code").filter(|c| !c.is_empty()) {
         Ok(SecretString::from(code.clone()))
     } else {
@@ -129,11 +151,13 @@ pub struct CallbackListener {
 }
 
 impl CallbackListener {
-    /// Binds 127.0.0.1 on `port` (0: any free port).
+    /// Binds 127.0.0.1 (never a wildcard address) on `port` (0: any free
+    /// port); the redirect URI is `http://localhost:<port>/callback`, the only
+    /// `http` form Cognito accepts.
     pub async fn bind(port: u16) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await?;
         let redirect_uri = format!(
-            "http://127.0.0.1:{}{CALLBACK_PATH}",
+            "http://localhost:{}{CALLBACK_PATH}",
             listener.local_addr()?.port()
         );
         Ok(Self {
@@ -147,8 +171,10 @@ impl CallbackListener {
         &self.redirect_uri
     }
 
-    /// Serves until a redirect to `/callback` arrives (any other path is a
-    /// 404 and does not end the wait), then returns its code.
+    /// Serves until a redirect to `/callback` with this sign-in's `state`
+    /// arrives, or `timeout` passes, then returns its code (or the error it
+    /// carries). Any other path is a 404, a redirect with another or no
+    /// `state` a 400; neither ends the wait.
     pub async fn wait(self, state: &str, timeout: Duration) -> Result<SecretString, CliError> {
         let (tx, rx) = oneshot::channel();
         let shared = Shared {
@@ -200,7 +226,8 @@ struct TokenError {
     error_description: Option<String>,
 }
 
-/// Exchanges the code at the hosted UI's `/oauth2/token`.
+/// Exchanges the code at the hosted UI's `/oauth2/token` (`https://`, or
+/// `http://` to a loopback host only: the code and verifier go there).
 pub async fn exchange(
     http: &reqwest::Client,
     hosted_ui: &str,
@@ -209,7 +236,8 @@ pub async fn exchange(
     code: &SecretString,
     verifier: &SecretString,
 ) -> Result<Tokens, CliError> {
-    let url = format!("{}/oauth2/token", hosted_ui.trim_end_matches('/'));
+    let base = crate::transport::parse("hosted_ui", hosted_ui)?;
+    let url = format!("{}/oauth2/token", base.as_str().trim_end_matches('/'));
     let response = http
         .post(&url)
         .form(&[
@@ -295,7 +323,7 @@ mod tests {
             .authorize_url(
                 "https://auth.example.com/",
                 "cid",
-                "http://127.0.0.1:5/callback",
+                "http://localhost:5/callback",
                 "openid",
             )
             .unwrap();
@@ -305,7 +333,7 @@ mod tests {
         assert_eq!(q["code_challenge"], challenge(v));
         assert_eq!(q["code_challenge_method"], "S256");
         assert_eq!(q["state"], a.state);
-        assert_eq!(q["redirect_uri"], "http://127.0.0.1:5/callback");
+        assert_eq!(q["redirect_uri"], "http://localhost:5/callback");
         assert!(!url.contains(v), "the verifier never leaves the machine");
     }
 
@@ -318,19 +346,25 @@ mod tests {
         paths: &[&str],
         query: &str,
     ) -> (Result<SecretString, CliError>, Vec<(String, u16)>) {
+        let final_path = format!("{CALLBACK_PATH}?{query}");
+        let all: Vec<&str> = paths.iter().copied().chain([&*final_path]).collect();
+        requests_then_wait(&all, Duration::from_secs(10)).await
+    }
+
+    /// Sends requests to `paths` while the listener waits up to `timeout`.
+    async fn requests_then_wait(
+        paths: &[&str],
+        timeout: Duration,
+    ) -> (Result<SecretString, CliError>, Vec<(String, u16)>) {
         let listener = CallbackListener::bind(0).await.unwrap();
         let base = listener
             .redirect_uri()
             .trim_end_matches(CALLBACK_PATH)
             .to_owned();
-        let waiting = tokio::spawn(listener.wait("expected-state", Duration::from_secs(10)));
+        let waiting = tokio::spawn(listener.wait("expected-state", timeout));
         let http = reqwest::Client::new();
         let mut seen = Vec::new();
-        for path in paths
-            .iter()
-            .copied()
-            .chain([&*format!("{CALLBACK_PATH}?{query}")])
-        {
+        for &path in paths {
             let status = http
                 .get(format!("{base}{path}"))
                 .send()
@@ -349,14 +383,150 @@ mod tests {
         assert_eq!(seen.last().unwrap().1, 200);
     }
 
+    /// An OSC 52 (clipboard write) sequence, percent-encoded for a query.
+    const OSC52: &str = "%1B%5D52%3Bc%3BZXZpbA%3D%3D%07";
+
     #[tokio::test]
-    async fn a_state_mismatch_is_refused() {
-        let (code, seen) = redirect("code=abc&state=forged").await;
+    async fn a_redirect_without_the_right_state_is_answered_400_and_ignored() {
+        let forged = [
+            "/callback?code=evil&state=forged".to_owned(),
+            "/callback?code=evil".to_owned(),
+            format!("/callback?error=access_denied&error_description={OSC52}"),
+            format!("/callback?error=x&error_description={OSC52}&state=forged"),
+            "/callback?error=x&state=expected-state-but-longer".to_owned(),
+        ];
+        let forged: Vec<&str> = forged.iter().map(String::as_str).collect();
+        let (code, seen) = redirect_after(&forged, "code=good&state=expected-state").await;
+        assert_eq!(
+            seen.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            [400, 400, 400, 400, 400, 200],
+            "{seen:?}"
+        );
+        assert_eq!(code.unwrap().expose_secret(), "good");
+    }
+
+    #[tokio::test]
+    async fn forged_redirects_alone_never_end_the_wait_before_the_timeout() {
+        let forged = format!("/callback?error=access_denied&error_description={OSC52}");
+        let started = std::time::Instant::now();
+        let (code, seen) = requests_then_wait(&[&forged], Duration::from_secs(1)).await;
+        assert_eq!(seen[0].1, 400);
         let err = code.err().unwrap();
-        assert!(err.to_string().contains("state does not match"), "{err}");
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert!(err.to_string().contains("no redirect within 1 s"), "{err}");
+        assert!(!err.to_string().contains("access_denied"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_error_with_the_right_state_ends_the_sign_in_with_its_reason_escaped() {
+        let (code, seen) = redirect(&format!(
+            "error=access_denied&error_description={OSC52}&state=expected-state"
+        ))
+        .await;
         assert_eq!(seen.last().unwrap().1, 400);
-        let (code, _) = redirect("code=abc").await;
-        assert!(code.is_err());
+        let err = code.err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::UNAUTHENTICATED);
+        let shown = err.render();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(
+            shown.contains("access_denied: \\u{1b}]52;c;ZXZpbA==\\u{7}"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_redirect_uri_names_localhost_and_the_listener_binds_127_0_0_1_only() {
+        let listener = CallbackListener::bind(0).await.unwrap();
+        let addr = listener.listener.local_addr().unwrap();
+        assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            listener.redirect_uri(),
+            format!("http://localhost:{}/callback", addr.port())
+        );
+    }
+
+    /// A stand-in `/oauth2/token` that refuses every code with `body`.
+    async fn refusing_token_endpoint(body: serde_json::Value) -> String {
+        let router = axum::Router::new().route(
+            "/oauth2/token",
+            axum::routing::post(move || async move {
+                (StatusCode::BAD_REQUEST, axum::Json(body.clone()))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_refused_code_exchange_shows_the_servers_reason_escaped() {
+        let base = refusing_token_endpoint(serde_json::json!({
+            "error": "invalid_grant",
+            "error_description": "\u{1b}]52;c;ZXZpbA==\u{7}"
+        }))
+        .await;
+        let err = exchange(
+            &reqwest::Client::new(),
+            &base,
+            "cid",
+            "http://localhost:1/callback",
+            &SecretString::from("code"),
+            &SecretString::from("verifier"),
+        )
+        .await
+        .err()
+        .unwrap();
+        let shown = err.render();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("invalid_grant: \\u{1b}]52;c;"), "{shown}");
+    }
+
+    #[test]
+    fn the_authorize_url_refuses_a_cleartext_hosted_ui() {
+        let pkce = Pkce::new().unwrap();
+        let err = pkce
+            .authorize_url(
+                "http://auth.example.com",
+                "cid",
+                "http://localhost:5/callback",
+                "openid",
+            )
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE, "{err}");
+        assert!(err.to_string().contains("https://"), "{err}");
+        assert!(
+            pkce.authorize_url(
+                "http://localhost:9",
+                "cid",
+                "http://localhost:5/callback",
+                "openid"
+            )
+            .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_code_exchange_refuses_a_cleartext_hosted_ui_before_sending() {
+        // Even if the name resolved (here: to loopback, where nothing listens), the
+        // code and verifier are never sent over http to a non-loopback host.
+        let http = reqwest::Client::builder()
+            .resolve("auth.example.com", ([127, 0, 0, 1], 1).into())
+            .build()
+            .unwrap();
+        let err = exchange(
+            &http,
+            "http://auth.example.com",
+            "cid",
+            "http://localhost:5/callback",
+            &SecretString::from("code"),
+            &SecretString::from("verifier"),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE, "{err}");
     }
 
     #[tokio::test]

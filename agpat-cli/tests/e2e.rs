@@ -627,70 +627,107 @@ async fn hosted_ui() -> (String, Arc<Mutex<HostedUi>>) {
     (base, state)
 }
 
+/// A `login --web --no-browser` in progress, read up to its authorize URL.
+struct WebLogin {
+    child: std::process::Child,
+    /// The authorize URL's query, decoded.
+    query: HashMap<String, String>,
+    /// The rest of its stderr.
+    rest: std::io::Lines<BufReader<std::process::ChildStderr>>,
+}
+
+impl WebLogin {
+    async fn start(w: &World, ui_base: &str) -> Self {
+        let mut child = w
+            .command(
+                &["login", "--web", "--no-browser", "--timeout-seconds", "30"],
+                &[("AGPAT_HOSTED_UI", ui_base)],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let prefix = format!("{ui_base}/oauth2/authorize?");
+        let (url, rest) = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            let url = lines
+                .by_ref()
+                .map(Result::unwrap)
+                .find_map(|l| l.trim().strip_prefix(&prefix).map(str::to_owned))
+                .expect("the authorize URL is printed");
+            (url, lines)
+        })
+        .await
+        .unwrap();
+        let query = url
+            .split('&')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                let v = reqwest::Url::parse(&format!("http://x/?v={v}")).unwrap();
+                (k.to_owned(), v.query_pairs().next().unwrap().1.into_owned())
+            })
+            .collect();
+        Self { child, query, rest }
+    }
+
+    /// The browser (or anyone else) requests the redirect URI with `query`.
+    async fn redirect(&self, query: &str) -> u16 {
+        reqwest::get(format!(
+            "{}?{query}",
+            self.query.get("redirect_uri").unwrap()
+        ))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+    }
+
+    /// Waits for the exit; its status code and the rest of stderr.
+    async fn finish(self) -> (i32, String) {
+        let Self {
+            mut child, rest, ..
+        } = self;
+        tokio::task::spawn_blocking(move || {
+            let rest: Vec<String> = rest.map(Result::unwrap).collect();
+            (child.wait().unwrap().code().unwrap_or(-1), rest.join("\n"))
+        })
+        .await
+        .unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_web_exchanges_the_code_with_its_pkce_verifier() {
     let w = world().await;
     let (ui_base, ui) = hosted_ui().await;
-    let mut child = w
-        .command(
-            &["login", "--web", "--no-browser", "--timeout-seconds", "30"],
-            &[("AGPAT_HOSTED_UI", &ui_base)],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (url, rest) = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let url = lines
-            .by_ref()
-            .map(Result::unwrap)
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(&format!("{ui_base}/oauth2/authorize?"))
-                    .map(str::to_owned)
-            })
-            .expect("the authorize URL is printed");
-        (url, lines)
-    })
-    .await
-    .unwrap();
-    let query: HashMap<String, String> = url
-        .split('&')
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap();
-            let v = reqwest::Url::parse(&format!("http://x/?v={v}")).unwrap();
-            (k.to_owned(), v.query_pairs().next().unwrap().1.into_owned())
-        })
-        .collect();
+    let login = WebLogin::start(&w, &ui_base).await;
+    let query = login.query.clone();
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["client_id"], w.pool.client_id);
     let redirect = query["redirect_uri"].clone();
-    assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+    // Cognito accepts an http callback only for localhost.
+    assert!(redirect.starts_with("http://localhost:"), "{redirect}");
+    assert!(redirect.ends_with("/callback"), "{redirect}");
     ui.lock().unwrap().codes.insert(
         "code-1".into(),
         (query["code_challenge"].clone(), redirect.clone()),
     );
 
     // The browser comes back with the code and the state.
-    let back = reqwest::get(format!("{redirect}?code=code-1&state={}", query["state"]))
-        .await
-        .unwrap();
-    assert_eq!(back.status(), 200);
-    let (status, rest) = tokio::task::spawn_blocking(move || {
-        let rest: Vec<String> = rest.map(Result::unwrap).collect();
-        (child.wait().unwrap(), rest.join("\n"))
-    })
-    .await
-    .unwrap();
-    assert!(status.success(), "{rest}");
+    let back = login
+        .redirect(&format!("code=code-1&state={}", query["state"]))
+        .await;
+    assert_eq!(back, 200);
+    let (status, rest) = login.finish().await;
+    assert_eq!(status, 0, "{rest}");
     assert!(rest.contains("Logged in as webuser"), "{rest}");
     assert!(!rest.contains("web-refresh-token"), "{rest}");
     let exchanged = ui.lock().unwrap().exchanged.clone();
     assert_eq!(exchanged.len(), 1);
     assert_eq!(exchanged[0]["client_id"], w.pool.client_id);
+    assert_eq!(exchanged[0]["redirect_uri"], redirect);
     assert_eq!(
         w.stored()["refreshToken"],
         "web-refresh-token-0123456789abcdef"
@@ -698,4 +735,146 @@ async fn login_web_exchanges_the_code_with_its_pkce_verifier() {
 
     let who = w.run(&["whoami", "-o", "json"]).await;
     assert_eq!(who.ok().json()["username"], "webuser");
+}
+
+/// An OSC 52 (clipboard write) sequence, percent-encoded for a query.
+const OSC52: &str = "%1B%5D52%3Bc%3BZXZpbA%3D%3D%07";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_web_ignores_forged_redirects_and_signs_in_with_the_genuine_one() {
+    let w = world().await;
+    let (ui_base, ui) = hosted_ui().await;
+    let login = WebLogin::start(&w, &ui_base).await;
+    let state = login.query["state"].clone();
+    ui.lock().unwrap().codes.insert(
+        "code-1".into(),
+        (
+            login.query["code_challenge"].clone(),
+            login.query["redirect_uri"].clone(),
+        ),
+    );
+    // Another local process (or a web page that found the port) tries to
+    // abort the sign-in, inject escape sequences, or slip in its own code.
+    for forged in [
+        format!("error=access_denied&error_description={OSC52}"),
+        format!("error=access_denied&error_description={OSC52}&state=forged"),
+        "code=code-1&state=forged".to_owned(),
+        "code=code-1".to_owned(),
+    ] {
+        assert_eq!(login.redirect(&forged).await, 400, "{forged}");
+    }
+    assert_eq!(
+        login.redirect(&format!("code=code-1&state={state}")).await,
+        200
+    );
+    let (status, rest) = login.finish().await;
+    assert_eq!(status, 0, "{rest}");
+    assert!(rest.contains("Logged in as webuser"), "{rest}");
+    assert!(
+        !rest.contains('\u{1b}') && !rest.contains("access_denied"),
+        "{rest}"
+    );
+    assert_eq!(ui.lock().unwrap().exchanged.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_web_stops_on_an_error_redirect_with_the_right_state_showing_it_escaped() {
+    let w = world().await;
+    let (ui_base, ui) = hosted_ui().await;
+    let login = WebLogin::start(&w, &ui_base).await;
+    let state = login.query["state"].clone();
+    let status = login
+        .redirect(&format!(
+            "error=access_denied&error_description={OSC52}&state={state}"
+        ))
+        .await;
+    assert_eq!(status, 400);
+    let (code, rest) = login.finish().await;
+    assert_eq!(code, 3, "{rest}");
+    assert!(rest.contains("access_denied"), "{rest}");
+    assert!(rest.contains("\\u{1b}]52;c;ZXZpbA==\\u{7}"), "{rest}");
+    assert!(
+        !rest.chars().any(|c| c.is_control() && c != '\n'),
+        "{rest:?}"
+    );
+    assert!(ui.lock().unwrap().exchanged.is_empty());
+    assert!(!w.credentials_file().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleartext_url_for_a_remote_host_is_refused_with_exit_code_2() {
+    let w = world().await;
+    let refused = |out: &Out, what: &str| {
+        assert_eq!(out.code, 2, "{what}: {out:#?}");
+        assert!(
+            out.stderr.contains("https://") && out.stderr.contains("loopback"),
+            "{what}: {out:#?}"
+        );
+    };
+    // Refused before any credential is looked at (not logged in would be 3).
+    let out = w
+        .run_with(
+            &["tokens", "list"],
+            "",
+            &[("AGPAT_API_URL", "http://api.example.com")],
+        )
+        .await;
+    refused(&out, "api_url");
+    let out = w
+        .run_with(
+            &["login", "--web", "--no-browser", "--timeout-seconds", "5"],
+            "",
+            &[("AGPAT_HOSTED_UI", "http://auth.example.com")],
+        )
+        .await;
+    refused(&out, "hosted_ui");
+    assert!(!out.stderr.contains("Open this URL"), "{out:#?}");
+    let out = w
+        .run_with(
+            &["login", "-u", USER, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+            &[("AGPAT_COGNITO_ENDPOINT", "http://cognito.example.com")],
+        )
+        .await;
+    refused(&out, "cognito_endpoint");
+    let out = w
+        .run(&["config", "set", "api_url", "http://api.example.com"])
+        .await;
+    refused(&out, "config set");
+    assert!(!w.credentials_file().exists());
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_file_open_to_others_is_refused_until_chmod_600() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = world().await;
+    w.login().await;
+    let file = w.credentials_file();
+    let dir = file.parent().unwrap().to_owned();
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod(&file, 0o644);
+    let out = w.run(&["tokens", "list"]).await;
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains(&format!("chmod 600 {}", file.display())),
+        "{out:#?}"
+    );
+    // Logout does not silently forget a session whose token may have leaked.
+    let out = w.run(&["logout"]).await;
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(file.exists());
+
+    chmod(&file, 0o600);
+    // A looser directory is tightened back to 0700 on the next use.
+    chmod(&dir, 0o755);
+    w.run(&["tokens", "list"]).await.ok();
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    w.assert_no_session_secret_printed(&w.stored());
+    w.run(&["logout"]).await.ok();
+    assert!(!file.exists());
 }
