@@ -364,6 +364,15 @@ export interface AgpatProps {
    */
   readonly eventRetentionDays?: number;
   /**
+   * The schema version the token service writes token records with
+   * (`TOKEN_SCHEMA_WRITE_VERSION`), 2 or 3. Set 2 for the first deployment
+   * of this release over an existing table: the readers of earlier releases
+   * (still running during the deployment, a canary or a rollback) refuse v3
+   * records. Raise it to 3 once they are gone, then run the migrator.
+   * @default 3
+   */
+  readonly tokenSchemaWriteVersion?: number;
+  /**
    * How often the expiry sweeper runs, in whole minutes from 5 minutes to
    * 8 hours. Each run picks up where the last one's checkpoint ended, so a
    * longer interval only delays warnings (by up to one interval).
@@ -470,6 +479,7 @@ const NUMBERS = {
   provisionedAuthorizerConcurrency: { fallback: 0, min: 0, max: 100 },
   offboardingSweepHours: { fallback: 24, min: 0, max: 168 },
   eventRetentionDays: { fallback: 90, min: 1, max: 3650 },
+  tokenSchemaWriteVersion: { fallback: 3, min: 2, max: 3 },
 } as const;
 
 /**
@@ -714,7 +724,9 @@ export class Agpat extends Construct {
       );
     }
     const ranged = (name: string, value: number, min: number, max: number): number => {
-      if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+      // Whole numbers only: every one of them reaches a Lambda as an integer
+      // setting, and a fraction would stop its cold start.
+      if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
         throw new Error(
           `Agpat ${this.node.path}: ${name} must be a number from ${min} to ${max} (got ${value})`,
         );
@@ -883,6 +895,7 @@ export class Agpat extends Construct {
         ...history,
         ...bus,
         TOKEN_MAX_LIFETIME_DAYS: String(n("tokenMaxLifetimeDays")),
+        TOKEN_SCHEMA_WRITE_VERSION: String(n("tokenSchemaWriteVersion")),
       },
       offboarding: {
         ...tokenTable,

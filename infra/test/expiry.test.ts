@@ -177,6 +177,17 @@ describe("the expiry index, the agpat event bus and history retention", () => {
     }
   });
 
+  test("the token service writes schema v3 by default; tokenSchemaWriteVersion 2 pins it for a roll-out over older readers, and nothing else is accepted", () => {
+    expect(envOf(dev.template, "token-service").TOKEN_SCHEMA_WRITE_VERSION).toBe("3");
+    const pinned = build("dev", { tokenSchemaWriteVersion: 2 }, "pinned");
+    expect(envOf(pinned.template, "token-service").TOKEN_SCHEMA_WRITE_VERSION).toBe("2");
+    for (const bad of [1, 4, 2.5]) {
+      expect(() =>
+        build("dev", { tokenSchemaWriteVersion: bad }, `v-${String(bad).replace(".", "-")}`),
+      ).toThrow(/tokenSchemaWriteVersion must be a number from 2 to 3/);
+    }
+  });
+
   test("PATCH /tokens/{id} and GET /tokens/{id}/events are methods behind agpat's authorizer, and PATCH gets the token-write throttle", () => {
     const keys = TOKEN_ROUTES.map((r) => `${r.method} ${r.path} ${JSON.stringify(r.access)}`);
     expect(keys).toContain('PATCH /tokens/{id} {"kind":"scope","scope":"tokens:write"}');
