@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use shared::UserId;
+use shared::cognito::attribute;
 use shared::expiry::{ExpiringToken, ExpiryWalk, MAX_LOOKBACK_SECS, Notice};
 use shared::history::{BusEvent, BusEventKind};
 use shared::store::{StoreError, TokenStore};
@@ -201,7 +203,7 @@ impl Notifier {
         let Some(event) = BusEvent::from_delivery(event) else {
             return Ok(NotifyOutcome::Ignored);
         };
-        let Some(address) = self.verified_email(event.owner.as_str()).await? else {
+        let Some(address) = self.verified_email(&event.owner).await? else {
             return Ok(NotifyOutcome::NoVerifiedAddress);
         };
         let (subject, body) = email_text(&event);
@@ -230,40 +232,19 @@ impl Notifier {
         Ok(NotifyOutcome::Sent)
     }
 
-    /// The owner's email address, if Cognito holds a verified one.
-    async fn verified_email(&self, sub: &str) -> Result<Option<String>, ExpiryError> {
-        // `sub` is a UserId: no quote can reach the filter expression.
-        let out = self
-            .cognito
-            .list_users()
-            .user_pool_id(&self.user_pool_id)
-            .filter(format!("sub = \"{sub}\""))
-            .limit(1)
-            .send()
+    /// The owner's email address, if Cognito holds a verified one for an
+    /// enabled user (a disabled user's tokens are being revoked).
+    async fn verified_email(&self, sub: &UserId) -> Result<Option<String>, ExpiryError> {
+        let user = shared::cognito::user_by_sub(&self.cognito, &self.user_pool_id, sub)
             .await
-            .map_err(|e| {
-                ExpiryError::Cognito(
-                    aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
-        let Some(user) = out.users().first() else {
+            .map_err(|e| ExpiryError::Cognito(e.to_string()))?;
+        let Some(user) = user.filter(|u| u.enabled()) else {
             return Ok(None);
         };
-        let attr = |name: &str| {
-            user.attributes()
-                .iter()
-                .find(|a| a.name() == name)
-                .and_then(|a| a.value())
-        };
-        if !user.enabled() {
-            return Ok(None); // a disabled user's tokens are being revoked
-        }
-        let is_sub = attr("sub") == Some(sub);
-        let verified = attr("email_verified") == Some("true");
-        Ok(match (is_sub, verified, attr("email")) {
-            (true, true, Some(email)) => Some(email.to_owned()),
-            _ => None,
-        })
+        let verified = attribute(&user, "email_verified") == Some("true");
+        Ok(attribute(&user, "email")
+            .filter(|_| verified)
+            .map(str::to_owned))
     }
 }
 

@@ -28,9 +28,10 @@ async fn main() -> anyhow::Result<()> {
             lambda_runtime::run(service_fn(
                 move |event: LambdaEvent<serde_json::Value>| async move {
                     // Stop claiming 20 s before the Lambda timeout.
-                    let left_ms = event.context.deadline.saturating_sub(epoch_millis());
-                    let deadline = std::time::Instant::now()
-                        + std::time::Duration::from_millis(left_ms.saturating_sub(20_000));
+                    let deadline = shared::deadline::before_lambda_deadline(
+                        event.context.deadline,
+                        std::time::Duration::from_secs(20),
+                    );
                     let report = sweeper.sweep(SystemClock.now(), Some(deadline)).await;
                     match &report {
                         Ok(r) => tracing::info!(report = ?r, "expiry sweep done"),
@@ -79,12 +80,4 @@ async fn main() -> anyhow::Result<()> {
     }
     .map_err(|e| anyhow::anyhow!(e))
     .context("lambda runtime stopped")
-}
-
-/// Milliseconds since the Unix epoch (the unit of the Lambda deadline).
-fn epoch_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

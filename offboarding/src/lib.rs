@@ -267,40 +267,15 @@ impl Offboarding {
         Ok(outcome)
     }
 
-    /// Looks a user up by `sub` (`ListUsers` with a `sub` filter: the
-    /// documented way, as `AdminGetUser` takes a username).
+    /// The state of the user whose `sub` this is ([`shared::cognito::user_by_sub`]).
     async fn user_state(&self, sub: &UserId) -> Result<UserState, OffboardingError> {
-        // A UserId has no quote or backslash, so it is safe in the filter.
-        let users = self
-            .cognito
-            .list_users()
-            .user_pool_id(&self.user_pool_id)
-            .filter(format!("sub = \"{sub}\""))
-            .limit(1)
-            .send()
+        let user = shared::cognito::user_by_sub(&self.cognito, &self.user_pool_id, sub)
             .await
-            .map_err(|e| {
-                use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
-                OffboardingError::Cognito(e.code().unwrap_or("unknown").to_owned())
-            })?;
-        let Some(user) = users.users().first() else {
-            return Ok(UserState::Missing);
-        };
-        // Decide only on the user asked about: an answer for anyone else (a
-        // filter ignored by an emulator or a proxy) is an error, not a verdict.
-        let sub_matches = user
-            .attributes()
-            .iter()
-            .any(|a| a.name() == "sub" && a.value() == Some(sub.as_str()));
-        if !sub_matches {
-            return Err(OffboardingError::Cognito(
-                "ListUsers answered for another user".into(),
-            ));
-        }
-        Ok(if user.enabled() {
-            UserState::Active
-        } else {
-            UserState::Disabled
+            .map_err(|e| OffboardingError::Cognito(e.to_string()))?;
+        Ok(match user {
+            None => UserState::Missing,
+            Some(u) if u.enabled() => UserState::Active,
+            Some(_) => UserState::Disabled,
         })
     }
 

@@ -29,9 +29,10 @@ async fn main() -> anyhow::Result<()> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             // Leave a margin before the Lambda timeout to answer.
-            let left_ms = event.context.deadline.saturating_sub(epoch_millis());
-            let deadline =
-                std::time::Instant::now() + Duration::from_millis(left_ms.saturating_sub(5_000));
+            let deadline = shared::deadline::before_lambda_deadline(
+                event.context.deadline,
+                Duration::from_secs(5),
+            );
             let outcome = handler
                 .dispatch(event.payload, SystemClock.now(), Some(deadline))
                 .await;
@@ -49,12 +50,4 @@ async fn main() -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!(e))
     .context("lambda runtime stopped")
-}
-
-/// Milliseconds since the Unix epoch (the unit of the Lambda deadline).
-fn epoch_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -4,9 +4,12 @@
 
 #[cfg(feature = "bus")]
 pub mod bus;
+#[cfg(feature = "cognito")]
+pub mod cognito;
 #[cfg(feature = "store")]
 pub mod config;
 pub mod context;
+pub mod deadline;
 pub mod emf;
 #[cfg(feature = "store")]
 pub mod expiry;
