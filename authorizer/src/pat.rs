@@ -474,7 +474,12 @@ impl<L: TokenLookup> PatVerifier<L> {
     /// the record held, when this decision read it. A repeat of a pending
     /// address only moves its time: no allocation on the usual warm path.
     fn note_use(&self, id: &TokenId, seen: &Seen<'_>, stored: Option<&[UseSite]>) {
-        let memory = self.sites.get_with(id.clone(), Arc::default);
+        // Looked up by reference first: the id is copied only for a token
+        // this instance has not seen yet.
+        let memory = match self.sites.get(id) {
+            Some(memory) => memory,
+            None => self.sites.get_with(id.clone(), Arc::default),
+        };
         let Ok(mut m) = memory.lock() else {
             return;
         };
