@@ -422,12 +422,13 @@ impl<L: TokenLookup> PatVerifier<L> {
         self.touched.insert(id.clone(), now);
         let lookup = Arc::clone(&self.lookup);
         let memory = self.sites.get(id);
-        // What this touch writes: the merged list, and which addresses are
-        // new to the record. Taken out of memory now; put back if the store
-        // skips the write (another instance touched first).
-        // Without a known list (nothing read since the memory was evicted)
-        // only `last_used_at` is written: sites wait for the next cold read,
-        // so a write never replaces what it has not seen.
+        // What this touch writes: the known list merged with the pending
+        // sites, and which addresses are new to the record. The pending sites
+        // are taken out of memory now and put back if the store skips the
+        // write (another instance touched first). Without a known list
+        // (nothing read since the memory was evicted) only `last_used_at` is
+        // written and the sites wait for the next cold read: a write never
+        // replaces a list it has not seen.
         let (sites, flushed, new_ips) = match memory.as_ref().map(|m| m.lock()) {
             Some(Ok(mut m)) => match m.known.clone() {
                 Some(known) => {
