@@ -39,6 +39,19 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
             .await
             .text,
     );
+    bodies_without_secrets.push(
+        h.call(
+            Req::new("PATCH", &format!("/tokens/{id}"), Some(&a))
+                .json(json!({"name": "renamed", "description": "ci"})),
+        )
+        .await
+        .text,
+    );
+    bodies_without_secrets.push(
+        h.call(Req::new("GET", &format!("/tokens/{id}/events"), Some(&a)))
+            .await
+            .text,
+    );
     let rotated = h
         .call(Req::new("POST", &format!("/tokens/{id}/rotate"), Some(&a)))
         .await;
@@ -101,6 +114,7 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
         .collect();
     for expected in [
         "token.create",
+        "token.update",
         "token.rotate",
         "token.revoke",
         "token.leaked_revoke",
