@@ -1,57 +1,26 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { App, Duration, Stack, aws_apigateway as apigw } from "aws-cdk-lib";
+import { Duration } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
-import {
-  AGPAT_EVENT_DETAIL_TYPES,
-  Agpat,
-  AgpatProps,
-  TABLE,
-  TOKEN_ROUTES,
-  loadManifest,
-} from "../lib";
+import { AGPAT_EVENT_DETAIL_TYPES, AgpatProps, TABLE, TOKEN_ROUTES } from "../lib";
+import { Built, STUB_ASSETS, buildOnFixture } from "./fixture";
 
 // Issue #15 in the construct: the expiry index (GSI2), the agpat event bus,
 // history retention, the expiry sweeper on its schedule, the optional
 // owner-email notifier, their IAM and alarms, and the new /tokens routes.
-const FIXTURE = path.join(__dirname, "..", "..", "testdata", "manifests", "adopter.toml");
-const STUB_ASSETS = path.join(__dirname, "stub-assets");
-const routes = loadManifest(FIXTURE).routes;
 const FROM = "noreply@mail.example.com";
 
 /** Template JSON, as untyped as the assertions library hands it out. */
 type Json = ReturnType<Template["toJSON"]>;
 
-interface Built {
-  stack: Stack;
-  agpat: Agpat;
-  template: Template;
-}
-
-/** A stack with an API declaring every manifest route, and agpat on it. */
+/** A stack of the fixture with agpat on it (see fixture.ts). */
 function build(
   envName: "dev" | "prod",
   props: Partial<AgpatProps> = {},
   name: string = envName,
 ): Built {
-  const app = new App();
-  const stack = new Stack(app, `expiry-${name}`);
-  const api = new apigw.RestApi(stack, "Api", {
-    cloudWatchRole: false,
-    deployOptions: { stageName: "live" },
-  });
-  for (const route of routes) api.root.resourceForPath(route.path).addMethod(route.method);
-  const agpat = new Agpat(stack, "Agpat", {
-    api,
-    manifestPath: FIXTURE,
-    lambdaAssets: STUB_ASSETS,
-    envName,
-    ...(envName === "prod" ? { alertEmail: "ops@example.com" } : {}),
-    ...props,
-  });
-  app.synth();
-  return { stack, agpat, template: Template.fromStack(stack) };
+  return buildOnFixture("expiry", envName, props, name);
 }
 
 const dev = build("dev");

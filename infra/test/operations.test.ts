@@ -3,54 +3,23 @@ import * as path from "path";
 import { App, Stack, aws_apigateway as apigw, aws_sns as sns } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { Agpat, AgpatProps, loadManifest } from "../lib";
+import { Built, FIXTURE, STUB_ASSETS, buildOnFixture } from "./fixture";
 
 // Production operations of the construct: alarms, dashboard, namespaces,
 // reserved concurrency, the migrator, deployment packages, WAF, gateway
 // responses, budget, alert topic and the smoke-test client.
-const FIXTURE = path.join(__dirname, "..", "..", "testdata", "manifests", "adopter.toml");
-const STUB_ASSETS = path.join(__dirname, "stub-assets");
 const routes = loadManifest(FIXTURE).routes;
 
 /** Template JSON, as untyped as the assertions library hands it out. */
 type Json = ReturnType<Template["toJSON"]>;
 
-interface Built {
-  app: App;
-  stack: Stack;
-  agpat: Agpat;
-  template: Template;
-  assemblyDir: string;
-}
-
-/** A stack with an API declaring every manifest route, and agpat on it. */
+/** A stack of the fixture with agpat on it (see fixture.ts). */
 function build(
   envName: "dev" | "prod",
   props: Partial<AgpatProps> = {},
   name: string = envName,
 ): Built {
-  const app = new App();
-  const stack = new Stack(app, `ops-${name}`);
-  const api = new apigw.RestApi(stack, "Api", {
-    cloudWatchRole: false,
-    deployOptions: { stageName: "live" },
-  });
-  for (const route of routes) api.root.resourceForPath(route.path).addMethod(route.method);
-  const agpat = new Agpat(stack, "Agpat", {
-    api,
-    manifestPath: FIXTURE,
-    lambdaAssets: STUB_ASSETS,
-    envName,
-    ...(envName === "prod" && !props.alertTopic ? { alertEmail: "ops@example.com" } : {}),
-    ...props,
-  });
-  const assembly = app.synth();
-  return {
-    app,
-    stack,
-    agpat,
-    template: Template.fromStack(stack),
-    assemblyDir: assembly.directory,
-  };
+  return buildOnFixture("ops", envName, props, name);
 }
 
 const dev = build("dev");
