@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
+use shared::fetch::{BoundedGet, FetchError};
 use thiserror::Error;
 
 /// Minimum time between two JWKS fetches (aws-jwt-verify's "penalty box").
@@ -39,58 +40,32 @@ pub trait JwksSource: Send + Sync + 'static {
     fn fetch(&self) -> impl Future<Output = Result<Vec<u8>, JwksError>> + Send;
 }
 
-/// Fetches the JWKS over HTTP(S) with a timeout, a size cap and no redirects.
+/// Fetches the JWKS over HTTP(S) with a timeout, a size cap and no redirects
+/// (the bounded GET of [`shared::fetch`]).
 #[derive(Debug, Clone)]
-pub struct HttpJwks {
-    client: reqwest::Client,
-    url: String,
-}
+pub struct HttpJwks(BoundedGet);
 
 impl HttpJwks {
     /// A fetcher for `url`.
     pub fn new(url: String) -> Result<Self, JwksError> {
-        let client = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(Duration::from_secs(1))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| JwksError::Unavailable(e.to_string()))?;
-        Ok(Self { client, url })
+        BoundedGet::new(url, FETCH_TIMEOUT, MAX_JWKS_BYTES)
+            .map(Self)
+            .map_err(JwksError::from)
+    }
+}
+
+impl From<FetchError> for JwksError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Unavailable(cause) => JwksError::Unavailable(cause),
+            FetchError::TooLarge => JwksError::TooLarge,
+        }
     }
 }
 
 impl JwksSource for HttpJwks {
     async fn fetch(&self) -> Result<Vec<u8>, JwksError> {
-        let mut response = self
-            .client
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| JwksError::Unavailable(e.without_url().to_string()))?;
-        if !response.status().is_success() {
-            return Err(JwksError::Unavailable(format!(
-                "status {}",
-                response.status()
-            )));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-        {
-            return Err(JwksError::TooLarge);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| JwksError::Unavailable(e.without_url().to_string()))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(JwksError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        self.0.fetch().await.map_err(JwksError::from)
     }
 }
 

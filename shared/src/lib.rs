@@ -13,6 +13,8 @@ pub mod deadline;
 pub mod emf;
 #[cfg(feature = "store")]
 pub mod expiry;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 #[cfg(feature = "store")]
 pub mod hash;
 #[cfg(feature = "store")]

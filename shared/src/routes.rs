@@ -534,6 +534,12 @@ pub fn built_in_routes() -> Vec<Route> {
         (Get, "/tokens/self", read, "Inspect the calling token"),
         (Delete, "/tokens/self", write, "Revoke the calling token"),
         (Post, "/tokens/revoke", Public, "Report a leaked token"),
+        (
+            Post,
+            "/tokens/secret-scanning",
+            Public,
+            "Receive a secret-scanning partner report",
+        ),
         (Get, "/tokens/{id}", read, "Inspect one token"),
         (
             Patch,

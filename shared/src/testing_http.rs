@@ -70,6 +70,8 @@ pub struct Req<'a> {
     pub body: Option<String>,
     /// `Content-Type` header.
     pub content_type: Option<&'a str>,
+    /// Further headers, as sent.
+    pub headers: Vec<(String, String)>,
 }
 
 impl<'a> Req<'a> {
@@ -82,7 +84,14 @@ impl<'a> Req<'a> {
             context: context.cloned(),
             body: None,
             content_type: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// With a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// With a JSON body.
@@ -111,6 +120,9 @@ impl<'a> Req<'a> {
         headers.insert("User-Agent".into(), json!("token-tests/1.0"));
         if let Some(ct) = self.content_type {
             headers.insert("Content-Type".into(), json!(ct));
+        }
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), json!(value));
         }
         let query: Value = match self.query {
             None => Value::Null,

@@ -43,6 +43,10 @@ pub struct Audit<'a> {
     actor_token: Option<&'a TokenId>,
     source_ip: &'a str,
     user_agent: &'a str,
+    /// Where a reporter found a leaked token (the secret-scanning partner's
+    /// `source` and `url`), never the token itself.
+    leak_source: Option<&'a str>,
+    leak_url: Option<&'a str>,
 }
 
 impl<'a> Audit<'a> {
@@ -55,6 +59,8 @@ impl<'a> Audit<'a> {
             actor_token: caller.principal.token_id.as_ref(),
             source_ip: &caller.source_ip,
             user_agent: &caller.user_agent,
+            leak_source: None,
+            leak_url: None,
         }
     }
 
@@ -68,7 +74,16 @@ impl<'a> Audit<'a> {
             actor_token: None,
             source_ip: &info.source_ip,
             user_agent: &info.user_agent,
+            leak_source: None,
+            leak_url: None,
         }
+    }
+
+    /// The same record, naming where the reporter found the token.
+    pub fn found_at(mut self, source: Option<&'a str>, url: Option<&'a str>) -> Self {
+        self.leak_source = source;
+        self.leak_url = url;
+        self
     }
 
     /// Emits the audit event and its metric.
@@ -85,6 +100,8 @@ impl<'a> Audit<'a> {
             scopes = scopes.map(ScopeNames::to_space_separated).unwrap_or_default(),
             source_ip = self.source_ip,
             user_agent = self.user_agent,
+            leak_source = self.leak_source,
+            leak_url = self.leak_url,
             "token audit event"
         );
         emit_metric(self.event, outcome.as_str(), 1);

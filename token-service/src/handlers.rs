@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::history::{BusEvent, BusEventKind, EventKind, RevokedBy, TokenEvent};
 use shared::record::{CURRENT_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_TOKEN_NAME_CHARS};
 use shared::store::{CreateOutcome, Cursor, EditOutcome, RevokeOutcome, RotateOutcome, TokenEdit};
@@ -18,6 +18,9 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
 use crate::audit::{Audit, Outcome};
+use crate::scanning::{
+    KEY_ID_HEADER, MAX_REPORT_BYTES, MAX_REPORT_ENTRIES, SIGNATURE_HEADER, SignatureError,
+};
 use shared::http::body::{Fields, JsonObject};
 use shared::http::caller::{Caller, RequestInfo};
 use shared::http::problem::{ApiError, FieldError, Problem};
@@ -856,7 +859,7 @@ pub async fn revoke_presented(
 ) -> Result<Response, ApiError> {
     let mut f = Fields::new(&body, &["token"]);
     let presented = f.string("token");
-    if presented.is_some_and(|t| t.len() > 512) {
+    if presented.is_some_and(|t| t.len() > MAX_PRESENTED_TOKEN_BYTES) {
         f.error("token", "is too long");
     }
     f.finish()?;
@@ -869,6 +872,47 @@ pub async fn revoke_presented(
     let Some(Ok(pat)) = presented.map(Pat::parse) else {
         return Ok(accepted());
     };
+    let report = LeakReport {
+        audit_event: "token.leaked_revoke",
+        info: &info,
+        source: None,
+        url: None,
+    };
+    revoke_if_genuine(&app, pat, &report).await?;
+    Ok(accepted())
+}
+
+/// Longest string a leak report may present as a token (a PAT is 72).
+const MAX_PRESENTED_TOKEN_BYTES: usize = 512;
+
+/// Who reported a presented token, and where they found it: for the audit
+/// trail only (never the token).
+struct LeakReport<'a> {
+    /// The audit event of the route.
+    audit_event: &'static str,
+    /// The reporter's request.
+    info: &'a RequestInfo,
+    /// Where the token was found (the partner's `source`), if said.
+    source: Option<&'a str>,
+    /// The public address where it was found, if said.
+    url: Option<&'a str>,
+}
+
+/// The one path of every leak report (`POST /tokens/revoke` and the
+/// secret-scanning partner route): verifies the presented secret, and if it
+/// is genuine revokes the token (`leak_report` in its history), audits it,
+/// and, if the token still worked, puts `agpat.token.leak_reported` on the
+/// bus for its owner. Idempotent: a token already revoked is audited as
+/// `no_change` and alerts no one again.
+///
+/// Returns whether the secret is genuine (a real token of ours, live or
+/// not). The secret is verified against a dummy hash when the id is
+/// unknown, so the time taken does not reveal whether the id exists.
+async fn revoke_if_genuine(
+    app: &AppState,
+    pat: Pat,
+    report: &LeakReport<'_>,
+) -> Result<bool, ApiError> {
     let record = app.store.get(pat.id()).await?;
     let hash = record
         .as_ref()
@@ -878,45 +922,201 @@ pub async fn revoke_presented(
         tokio::task::spawn_blocking(move || hasher.verify(pat.secret(), &hash).unwrap_or(false))
             .await
             .map_err(|_| ApiError::Internal)?;
-    if let (true, Some(record)) = (matches, record) {
-        let outcome = app
-            .store
-            .revoke(
-                &record.meta.owner,
-                &record.meta.id,
-                app.now(),
-                RevokedBy::LeakReport,
-            )
-            .await?;
-        let audit = Audit::public("token.leaked_revoke", &info, &record.meta.owner);
-        // Only a token that still worked is news to its owner: an expired
-        // one is recorded in its history, but nobody is alerted about it.
-        if outcome == RevokeOutcome::Revoked
-            && record.meta.is_active(app.now())
-            && let Some(bus) = &app.bus
-        {
-            // The owner learns of it (history, bus event, optional email).
-            // The reporter already holds a working secret, so the extra time
-            // this takes tells them nothing they could not test directly.
-            let notice = BusEvent {
-                kind: BusEventKind::LeakReported,
-                token: record.meta.id.clone(),
-                owner: record.meta.owner.clone(),
-                name: record.meta.name.clone(),
-                expires_at: record.meta.expires_at,
-                at: app.now(),
-            };
-            if bus.publish(std::slice::from_ref(&notice)).await > 0 {
-                tracing::error!(token_id = %record.meta.id, "leak notice not published");
-            }
-        }
-        let outcome = match outcome {
-            RevokeOutcome::Revoked => Outcome::Success,
-            _ => Outcome::NoChange,
+    let (true, Some(record)) = (matches, record) else {
+        return Ok(false);
+    };
+    let outcome = app
+        .store
+        .revoke(
+            &record.meta.owner,
+            &record.meta.id,
+            app.now(),
+            RevokedBy::LeakReport,
+        )
+        .await?;
+    let audit = Audit::public(report.audit_event, report.info, &record.meta.owner)
+        .found_at(report.source, report.url);
+    // Only a token that still worked is news to its owner: an expired
+    // one is recorded in its history, but nobody is alerted about it.
+    if outcome == RevokeOutcome::Revoked
+        && record.meta.is_active(app.now())
+        && let Some(bus) = &app.bus
+    {
+        // The owner learns of it (history, bus event, optional email).
+        // The reporter already holds a working secret, so the extra time
+        // this takes tells them nothing they could not test directly.
+        let notice = BusEvent {
+            kind: BusEventKind::LeakReported,
+            token: record.meta.id.clone(),
+            owner: record.meta.owner.clone(),
+            name: record.meta.name.clone(),
+            expires_at: record.meta.expires_at,
+            at: app.now(),
         };
-        audit.record(outcome, Some(&record.meta.id), Some(&record.meta.scopes));
+        if bus.publish(std::slice::from_ref(&notice)).await > 0 {
+            tracing::error!(token_id = %record.meta.id, "leak notice not published");
+        }
     }
-    Ok(accepted())
+    let outcome = match outcome {
+        RevokeOutcome::Revoked => Outcome::Success,
+        _ => Outcome::NoChange,
+    };
+    audit.record(outcome, Some(&record.meta.id), Some(&record.meta.scopes));
+    Ok(true)
+}
+
+/// One finding of a secret-scanning report, as GitHub sends it.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SecretScanningFinding {
+    /// The string that matched the registered pattern.
+    token: String,
+    /// The registered token type's name.
+    #[serde(rename = "type")]
+    #[schema(example = "agpat_personal_access_token")]
+    kind: String,
+    /// Where it was found.
+    #[serde(default)]
+    #[schema(example = "https://github.com/octo/repo/blob/abc/config.yml#L3")]
+    url: Option<String>,
+    /// The kind of place (`content`, `commit`, `pull_request`, `gist`, …).
+    #[serde(default)]
+    #[schema(example = "content")]
+    source: Option<String>,
+}
+
+/// The answer for one finding: GitHub's feedback format.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecretScanningLabel {
+    /// The token as reported.
+    token_raw: String,
+    /// The type as reported.
+    token_type: String,
+    /// `true_positive` when the string is a genuine agpat token (its secret
+    /// verifies; it is revoked now if it was not already), else
+    /// `false_positive`.
+    #[schema(example = "true_positive")]
+    label: String,
+}
+
+/// Longest `source` or `url` of a finding kept in the audit trail.
+const MAX_FOUND_AT_CHARS: usize = 512;
+
+/// A reporter's free text, cut and stripped of control characters, for the audit trail.
+fn audit_text(text: Option<&str>) -> Option<String> {
+    text.map(|t| {
+        t.chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_FOUND_AT_CHARS)
+            .collect()
+    })
+}
+
+/// GitHub's secret-scanning partner programme reports tokens it found in
+/// public places: each genuine one is revoked and its owner told, exactly as
+/// for `POST /tokens/revoke`.
+///
+/// Public (no authorizer); the report must carry GitHub's ECDSA signature
+/// over the raw body (`Github-Public-Key-Identifier`,
+/// `Github-Public-Key-Signature`), checked before the body is even parsed.
+/// At most 64 KiB and 100 findings. The answer labels each finding
+/// `true_positive` (a genuine token of ours, revoked now or already) or
+/// `false_positive` (anything else: a well-formed token whose id is unknown
+/// and one whose secret is wrong look the same, in content and in time).
+/// Replaying a report revokes nothing more, alerts no one again, and gets
+/// the same labels. Off (404) unless `SECRET_SCANNING_KEYS_URL` is set.
+#[utoipa::path(post, path = "/tokens/secret-scanning", tag = "tokens",
+    request_body = Vec<SecretScanningFinding>,
+    params(
+        ("Github-Public-Key-Identifier" = String, Header, description = "The partner key that signed the report"),
+        ("Github-Public-Key-Signature" = String, Header, description = "Base64 DER ECDSA P-256 SHA-256 signature of the raw body")),
+    responses((status = 200, description = "One label per finding, in order", body = Vec<SecretScanningLabel>),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem)))]
+pub async fn secret_scanning_report(
+    State(app): State<AppState>,
+    info: RequestInfo,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let Some(keys) = &app.partner_keys else {
+        return Err(ApiError::NotFound);
+    };
+    let raw = axum::body::to_bytes(body, MAX_REPORT_BYTES)
+        .await
+        .map_err(|_| ApiError::ReportTooLarge)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // The signature first: an unsigned or forged report costs one ECDSA
+    // check, never a parse, a lookup or an argon2id run.
+    match keys
+        .verify(
+            header(KEY_ID_HEADER),
+            header(SIGNATURE_HEADER),
+            &raw,
+            app.now(),
+        )
+        .await
+    {
+        Ok(()) => {}
+        Err(SignatureError::KeysUnavailable(e)) => {
+            tracing::error!(error = %e, "secret-scanning report not checked: no partner keys");
+            return Err(ApiError::Internal);
+        }
+        Err(e) => {
+            tracing::warn!(reason = %e, source_ip = %info.source_ip, "secret-scanning report refused");
+            return Err(ApiError::InvalidSignature);
+        }
+    }
+    let findings: Vec<SecretScanningFinding> = serde_json::from_slice(&raw).map_err(|_| {
+        ApiError::Validation(vec![FieldError::new(
+            "body",
+            "must be a JSON array of {token, type, url, source}",
+        )])
+    })?;
+    if findings.len() > MAX_REPORT_ENTRIES {
+        return Err(ApiError::ReportTooLarge);
+    }
+    // A token reported twice in one batch is checked once.
+    let mut verdicts: HashMap<&str, bool> = HashMap::new();
+    let mut labels = Vec::with_capacity(findings.len());
+    for finding in &findings {
+        let genuine = match verdicts.get(finding.token.as_str()) {
+            Some(known) => *known,
+            None => {
+                let source = audit_text(finding.source.as_deref());
+                let url = audit_text(finding.url.as_deref());
+                let report = LeakReport {
+                    audit_event: "token.secret_scanning_revoke",
+                    info: &info,
+                    source: source.as_deref(),
+                    url: url.as_deref(),
+                };
+                let genuine = match Pat::parse(&finding.token) {
+                    Ok(pat) if finding.token.len() <= MAX_PRESENTED_TOKEN_BYTES => {
+                        revoke_if_genuine(&app, pat, &report).await?
+                    }
+                    _ => false,
+                };
+                verdicts.insert(&finding.token, genuine);
+                genuine
+            }
+        };
+        labels.push(SecretScanningLabel {
+            token_raw: finding.token.clone(),
+            token_type: finding.kind.clone(),
+            label: if genuine {
+                "true_positive"
+            } else {
+                "false_positive"
+            }
+            .to_owned(),
+        });
+    }
+    tracing::info!(
+        findings = findings.len(),
+        genuine = verdicts.values().filter(|v| **v).count(),
+        "secret-scanning report processed"
+    );
+    Ok(no_store(StatusCode::OK, Json(labels)))
 }
 
 /// Replaces a token by a new one; optional `{overlapSeconds}` (0–3600).

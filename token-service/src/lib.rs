@@ -10,6 +10,7 @@ pub use shared::http::handle;
 pub mod audit;
 pub mod handlers;
 pub mod openapi;
+pub mod scanning;
 
 use std::sync::Arc;
 
@@ -35,6 +36,12 @@ pub struct ServiceConfig {
     /// `AGPAT_EVENT_BUS`: the EventBridge bus owner events go to (the
     /// leak notice); unset, none are published.
     pub event_bus: Option<String>,
+    /// `SECRET_SCANNING_KEYS_URL`: where the secret-scanning partner's
+    /// public keys are (GitHub's is
+    /// `https://api.github.com/meta/public_keys/secret_scanning`); `https://`,
+    /// or `http://` to a loopback host. Unset, `POST /tokens/secret-scanning`
+    /// answers 404 as if it did not exist.
+    pub secret_scanning_keys_url: Option<String>,
 }
 
 impl ServiceConfig {
@@ -52,6 +59,20 @@ impl ServiceConfig {
                 "an integer from 1 to 365",
             )?,
             event_bus: env.get("AGPAT_EVENT_BUS").filter(|v| !v.is_empty()),
+            secret_scanning_keys_url: match env
+                .get("SECRET_SCANNING_KEYS_URL")
+                .filter(|v| !v.is_empty())
+            {
+                None => None,
+                Some(url) => Some(
+                    scanning::keys_url(&url)
+                        .ok_or(ConfigError {
+                            var: "SECRET_SCANNING_KEYS_URL",
+                            expected: "an https:// URL (or http:// to a loopback host)",
+                        })?
+                        .to_owned(),
+                ),
+            },
         })
     }
 }
@@ -77,6 +98,8 @@ pub struct Inner {
     pub dummy_hash: PhcHash,
     /// Where owner events go (`agpat.token.leak_reported`), if configured.
     pub bus: Option<shared::bus::EventBus>,
+    /// The secret-scanning partner's keys; `None` turns the partner route off.
+    pub partner_keys: Option<scanning::PartnerKeys>,
 }
 
 impl std::ops::Deref for AppState {
@@ -119,6 +142,7 @@ impl AppState {
             max_lifetime_days,
             dummy_hash,
             bus: None,
+            partner_keys: None,
         })))
     }
 
@@ -130,6 +154,17 @@ impl AppState {
     pub fn with_event_bus(mut self, bus: shared::bus::EventBus) -> Result<Self, ApiError> {
         let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
         inner.bus = Some(bus);
+        Ok(self)
+    }
+
+    /// The same state, accepting secret-scanning reports signed with
+    /// `keys`. Call right after [`Self::new`], before the state is shared.
+    ///
+    /// # Errors
+    /// If the state is already shared (a wiring mistake).
+    pub fn with_partner_keys(mut self, keys: scanning::PartnerKeys) -> Result<Self, ApiError> {
+        let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
+        inner.partner_keys = Some(keys);
         Ok(self)
     }
 
@@ -152,6 +187,7 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
         (Get, "/tokens/self") => get(handlers::get_self),
         (Delete, "/tokens/self") => delete(handlers::delete_self),
         (Post, "/tokens/revoke") => post(handlers::revoke_presented),
+        (Post, "/tokens/secret-scanning") => post(handlers::secret_scanning_report),
         (Get, "/tokens/{id}") => get(handlers::get_one),
         (Patch, "/tokens/{id}") => patch(handlers::patch),
         (Delete, "/tokens/{id}") => delete(handlers::delete_one),
@@ -181,7 +217,7 @@ mod tests {
             .iter()
             .filter(|r| r.built_in)
             .collect();
-        assert_eq!(routes.len(), 11);
+        assert_eq!(routes.len(), 12);
         for route in routes {
             assert!(
                 handler_for(route).is_some(),
@@ -210,5 +246,22 @@ mod tests {
         assert_eq!(err.var, "TOKEN_MAX_LIFETIME_DAYS");
         let cfg = ServiceConfig::from_env(&[("TABLE_NAME", "tokens")]).unwrap();
         assert_eq!(cfg.max_lifetime_days, 90);
+    }
+
+    #[test]
+    fn the_partner_keys_url_is_optional_and_never_plain_http_to_a_remote_host() {
+        let cfg = ServiceConfig::from_env(&[("TABLE_NAME", "tokens")]).unwrap();
+        assert_eq!(cfg.secret_scanning_keys_url, None);
+        let url = "https://api.github.com/meta/public_keys/secret_scanning";
+        let cfg =
+            ServiceConfig::from_env(&[("TABLE_NAME", "tokens"), ("SECRET_SCANNING_KEYS_URL", url)])
+                .unwrap();
+        assert_eq!(cfg.secret_scanning_keys_url.as_deref(), Some(url));
+        let err = ServiceConfig::from_env(&[
+            ("TABLE_NAME", "tokens"),
+            ("SECRET_SCANNING_KEYS_URL", "http://keys.example.com/"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "SECRET_SCANNING_KEYS_URL");
     }
 }

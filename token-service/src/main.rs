@@ -41,6 +41,16 @@ async fn main() -> anyhow::Result<()> {
         }
         None => state,
     };
+    let state = match &cfg.secret_scanning_keys_url {
+        Some(url) => state
+            .with_partner_keys(
+                token_service::scanning::PartnerKeys::new(url.clone())
+                    .context("secret-scanning key client")?,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot attach the secret-scanning keys")?,
+        None => state,
+    };
     let app = router(state);
     lambda_http::run(lambda_http::service_fn(move |request| {
         handle(app.clone(), request)

@@ -55,6 +55,10 @@ pub enum ApiError {
     /// decided (found by the strongly consistent read before a write).
     #[error("credential revoked")]
     CredentialRevoked,
+    /// 401: a signed report (the secret-scanning partner route) has no
+    /// signature, names an unknown key, or does not verify.
+    #[error("invalid signature")]
+    InvalidSignature,
     /// 403: the caller lacks the route's scope.
     #[error("insufficient scope")]
     InsufficientScope,
@@ -95,6 +99,9 @@ pub enum ApiError {
     /// 413: body over the size limit.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// 413: a signed report over its size or entry limit.
+    #[error("report too large")]
+    ReportTooLarge,
     /// 415: body is not `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
@@ -137,6 +144,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "credential-revoked",
                 "The personal access token used for this request is no longer active",
+            ),
+            InvalidSignature => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-signature",
+                "The report's signature is missing, names an unknown key, or does not verify",
             ),
             InsufficientScope => (
                 StatusCode::FORBIDDEN,
@@ -190,6 +202,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "The body exceeds 16 KiB",
+            ),
+            ReportTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "The report exceeds 64 KiB or 100 entries",
             ),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

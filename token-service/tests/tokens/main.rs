@@ -559,6 +559,7 @@ async fn every_error_class_has_its_status_and_problem_type() {
 }
 
 mod owner;
+mod scanning;
 mod security;
 
 /// The token service speaks the manifest: a group-only scope (admin:ops,

@@ -1,0 +1,94 @@
+//! Bounded HTTP GETs of small public documents the Lambdas trust only after
+//! checking them (Cognito's JWKS, the secret-scanning partner keys): one
+//! whole-request timeout, no redirects (the configured URL is the only
+//! source), and a size cap enforced while reading, so a slow or huge answer
+//! costs a bounded amount of time and memory.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Why a document could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FetchError {
+    /// Network failure, timeout, redirect or non-2xx status. The text names
+    /// the cause, never the URL's query.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The body exceeded the cap.
+    #[error("document too large")]
+    TooLarge,
+}
+
+/// A GET of one URL with a timeout, a size cap and no redirects.
+#[derive(Debug, Clone)]
+pub struct BoundedGet {
+    client: reqwest::Client,
+    url: String,
+    max_bytes: usize,
+}
+
+impl BoundedGet {
+    /// A fetcher for `url` that gives up after `timeout` (connecting within
+    /// at most a second of it) and refuses bodies over `max_bytes`.
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built (TLS initialisation).
+    pub fn new(url: String, timeout: Duration, max_bytes: usize) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(1)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| FetchError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            client,
+            url,
+            max_bytes,
+        })
+    }
+
+    /// The URL fetched.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Fetches the body.
+    ///
+    /// # Errors
+    /// [`FetchError::Unavailable`] on any transport failure or a non-2xx
+    /// status (a redirect included), [`FetchError::TooLarge`] as soon as the
+    /// announced or received length passes the cap.
+    pub async fn fetch(&self) -> Result<Vec<u8>, FetchError> {
+        let mut response = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| FetchError::Unavailable(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(FetchError::Unavailable(format!(
+                "status {}",
+                response.status()
+            )));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Unavailable(e.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
