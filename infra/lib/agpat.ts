@@ -36,6 +36,12 @@ import { CheckovSkip, skipCheckov } from "./checkov";
 import { Access, AgpatManifest, ManifestRoute, loadManifest } from "./manifest";
 import { TABLE, TOKEN_ROUTES, isPublic } from "./routes";
 
+/** The secret-scanning partner endpoint's path (a public built-in route). */
+export const SECRET_SCANNING_PATH = "/tokens/secret-scanning";
+/** GitHub's secret-scanning public keys, the default key source. */
+export const GITHUB_SECRET_SCANNING_KEYS_URL =
+  "https://api.github.com/meta/public_keys/secret_scanning";
+
 /**
  * Where the manifest layer puts the manifest inside every Lambda that has the
  * layer (layers are extracted under `/opt`).
@@ -331,6 +337,25 @@ export interface AgpatProps {
    */
   readonly publicRevokeBurstLimit?: number;
   /**
+   * Where the secret-scanning partner endpoint (`POST /tokens/secret-scanning`)
+   * fetches the scanner's ECDSA public keys (`SECRET_SCANNING_KEYS_URL`, an
+   * `https://` URL). An empty string turns the endpoint off (it answers 404).
+   * @default GitHub's keys, https://api.github.com/meta/public_keys/secret_scanning
+   */
+  readonly secretScanningKeysUrl?: string;
+  /**
+   * Method throttle (requests per second) of the public
+   * `POST /tokens/secret-scanning`, 1–100. Reports are signed, so this only
+   * bounds the cost of refusing forged ones.
+   * @default 5
+   */
+  readonly secretScanningRateLimit?: number;
+  /**
+   * Method burst of the public `POST /tokens/secret-scanning`, 1–100.
+   * @default 10
+   */
+  readonly secretScanningBurstLimit?: number;
+  /**
    * Provisioned concurrency of the authorizer, 0–100, on its `live` alias,
    * which is what API Gateway invokes.
    * @default 0
@@ -476,6 +501,8 @@ const NUMBERS = {
   tokenWriteBurstLimit: { fallback: 10, min: 1, max: 1000 },
   publicRevokeRateLimit: { fallback: 2, min: 1, max: 100 },
   publicRevokeBurstLimit: { fallback: 5, min: 1, max: 100 },
+  secretScanningRateLimit: { fallback: 5, min: 1, max: 100 },
+  secretScanningBurstLimit: { fallback: 10, min: 1, max: 100 },
   provisionedAuthorizerConcurrency: { fallback: 0, min: 0, max: 100 },
   offboardingSweepHours: { fallback: 24, min: 0, max: 168 },
   eventRetentionDays: { fallback: 90, min: 1, max: 3650 },
@@ -877,6 +904,12 @@ export class Agpat extends Construct {
     const metrics = { AGPAT_METRICS_NAMESPACE: this.metricsNamespace };
     // How long history events live (their TTL), for every function that writes them.
     const history = { TOKEN_EVENT_RETENTION_DAYS: String(n("eventRetentionDays")) };
+    const secretScanningKeysUrl = props.secretScanningKeysUrl ?? GITHUB_SECRET_SCANNING_KEYS_URL;
+    if (secretScanningKeysUrl !== "" && !/^https:\/\/[^\s/]+\/\S*$/.test(secretScanningKeysUrl)) {
+      throw new Error(
+        `Agpat ${this.node.path}: secretScanningKeysUrl must be an https:// URL, or "" to turn the endpoint off (got ${secretScanningKeysUrl})`,
+      );
+    }
     const bus = { AGPAT_EVENT_BUS: this.eventBus.eventBusName };
     const environments: Record<AgpatFunctionName, Record<string, string>> = {
       authorizer: {
@@ -895,6 +928,7 @@ export class Agpat extends Construct {
         ...history,
         ...bus,
         TOKEN_MAX_LIFETIME_DAYS: String(n("tokenMaxLifetimeDays")),
+        ...(secretScanningKeysUrl ? { SECRET_SCANNING_KEYS_URL: secretScanningKeysUrl } : {}),
         TOKEN_SCHEMA_WRITE_VERSION: String(n("tokenSchemaWriteVersion")),
       },
       offboarding: {
@@ -1147,6 +1181,7 @@ export class Agpat extends Construct {
     this.addTokenRoutes(this.stage, {
       tokenWrite: [n("tokenWriteRateLimit"), n("tokenWriteBurstLimit")],
       publicRevoke: [n("publicRevokeRateLimit"), n("publicRevokeBurstLimit")],
+      secretScanning: [n("secretScanningRateLimit"), n("secretScanningBurstLimit")],
     });
     if (props.problemGatewayResponses ?? true) addProblemGatewayResponses(this.api);
 
@@ -1434,7 +1469,11 @@ export class Agpat extends Construct {
    */
   private addTokenRoutes(
     stage: apigw.Stage,
-    throttles: { tokenWrite: [number, number]; publicRevoke: [number, number] },
+    throttles: {
+      tokenWrite: [number, number];
+      publicRevoke: [number, number];
+      secretScanning: [number, number];
+    },
   ): void {
     const integration = new apigw.LambdaIntegration(this.releases["token-service"].alias);
     const methodSettings: apigw.CfnStage.MethodSettingProperty[] = [];
@@ -1450,31 +1489,26 @@ export class Agpat extends Construct {
       );
       this.ownMethods.add(method);
       if (isPublic(route)) {
-        skipCheckov(method, {
-          id: "CKV_AWS_59",
-          comment:
-            "Public by design: leaked-token revocation must work for anyone holding the token (like GitHub's credential revocation API); throttled tightly, rate-limited by the web ACL, and it verifies the secret.",
-        });
+        const why =
+          route.path === SECRET_SCANNING_PATH
+            ? "The secret-scanning partner endpoint is called by the scanner (GitHub), which cannot hold a Cognito or agpat credential; every report must carry the scanner's ECDSA signature, checked against its published keys, and the method is throttled."
+            : "Leaked-token revocation must work for anyone holding the token (like GitHub's credential revocation API); throttled tightly, rate-limited by the web ACL, and it verifies the secret.";
+        skipCheckov(method, { id: "CKV_AWS_59", comment: `Public by design: ${why}` });
         acknowledgeNagFindings(method, [
-          {
-            id: "AwsSolutions-APIG4",
-            reason:
-              "Leaked-token revocation must work for anyone holding the token; it is throttled tightly and verifies the secret.",
-          },
-          {
-            id: "AwsSolutions-COG4",
-            reason:
-              "Leaked-token revocation is deliberately unauthenticated (like GitHub's credential revocation API).",
-          },
+          { id: "AwsSolutions-APIG4", reason: why },
+          { id: "AwsSolutions-COG4", reason: why },
         ]);
       } else {
         acknowledgeNagFindings(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
       }
-      const limits = isPublic(route)
-        ? throttles.publicRevoke
-        : route.method !== "GET"
-          ? throttles.tokenWrite
-          : undefined;
+      const limits =
+        route.path === SECRET_SCANNING_PATH
+          ? throttles.secretScanning
+          : isPublic(route)
+            ? throttles.publicRevoke
+            : route.method !== "GET"
+              ? throttles.tokenWrite
+              : undefined;
       if (limits) {
         methodSettings.push({
           httpMethod: route.method,
@@ -2149,11 +2183,13 @@ export class Agpat extends Construct {
         // token-service/src/handlers.rs and audit.rs: the audited operations and outcomes.
         left: [
           "token.create",
+          "token.update",
           "token.revoke",
           "token.revoke_self",
           "token.revoke_all",
           "token.rotate",
           "token.leaked_revoke",
+          "token.secret_scanning_revoke",
         ].flatMap((op) =>
           ["success", "no_change", "denied", "refused"].map((o) =>
             emf("TokenOperations", { Operation: op, Outcome: o }).with({ label: `${op} ${o}` }),
@@ -2231,8 +2267,8 @@ export class Agpat extends Construct {
       sampledRequestsEnabled: false,
       metricName: `agpat-${envName}-${name}`,
     });
-    const revoke = TOKEN_ROUTES.find((route) => isPublic(route));
-    if (!revoke) throw new Error(`Agpat ${this.node.path}: the route table has no public route`);
+    const revoke = TOKEN_ROUTES.find((route) => isPublic(route) && route.path === "/tokens/revoke");
+    if (!revoke) throw new Error(`Agpat ${this.node.path}: the route table has no /tokens/revoke`);
     const match = (
       fieldToMatch: wafv2.CfnWebACL.FieldToMatchProperty,
       searchString: string,
