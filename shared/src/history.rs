@@ -28,6 +28,10 @@ pub enum RevokedBy {
     LeakReport,
     /// The owner's Cognito account was disabled or deleted.
     Offboarding,
+    /// A cause this version does not know (written by a newer one): read
+    /// as this, so a history stays readable across a rollback.
+    #[serde(other)]
+    Other,
 }
 
 /// A field an edit changed.
@@ -85,6 +89,10 @@ pub enum EventKind {
     },
     /// The token expired (the notice was sent).
     Expired,
+    /// An event this version does not know (written by a newer one): read
+    /// as this, so a history stays readable across a rollback.
+    #[serde(other)]
+    Other,
 }
 
 impl EventKind {
@@ -98,6 +106,7 @@ impl EventKind {
             EventKind::NewIp { .. } => "new_ip",
             EventKind::Expiring { .. } => "expiring",
             EventKind::Expired => "expired",
+            EventKind::Other => "other",
         }
     }
 }
@@ -116,6 +125,23 @@ pub struct TokenEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A newer version may add event kinds and causes; an older reader
+    /// shows them as `other` instead of failing the whole history.
+    #[test]
+    fn unknown_kinds_and_causes_from_a_newer_version_read_as_other() {
+        let kind: EventKind =
+            serde_json::from_value(serde_json::json!({"type": "admin_note", "x": 1})).unwrap();
+        assert_eq!(kind, EventKind::Other);
+        let kind: EventKind =
+            serde_json::from_value(serde_json::json!({"type": "revoked", "by": "admin"})).unwrap();
+        assert_eq!(
+            kind,
+            EventKind::Revoked {
+                by: RevokedBy::Other
+            }
+        );
+    }
 
     #[test]
     fn events_serialize_with_a_type_and_camel_case_fields() {

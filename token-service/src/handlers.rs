@@ -90,7 +90,8 @@ pub struct UseSiteView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenEventView {
-    /// `created`, `rotated`, `revoked`, `updated`, `new_ip`, `expiring` or `expired`.
+    /// `created`, `rotated`, `revoked`, `updated`, `new_ip`, `expiring`, `expired`, or
+    /// `other` (written by a newer version).
     #[serde(rename = "type")]
     #[schema(example = "revoked")]
     kind: String,
@@ -102,7 +103,7 @@ pub struct TokenEventView {
     /// `rotated`: on the predecessor, the token that replaced it.
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<String>,
-    /// `revoked`: `owner`, `self`, `revoke_all`, `leak_report` or `offboarding`.
+    /// `revoked`: `owner`, `self`, `revoke_all`, `leak_report`, `offboarding`, or `other`.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<String>,
     /// `updated`: the fields changed (`name`, `description`, `scopes`, `expiresAt`).
