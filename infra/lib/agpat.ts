@@ -161,6 +161,14 @@ export interface AgpatWafOptions {
    */
   readonly revokeRateLimit?: number;
   /**
+   * Requests per IP per 5 minutes to the public secret-scanning partner
+   * route (`POST /tokens/secret-scanning`), 10–2000000000: forged reports
+   * from one address cannot use up the route's method throttle for the
+   * partner.
+   * @default 300
+   */
+  readonly secretScanningRateLimit?: number;
+  /**
    * Log requests the web ACL evaluates to a CloudWatch log group named
    * `aws-waf-logs-…`, the `Authorization` header redacted.
    * @default true
@@ -490,6 +498,7 @@ const ALARM_NUMBERS: Record<
 const WAF_NUMBERS = {
   rateLimit: { fallback: 2000, min: 10, max: 2_000_000_000 },
   revokeRateLimit: { fallback: 100, min: 10, max: 2_000_000_000 },
+  secretScanningRateLimit: { fallback: 300, min: 10, max: 2_000_000_000 },
 } as const;
 
 /** The numeric props, their defaults and their ranges: the only place these limits live. */
@@ -1238,6 +1247,12 @@ export class Agpat extends Construct {
           options.revokeRateLimit ?? WAF_NUMBERS.revokeRateLimit.fallback,
           WAF_NUMBERS.revokeRateLimit.min,
           WAF_NUMBERS.revokeRateLimit.max,
+        ),
+        secretScanningRateLimit: ranged(
+          "waf.secretScanningRateLimit",
+          options.secretScanningRateLimit ?? WAF_NUMBERS.secretScanningRateLimit.fallback,
+          WAF_NUMBERS.secretScanningRateLimit.min,
+          WAF_NUMBERS.secretScanningRateLimit.max,
         ),
         logging: options.logging ?? true,
         retention: prod ? logs.RetentionDays.THREE_MONTHS : logs.RetentionDays.ONE_WEEK,
@@ -2254,6 +2269,7 @@ export class Agpat extends Construct {
     o: {
       rateLimit: number;
       revokeRateLimit: number;
+      secretScanningRateLimit: number;
       logging: boolean;
       retention: logs.RetentionDays;
       removalPolicy: RemovalPolicy;
@@ -2298,6 +2314,11 @@ export class Agpat extends Construct {
       },
       visibilityConfig: visibility(name),
     });
+    // The partner route, decoded and lower-cased anywhere in the path.
+    const partnerPath = match({ uriPath: {} }, SECRET_SCANNING_PATH, "CONTAINS", [
+      { priority: 0, type: "URL_DECODE" },
+      { priority: 1, type: "LOWERCASE" },
+    ]);
     const managed = (
       name: string,
       priority: number,
@@ -2314,6 +2335,14 @@ export class Agpat extends Construct {
           ruleActionOverrides:
             group === "AWSManagedRulesCommonRuleSet"
               ? [{ name: "NoUserAgent_HEADER", actionToUse: { count: {} } }]
+              : undefined,
+          // The common set blocks bodies over 8 KB and inspects them for
+          // XSS and path traversal: a partner's batch report is larger, and
+          // its `url` fields are chosen by whoever committed the leak. The
+          // report's signature is that route's control.
+          scopeDownStatement:
+            group === "AWSManagedRulesCommonRuleSet"
+              ? { notStatement: { statement: partnerPath } }
               : undefined,
         },
       },
@@ -2341,6 +2370,11 @@ export class Agpat extends Construct {
         rateRule("rate-per-ip", 1, o.rateLimit),
         managed("aws-common", 2, "AWSManagedRulesCommonRuleSet"),
         managed("aws-known-bad-inputs", 3, "AWSManagedRulesKnownBadInputsRuleSet"),
+        rateRule("secret-scanning-rate-per-ip", 4, o.secretScanningRateLimit, {
+          andStatement: {
+            statements: [match({ method: {} }, "POST", "EXACTLY"), partnerPath],
+          },
+        }),
       ],
     });
     new wafv2.CfnWebACLAssociation(this, "WebAclAssociation", {

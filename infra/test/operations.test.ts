@@ -445,6 +445,7 @@ describe("WAF", () => {
       [1, "rate-per-ip"],
       [2, "aws-common"],
       [3, "aws-known-bad-inputs"],
+      [4, "secret-scanning-rate-per-ip"],
     ]);
     expect(rules[0].Statement.RateBasedStatement).toMatchObject({
       Limit: 100,

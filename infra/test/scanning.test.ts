@@ -2,6 +2,9 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import { GITHUB_SECRET_SCANNING_KEYS_URL, SECRET_SCANNING_PATH, TOKEN_ROUTES } from "../lib";
 import { buildOnFixture } from "./fixture";
 
+/** Template JSON, as untyped as the assertions library hands it out. */
+type Json = ReturnType<Template["toJSON"]>;
+
 // Issue #16 item 4 in the construct: the secret-scanning partner endpoint is a
 // public built-in route on the token service, with its own throttle and the
 // scanner's key URL.
@@ -76,5 +79,39 @@ describe("the secret-scanning partner endpoint", () => {
         buildOnFixture("scan", "dev", { secretScanningKeysUrl: bad }, `bad${bad.length}`),
       ).toThrow(/secretScanningKeysUrl must be an https:\/\/ URL/);
     }
+  });
+});
+
+describe("the partner route at the edge", () => {
+  test("in prod the web ACL limits partner reports per IP and keeps the common rule set (8 KB bodies, XSS) off the partner route", () => {
+    const prod = buildOnFixture("scan", "prod");
+    const acls = Object.values(prod.template.findResources("AWS::WAFv2::WebACL"));
+    expect(acls).toHaveLength(1);
+    const rules = (acls[0] as Json).Properties.Rules as Json[];
+    const rule = (name: string): Json => {
+      const found = rules.find((r) => r.Name === name);
+      if (!found) throw new Error(`no rule ${name}`);
+      return found;
+    };
+    const rate = rule("secret-scanning-rate-per-ip").Statement.RateBasedStatement;
+    expect(rate).toMatchObject({ Limit: 300, AggregateKeyType: "IP", EvaluationWindowSec: 300 });
+    expect(JSON.stringify(rate.ScopeDownStatement)).toContain(
+      '"SearchString":"/tokens/secret-scanning"',
+    );
+    const common = rule("aws-common").Statement.ManagedRuleGroupStatement;
+    const excluded = common.ScopeDownStatement.NotStatement.Statement.ByteMatchStatement;
+    expect(excluded).toMatchObject({
+      SearchString: "/tokens/secret-scanning",
+      PositionalConstraint: "CONTAINS",
+      FieldToMatch: { UriPath: {} },
+    });
+    expect(excluded.TextTransformations).toEqual([
+      { Priority: 0, Type: "URL_DECODE" },
+      { Priority: 1, Type: "LOWERCASE" },
+    ]);
+    // The known-bad-inputs set still sees the route.
+    expect(
+      rule("aws-known-bad-inputs").Statement.ManagedRuleGroupStatement.ScopeDownStatement,
+    ).toBeUndefined();
   });
 });

@@ -20,6 +20,10 @@ pub enum FetchError {
     TooLarge,
 }
 
+/// The `User-Agent` of every fetch: some sources (GitHub's API) refuse
+/// requests without one.
+pub const USER_AGENT: &str = concat!("agpat/", env!("CARGO_PKG_VERSION"));
+
 /// A GET of one URL with a timeout, a size cap and no redirects.
 #[derive(Debug, Clone)]
 pub struct BoundedGet {
@@ -35,7 +39,9 @@ impl BoundedGet {
     /// # Errors
     /// If the HTTP client cannot be built (TLS initialisation).
     pub fn new(url: String, timeout: Duration, max_bytes: usize) -> Result<Self, FetchError> {
+        // GitHub's API refuses requests without a User-Agent (403).
         let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(1)))
             .redirect(reqwest::redirect::Policy::none())
@@ -63,6 +69,7 @@ impl BoundedGet {
         let mut response = self
             .client
             .get(&self.url)
+            .header("accept", "application/json")
             .send()
             .await
             .map_err(|e| FetchError::Unavailable(e.without_url().to_string()))?;

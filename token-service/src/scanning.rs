@@ -36,8 +36,15 @@ pub const MAX_KEYS_BYTES: usize = 64 * 1024;
 /// How long fetched keys are used before they are fetched again (a key the
 /// programme withdraws stops being accepted within this time).
 pub const KEYS_TTL_SECS: i64 = 3600;
-/// Minimum time between two key fetches.
-pub const REFRESH_INTERVAL_SECS: i64 = 10;
+/// Minimum time between two key fetches. Unsigned callers can ask for a
+/// fetch (an unknown key id), and the keys URL may be rate-limited per
+/// address (GitHub's unauthenticated API: 60 an hour), so at most one a
+/// minute.
+pub const REFRESH_INTERVAL_SECS: i64 = 60;
+/// Keys older than this that cannot be fetched again are dropped: the
+/// endpoint then fails closed (500, the partner retries) rather than trust a
+/// key that may have been withdrawn long ago.
+pub const KEYS_MAX_AGE_SECS: i64 = 24 * 3600;
 /// Keys kept from one document (GitHub publishes a handful).
 const MAX_KEYS: usize = 20;
 
@@ -121,7 +128,9 @@ impl PartnerKeys {
         let stale = state
             .fetched_at
             .is_none_or(|t| now.saturating_sub(t) >= KEYS_TTL_SECS);
-        let known = state.keys.contains_key(key_id);
+        // Only an id of the partner's form (GitHub: SHA-256 in hex) is worth
+        // a fetch; any other unknown id is refused on the keys held.
+        let known = state.keys.contains_key(key_id) || !is_key_id(key_id);
         let may_fetch = state
             .attempted_at
             .is_none_or(|t| now < t || now - t >= REFRESH_INTERVAL_SECS);
@@ -140,16 +149,30 @@ impl PartnerKeys {
                 }
             }
         }
+        if state
+            .fetched_at
+            .is_some_and(|t| now.saturating_sub(t) >= KEYS_MAX_AGE_SECS)
+        {
+            state.keys.clear();
+        }
         match state.keys.get(key_id) {
             Some(key) => key
                 .verify_sig(body, &signature)
                 .map_err(|_| SignatureError::BadSignature),
-            None => match failure {
-                Some(e) if state.keys.is_empty() => Err(SignatureError::KeysUnavailable(e)),
-                _ => Err(SignatureError::UnknownKey),
-            },
+            // No key at all (never fetched, dropped as too old, or an empty
+            // document): nothing can be checked now, the partner retries.
+            None if state.keys.is_empty() => Err(SignatureError::KeysUnavailable(
+                failure.unwrap_or_else(|| FetchError::Unavailable("no current keys".into())),
+            )),
+            None => Err(SignatureError::UnknownKey),
         }
     }
+}
+
+/// Whether `key_id` has the form of the partner's key ids: 64 hex digits
+/// (GitHub's are the SHA-256 of the key).
+fn is_key_id(key_id: &str) -> bool {
+    key_id.len() == 64 && key_id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Reads GitHub's key document, `{"public_keys": [{"key_identifier",

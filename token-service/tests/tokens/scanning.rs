@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use token_service::scanning::PartnerKeys;
+use token_service::scanning::{KEYS_MAX_AGE_SECS, PartnerKeys, REFRESH_INTERVAL_SECS};
 use token_service::{AppState, router};
 
 use crate::support::*;
@@ -26,9 +27,20 @@ struct Signer {
 }
 
 impl Signer {
-    fn new(id: &str) -> Self {
+    /// A key named after `label`: its id has the partner's form (64 hex
+    /// digits, as GitHub's SHA-256 ids), derived from the label.
+    fn new(label: &str) -> Self {
+        let id = if label.len() == 64 && label.bytes().all(|b| b.is_ascii_hexdigit()) {
+            label.to_owned()
+        } else {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, label.as_bytes())
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
         Self {
-            id: id.to_owned(),
+            id,
             pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap(),
         }
     }
@@ -106,20 +118,29 @@ struct KeyEndpoint {
     url: String,
     document: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl KeyEndpoint {
     async fn start(signers: &[&Signer]) -> Self {
         let document = Arc::new(Mutex::new(Value::Null));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (doc, count) = (document.clone(), fetches.clone());
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (doc, count, down) = (document.clone(), fetches.clone(), failing.clone());
         let app = axum::Router::new().route(
             "/meta/public_keys/secret_scanning",
-            axum::routing::get(move || {
-                let (doc, count) = (doc.clone(), count.clone());
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let (doc, count, down) = (doc.clone(), count.clone(), down.clone());
                 async move {
                     count.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(doc.lock().unwrap().clone())
+                    if down.load(Ordering::SeqCst) {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    // As GitHub's API does: no User-Agent, no answer.
+                    if !headers.contains_key(axum::http::header::USER_AGENT) {
+                        return axum::http::StatusCode::FORBIDDEN.into_response();
+                    }
+                    axum::Json(doc.lock().unwrap().clone()).into_response()
                 }
             }),
         );
@@ -130,6 +151,7 @@ impl KeyEndpoint {
             url: format!("http://{addr}/meta/public_keys/secret_scanning"),
             document,
             fetches,
+            failing,
         };
         endpoint.publish(signers);
         endpoint
@@ -138,6 +160,11 @@ impl KeyEndpoint {
     fn publish(&self, signers: &[&Signer]) {
         *self.document.lock().unwrap() =
             json!({"public_keys": signers.iter().map(|s| s.published()).collect::<Vec<_>>()});
+    }
+
+    /// From now on the endpoint answers 503.
+    fn fail(&self) {
+        self.failing.store(true, Ordering::SeqCst);
     }
 
     fn fetches(&self) -> usize {
@@ -278,10 +305,10 @@ async fn missing_or_malformed_signature_headers_are_refused_without_a_key_fetch(
 
     for req in [
         report(&body),
-        report(&body).header("Github-Public-Key-Identifier", "k1"),
+        report(&body).header("Github-Public-Key-Identifier", &github.id),
         report(&body).header("Github-Public-Key-Signature", &signature),
         report(&body)
-            .header("Github-Public-Key-Identifier", "k1")
+            .header("Github-Public-Key-Identifier", &github.id)
             .header("Github-Public-Key-Signature", "!!not base64!!"),
         report(&body)
             .header("Github-Public-Key-Identifier", "")
@@ -295,7 +322,7 @@ async fn missing_or_malformed_signature_headers_are_refused_without_a_key_fetch(
     let reply = h
         .call(
             report(&body)
-                .header("GITHUB-PUBLIC-KEY-IDENTIFIER", "k1")
+                .header("GITHUB-PUBLIC-KEY-IDENTIFIER", &github.id)
                 .header("github-public-key-signature", &signature),
         )
         .await;
@@ -399,21 +426,23 @@ async fn a_rotated_key_is_accepted_after_one_refetch_and_refetches_are_rate_limi
     assert_eq!(keys.fetches(), 1);
 
     // Signed with a key the endpoint does not publish yet: one refetch, refused.
-    h.clock.set(T0 + 20);
+    let interval = REFRESH_INTERVAL_SECS;
+    h.clock.set(T0 + interval + 10);
     h.call(new.report(&body))
         .await
         .assert_problem(401, "invalid-signature");
     assert_eq!(keys.fetches(), 2);
     // Published now, but within the refresh interval: still refused, no fetch.
     keys.publish(&[&old, &new]);
-    h.clock.set(T0 + 25);
+    h.clock.set(T0 + interval + 15);
     h.call(new.report(&body))
         .await
         .assert_problem(401, "invalid-signature");
     assert_eq!(keys.fetches(), 2);
     // Once the interval has passed, one fetch, and the new key verifies; the
     // old key, still published, keeps working.
-    h.clock.set(T0 + 30);
+    let fetched = T0 + 2 * interval + 10;
+    h.clock.set(fetched);
     assert_eq!(h.call(new.report(&body)).await.status, 200);
     assert_eq!(h.call(old.report(&body)).await.status, 200);
     assert_eq!(keys.fetches(), 3);
@@ -421,10 +450,10 @@ async fn a_rotated_key_is_accepted_after_one_refetch_and_refetches_are_rate_limi
     // The old key is withdrawn: within the hour it is still trusted; after
     // it, the keys are fetched again and it is refused.
     keys.publish(&[&new]);
-    h.clock.set(T0 + 30 + 3599);
+    h.clock.set(fetched + 3599);
     assert_eq!(h.call(old.report(&body)).await.status, 200);
     assert_eq!(keys.fetches(), 3);
-    h.clock.set(T0 + 30 + 3600);
+    h.clock.set(fetched + 3600);
     h.call(old.report(&body))
         .await
         .assert_problem(401, "invalid-signature");
@@ -442,4 +471,40 @@ async fn without_a_keys_url_the_route_answers_as_if_absent() {
         .await
         .assert_problem(404, "not-found");
     assert!(h.authorize(&token).await.is_some());
+}
+
+/// Only ids of the partner's form are worth a fetch: junk ids from an
+/// unsigned caller never reach the keys URL. Keys that cannot be renewed are
+/// dropped after a day: the route then fails closed (500, the partner
+/// retries) instead of trusting keys that may have been withdrawn.
+#[tokio::test]
+async fn junk_key_ids_never_cause_a_fetch_and_unrenewable_keys_expire() {
+    let github = Signer::new("k1");
+    let keys = KeyEndpoint::start(&[&github]).await;
+    let h = with_partner_keys(&keys, None).await;
+    let body = findings(&["agpat_nope"]);
+    assert_eq!(h.call(github.report(&body)).await.status, 200);
+    assert_eq!(keys.fetches(), 1);
+    for (i, junk) in ["x", "k2", &"g".repeat(64)].into_iter().enumerate() {
+        h.clock.set(T0 + (i as i64 + 1) * 2 * REFRESH_INTERVAL_SECS);
+        let signed = github.report(&body);
+        let forged = report(&body)
+            .header("Github-Public-Key-Identifier", junk)
+            .header("Github-Public-Key-Signature", &signed.headers[1].1.clone());
+        h.call(forged)
+            .await
+            .assert_problem(401, "invalid-signature");
+    }
+    assert_eq!(keys.fetches(), 1, "no junk id reached the keys URL");
+    // The keys URL starts failing; a day after the last good fetch the keys
+    // are dropped and reports are answered 500 (retry later).
+    keys.fail();
+    h.clock.set(T0 + KEYS_MAX_AGE_SECS - 1);
+    assert_eq!(
+        h.call(github.report(&body)).await.status,
+        200,
+        "stale keys still used"
+    );
+    h.clock.set(T0 + KEYS_MAX_AGE_SECS);
+    assert_eq!(h.call(github.report(&body)).await.status, 500);
 }
