@@ -930,6 +930,8 @@ async fn revoke_if_genuine(
         .as_ref()
         .map_or_else(|| app.dummy_hash.clone(), |r| r.hash.clone());
     let hasher = app.hasher.clone();
+    app.leak_verifications
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let matches =
         tokio::task::spawn_blocking(move || hasher.verify(pat.secret(), &hash).unwrap_or(false))
             .await

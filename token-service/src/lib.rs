@@ -98,6 +98,8 @@ pub struct Inner {
     pub dummy_hash: PhcHash,
     /// Where owner events go (`agpat.token.leak_reported`), if configured.
     pub bus: Option<shared::bus::EventBus>,
+    /// argon2id verifications the leak routes ran (dummy hash included).
+    pub leak_verifications: std::sync::atomic::AtomicU64,
     /// The secret-scanning partner's keys; `None` turns the partner route off.
     pub partner_keys: Option<scanning::PartnerKeys>,
 }
@@ -142,6 +144,7 @@ impl AppState {
             max_lifetime_days,
             dummy_hash,
             bus: None,
+            leak_verifications: std::sync::atomic::AtomicU64::new(0),
             partner_keys: None,
         })))
     }

@@ -175,6 +175,14 @@ impl KeyEndpoint {
 /// A harness whose token service takes reports signed with the keys
 /// `endpoint` publishes (and publishes owner events to `bus`, if given).
 async fn with_partner_keys(endpoint: &KeyEndpoint, bus: Option<shared::bus::EventBus>) -> Harness {
+    with_partner_keys_and_state(endpoint, bus).await.0
+}
+
+/// As [`with_partner_keys`], also handing back the service's state.
+async fn with_partner_keys_and_state(
+    endpoint: &KeyEndpoint,
+    bus: Option<shared::bus::EventBus>,
+) -> (Harness, AppState) {
     let mut h = match &bus {
         Some(bus) => Harness::with_event_bus(10, bus.clone()).await,
         None => Harness::new(10).await,
@@ -193,8 +201,8 @@ async fn with_partner_keys(endpoint: &KeyEndpoint, bus: Option<shared::bus::Even
         Some(bus) => state.with_event_bus(bus).unwrap(),
         None => state,
     };
-    h.app = router(state);
-    h
+    h.app = router(state.clone());
+    (h, state)
 }
 
 async fn history(h: &Harness, id: &str) -> Value {
@@ -507,4 +515,37 @@ async fn junk_key_ids_never_cause_a_fetch_and_unrenewable_keys_expire() {
     );
     h.clock.set(T0 + KEYS_MAX_AGE_SECS);
     assert_eq!(h.call(github.report(&body)).await.status, 500);
+}
+
+/// Made-up tokens (anyone can plant one where the partner will find it) cost
+/// the partner route a read, not an argon2id run: no dummy hash there, its
+/// caller is the partner. The public route keeps the dummy hash, so its
+/// timing does not tell a caller whether an id exists.
+#[tokio::test]
+async fn made_up_tokens_cost_the_partner_route_no_argon2id_run() {
+    let github = Signer::new("k1");
+    let keys = KeyEndpoint::start(&[&github]).await;
+    let (h, state) = with_partner_keys_and_state(&keys, None).await;
+    let made_up: Vec<shared::Pat> = (0..3).map(|_| shared::Pat::generate().unwrap()).collect();
+    let tokens: Vec<&str> = made_up.iter().map(|p| p.expose()).collect();
+    let reply = h.call(github.report(&findings(&tokens))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let runs = || state.leak_verifications.load(Ordering::SeqCst);
+    assert_eq!(runs(), 0);
+    let public = h
+        .call(Req::new("POST", "/tokens/revoke", None).json(json!({"token": tokens[0]})))
+        .await;
+    assert_eq!(public.status, 202);
+    assert_eq!(
+        runs(),
+        1,
+        "the public route verifies against the dummy hash"
+    );
+    // A real token of ours is verified on the partner route too.
+    let (token, _) = issue(&h, USER_A, &["docs:read"], 30).await;
+    assert_eq!(
+        h.call(github.report(&findings(&[&token]))).await.status,
+        200
+    );
+    assert_eq!(runs(), 2);
 }
