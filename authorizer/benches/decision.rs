@@ -126,24 +126,16 @@ fn benches(c: &mut Criterion) {
     let hasher = SecretHasher::new(HashParams::OWASP_MIN, HashParams::OWASP_MIN).unwrap();
     let pat = Pat::generate().unwrap();
     let record = TokenRecord {
-        meta: TokenMeta {
-            id: pat.id().clone(),
-            owner: UserId::parse("bench-user").unwrap(),
-            name: "bench".into(),
-            scopes: shared::testing::manifest()
+        meta: TokenMeta::issued(
+            pat.id().clone(),
+            UserId::parse("bench-user").unwrap(),
+            "bench",
+            shared::testing::manifest()
                 .scopes()
                 .names(shared::testing::default_scopes()),
-            created_at: now,
-            expires_at: now + 86_400,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
-            epoch: 0,
-        },
+            now,
+            now + 86_400,
+        ),
         hash: hasher.hash(pat.secret()).unwrap(),
     };
     let store = InMemory(Arc::new(HashMap::from([(pat.id().clone(), record)])));

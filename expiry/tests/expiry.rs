@@ -22,22 +22,14 @@ fn uuid_like() -> String {
 fn token(owner: &UserId, created_at: i64, expires_at: i64) -> TokenRecord {
     let pat = Pat::generate().unwrap();
     TokenRecord {
-        meta: TokenMeta {
-            id: pat.id().clone(),
-            owner: owner.clone(),
-            name: "ci".into(),
-            scopes: shared::testing::names("tokens:read"),
+        meta: TokenMeta::issued(
+            pat.id().clone(),
+            owner.clone(),
+            "ci",
+            shared::testing::names("tokens:read"),
             created_at,
             expires_at,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
-            epoch: 0,
-        },
+        ),
         hash: PhcHash::from_stored("$argon2id$placeholder".into()),
     }
 }

@@ -107,24 +107,16 @@ async fn issue(w: &World, owner: &UserId, username: &str) -> Pat {
         .hash(pat.secret())
         .unwrap();
     let record = TokenRecord {
-        meta: TokenMeta {
-            id: pat.id().clone(),
-            owner: owner.clone(),
-            name: "ci".into(),
-            scopes: shared::testing::manifest()
+        meta: TokenMeta::issued(
+            pat.id().clone(),
+            owner.clone(),
+            "ci",
+            shared::testing::manifest()
                 .scopes()
                 .names(shared::testing::default_scopes()),
-            created_at: NOW - 10,
-            expires_at: NOW + 86_400,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
-            epoch: 0,
-        },
+            NOW - 10,
+            NOW + 86_400,
+        ),
         hash,
     };
     store.create(&record, NOW - 10).await.unwrap();

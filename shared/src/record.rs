@@ -167,6 +167,35 @@ pub enum TokenStatus {
 }
 
 impl TokenMeta {
+    /// A newly issued token's metadata: never used, revoked or rotated, no
+    /// description, at the current schema version, epoch 0 (the store writes
+    /// the owner's current epoch when it stores the token).
+    pub fn issued(
+        id: TokenId,
+        owner: UserId,
+        name: impl Into<String>,
+        scopes: ScopeNames,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            id,
+            owner,
+            name: name.into(),
+            scopes,
+            created_at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            rotated_to: None,
+            description: None,
+            recent_uses: Vec::new(),
+            schema_version: CURRENT_SCHEMA_VERSION,
+            epoch: 0,
+        }
+    }
+
     /// The token's status at `now` (Unix seconds). Revocation wins over expiry.
     pub fn status(&self, now: i64) -> TokenStatus {
         if self.revoked_at.is_some() {
@@ -190,20 +219,15 @@ mod tests {
 
     fn record(expires_at: i64, revoked_at: Option<i64>) -> TokenMeta {
         TokenMeta {
-            id: TokenId::parse("0123456789ABCDEFG").unwrap(),
-            owner: UserId::parse("u1").unwrap(),
-            name: "ci".into(),
-            scopes: ScopeNames::default(),
-            created_at: 0,
-            expires_at,
-            last_used_at: None,
             revoked_at,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: CURRENT_SCHEMA_VERSION,
-            epoch: 0,
+            ..TokenMeta::issued(
+                TokenId::parse("0123456789ABCDEFG").unwrap(),
+                UserId::parse("u1").unwrap(),
+                "ci",
+                ScopeNames::default(),
+                0,
+                expires_at,
+            )
         }
     }
 

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shared::history::{BusEvent, BusEventKind, EventKind, RevokedBy, TokenEvent};
-use shared::record::{CURRENT_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_TOKEN_NAME_CHARS};
+use shared::record::{MAX_DESCRIPTION_CHARS, MAX_TOKEN_NAME_CHARS};
 use shared::store::{CreateOutcome, Cursor, EditOutcome, RevokeOutcome, RotateOutcome, TokenEdit};
 use shared::{AuthMethod, Pat, ScopeSet, TokenId, TokenMeta, TokenRecord, TokenStatus};
 use time::OffsetDateTime;
@@ -476,20 +476,15 @@ pub async fn create(
     let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
     let (pat, hash) = hash_new(&app, pat).await?;
     let meta = TokenMeta {
-        id: pat.id().clone(),
-        owner: caller.principal.sub.clone(),
-        name,
-        scopes: names,
-        created_at: now,
-        expires_at,
-        last_used_at: None,
-        revoked_at: None,
-        rotated_from: None,
-        rotated_to: None,
         description,
-        recent_uses: Vec::new(),
-        schema_version: CURRENT_SCHEMA_VERSION,
-        epoch: 0,
+        ..TokenMeta::issued(
+            pat.id().clone(),
+            caller.principal.sub.clone(),
+            name,
+            names,
+            now,
+            expires_at,
+        )
     };
     let record = TokenRecord { meta, hash };
     match app
@@ -1199,20 +1194,17 @@ pub async fn rotate(
     let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
     let (pat, hash) = hash_new(&app, pat).await?;
     let meta = TokenMeta {
-        id: pat.id().clone(),
-        owner: old.owner.clone(),
-        name: old.name.clone(),
-        scopes: registry.names(kept),
-        created_at: now,
-        expires_at,
-        last_used_at: None,
-        revoked_at: None,
         rotated_from: Some(id.clone()),
-        rotated_to: None,
         description: old.description.clone(),
-        recent_uses: Vec::new(),
-        schema_version: CURRENT_SCHEMA_VERSION,
         epoch: old.epoch,
+        ..TokenMeta::issued(
+            pat.id().clone(),
+            old.owner.clone(),
+            old.name.clone(),
+            registry.names(kept),
+            now,
+            expires_at,
+        )
     };
     let record = TokenRecord { meta, hash };
     // The successor was derived from `old`: it is stored only if the token

@@ -132,24 +132,16 @@ async fn every_pat_negative_vector_is_unauthorized() {
 fn issue_record(owner_id: &str, expires_at: i64) -> shared::TokenRecord {
     let pat = Pat::generate().unwrap();
     shared::TokenRecord {
-        meta: shared::TokenMeta {
-            id: pat.id().clone(),
-            owner: UserId::parse(owner_id).unwrap(),
-            name: "successor".into(),
-            scopes: shared::testing::manifest()
+        meta: shared::TokenMeta::issued(
+            pat.id().clone(),
+            UserId::parse(owner_id).unwrap(),
+            "successor",
+            shared::testing::manifest()
                 .scopes()
                 .names(shared::testing::default_scopes()),
-            created_at: T0 - 10,
+            T0 - 10,
             expires_at,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
-            epoch: 0,
-        },
+        ),
         hash: hasher().hash(pat.secret()).unwrap(),
     }
 }

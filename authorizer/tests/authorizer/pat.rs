@@ -243,20 +243,15 @@ async fn the_authorizer_decides_for_v1_and_v2_tokens() {
     let v1 = Pat::generate().unwrap();
     let record = shared::TokenRecord {
         meta: shared::TokenMeta {
-            id: v1.id().clone(),
-            owner: UserId::parse(OWNER).unwrap(),
-            name: "legacy".into(),
-            scopes: shared::testing::names("docs:read"),
-            created_at: T0 - 10,
-            expires_at: T0 + 86_400,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
             schema_version: 1,
-            epoch: 0,
+            ..shared::TokenMeta::issued(
+                v1.id().clone(),
+                UserId::parse(OWNER).unwrap(),
+                "legacy",
+                shared::testing::names("docs:read"),
+                T0 - 10,
+                T0 + 86_400,
+            )
         },
         hash: hasher().hash(v1.secret()).unwrap(),
     };

@@ -311,22 +311,14 @@ pub async fn issue_pat(store: &TokenStore, owner: &str, scopes: ScopeSet, expire
     let pat = Pat::generate().unwrap();
     let hash = hasher().hash(pat.secret()).unwrap();
     let record = TokenRecord {
-        meta: TokenMeta {
-            id: pat.id().clone(),
-            owner: UserId::parse(owner).unwrap(),
-            name: "test".into(),
-            scopes: shared::testing::manifest().scopes().names(scopes),
-            created_at: T0 - 10,
+        meta: TokenMeta::issued(
+            pat.id().clone(),
+            UserId::parse(owner).unwrap(),
+            "test",
+            shared::testing::manifest().scopes().names(scopes),
+            T0 - 10,
             expires_at,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
-            epoch: 0,
-        },
+        ),
         hash,
     };
     assert_eq!(

@@ -27,22 +27,14 @@ pub(crate) fn now() -> i64 {
 pub(crate) fn record(owner: &UserId, created_at: i64, lifetime: i64) -> TokenRecord {
     let pat = Pat::generate().unwrap();
     TokenRecord {
-        meta: TokenMeta {
-            id: pat.id().clone(),
-            owner: owner.clone(),
-            name: "ci".into(),
-            scopes: shared::testing::names("tokens:read tokens:write docs:read docs:write"),
+        meta: TokenMeta::issued(
+            pat.id().clone(),
+            owner.clone(),
+            "ci",
+            shared::testing::names("tokens:read tokens:write docs:read docs:write"),
             created_at,
-            expires_at: created_at + lifetime,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
-            epoch: 0,
-        },
+            created_at + lifetime,
+        ),
         hash: PhcHash::from_stored("$argon2id$placeholder".into()),
     }
 }

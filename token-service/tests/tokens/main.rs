@@ -592,22 +592,14 @@ async fn scopes_that_left_the_manifest_are_dropped_not_kept_or_remapped() {
     let a = session(USER_A, ALL);
     let pat = shared::Pat::generate().unwrap();
     let record = shared::TokenRecord {
-        meta: shared::TokenMeta {
-            id: pat.id().clone(),
-            owner: shared::UserId::parse(USER_A).unwrap(),
-            name: "old".into(),
-            scopes: shared::testing::names("docs:read items:legacy"),
-            created_at: T0 - 10,
-            expires_at: T0 + 10 * DAY,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_from: None,
-            rotated_to: None,
-            description: None,
-            recent_uses: Vec::new(),
-            schema_version: shared::record::CURRENT_SCHEMA_VERSION,
-            epoch: 0,
-        },
+        meta: shared::TokenMeta::issued(
+            pat.id().clone(),
+            shared::UserId::parse(USER_A).unwrap(),
+            "old",
+            shared::testing::names("docs:read items:legacy"),
+            T0 - 10,
+            T0 + 10 * DAY,
+        ),
         hash: hasher().hash(pat.secret()).unwrap(),
     };
     h.store.create(&record, T0 - 10).await.unwrap();
