@@ -14,8 +14,11 @@
 #      5xx, no wrong decision, revoked PATs refused past the bound (5 s here);
 #   4. the emergency revocation lever (scripts/emergency-revoke.py) runs against
 #      the gateway's loopback control plane, as a developer would on `make dev`;
-#   5. schemathesis fuzzes every operation with a real Cognito token, bounded in
-#      examples and time: no 5xx, no response that violates the document.
+#   5. the administrators' routes answer the administrator `make dev` creates,
+#      and refuse the demo user;
+#   6. schemathesis fuzzes every operation with the administrator's Cognito
+#      token, bounded in examples and time: no 5xx, no response that violates
+#      the document.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -181,9 +184,22 @@ emergency_lever() {
     --apigateway-endpoint-url "$base/_aws/apigateway" --lambda-endpoint-url "$base/_aws/lambda"
 }
 check emergency_lever
+# As the administrator `make dev` creates (in agpat-admins): every operation,
+# the /admin/tokens ones included, reaches the token service.
+admin_jwt=$(cd "$work" && "$root/target/debug/items-dev" token admin)
+# The administrator reaches the admin routes (an unknown owner is a 404 from
+# the service, not a 403 from the gateway); the demo user does not.
+admin_routes() {
+  local as_admin as_demo
+  as_admin=$(curl -s -o /dev/null -w '%{http_code}' "$base/admin/tokens?owner=nobody" -H "Authorization: Bearer $admin_jwt")
+  as_demo=$(curl -s -o /dev/null -w '%{http_code}' "$base/admin/tokens?owner=nobody" -H "Authorization: Bearer $jwt")
+  echo "admin_routes: administrator $as_admin (want 404), demo user $as_demo (want 403)"
+  [ "$as_admin" = 404 ] && [ "$as_demo" = 403 ]
+}
+check admin_routes
 schemathesis() {
   timeout 600 "$root/.venv/bin/st" run "$base/openapi.json" --url "$base" \
-    --header "Authorization: Bearer $jwt" \
+    --header "Authorization: Bearer $admin_jwt" \
     --checks not_a_server_error,response_schema_conformance,content_type_conformance \
     --max-examples 15 --seed 20261126 --request-timeout 10 --no-color
 }

@@ -18,7 +18,9 @@ fn summary(m: &Manifest) -> String {
     format!(
         "{} scopes ({} declared), {declared} routes ({protected} protected) plus {} built in",
         m.scopes().len(),
-        m.scopes().len().saturating_sub(2),
+        m.scopes()
+            .len()
+            .saturating_sub(shared::scope::BUILT_IN_SCOPES.len()),
         routes.len() - declared
     )
 }

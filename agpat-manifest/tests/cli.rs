@@ -24,7 +24,7 @@ fn the_fixture_manifest_passes_the_check() {
     let (code, stdout, _) = run(&["check", "testdata/manifests/adopter.toml"]);
     assert_eq!(code, 0, "{stdout}");
     assert!(
-        stdout.contains("adopter.toml: ok: 14 scopes (12 declared), 47 routes"),
+        stdout.contains("adopter.toml: ok: 15 scopes (12 declared), 47 routes"),
         "{stdout}"
     );
 }

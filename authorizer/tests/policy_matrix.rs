@@ -1,14 +1,14 @@
 //! The cache-safety matrix over an adopter's manifest.
 //!
 //! API Gateway caches one policy per credential and applies it to every route
-//! of the API. So for every subset of the fixture adopter's 14 scopes (16 384
-//! sets) and every request that reaches a protected route, the policy the
+//! of the API. So for every subset of the fixture adopter's 15 scopes, the
+//! built-in ones included (32 768 sets) and every request that reaches a protected route, the policy the
 //! authorizer builds must allow the request iff the route's access rule
 //! permits the scopes. Requests include parameters that spell the manifest's
 //! literals (`/docs/x/comments/acl`) and greedy paths of several segments:
 //! the cases where an IAM `*` (which spans `/`) over-reaches.
 //!
-//! Evaluating 16 384 policies against thousands of paths with the IAM matcher
+//! Evaluating 32 768 policies against thousands of paths with the IAM matcher
 //! directly would take minutes in a debug build, so the test first computes,
 //! with that matcher, which resource matches which path, then evaluates each
 //! real policy (Allow, then explicit Deny wins) as bit operations on that
@@ -160,7 +160,12 @@ fn a_500_route_manifest_yields_a_policy_within_the_budget() {
     // Exact: one Allow per distinct resource, nothing stage-wide; the only
     // Deny entries are the malformed-path ones.
     let allow = &policy.statement.first().unwrap().resource;
-    assert_eq!(allow.len(), 500 + 10);
+    let built_in = shared::routes::built_in_routes()
+        .iter()
+        .filter(|r| r.access.is_protected())
+        .count();
+    assert_eq!(built_in, 15, "/tokens and /admin/tokens, public ones aside");
+    assert_eq!(allow.len(), 500 + built_in);
     assert!(allow.iter().all(|r| !r.ends_with("/prod/*")));
     let deny = &policy.statement.get(1).unwrap().resource;
     assert_eq!(deny.len(), shared::routes::MALFORMED_PATH_DENIES.len());
@@ -174,4 +179,58 @@ fn a_500_route_manifest_yields_a_policy_within_the_budget() {
     assert_eq!(evaluate(&policy, &list), PolicyDecision::Allow);
     let other = ARN.replace("GET/docs", "GET/resource4");
     assert_ne!(evaluate(&policy, &other), PolicyDecision::Allow);
+}
+
+/// An adopter route beside the administrators' (`/admin/{page}`): its IAM
+/// wildcard `GET/admin/*` also matches `/admin/tokens/...`, so a principal
+/// holding only the adopter's scope gets an explicit Deny for every admin
+/// route, and an administrator's policy allows both.
+#[test]
+fn an_adopter_route_beside_the_admin_routes_never_lets_its_scope_reach_them() {
+    let text = "version = 1\n[sessions.groups]\nagpat-admins = [\"admin:tokens\"]\n\
+        [[scope]]\nname = \"pages:read\"\ndescription = \"\"\n\
+        [[route]]\nmethod = \"GET\"\npath = \"/admin/{page}\"\nscope = \"pages:read\"\n\
+        [[route]]\nmethod = \"DELETE\"\npath = \"/admin/{page}\"\nscope = \"pages:read\"\n";
+    let manifest = shared::Manifest::parse(text, "m.toml").unwrap();
+    let arn = MethodArn::parse(ARN).unwrap();
+    let request = |method: &str, path: &str| ARN.replace("GET/docs", &format!("{method}{path}"));
+    let admin_requests = [
+        ("GET", "/admin/tokens"),
+        ("DELETE", "/admin/tokens"),
+        ("GET", "/admin/tokens/0123456789ABCDEFG"),
+        ("DELETE", "/admin/tokens/0123456789ABCDEFG"),
+        ("GET", "/admin/tokens/0123456789ABCDEFG/events"),
+    ];
+    let registry = manifest.scopes();
+    let pages = registry.parse_space_separated("pages:read").unwrap();
+    let everything_but_admin = manifest.sessions().pat_ceiling();
+    for scopes in [pages, everything_but_admin] {
+        let policy = build(&arn, manifest.routes(), scopes);
+        assert_eq!(
+            evaluate(&policy, &request("GET", "/admin/overview")),
+            PolicyDecision::Allow
+        );
+        for (method, path) in admin_requests {
+            assert_ne!(
+                evaluate(&policy, &request(method, path)),
+                PolicyDecision::Allow,
+                "{method} {path} with {}",
+                registry.to_space_separated(scopes)
+            );
+        }
+    }
+    let admin = manifest
+        .sessions()
+        .session_scopes(registry, "id", None, ["agpat-admins"]);
+    let policy = build(&arn, manifest.routes(), admin);
+    for (method, path) in admin_requests {
+        assert_eq!(
+            evaluate(&policy, &request(method, path)),
+            PolicyDecision::Allow
+        );
+    }
+    assert_eq!(
+        evaluate(&policy, &request("GET", "/admin/overview")),
+        PolicyDecision::Allow
+    );
 }

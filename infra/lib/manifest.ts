@@ -4,7 +4,7 @@
  *
  * Only its structure is checked here: the fields the CDK construct needs are
  * present and of the right kind. The full rule set (scope names, path syntax,
- * overlapping routes, reserved `/tokens` paths, …) lives in one place, the
+ * overlapping routes, reserved `/tokens` and `/admin/tokens` paths, …) lives in one place, the
  * Rust side: `agpat-manifest check` and every agpat Lambda at cold start.
  */
 import * as fs from "fs";
@@ -66,9 +66,9 @@ export interface AgpatManifest {
   readonly version: 1;
   /** Session settings. */
   readonly sessions: ManifestSessions;
-  /** The adopter's scopes (the built-in `tokens:*` ones are not listed). */
+  /** The adopter's scopes (the built-in `tokens:*` and `admin:tokens` are not listed). */
   readonly scopes: readonly ManifestScope[];
-  /** The adopter's routes (the built-in `/tokens` routes are not listed). */
+  /** The adopter's routes (the built-in `/tokens` and `/admin/tokens` routes are not listed). */
   readonly routes: readonly ManifestRoute[];
 }
 

@@ -11,9 +11,9 @@ import { Access, HttpMethod } from "./manifest";
 export interface TokenRoute {
   /** The HTTP method. */
   readonly method: HttpMethod;
-  /** The resource path, under `/tokens`. */
+  /** The resource path, under `/tokens` or `/admin/tokens`. */
   readonly path: string;
-  /** Who may call it; only `POST /tokens/revoke` is public. */
+  /** Who may call it; only the leaked-token and secret-scanning routes are public. */
   readonly access: Access;
 }
 
@@ -62,6 +62,7 @@ export const TOKEN_ROUTES: readonly TokenRoute[] = generated.routes
 
 /** The token table's layout. */
 export const TABLE: TableLayout = generated.table;
+
 
 /** Public routes skip the authorizer (and, for `/tokens`, get tight method throttling). */
 export function isPublic(route: { readonly access: Access }): boolean {

@@ -169,3 +169,41 @@ pub async fn login(pool: &Pool, username: &str, password: &str) -> anyhow::Resul
         .context("no access token")?
         .to_owned())
 }
+
+/// Puts a user in a group, creating the group first if the pool lacks it
+/// (`make dev` puts its administrator in `agpat-admins` this way).
+pub async fn add_to_group(pool: &Pool, username: &str, group: &str) -> anyhow::Result<()> {
+    let cognito = client(&pool.endpoint, &pool.region);
+    let exists = cognito
+        .get_group()
+        .user_pool_id(&pool.pool_id)
+        .group_name(group)
+        .send()
+        .await
+        .is_ok();
+    if !exists {
+        cognito
+            .create_group()
+            .user_pool_id(&pool.pool_id)
+            .group_name(group)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("Cognito CreateGroup failed: {}", DisplayErrorContext(&e))
+            })?;
+    }
+    cognito
+        .admin_add_user_to_group()
+        .user_pool_id(&pool.pool_id)
+        .username(username)
+        .group_name(group)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Cognito AdminAddUserToGroup failed: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(())
+}

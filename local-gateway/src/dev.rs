@@ -19,6 +19,10 @@ use crate::{GatewayConfig, LocalSetup, Upstream, app_with_openapi, build, cognit
 pub const DEMO_LOGIN: &str = "demo";
 /// The demo user's password (local moto only).
 pub const DEMO_PASSWORD: &str = "Demo-passw0rd!";
+/// The demo administrator `dev` creates, in [`ADMIN_GROUP`] (same password).
+pub const DEMO_ADMIN_LOGIN: &str = "admin";
+/// The Cognito group the example manifests map to `admin:tokens`.
+pub const ADMIN_GROUP: &str = "agpat-admins";
 
 /// What `dev` hands the upstream builder.
 pub struct DevContext {
@@ -141,8 +145,12 @@ where
     }
     eprintln!("[5/6] creating the Cognito user pool and its app client");
     let pool = cognito::create_pool(&cognito_endpoint, &region, "agpat-local").await?;
-    eprintln!("[6/6] creating the demo user `{DEMO_LOGIN}` and signing in");
+    eprintln!(
+        "[6/6] creating the demo user `{DEMO_LOGIN}` and administrator `{DEMO_ADMIN_LOGIN}`, and signing in"
+    );
     cognito::create_user(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
+    cognito::create_user(&pool, DEMO_ADMIN_LOGIN, DEMO_PASSWORD).await?;
+    cognito::add_to_group(&pool, DEMO_ADMIN_LOGIN, ADMIN_GROUP).await?;
     let jwt = cognito::login(&pool, DEMO_LOGIN, DEMO_PASSWORD).await?;
     std::fs::create_dir_all(".dev").context("cannot create .dev/")?;
     let state = DevState {
@@ -224,7 +232,15 @@ agpat whoami
 agpat tokens create --name laptop --scope tokens:read --expires-in-days 30   # prints the secret once
 agpat tokens list
 agpat tokens revoke <id>
+
+# An administrator ({admin}, same password, in the Cognito group {group}, which
+# the manifest maps to admin:tokens) acts on anyone's tokens; the owner sees it:
+export ADMIN_JWT=$(make -s token LOGIN={admin})
+curl -s "{base}/admin/tokens?owner=<sub>&status=active" -H "Authorization: Bearer $ADMIN_JWT"
+curl -s -X DELETE {base}/admin/tokens/<id> -H "Authorization: Bearer $ADMIN_JWT"
 "#,
+        admin = DEMO_ADMIN_LOGIN,
+        group = ADMIN_GROUP,
         client_id = pool.client_id,
         endpoint = pool.endpoint,
         region = pool.region,

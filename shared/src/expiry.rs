@@ -237,6 +237,7 @@ impl TokenStore {
                 token: token.id.clone(),
                 at: now,
                 kind: notice.event(),
+                admin: None,
             },
             Some(token.expires_at),
         )?;

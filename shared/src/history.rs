@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::pat::TokenId;
+use crate::principal::UserId;
 
 /// Who or what revoked a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,9 @@ pub enum RevokedBy {
     LeakReport,
     /// The owner's Cognito account was disabled or deleted.
     Offboarding,
+    /// An administrator (`DELETE /admin/tokens/{id}` or `DELETE
+    /// /admin/tokens?owner=`), named in the event's `admin`.
+    Admin,
     /// A cause this version does not know (written by a newer one): read
     /// as this, so a history stays readable across a rollback.
     #[serde(other)]
@@ -89,6 +93,13 @@ pub enum EventKind {
     },
     /// The token expired (the notice was sent).
     Expired,
+    /// An administrator read the token: what they saw is `view`; who, the
+    /// event's `admin`. Written before the answer leaves, so no admin read
+    /// goes unrecorded.
+    AdminViewed {
+        /// Which view.
+        view: AdminView,
+    },
     /// An event this version does not know (written by a newer one): read
     /// as this, so a history stays readable across a rollback.
     #[serde(other)]
@@ -106,8 +117,60 @@ impl EventKind {
             EventKind::NewIp { .. } => "new_ip",
             EventKind::Expiring { .. } => "expiring",
             EventKind::Expired => "expired",
+            EventKind::AdminViewed { .. } => "admin_viewed",
             EventKind::Other => "other",
         }
+    }
+}
+
+/// What an administrator read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminView {
+    /// The token's metadata (`GET /admin/tokens/{id}`).
+    Metadata,
+    /// The token's history (`GET /admin/tokens/{id}/events`).
+    History,
+    /// The token in a listing of its owner's tokens (`GET /admin/tokens`).
+    Listing,
+    /// A view this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// An administrator who acted on someone else's token, as the history and
+/// the audit log name them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admin {
+    /// Their Cognito `sub`.
+    pub sub: UserId,
+    /// Their Cognito username, when the session carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// Why a token is revoked, and the administrator when one revoked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoker {
+    /// The cause.
+    pub by: RevokedBy,
+    /// The administrator, for [`RevokedBy::Admin`].
+    pub admin: Option<Admin>,
+}
+
+impl Revoker {
+    /// A revocation by `admin`.
+    pub fn admin(admin: Admin) -> Self {
+        Self {
+            by: RevokedBy::Admin,
+            admin: Some(admin),
+        }
+    }
+}
+
+impl From<RevokedBy> for Revoker {
+    fn from(by: RevokedBy) -> Self {
+        Self { by, admin: None }
     }
 }
 
@@ -120,6 +183,20 @@ pub struct TokenEvent {
     pub at: i64,
     /// What happened.
     pub kind: EventKind,
+    /// The administrator who did it, when one did.
+    pub admin: Option<Admin>,
+}
+
+impl TokenEvent {
+    /// An event nobody in particular caused (the owner, the token, the system).
+    pub fn new(token: TokenId, at: i64, kind: EventKind) -> Self {
+        Self {
+            token,
+            at,
+            kind,
+            admin: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +211,8 @@ mod tests {
             serde_json::from_value(serde_json::json!({"type": "admin_note", "x": 1})).unwrap();
         assert_eq!(kind, EventKind::Other);
         let kind: EventKind =
-            serde_json::from_value(serde_json::json!({"type": "revoked", "by": "admin"})).unwrap();
+            serde_json::from_value(serde_json::json!({"type": "revoked", "by": "auditor"}))
+                .unwrap();
         assert_eq!(
             kind,
             EventKind::Revoked {

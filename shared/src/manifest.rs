@@ -8,6 +8,7 @@
 //! scope_prefix = "https://docs.example.com/"  # optional: resource-server scopes narrow access tokens
 //! [sessions.groups]                           # optional: cognito:groups -> extra session scopes
 //! operators = ["admin:ops"]
+//! agpat-admins = ["admin:tokens"]             # built in: the /admin/tokens routes
 //!
 //! [[scope]]
 //! name = "docs:read"
@@ -24,8 +25,9 @@
 //! `retired_scopes = ["old:name"]`: tokens issued with it still name it, and
 //! a retired name cannot be declared again.
 //!
-//! The built-in `tokens:read` / `tokens:write` scopes and `/tokens` routes are
-//! always present and cannot be declared. Validation is strict: an unknown
+//! The built-in `tokens:read` / `tokens:write` / `admin:tokens` scopes and
+//! the `/tokens` and `/admin/tokens` routes are always present and cannot be
+//! declared. `admin:tokens` is granted only by a group, never by default. Validation is strict: an unknown
 //! field or scope, a malformed or duplicate name or template, sibling
 //! parameters API Gateway would refuse, routes no IAM policy can separate, or
 //! more than [`MAX_SCOPES`] scopes each fail with the line that caused it.
@@ -269,6 +271,15 @@ impl Manifest {
             if !crate::scope::is_valid_scope_name(name.get_ref()) {
                 return Err(lines.error(name.span(), "a retired scope name is malformed"));
             }
+            if crate::scope::BUILT_IN_SCOPES
+                .iter()
+                .any(|(built_in, _)| built_in == name.get_ref())
+            {
+                return Err(lines.error(
+                    name.span(),
+                    format!("`{}` is built in and cannot be retired", name.get_ref()),
+                ));
+            }
             retired.insert(name.get_ref(), lines.line_of(name.span().start));
         }
         let mut scopes = ScopeRegistry::built_in();
@@ -288,7 +299,7 @@ impl Manifest {
                 .map_err(|e| match e {
                     RegistryError::TooMany => lines.error(
                         name.span(),
-                        format!("too many scopes: at most {MAX_SCOPES}, tokens:read and tokens:write included"),
+                        format!("too many scopes: at most {MAX_SCOPES}, the built-in tokens:read, tokens:write and admin:tokens included"),
                     ),
                     other => lines.error(name.span(), other.to_string()),
                 })?;
@@ -309,9 +320,14 @@ impl Manifest {
                 .try_fold(ScopeSet::EMPTY, |acc, n| Ok(acc.with(scope(n)?)))
         };
 
+        // admin:tokens is for administrators' sessions: granted by a group
+        // or not at all, so it never lands in every session or in a PAT.
+        let never_default = ScopeSet::EMPTY.with(Scope::ADMIN_TOKENS);
         let sessions = match &raw.sessions {
             None => SessionPolicy {
-                default_scopes: scopes.all(),
+                default_scopes: ScopeSet::from_scopes(
+                    scopes.all().iter().filter(|s| !never_default.contains(*s)),
+                ),
                 scope_prefix: None,
                 groups: Vec::new(),
             },
@@ -335,13 +351,22 @@ impl Manifest {
                     .iter()
                     .fold(ScopeSet::EMPTY, |acc, (_, set)| acc.union(*set));
                 let default_scopes = match &s.default_scopes {
-                    Some(list) => scope_list(list.get_ref())?,
-                    None => ScopeSet::from_scopes(
-                        scopes
-                            .all()
+                    Some(list) => {
+                        if let Some(admin) = list
+                            .get_ref()
                             .iter()
-                            .filter(|scope| !group_only.contains(*scope)),
-                    ),
+                            .find(|n| scope(n).is_ok_and(|s| never_default.contains(s)))
+                        {
+                            return Err(lines.error(
+                                admin.span(),
+                                "`admin:tokens` is granted only through [sessions.groups] (for example `agpat-admins = [\"admin:tokens\"]`), never by default",
+                            ));
+                        }
+                        scope_list(list.get_ref())?
+                    }
+                    None => ScopeSet::from_scopes(scopes.all().iter().filter(|scope| {
+                        !group_only.contains(*scope) && !never_default.contains(*scope)
+                    })),
                 };
                 SessionPolicy {
                     default_scopes,
@@ -381,12 +406,20 @@ impl Manifest {
             if is_reserved_path(path) {
                 return Err(lines.error(
                     d.path.span(),
-                    format!("`{path}` is reserved: the /tokens routes are built in"),
+                    format!(
+                        "`{path}` is reserved: the /tokens and /admin/tokens routes are built in"
+                    ),
                 ));
             }
             let segments = parse_template(path)
                 .map_err(|e| lines.error(d.path.span(), format!("path `{path}`: {e}")))?;
             let access = match (&d.scope, &d.access) {
+                (Some(s), None) if never_default.contains(scope(s)?) => {
+                    return Err(lines.error(
+                        s.span(),
+                        "`admin:tokens` is agpat's administrators' scope, for the built-in /admin/tokens routes only: give this route a scope of its own",
+                    ));
+                }
                 (Some(s), None) => Access::Scope(scope(s)?),
                 (None, Some(a)) => match a.get_ref().as_str() {
                     "public" => Access::Public,
@@ -506,7 +539,7 @@ mod tests {
     fn the_fixture_adopter_manifest_is_valid_and_complete() {
         let text = include_str!("../../testdata/manifests/adopter.toml");
         let m = Manifest::parse(text, "adopter.toml").unwrap();
-        assert!(m.scopes().len() >= 14, "12 declared + 2 built in");
+        assert!(m.scopes().len() >= 15, "12 declared + 3 built in");
         let declared = m.routes().routes().iter().filter(|r| !r.built_in).count();
         assert!(declared >= 40);
         assert!(
@@ -517,19 +550,22 @@ mod tests {
         );
         let admin = m.scopes().parse("admin:ops").unwrap();
         assert!(!m.sessions().pat_ceiling().contains(admin));
-        assert_eq!(m.sessions().groups.len(), 1);
+        assert_eq!(m.sessions().groups.len(), 2);
     }
 
     #[test]
     fn the_built_in_routes_and_scopes_are_always_there() {
         let m = Manifest::parse("version = 1\n", "m.toml").unwrap();
-        assert_eq!(m.scopes().len(), 2);
+        assert_eq!(m.scopes().len(), 3);
         assert!(
             m.routes()
                 .find(Method::Post, "/tokens/abc/rotate")
                 .is_some()
         );
-        assert_eq!(m.sessions().default_scopes, m.scopes().all());
+        assert_eq!(
+            m.sessions().default_scopes,
+            ScopeSet::from_scopes([Scope::TOKENS_READ, Scope::TOKENS_WRITE])
+        );
     }
 
     #[test]
@@ -657,13 +693,14 @@ mod tests {
     #[test]
     fn too_many_scopes_names_the_first_one_over() {
         let mut text = String::from("version = 1\n");
-        for i in 0..MAX_SCOPES - 1 {
+        let built_in = crate::scope::BUILT_IN_SCOPES.len();
+        for i in 0..=MAX_SCOPES - built_in {
             text.push_str(&format!("[[scope]]\nname = \"s{i}\"\ndescription = \"\"\n"));
         }
         let e = Manifest::parse(&text, "m.toml").unwrap_err();
         assert!(e.message.contains("too many scopes"), "{e}");
-        // The 127th declared scope (index 128 with the built-ins) is refused.
-        assert_eq!(e.line, 2 + 3 * (MAX_SCOPES - 2) + 1);
+        // The first declared scope past index 127 (built-ins included) is refused.
+        assert_eq!(e.line, 2 + 3 * (MAX_SCOPES - built_in) + 1);
         text.truncate(text.rfind("[[scope]]").unwrap_or(0));
         assert_eq!(
             Manifest::parse(&text, "m.toml").unwrap().scopes().len(),
@@ -711,6 +748,43 @@ mod tests {
         assert!(e.message.contains("(built in)"), "{e}");
     }
 
+    /// Review finding: an adopter who once declared `admin:tokens` must not
+    /// keep handing it out through their own routes or a retirement.
+    #[test]
+    fn no_adopter_route_or_retirement_names_admin_tokens() {
+        let e = err(&route("GET", "/ops", "scope = \"admin:tokens\""));
+        assert!(e.message.contains("administrators' scope"), "{e}");
+        assert_eq!(e.line, 8);
+        for name in ["admin:tokens", "tokens:read"] {
+            let e = Manifest::parse(
+                &format!("version = 1\nretired_scopes = [\"{name}\"]\n"),
+                "m",
+            )
+            .unwrap_err();
+            assert!(e.message.contains("built in and cannot be retired"), "{e}");
+        }
+    }
+
+    /// The administrators' routes are as reserved as the owners'; paths
+    /// that merely start with the same letters are the adopter's.
+    #[test]
+    fn the_admin_token_paths_are_reserved_and_their_neighbours_are_not() {
+        for path in ["/admin/tokens", "/admin/tokens/{id}", "/admin/tokens/x/y"] {
+            let e = err(&route("GET", path, "scope = \"docs:read\""));
+            assert!(e.message.contains("is reserved"), "{path}: {e}");
+        }
+        let text = format!(
+            "{HEAD}{}{}",
+            route("GET", "/admin/tokenset", "scope = \"docs:read\""),
+            route("GET", "/admin/{page}", "scope = \"docs:read\"")
+        );
+        let m = Manifest::parse(&text, "m.toml").unwrap();
+        let found = m.routes().find(Method::Get, "/admin/tokens").unwrap();
+        assert!(found.built_in, "the literal built-in route wins");
+        let found = m.routes().find(Method::Get, "/admin/other").unwrap();
+        assert!(!found.built_in);
+    }
+
     /// Review finding: with `default_scopes` left out, a group scope used
     /// to land in every session (and in the PAT ceiling).
     #[test]
@@ -733,6 +807,32 @@ mod tests {
                 .pat_ceiling()
                 .contains(r.parse("admin:ops").unwrap())
         );
+    }
+
+    /// `admin:tokens` reaches a session only through a group: never a
+    /// default (listed or not), so never within a PAT's ceiling.
+    #[test]
+    fn admin_tokens_is_granted_by_a_group_and_never_by_default() {
+        let m = Manifest::parse(HEAD, "m.toml").unwrap();
+        assert!(!m.sessions().default_scopes.contains(Scope::ADMIN_TOKENS));
+        assert!(!m.sessions().pat_ceiling().contains(Scope::ADMIN_TOKENS));
+        let text = format!("{HEAD}[sessions.groups]\nagpat-admins = [\"admin:tokens\"]\n");
+        let m = Manifest::parse(&text, "m.toml").unwrap();
+        let r = m.scopes();
+        assert!(!m.sessions().pat_ceiling().contains(Scope::ADMIN_TOKENS));
+        assert!(
+            m.sessions()
+                .session_scopes(r, "id", None, ["agpat-admins"])
+                .contains(Scope::ADMIN_TOKENS)
+        );
+        assert!(
+            !m.sessions()
+                .session_scopes(r, "id", None, ["agpat-admin", "admins"])
+                .contains(Scope::ADMIN_TOKENS)
+        );
+        let e = err("[sessions]\ndefault_scopes = [\"tokens:read\", \"admin:tokens\"]\n");
+        assert_eq!(e.line, 6);
+        assert!(e.message.contains("only through [sessions.groups]"), "{e}");
     }
 
     #[test]

@@ -520,13 +520,15 @@ impl RouteTable {
     }
 }
 
-/// The built-in routes: the token service's. Always present; no manifest can
-/// declare a path under `/tokens`.
+/// The built-in routes: the token service's, owners' (`/tokens`) and
+/// administrators' (`/admin/tokens`). Always present; no manifest can declare
+/// a path under either.
 pub fn built_in_routes() -> Vec<Route> {
     use Access::{Public, Scope as S};
     use Method::{Delete, Get, Patch, Post};
     let read = S(Scope::TOKENS_READ);
     let write = S(Scope::TOKENS_WRITE);
+    let admin = S(Scope::ADMIN_TOKENS);
     [
         (Post, "/tokens", write, "Issue a token"),
         (Get, "/tokens", read, "List your tokens"),
@@ -550,6 +552,36 @@ pub fn built_in_routes() -> Vec<Route> {
         (Delete, "/tokens/{id}", write, "Revoke one token"),
         (Post, "/tokens/{id}/rotate", write, "Rotate one token"),
         (Get, "/tokens/{id}/events", read, "One token's history"),
+        (
+            Get,
+            "/admin/tokens",
+            admin,
+            "Administrators: list one user's tokens",
+        ),
+        (
+            Delete,
+            "/admin/tokens",
+            admin,
+            "Administrators: revoke all of one user's tokens",
+        ),
+        (
+            Get,
+            "/admin/tokens/{id}",
+            admin,
+            "Administrators: inspect any token",
+        ),
+        (
+            Delete,
+            "/admin/tokens/{id}",
+            admin,
+            "Administrators: revoke any token",
+        ),
+        (
+            Get,
+            "/admin/tokens/{id}/events",
+            admin,
+            "Administrators: any token's history",
+        ),
     ]
     .into_iter()
     .map(|(method, path, access, summary)| Route {
@@ -564,9 +596,13 @@ pub fn built_in_routes() -> Vec<Route> {
     .collect()
 }
 
-/// Whether a path is reserved for the built-in routes.
+/// Whether a path is reserved for the built-in routes: `/tokens` and
+/// `/admin/tokens`, and everything below them.
 pub fn is_reserved_path(path: &str) -> bool {
-    path == "/tokens" || path.starts_with("/tokens/")
+    ["/tokens", "/admin/tokens"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 #[cfg(feature = "store")]

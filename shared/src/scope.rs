@@ -29,6 +29,11 @@ impl Scope {
     pub const TOKENS_READ: Scope = Scope(0);
     /// `tokens:write`: issue, rotate and revoke tokens. Built in, always index 1.
     pub const TOKENS_WRITE: Scope = Scope(1);
+    /// `admin:tokens`: act on anyone's tokens (the `/admin/tokens` routes).
+    /// Built in, always index 2. Only a Cognito session can hold it, and only
+    /// through a `[sessions.groups]` entry: it is never a default session
+    /// scope and never within a PAT's ceiling.
+    pub const ADMIN_TOKENS: Scope = Scope(2);
 
     /// The index in its registry (the bit in a [`ScopeSet`]).
     pub const fn index(self) -> usize {
@@ -41,9 +46,13 @@ impl Scope {
 }
 
 /// The built-in scopes, in index order: name and description.
-pub const BUILT_IN_SCOPES: [(&str, &str); 2] = [
+pub const BUILT_IN_SCOPES: [(&str, &str); 3] = [
     ("tokens:read", "Read your tokens' metadata"),
     ("tokens:write", "Issue, rotate and revoke your tokens"),
+    (
+        "admin:tokens",
+        "Administer anyone's tokens (Cognito sessions, by group only)",
+    ),
 ];
 
 /// Why a string is not a scope or scope list.
@@ -166,7 +175,9 @@ pub enum RegistryError {
     #[error("scope name `{0}` is malformed: 1-64 of a-z 0-9 : . _ -, starting with a letter")]
     Malformed(String),
     /// The name is declared twice (or redeclares a built-in scope).
-    #[error("scope `{0}` is declared more than once (tokens:read and tokens:write are built in)")]
+    #[error(
+        "scope `{0}` is declared more than once (tokens:read, tokens:write and admin:tokens are built in)"
+    )]
     Duplicate(String),
     /// Too many scopes.
     #[error("more than {MAX_SCOPES} scopes (built-in ones included)")]
@@ -363,8 +374,9 @@ mod tests {
         let r = registry();
         assert_eq!(r.parse("tokens:read"), Ok(Scope::TOKENS_READ));
         assert_eq!(r.parse("tokens:write"), Ok(Scope::TOKENS_WRITE));
-        assert_eq!(r.parse("items:write").unwrap().index(), 3);
-        assert_eq!(r.len(), 4);
+        assert_eq!(r.parse("admin:tokens"), Ok(Scope::ADMIN_TOKENS));
+        assert_eq!(r.parse("items:write").unwrap().index(), 4);
+        assert_eq!(r.len(), 5);
     }
 
     #[test]
@@ -414,13 +426,14 @@ mod tests {
             ScopeRegistry::with_declared([("tokens:read", "")]).unwrap_err(),
             RegistryError::Duplicate("tokens:read".into())
         );
-        let names: Vec<String> = (0..MAX_SCOPES - 2).map(|i| format!("s{i}")).collect();
+        let declarable = MAX_SCOPES - BUILT_IN_SCOPES.len();
+        let names: Vec<String> = (0..declarable).map(|i| format!("s{i}")).collect();
         let full = ScopeRegistry::with_declared(names.iter().map(|n| (n.as_str(), ""))).unwrap();
         assert_eq!(full.len(), MAX_SCOPES);
         let mut over = full.clone();
         assert_eq!(over.declare("one-more", ""), Err(RegistryError::TooMany));
         // The 128th scope is a real bit, distinct from every other.
-        let last = full.parse(&format!("s{}", MAX_SCOPES - 3)).unwrap();
+        let last = full.parse(&format!("s{}", declarable - 1)).unwrap();
         assert_eq!(last.index(), 127);
         assert!(full.all().contains(last));
         assert_eq!(full.all().len(), 128);
@@ -436,7 +449,7 @@ mod tests {
         assert!(!rw.is_subset_of(read));
         assert!(ScopeSet::EMPTY.is_subset_of(read));
         assert!(rw.is_subset_of(r.all()));
-        assert_eq!(r.every_subset().unwrap().count(), 16);
+        assert_eq!(r.every_subset().unwrap().count(), 32);
     }
 
     #[test]
@@ -459,7 +472,7 @@ mod tests {
         let kept = after.resolve(&names);
         assert_eq!(
             after.to_space_separated(kept),
-            "tokens:read tokens:write items:read"
+            "tokens:read tokens:write admin:tokens items:read"
         );
         assert!(!kept.contains(after.parse("items:admin").unwrap()));
     }

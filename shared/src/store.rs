@@ -41,7 +41,7 @@ use thiserror::Error;
 
 use crate::config::StoreConfig;
 use crate::hash::PhcHash;
-use crate::history::{EventKind, RevokedBy, TokenEvent};
+use crate::history::{EventKind, Revoker, TokenEvent};
 use crate::pat::TokenId;
 use crate::principal::UserId;
 use crate::record::{
@@ -536,6 +536,7 @@ impl TokenStore {
                     token: rec.meta.id.clone(),
                     at: now,
                     kind: EventKind::Created,
+                    admin: None,
                 },
                 Some(rec.meta.expires_at),
             )?;
@@ -569,6 +570,20 @@ impl TokenStore {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Whether a session of `owner` issued at `issued_at` began at or before
+    /// the owner's last revoke-all (an offboarding, or an administrator's
+    /// revoke-all): such a session may no longer act as an administrator.
+    pub async fn session_predates_revocation(
+        &self,
+        owner: &UserId,
+        issued_at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .owner_state(owner)
+            .await?
+            .predates_revocation(Some(issued_at)))
     }
 
     /// Whether `owner` has ever held a token here (has an active-set item).
@@ -867,9 +882,10 @@ impl TokenStore {
         owner: &UserId,
         id: &TokenId,
         now: i64,
-        by: RevokedBy,
+        by: impl Into<Revoker>,
     ) -> Result<RevokeOutcome, StoreError> {
-        self.revoke_with(owner, id, now, true, None, by).await
+        self.revoke_with(owner, id, now, true, None, &by.into())
+            .await
     }
 
     /// [`Self::revoke`]; `ensure_slots` prepares the active-set item first
@@ -888,7 +904,7 @@ impl TokenStore {
         now: i64,
         ensure_slots: bool,
         below_epoch: Option<i64>,
-        by: RevokedBy,
+        by: &Revoker,
     ) -> Result<RevokeOutcome, StoreError> {
         for attempt in 0..3 {
             let Some(meta) = self.get_owned(owner, id).await? else {
@@ -930,7 +946,8 @@ impl TokenStore {
                 &TokenEvent {
                     token: id.clone(),
                     at: now,
-                    kind: EventKind::Revoked { by },
+                    kind: EventKind::Revoked { by: by.by },
+                    admin: by.admin.clone(),
                 },
                 Some(now),
             )?;
@@ -1142,6 +1159,7 @@ impl TokenStore {
                         from: None,
                         to: Some(new.meta.id.clone()),
                     },
+                    admin: None,
                 },
                 Some(if overlap_secs <= 0 {
                     now
@@ -1157,6 +1175,7 @@ impl TokenStore {
                         from: Some(old_id.clone()),
                         to: None,
                     },
+                    admin: None,
                 },
                 Some(new.meta.expires_at),
             )?;
@@ -1308,6 +1327,7 @@ impl TokenStore {
                         ip: site.ip.clone(),
                         user_agent: site.user_agent.clone(),
                     },
+                    admin: None,
                 },
                 token_expires_at,
             )?;
@@ -1403,6 +1423,7 @@ impl TokenStore {
                 token: seen.id.clone(),
                 at: now,
                 kind: EventKind::Updated { changes },
+                admin: None,
             },
             Some(edit.expires_at.unwrap_or(seen.expires_at)),
         )?;
@@ -1520,26 +1541,51 @@ impl TokenStore {
         let nonce = crate::pat::os_random::<6>().map_err(|_| StoreError::Corrupt("randomness"))?;
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let body = serde_json::to_string(&event.kind).map_err(|_| StoreError::Corrupt("event"))?;
+        let mut item = HashMap::from([
+            ("PK".to_owned(), s(events_pk(&event.token))),
+            (
+                "SK".to_owned(),
+                s(format!(
+                    "{:012}#{:020}#{}#{nonce}",
+                    event.at,
+                    event_sequence(),
+                    event.kind.name()
+                )),
+            ),
+            ("event".to_owned(), s(body)),
+            ("at".to_owned(), n(event.at)),
+            (TTL_ATTRIBUTE.to_owned(), n(ttl)),
+        ]);
+        if let Some(admin) = &event.admin {
+            let admin = serde_json::to_string(admin).map_err(|_| StoreError::Corrupt("event"))?;
+            item.insert("admin".to_owned(), s(admin));
+        }
         Put::builder()
             .table_name(&self.cfg.table_name)
-            .set_item(Some(HashMap::from([
-                ("PK".to_owned(), s(events_pk(&event.token))),
-                (
-                    "SK".to_owned(),
-                    s(format!(
-                        "{:012}#{:020}#{}#{nonce}",
-                        event.at,
-                        event_sequence(),
-                        event.kind.name()
-                    )),
-                ),
-                ("event".to_owned(), s(body)),
-                ("at".to_owned(), n(event.at)),
-                (TTL_ATTRIBUTE.to_owned(), n(ttl)),
-            ])))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(|_| StoreError::Corrupt("put builder"))
+    }
+
+    /// Writes history events that accompany no change (an administrator's
+    /// reads), all or none, in one transaction: the caller answers only once
+    /// they are stored. Each pairs with its token's end of life (expiry or
+    /// revocation), which caps its retention. At most [`MAX_PAGE_SIZE`].
+    pub async fn record_events(&self, events: &[(TokenEvent, i64)]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if events.len() > usize::try_from(MAX_PAGE_SIZE).unwrap_or(0) {
+            return Err(StoreError::Corrupt("too many events for one transaction"));
+        }
+        let mut request = self.client.transact_write_items();
+        for (event, end) in events {
+            let put = self.put_event(event, Some(*end))?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        request.send().await.map_err(unavailable)?;
+        Ok(())
     }
 
     /// One page of a token's history, newest first. The caller must have
@@ -1579,10 +1625,17 @@ impl TokenStore {
             .map(|item| {
                 let kind: EventKind = serde_json::from_str(get_s(item, "event")?)
                     .map_err(|_| StoreError::Corrupt("event"))?;
+                let admin = match item.get("admin").and_then(|v| v.as_s().ok()) {
+                    None => None,
+                    Some(json) => {
+                        Some(serde_json::from_str(json).map_err(|_| StoreError::Corrupt("event"))?)
+                    }
+                };
                 Ok(TokenEvent {
                     token: id.clone(),
                     at: get_n(item, "at")?,
                     kind,
+                    admin,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1617,8 +1670,9 @@ impl TokenStore {
         owner: &UserId,
         now: i64,
         deadline: Option<std::time::Instant>,
-        by: RevokedBy,
+        by: impl Into<Revoker>,
     ) -> Result<RevokeAllOutcome, StoreError> {
+        let by: Revoker = by.into();
         // First the time sessions are measured against, and only forwards: a
         // caller with an older clock (a long sweep) must not reopen the
         // window. Written before the epoch moves, so no create can slip in
@@ -1708,7 +1762,7 @@ impl TokenStore {
             now,
             epoch,
             deadline,
-            by,
+            &by,
             &mut outcome,
         )
         .await?;
@@ -1735,7 +1789,7 @@ impl TokenStore {
                 .filter(|m| m.is_active(now) && !slot_ids.contains(&m.id))
                 .map(|m| m.id)
                 .collect();
-            self.revoke_ids(owner, legacy, now, epoch, deadline, by, &mut outcome)
+            self.revoke_ids(owner, legacy, now, epoch, deadline, &by, &mut outcome)
                 .await?;
             if outcome.remaining > 0 {
                 return Ok(outcome);
@@ -1772,7 +1826,7 @@ impl TokenStore {
         now: i64,
         epoch: i64,
         deadline: Option<std::time::Instant>,
-        by: RevokedBy,
+        by: &Revoker,
         outcome: &mut RevokeAllOutcome,
     ) -> Result<(), StoreError> {
         use futures_util::StreamExt;

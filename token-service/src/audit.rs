@@ -47,6 +47,8 @@ pub struct Audit<'a> {
     /// `source` and `url`), never the token itself.
     leak_source: Option<&'a str>,
     leak_url: Option<&'a str>,
+    /// The owner of the tokens acted on, when the actor is an administrator.
+    owner: Option<&'a str>,
 }
 
 impl<'a> Audit<'a> {
@@ -61,6 +63,7 @@ impl<'a> Audit<'a> {
             user_agent: &caller.user_agent,
             leak_source: None,
             leak_url: None,
+            owner: None,
         }
     }
 
@@ -76,6 +79,7 @@ impl<'a> Audit<'a> {
             user_agent: &info.user_agent,
             leak_source: None,
             leak_url: None,
+            owner: None,
         }
     }
 
@@ -83,6 +87,13 @@ impl<'a> Audit<'a> {
     pub fn found_at(mut self, source: Option<&'a str>, url: Option<&'a str>) -> Self {
         self.leak_source = source;
         self.leak_url = url;
+        self
+    }
+
+    /// The same record, naming the owner of the tokens an administrator
+    /// acted on.
+    pub fn of_owner(mut self, owner: &'a str) -> Self {
+        self.owner = Some(owner);
         self
     }
 
@@ -102,6 +113,7 @@ impl<'a> Audit<'a> {
             user_agent = self.user_agent,
             leak_source = self.leak_source,
             leak_url = self.leak_url,
+            owner = self.owner,
             "token audit event"
         );
         emit_metric(self.event, outcome.as_str(), 1);
@@ -117,6 +129,7 @@ impl<'a> Audit<'a> {
             actor = self.actor,
             auth_method = self.auth_method,
             count,
+            owner = self.owner,
             source_ip = self.source_ip,
             user_agent = self.user_agent,
             "token audit event"

@@ -90,8 +90,8 @@ pub struct UseSiteView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenEventView {
-    /// `created`, `rotated`, `revoked`, `updated`, `new_ip`, `expiring`, `expired`, or
-    /// `other` (written by a newer version).
+    /// `created`, `rotated`, `revoked`, `updated`, `new_ip`, `expiring`, `expired`,
+    /// `admin_viewed`, or `other` (written by a newer version).
     #[serde(rename = "type")]
     #[schema(example = "revoked")]
     kind: String,
@@ -103,7 +103,8 @@ pub struct TokenEventView {
     /// `rotated`: on the predecessor, the token that replaced it.
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<String>,
-    /// `revoked`: `owner`, `self`, `revoke_all`, `leak_report`, `offboarding`, or `other`.
+    /// `revoked`: `owner`, `self`, `revoke_all`, `leak_report`, `offboarding`, `admin`,
+    /// or `other`.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<String>,
     /// `updated`: the fields changed (`name`, `description`, `scopes`, `expiresAt`).
@@ -118,10 +119,29 @@ pub struct TokenEventView {
     /// `expiring`: whole days left (30, 7 or 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     days_left: Option<u32>,
+    /// `admin_viewed`: what the administrator read (`metadata`, `history`,
+    /// `listing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    view: Option<String>,
+    /// The administrator who acted (`admin_viewed`, and `revoked` by
+    /// `admin`): never absent when an administrator did it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin: Option<AdminActorView>,
+}
+
+/// An administrator named in a token's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminActorView {
+    /// Their Cognito `sub`.
+    sub: String,
+    /// Their Cognito username, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
 }
 
 impl TokenEventView {
-    fn new(event: &TokenEvent) -> Self {
+    pub(crate) fn new(event: &TokenEvent) -> Self {
         // The stored form is the API form: one serde definition
         // (`shared::history::EventKind`), read back field by field.
         let value = serde_json::to_value(&event.kind).unwrap_or_default();
@@ -148,6 +168,11 @@ impl TokenEventView {
                 EventKind::Expiring { days_left } => Some(*days_left),
                 _ => None,
             },
+            view: text("view"),
+            admin: event.admin.as_ref().map(|a| AdminActorView {
+                sub: a.sub.to_string(),
+                username: a.username.clone(),
+            }),
         }
     }
 }
@@ -157,9 +182,9 @@ impl TokenEventView {
 #[serde(rename_all = "camelCase")]
 pub struct TokenEventsBody {
     /// Newest first.
-    items: Vec<TokenEventView>,
+    pub(crate) items: Vec<TokenEventView>,
     /// Pass as `cursor` for the next page; absent on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// `PATCH /tokens/{id}` request body: at least one field.
@@ -237,7 +262,7 @@ pub struct TokenListBody {
 }
 
 impl TokenView {
-    fn new(m: &TokenMeta, now: i64, registry: &shared::ScopeRegistry) -> Self {
+    pub(crate) fn new(m: &TokenMeta, now: i64, registry: &shared::ScopeRegistry) -> Self {
         let effective = registry.resolve(&m.scopes);
         Self {
             id: m.id.to_string(),
@@ -276,7 +301,7 @@ struct Issued<'a> {
     meta: TokenView,
 }
 
-fn no_store<T: IntoResponse>(status: StatusCode, body: T) -> Response {
+pub(crate) fn no_store<T: IntoResponse>(status: StatusCode, body: T) -> Response {
     let mut response = (status, body).into_response();
     response
         .headers_mut()
@@ -530,7 +555,36 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (limit, mut errors) = page_query(&query, &["status"]);
-    let status = match query.get("status").map(String::as_str) {
+    let status = status_filter(&query, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let start = query.get("cursor").map(|c| Cursor::from_client(c));
+    let (metas, next) = collect_page(&app, &caller.principal.sub, status, limit, start).await?;
+    let now = app.now();
+    let items = metas
+        .into_iter()
+        .map(|mut meta| {
+            hide_foreign_activity(&caller, &mut meta);
+            TokenView::new(&meta, now, app.manifest.scopes())
+        })
+        .collect();
+    Ok(no_store(
+        StatusCode::OK,
+        Json(ListBody {
+            items,
+            next_cursor: next.map(|c| c.as_str().to_owned()),
+        }),
+    ))
+}
+
+/// The `status` filter of a listing (`active`, `expired`, `revoked`,
+/// `all`); `None` for all, an error added for anything else.
+pub(crate) fn status_filter(
+    query: &HashMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<TokenStatus> {
+    match query.get("status").map(String::as_str) {
         None | Some("all") => None,
         Some("active") => Some(TokenStatus::Active),
         Some("expired") => Some(TokenStatus::Expired),
@@ -542,24 +596,15 @@ pub async fn list(
             ));
             None
         }
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
     }
-    let start = query.get("cursor").map(|c| Cursor::from_client(c));
-    let (items, next) = collect_page(&app, &caller, status, limit, start).await?;
-    Ok(no_store(
-        StatusCode::OK,
-        Json(ListBody {
-            items,
-            next_cursor: next.map(|c| c.as_str().to_owned()),
-        }),
-    ))
 }
 
 /// The paging parameters of a listing (`limit`, `cursor`) plus `extra`
 /// keys: the page size, and an error for each unknown key or bad limit.
-fn page_query(query: &HashMap<String, String>, extra: &[&str]) -> (i32, Vec<FieldError>) {
+pub(crate) fn page_query(
+    query: &HashMap<String, String>,
+    extra: &[&str],
+) -> (i32, Vec<FieldError>) {
     let mut errors = Vec::new();
     let mut keys: Vec<&String> = query.keys().collect();
     keys.sort();
@@ -590,17 +635,17 @@ fn page_query(query: &HashMap<String, String>, extra: &[&str]) -> (i32, Vec<Fiel
     (limit, errors)
 }
 
-/// Reads store pages until `limit` tokens match `status` (or the history ends,
-/// or [`MAX_STORE_PAGES_PER_LISTING`] pages were read), and returns them with
-/// the cursor that continues right after the last token examined.
-async fn collect_page(
+/// Reads `owner`'s store pages until `limit` tokens match `status` (or the
+/// history ends, or [`MAX_STORE_PAGES_PER_LISTING`] pages were read), and
+/// returns them, description and use sites included, with the cursor that
+/// continues right after the last token examined.
+pub(crate) async fn collect_page(
     app: &AppState,
-    caller: &Caller,
+    owner: &shared::UserId,
     status: Option<TokenStatus>,
     limit: i32,
     mut cursor: Option<Cursor>,
-) -> Result<(Vec<TokenView>, Option<Cursor>), ApiError> {
-    let owner = &caller.principal.sub;
+) -> Result<(Vec<TokenMeta>, Option<Cursor>), ApiError> {
     let now = app.now();
     let wanted = usize::try_from(limit).unwrap_or(1);
     let mut items: Vec<TokenMeta> = Vec::new();
@@ -638,21 +683,16 @@ async fn collect_page(
     // of just those attributes for the page.
     let ids: Vec<TokenId> = items.iter().map(|m| m.id.clone()).collect();
     let mut details = app.store.details(&ids).await?;
-    let views = items
-        .into_iter()
-        .map(|mut meta| {
-            if let Some((description, sites)) = details.remove(&meta.id) {
-                meta.description = description;
-                meta.recent_uses = sites;
-            }
-            hide_foreign_activity(caller, &mut meta);
-            TokenView::new(&meta, now, app.manifest.scopes())
-        })
-        .collect();
-    Ok((views, next))
+    for meta in &mut items {
+        if let Some((description, sites)) = details.remove(&meta.id) {
+            meta.description = description;
+            meta.recent_uses = sites;
+        }
+    }
+    Ok((items, next))
 }
 
-fn parse_id(raw: &str) -> Result<TokenId, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<TokenId, ApiError> {
     // A malformed id is indistinguishable from a missing token.
     TokenId::parse(raw).map_err(|_| ApiError::TokenNotFound)
 }
@@ -1421,10 +1461,27 @@ pub async fn events(
         .ok_or(ApiError::TokenNotFound)?;
     let start = query.get("cursor").map(|c| Cursor::from_client(c));
     let page = app.store.events(&id, limit, start.as_ref()).await?;
+    // A PAT reading its own history (perhaps a thief's) is not told that an
+    // administrator is looking at it, nor who: admin reads are left out and
+    // an admin revocation does not name the administrator. The owner's
+    // session sees everything.
+    let pat = caller.principal.method == AuthMethod::Pat;
+    let items = page
+        .items
+        .iter()
+        .filter(|e| !(pat && matches!(e.kind, EventKind::AdminViewed { .. })))
+        .map(|e| {
+            let mut view = TokenEventView::new(e);
+            if pat {
+                view.admin = None;
+            }
+            view
+        })
+        .collect();
     Ok(no_store(
         StatusCode::OK,
         Json(TokenEventsBody {
-            items: page.items.iter().map(TokenEventView::new).collect(),
+            items,
             next_cursor: page.next.map(|c| c.as_str().to_owned()),
         }),
     ))

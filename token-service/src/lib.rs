@@ -1,5 +1,6 @@
 //! The `/tokens` service: issue, list, inspect, rotate and revoke personal
-//! access tokens. It knows the caller only from the authorizer context.
+//! access tokens, and the administrators' `/admin/tokens` routes. It knows
+//! the caller only from the authorizer context.
 //!
 //! The router is generated from the built-in routes of the route table: each
 //! gets its handler from [`handler_for`], and a test fails if one is missing.
@@ -7,6 +8,7 @@
 
 pub use shared::http::handle;
 
+pub mod admin;
 pub mod audit;
 pub mod handlers;
 pub mod openapi;
@@ -196,6 +198,11 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
         (Delete, "/tokens/{id}") => delete(handlers::delete_one),
         (Post, "/tokens/{id}/rotate") => post(handlers::rotate),
         (Get, "/tokens/{id}/events") => get(handlers::events),
+        (Get, "/admin/tokens") => get(admin::list),
+        (Delete, "/admin/tokens") => delete(admin::delete_all),
+        (Get, "/admin/tokens/{id}") => get(admin::get_one),
+        (Delete, "/admin/tokens/{id}") => delete(admin::delete_one),
+        (Get, "/admin/tokens/{id}/events") => get(admin::events),
         _ => return None,
     })
 }
@@ -220,7 +227,7 @@ mod tests {
             .iter()
             .filter(|r| r.built_in)
             .collect();
-        assert_eq!(routes.len(), 12);
+        assert_eq!(routes.len(), 17);
         for route in routes {
             assert!(
                 handler_for(route).is_some(),

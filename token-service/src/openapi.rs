@@ -7,13 +7,13 @@ use shared::http::problem::{FieldError, Problem};
 use shared::routes::built_in_routes;
 use utoipa::OpenApi;
 
-use crate::handlers;
+use crate::{admin, handlers};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "agpat token service",
-        description = "Issue, list, inspect, rotate and revoke personal access tokens."
+        description = "Issue, list, inspect, rotate and revoke personal access tokens; administrators act on anyone's."
     ),
     paths(
         handlers::create,
@@ -27,7 +27,12 @@ use crate::handlers;
         handlers::delete_one,
         handlers::rotate,
         handlers::patch,
-        handlers::events
+        handlers::events,
+        admin::list,
+        admin::delete_all,
+        admin::get_one,
+        admin::delete_one,
+        admin::events
     ),
     components(schemas(
         handlers::TokenView,
@@ -42,6 +47,9 @@ use crate::handlers;
         handlers::TokenEventView,
         handlers::TokenEventsBody,
         handlers::PatchTokenBody,
+        handlers::AdminActorView,
+        admin::AdminTokenView,
+        admin::AdminTokenListBody,
         Problem,
         FieldError
     ))

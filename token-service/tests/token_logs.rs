@@ -70,6 +70,36 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
             .await
             .text,
     );
+    // An administrator's acts on A's tokens: answers without secrets, and
+    // an audit line each naming the administrator and the owner.
+    let admin = session("admin-sub", &format!("{ALL} admin:tokens"));
+    let (token4, id4) = issue(&h, USER_A, &["docs:read"], 3).await;
+    secrets.push(token4);
+    let owner_query = format!("owner={USER_A}");
+    for (method, path, query) in [
+        (
+            "GET",
+            "/admin/tokens".to_owned(),
+            Some(owner_query.as_str()),
+        ),
+        ("GET", format!("/admin/tokens/{id4}"), None),
+        ("GET", format!("/admin/tokens/{id4}/events"), None),
+        ("DELETE", format!("/admin/tokens/{id4}"), None),
+        (
+            "DELETE",
+            "/admin/tokens".to_owned(),
+            Some(owner_query.as_str()),
+        ),
+    ] {
+        let req = Req::new(method, &path, Some(&admin));
+        let req = match query {
+            Some(q) => req.query(q),
+            None => req,
+        };
+        let reply = h.call(req).await;
+        assert!(reply.status < 300, "{method} {path}: {}", reply.text);
+        bodies_without_secrets.push(reply.text);
+    }
     bodies_without_secrets.push(h.call(Req::new("DELETE", "/tokens", Some(&a))).await.text);
 
     let mut hashes = Vec::new();
@@ -119,6 +149,11 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
         "token.revoke",
         "token.leaked_revoke",
         "token.revoke_all",
+        "admin.token.list",
+        "admin.token.read",
+        "admin.token.events",
+        "admin.token.revoke",
+        "admin.token.revoke_all",
     ] {
         assert!(
             events.contains(&expected),
@@ -135,4 +170,12 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
     assert_eq!(create["fields"]["source_ip"], "198.51.100.7");
     assert_eq!(create["fields"]["user_agent"], "token-tests/1.0");
     assert_eq!(create["fields"]["outcome"], "success");
+    for act in audit
+        .iter()
+        .filter(|v| v["fields"]["event"].as_str().unwrap().starts_with("admin."))
+    {
+        assert_eq!(act["fields"]["actor"], "admin-sub", "{act}");
+        assert_eq!(act["fields"]["owner"], USER_A, "{act}");
+        assert_eq!(act["fields"]["outcome"], "success", "{act}");
+    }
 }

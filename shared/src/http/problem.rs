@@ -74,6 +74,10 @@ pub enum ApiError {
     /// 404: no such item for this caller (missing and foreign look the same).
     #[error("item not found")]
     ItemNotFound,
+    /// 404: an administrator named an owner who never held a token (a
+    /// username or a typo instead of a Cognito `sub`).
+    #[error("owner not found")]
+    OwnerNotFound,
     /// 404: no such route.
     #[error("not found")]
     NotFound,
@@ -172,6 +176,11 @@ impl ApiError {
             ),
             TokenNotFound => (StatusCode::NOT_FOUND, "token-not-found", "No such token"),
             ItemNotFound => (StatusCode::NOT_FOUND, "item-not-found", "No such item"),
+            OwnerNotFound => (
+                StatusCode::NOT_FOUND,
+                "owner-not-found",
+                "No token was ever issued to this owner; owners are named by their Cognito sub",
+            ),
             NotFound => (StatusCode::NOT_FOUND, "not-found", "No such route"),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -558,6 +558,7 @@ async fn every_error_class_has_its_status_and_problem_type() {
     .assert_problem(409, "token-not-active");
 }
 
+mod admin;
 mod owner;
 mod scanning;
 mod security;
