@@ -34,7 +34,7 @@ import { Construct, IConstruct } from "constructs";
 import { LiveAlias, TrafficShift } from "./deployment";
 import { CheckovSkip, skipCheckov } from "./checkov";
 import { Access, AgpatManifest, ManifestRoute, loadManifest } from "./manifest";
-import { TABLE, TOKEN_ROUTES, isPublic } from "./routes";
+import { GATEWAY_RESPONSES, TABLE, TOKEN_ROUTES, isPublic } from "./routes";
 
 /** The secret-scanning partner endpoint's path (a public built-in route). */
 export const SECRET_SCANNING_PATH = "/tokens/secret-scanning";
@@ -2743,51 +2743,38 @@ function guardedShare(o: {
  * authorizer internals, and is never rendered.
  */
 function addProblemGatewayResponses(api: apigw.RestApi): void {
-  const problem = (fields: Record<string, string | number>) => ({
-    "application/json": JSON.stringify({ ...fields, requestId: "$context.requestId" }),
-  });
-  const fixed = (status: number, slug: string, title: string) =>
-    problem({ type: `urn:agpat:problem:${slug}`, title, status });
-  const problemHeaders = { "Content-Type": "'application/problem+json'" };
-  api.addGatewayResponse("Unauthorized", {
-    type: apigw.ResponseType.UNAUTHORIZED,
-    statusCode: "401",
-    responseHeaders: { ...problemHeaders, "WWW-Authenticate": "'Bearer'" },
-    templates: fixed(401, "unauthenticated", "Authentication required"),
-  });
-  api.addGatewayResponse("AccessDenied", {
-    type: apigw.ResponseType.ACCESS_DENIED,
-    statusCode: "403",
-    responseHeaders: problemHeaders,
-    templates: fixed(403, "insufficient-scope", "The credential does not allow this route"),
-  });
-  api.addGatewayResponse("Throttled", {
-    type: apigw.ResponseType.THROTTLED,
-    statusCode: "429",
-    responseHeaders: problemHeaders,
-    templates: fixed(429, "throttled", "Too many requests"),
-  });
-  api.addGatewayResponse("MissingToken", {
-    type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-    statusCode: "404",
-    responseHeaders: problemHeaders,
-    templates: fixed(404, "not-found", "No such route"),
-  });
-  api.addGatewayResponse("Default4xx", {
-    type: apigw.ResponseType.DEFAULT_4XX,
-    responseHeaders: problemHeaders,
-    templates: problem({
-      type: "urn:agpat:problem:request-rejected",
-      title: "The request was rejected",
-      code: "$context.error.responseType",
-    }),
-  });
-  api.addGatewayResponse("Default5xx", {
-    type: apigw.ResponseType.DEFAULT_5XX,
-    responseHeaders: problemHeaders,
-    templates: problem({
-      type: "urn:agpat:problem:server-error",
-      title: "The request could not be completed",
-    }),
-  });
+  // The bodies are the local gateway's too: both come from
+  // shared/src/gateway.rs through generated/routes.json.
+  for (const g of GATEWAY_RESPONSES) {
+    const fields: Record<string, string | number> = {
+      type: `urn:agpat:problem:${g.slug}`,
+      title: g.title,
+      ...(g.status === null ? {} : { status: g.status }),
+      ...(g.code ? { code: "$context.error.responseType" } : {}),
+      requestId: "$context.requestId",
+    };
+    const type = (apigw.ResponseType as unknown as Record<string, apigw.ResponseType>)[
+      g.responseType
+    ];
+    if (!type) throw new Error(`unknown gateway response type ${g.responseType}`);
+    api.addGatewayResponse(GATEWAY_RESPONSE_IDS[g.responseType] ?? g.responseType, {
+      type,
+      ...(g.status === null ? {} : { statusCode: String(g.status) }),
+      responseHeaders: {
+        "Content-Type": "'application/problem+json'",
+        ...(g.wwwAuthenticate ? { "WWW-Authenticate": `'${g.wwwAuthenticate}'` } : {}),
+      },
+      templates: { "application/json": JSON.stringify(fields) },
+    });
+  }
 }
+
+/** Construct ids of the gateway responses (kept stable across releases). */
+const GATEWAY_RESPONSE_IDS: Record<string, string> = {
+  UNAUTHORIZED: "Unauthorized",
+  ACCESS_DENIED: "AccessDenied",
+  THROTTLED: "Throttled",
+  MISSING_AUTHENTICATION_TOKEN: "MissingToken",
+  DEFAULT_4XX: "Default4xx",
+  DEFAULT_5XX: "Default5xx",
+};

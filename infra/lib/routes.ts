@@ -63,6 +63,24 @@ export const TOKEN_ROUTES: readonly TokenRoute[] = generated.routes
 /** The token table's layout. */
 export const TABLE: TableLayout = generated.table;
 
+/** A problem+json gateway response, as `shared/src/gateway.rs` defines it. */
+export interface GatewayResponseSpec {
+  /** API Gateway's response type, e.g. `ACCESS_DENIED`. */
+  readonly responseType: string;
+  /** The status; `null` keeps API Gateway's (the two defaults). */
+  readonly status: number | null;
+  /** The problem type's slug. */
+  readonly slug: string;
+  /** The problem's title. */
+  readonly title: string;
+  /** A `WWW-Authenticate` challenge, for 401. */
+  readonly wwwAuthenticate: string | null;
+  /** Whether the body names the response type (4xx defaults only). */
+  readonly code: boolean;
+}
+
+/** The gateway responses agpat installs, the local gateway's too. */
+export const GATEWAY_RESPONSES: readonly GatewayResponseSpec[] = generated.gatewayResponses;
 
 /** Public routes skip the authorizer (and, for `/tokens`, get tight method throttling). */
 export function isPublic(route: { readonly access: Access }): boolean {

@@ -60,6 +60,10 @@ pub struct GatewayConfig {
     pub cache_ttl_secs: i64,
     /// The authorizer function the gateway invokes (for the [`control`] plane).
     pub function: control::AuthorizerFunction,
+    /// API Gateway's own answers (401, 403, 404, 429, failed integrations)
+    /// as problem+json, as the construct installs them by default
+    /// (`problemGatewayResponses`); off, API Gateway's `{"message": …}`.
+    pub problem_responses: bool,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +75,7 @@ impl Default for GatewayConfig {
             stage: "dev".into(),
             cache_ttl_secs: 60,
             function: control::AuthorizerFunction::default(),
+            problem_responses: true,
         }
     }
 }
@@ -261,13 +266,55 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
     }
 }
 
-fn gateway_message(status: StatusCode, message: Option<&str>) -> Response {
+/// Marks an answer API Gateway gives itself (no Lambda involved), with its
+/// gateway response type, so that the problem+json gateway responses can
+/// replace it as the construct's do.
+#[derive(Debug, Clone, Copy)]
+struct GatewayGenerated(&'static str);
+
+/// API Gateway's own answer, in its default form (`{"message": …}`).
+fn gateway_message(
+    status: StatusCode,
+    message: Option<&str>,
+    response_type: &'static str,
+) -> Response {
     let mut response = (status, json!({ "message": message }).to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
     response
+        .extensions_mut()
+        .insert(GatewayGenerated(response_type));
+    response
+}
+
+/// `response` as the construct's problem+json gateway responses render it
+/// (`shared::gateway`), when it is one of API Gateway's own answers.
+fn with_problem_body(response: Response, request_id: &str) -> Response {
+    let Some(GatewayGenerated(response_type)) = response.extensions().get().copied() else {
+        return response;
+    };
+    let problem = shared::gateway::problem_for(response_type, response.status().as_u16());
+    let status = problem
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(response.status());
+    let body = shared::gateway::problem_body(problem, response_type, request_id);
+    let mut replaced = (status, body.to_string()).into_response();
+    replaced.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    if let Some(challenge) = problem
+        .www_authenticate
+        .and_then(|c| header::HeaderValue::from_str(c).ok())
+    {
+        replaced
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    replaced
 }
 
 fn path_parameters(route: &Route, path: &str) -> HashMap<String, String> {
@@ -318,7 +365,11 @@ where
         latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "access"
     );
-    let mut response = response;
+    let mut response = if gw.cfg.problem_responses {
+        with_problem_body(response, &request_id)
+    } else {
+        response
+    };
     if let Ok(v) = header::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amzn-requestid", v);
     }
@@ -342,7 +393,11 @@ where
         Method::parse(request.method().as_str()).and_then(|m| manifest.routes().find(m, &path))
     else {
         return (
-            gateway_message(StatusCode::FORBIDDEN, Some("Missing Authentication Token")),
+            gateway_message(
+                StatusCode::FORBIDDEN,
+                Some("Missing Authentication Token"),
+                "MISSING_AUTHENTICATION_TOKEN",
+            ),
             "-",
         );
     };
@@ -359,7 +414,11 @@ where
             // With its cache on, API Gateway answers this itself: the
             // authorizer is never invoked.
             return (
-                gateway_message(StatusCode::UNAUTHORIZED, Some("Unauthorized")),
+                gateway_message(
+                    StatusCode::UNAUTHORIZED,
+                    Some("Unauthorized"),
+                    "UNAUTHORIZED",
+                ),
                 "-",
             );
         }
@@ -376,13 +435,21 @@ where
             Ok(d) => d,
             Err(AuthError::Unauthorized) => {
                 return (
-                    gateway_message(StatusCode::UNAUTHORIZED, Some("Unauthorized")),
+                    gateway_message(
+                        StatusCode::UNAUTHORIZED,
+                        Some("Unauthorized"),
+                        "UNAUTHORIZED",
+                    ),
                     "miss",
                 );
             }
             Err(AuthError::Internal) => {
                 return (
-                    gateway_message(StatusCode::INTERNAL_SERVER_ERROR, None),
+                    gateway_message(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        None,
+                        "AUTHORIZER_FAILURE",
+                    ),
                     "miss",
                 );
             }
@@ -392,11 +459,17 @@ where
             PolicyDecision::Allow => {}
             PolicyDecision::ExplicitDeny => {
                 let msg = "User is not authorized to access this resource with an explicit deny";
-                return (gateway_message(StatusCode::FORBIDDEN, Some(msg)), cache);
+                return (
+                    gateway_message(StatusCode::FORBIDDEN, Some(msg), "ACCESS_DENIED"),
+                    cache,
+                );
             }
             PolicyDecision::ImplicitDeny => {
                 let msg = "User is not authorized to access this resource";
-                return (gateway_message(StatusCode::FORBIDDEN, Some(msg)), cache);
+                return (
+                    gateway_message(StatusCode::FORBIDDEN, Some(msg), "ACCESS_DENIED"),
+                    cache,
+                );
             }
         }
         context = Some(decision);
@@ -427,6 +500,7 @@ where
             gateway_message(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some("Internal server error"),
+                "INTEGRATION_FAILURE",
             ),
             cache,
         );
@@ -447,7 +521,12 @@ fn bad_request(status: StatusCode) -> Response {
     } else {
         "Bad Request"
     };
-    gateway_message(status, Some(msg))
+    let response_type = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "REQUEST_TOO_LARGE"
+    } else {
+        "BAD_REQUEST_BODY"
+    };
+    gateway_message(status, Some(msg), response_type)
 }
 
 /// Invokes a Lambda invoke endpoint with `event` and turns its proxy response
@@ -460,16 +539,28 @@ async fn invoke(http: &reqwest::Client, url: &str, event: &Value) -> Response {
             return gateway_message(
                 StatusCode::GATEWAY_TIMEOUT,
                 Some("Endpoint request timed out"),
+                "INTEGRATION_TIMEOUT",
             );
         }
-        Err(_) => return gateway_message(StatusCode::BAD_GATEWAY, Some("Internal server error")),
+        Err(_) => {
+            return gateway_message(
+                StatusCode::BAD_GATEWAY,
+                Some("Internal server error"),
+                "INTEGRATION_FAILURE",
+            );
+        }
     };
     let parsed = match reply.json::<Value>().await {
         Ok(v) => proxy_response(&v),
         Err(_) => None,
     };
-    parsed
-        .unwrap_or_else(|| gateway_message(StatusCode::BAD_GATEWAY, Some("Internal server error")))
+    parsed.unwrap_or_else(|| {
+        gateway_message(
+            StatusCode::BAD_GATEWAY,
+            Some("Internal server error"),
+            "INTEGRATION_FAILURE",
+        )
+    })
 }
 
 /// A Lambda proxy-integration response (`statusCode`, `headers`,

@@ -14,7 +14,8 @@ The mix, per simulated user (several PATs with different scopes, the JWT):
   PAT items:read items:write    POST, GET, PUT, DELETE /items/{id} (201/200/200/204)
   PAT tokens:read               GET /tokens (200); GET /items (403)
   JWT (LOAD_JWT)                GET /items, GET /me, GET /tokens (200)
-  no credential / junk          GET /items (401); an undeclared route (403)
+  no credential / junk          GET /items (401); an undeclared route (404, the
+                                construct's problem+json gateway response)
   lifecycle                     POST /tokens, use it, revoke it with
                                 DELETE /tokens/{id} (JWT) or the public
                                 POST /tokens/revoke, then keep probing it.
@@ -225,7 +226,7 @@ class ApiUser(HttpUser):
         junk = "agpat_" + uuid.uuid4().hex + uuid.uuid4().hex
         self.call("junk PAT GET /items", "GET", "/items", "401", token=junk)
         self.call("junk JWT GET /me", "GET", "/me", "401", token="eyJhbGciOiJub25lIn0.e30.")
-        self.call("PAT GET undeclared route", "GET", f"/load-{RUN}-undeclared", "403",
+        self.call("PAT GET undeclared route", "GET", f"/load-{RUN}-undeclared", "404",
                   token=self.reader["secret"] if self.reader else JWT)
 
     @task(1)

@@ -15,6 +15,7 @@ pub mod emf;
 pub mod expiry;
 #[cfg(feature = "fetch")]
 pub mod fetch;
+pub mod gateway;
 #[cfg(feature = "store")]
 pub mod hash;
 #[cfg(feature = "store")]

@@ -632,6 +632,7 @@ pub fn infra_manifest() -> serde_json::Value {
     serde_json::json!({
         "comment": "Generated from shared/src/routes.rs by `make generated`. Do not edit.",
         "routes": routes,
+        "gatewayResponses": crate::gateway::GATEWAY_PROBLEMS,
         "table": {
             "partitionKey": "PK",
             "sortKey": "SK",

@@ -56,6 +56,14 @@ async fn start(cache_ttl_secs: i64) -> Running {
 }
 
 async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
+    start_configured(cache_ttl_secs, pat_ttl_secs, |_| {}).await
+}
+
+async fn start_configured(
+    cache_ttl_secs: i64,
+    pat_ttl_secs: i64,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> Running {
     capture_logs();
     let endpoint = shared::testing::endpoint();
     let store = shared::testing::fresh_store(20).await;
@@ -73,15 +81,17 @@ async fn start_with(cache_ttl_secs: i64, pat_ttl_secs: i64) -> Running {
         clock: clock.clone(),
         manifest: Arc::clone(&manifest),
     }));
+    let mut gateway = GatewayConfig {
+        cache_ttl_secs,
+        ..GatewayConfig::default()
+    };
+    tweak(&mut gateway);
     let setup = LocalSetup {
         manifest,
         upstream,
         store,
         pool: pool.clone(),
-        gateway: GatewayConfig {
-            cache_ttl_secs,
-            ..GatewayConfig::default()
-        },
+        gateway,
         pat: authorizer::config::PatConfig {
             positive_ttl_secs: pat_ttl_secs,
             negative_ttl_secs: 30,
@@ -178,10 +188,8 @@ async fn login_issue_use_forbid_revoke_and_expire_from_the_cache() {
 
     let (status, body) = gw.send("GET", "/tokens", Some(&pat), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "out of scope: {body}");
-    assert_eq!(
-        body["message"],
-        "User is not authorized to access this resource"
-    );
+    assert_eq!(body["type"], "urn:agpat:problem:insufficient-scope");
+    assert_eq!(body["status"], 403);
 
     let (status, _) = gw
         .send("POST", "/tokens/revoke", None, Some(json!({"token": pat})))
@@ -196,7 +204,7 @@ async fn login_issue_use_forbid_revoke_and_expire_from_the_cache() {
     gw.clock.advance(31);
     let (status, body) = gw.send("GET", "/items", Some(&pat), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body, json!({"message": "Unauthorized"}));
+    assert_unauthenticated(&body);
 }
 
 #[tokio::test]
@@ -291,7 +299,7 @@ async fn a_missing_authorization_header_is_401_without_calling_the_authorizer() 
     for path in ["/items", "/tokens", "/me"] {
         let (status, body) = gw.send("GET", path, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert_eq!(body, json!({"message": "Unauthorized"}));
+        assert_unauthenticated(&body);
     }
     let response = gw
         .http
@@ -304,8 +312,8 @@ async fn a_missing_authorization_header_is_401_without_calling_the_authorizer() 
     assert_eq!(gw.gateway.authorizer_calls(), before);
     // Unknown routes: API Gateway's own answer, no authorizer either.
     let (status, body) = gw.send("GET", "/admin", Some("whatever"), None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["message"], "Missing Authentication Token");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["type"], "urn:agpat:problem:not-found");
     assert_eq!(gw.gateway.authorizer_calls(), before);
     // Public routes skip the authorizer.
     let (status, _) = gw
@@ -656,7 +664,7 @@ async fn a_cached_allow_past_the_credentials_expiry_is_refused_by_the_service() 
     gw.clock.advance(61);
     let (status, body) = gw.send("GET", "/items", Some(&pat), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body, json!({"message": "Unauthorized"}));
+    assert_unauthenticated(&body);
 }
 
 #[tokio::test]
@@ -697,7 +705,55 @@ async fn with_cache_ttl_zero_a_request_without_authorization_reaches_the_authori
     for path in ["/items", "/tokens", "/me"] {
         let (status, body) = gw.send("GET", path, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
-        assert_eq!(body, json!({"message": "Unauthorized"}));
+        assert_unauthenticated(&body);
     }
     assert_eq!(gw.gateway.authorizer_calls(), before + 3);
+}
+
+/// API Gateway's own answers as the construct installs them by default
+/// (problem+json gateway responses from `shared::gateway`), with the request
+/// id and the 401 challenge; with `problemGatewayResponses: false` the
+/// gateway answers as API Gateway does out of the box.
+fn assert_unauthenticated(body: &Value) {
+    assert_eq!(body["type"], "urn:agpat:problem:unauthenticated", "{body}");
+    assert_eq!(body["status"], 401);
+    assert!(body["requestId"].as_str().is_some_and(|r| !r.is_empty()));
+}
+
+#[tokio::test]
+async fn the_gateways_own_answers_are_problem_json_as_deployed_or_api_gateways_when_turned_off() {
+    let gw = start(60).await;
+    let reply = gw
+        .http
+        .get(format!("{}/items", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.headers()["content-type"], "application/problem+json");
+    assert_eq!(reply.headers()["www-authenticate"], "Bearer");
+    let request_id = reply.headers()["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["requestId"], request_id.as_str());
+    assert_eq!(body["title"], "Authentication required");
+
+    let legacy = start_configured(60, 10, |g| g.problem_responses = false).await;
+    let reply = legacy
+        .http
+        .get(format!("{}/items", legacy.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.headers()["content-type"], "application/json");
+    assert_eq!(
+        reply.json::<Value>().await.unwrap(),
+        json!({"message": "Unauthorized"})
+    );
+    let (status, body) = legacy.send("GET", "/nowhere", Some("x"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["message"], "Missing Authentication Token");
 }
