@@ -19,7 +19,7 @@
 pub use shared::context::{Refusal, authorize, authorize_proxy_event};
 pub use shared::logging::init_lambda_logging_with;
 pub use shared::manifest::{MANIFEST_ENV, Manifest, ManifestError};
-pub use shared::principal::{AuthMethod, ContextError, Principal, UserId};
+pub use shared::principal::{AuthMethod, ContextError, Principal, PrincipalKind, UserId};
 pub use shared::routes::{Access, Method, Route};
 pub use shared::{Clock, Scope, ScopeRegistry, ScopeSet, SystemClock, TokenId};
 

@@ -23,6 +23,10 @@ pub struct JwtConfig {
     pub jwks_url: String,
     /// Allowed app client ids (`client_id` of access tokens, `aud` of ID tokens).
     pub client_ids: Vec<String>,
+    /// App clients whose client-credentials access tokens are machines
+    /// (`COGNITO_SERVICE_CLIENT_IDS`): principal kind `service`, scopes from
+    /// the manifest's `[services]`. Never one of [`Self::client_ids`].
+    pub service_client_ids: Vec<String>,
     /// Accepted `token_use` values.
     pub token_use: AcceptedTokenUse,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
@@ -45,6 +49,7 @@ impl JwtConfig {
             issuer: issuer.into(),
             jwks_url: jwks_url.into(),
             client_ids: vec![client_id.into()],
+            service_client_ids: Vec::new(),
             token_use: AcceptedTokenUse {
                 access: true,
                 id: false,
@@ -136,6 +141,19 @@ impl AuthorizerConfig {
                 expected: "a comma-separated list of app client ids",
             });
         }
+        let service_client_ids: Vec<String> = optional(env, "COGNITO_SERVICE_CLIENT_IDS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        // One client, one kind: a user client's token is never a machine's.
+        if service_client_ids.iter().any(|s| client_ids.contains(s)) {
+            return Err(ConfigError {
+                var: "COGNITO_SERVICE_CLIENT_IDS",
+                expected: "app client ids that are not also in COGNITO_CLIENT_IDS",
+            });
+        }
         // Session scopes moved to the manifest's [sessions]. A deployment that
         // still sets the old variables must not silently get other scopes.
         for var in ["JWT_DEFAULT_SCOPES", "JWT_SCOPE_PREFIX"] {
@@ -166,11 +184,20 @@ impl AuthorizerConfig {
                 });
             }
         };
+        // Client-credentials tokens are access tokens: refusing those would
+        // refuse every service silently.
+        if !service_client_ids.is_empty() && !token_use.access {
+            return Err(ConfigError {
+                var: "COGNITO_SERVICE_CLIENT_IDS",
+                expected: "unset when JWT_TOKEN_USE=id (client-credentials tokens are access tokens)",
+            });
+        }
         Ok(Self {
             jwt: JwtConfig {
                 issuer,
                 jwks_url,
                 client_ids,
+                service_client_ids,
                 token_use,
                 leeway_secs: number_in(
                     env,
@@ -240,6 +267,39 @@ impl AuthorizerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Service clients are never people's clients, and need access tokens.
+    #[test]
+    fn service_clients_are_their_own_and_need_access_tokens() {
+        const POOL: (&str, &str) = ("COGNITO_USER_POOL_ID", "us-east-1_AbC123");
+        const PEOPLE: (&str, &str) = ("COGNITO_CLIENT_IDS", "people");
+        const TABLE: (&str, &str) = ("TABLE_NAME", "tokens");
+        let cfg = AuthorizerConfig::from_env(&[
+            POOL,
+            PEOPLE,
+            TABLE,
+            ("COGNITO_SERVICE_CLIENT_IDS", "ci, batch"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.jwt.service_client_ids, vec!["ci", "batch"]);
+        let cfg = AuthorizerConfig::from_env(&[POOL, PEOPLE, TABLE]).unwrap();
+        assert!(cfg.jwt.service_client_ids.is_empty());
+        let overlap = AuthorizerConfig::from_env(&[
+            POOL,
+            PEOPLE,
+            TABLE,
+            ("COGNITO_SERVICE_CLIENT_IDS", "ci,people"),
+        ]);
+        assert_eq!(overlap.unwrap_err().var, "COGNITO_SERVICE_CLIENT_IDS");
+        let id_only = AuthorizerConfig::from_env(&[
+            POOL,
+            PEOPLE,
+            TABLE,
+            ("COGNITO_SERVICE_CLIENT_IDS", "ci"),
+            ("JWT_TOKEN_USE", "id"),
+        ]);
+        assert_eq!(id_only.unwrap_err().var, "COGNITO_SERVICE_CLIENT_IDS");
+    }
 
     #[test]
     fn issuer_and_jwks_url_derive_from_the_pool() {

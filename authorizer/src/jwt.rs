@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
-use shared::{AuthMethod, Manifest, Principal, ScopeSet, UserId};
+use shared::{AuthMethod, Manifest, Principal, PrincipalKind, ScopeSet, UserId};
 
 use crate::Reject;
 use crate::config::JwtConfig;
@@ -224,11 +224,30 @@ impl<S: JwksSource> JwtVerifier<S> {
             },
             _ => return Err(Reject::TokenUse),
         };
+        if c.token_use == "access"
+            && client.is_some_and(|id| self.cfg.service_client_ids.iter().any(|s| s == id))
+        {
+            return self.service_principal(c);
+        }
         let client_ok = client.is_some_and(|id| self.cfg.client_ids.iter().any(|c| c == id));
         if !client_ok {
             return Err(Reject::Client);
         }
-        let sub = UserId::parse(&c.sub).map_err(|_| Reject::Claims)?;
+        // A person's access token always names them; one that does not, or
+        // whose subject is the client itself, is a machine's token from a
+        // client not configured as a service: never a person.
+        if c.token_use == "access"
+            && (c.username.as_deref().is_none_or(str::is_empty)
+                || c.client_id.as_deref() == Some(c.sub.as_str()))
+        {
+            return Err(Reject::Claims);
+        }
+        // A person is never named like a service: tokens they minted would
+        // be the service's, and their revoke-all the service's too.
+        let sub = UserId::parse(&c.sub)
+            .ok()
+            .filter(|s| !s.is_service())
+            .ok_or(Reject::Claims)?;
         let scopes = self.manifest.sessions().session_scopes(
             self.manifest.scopes(),
             c.token_use.as_str(),
@@ -247,6 +266,7 @@ impl<S: JwksSource> JwtVerifier<S> {
             sub,
             username: username.filter(|u| u.len() <= 128),
             method: AuthMethod::Jwt,
+            kind: PrincipalKind::User,
             scopes,
             token_id: None,
             expires_at: c.exp,
@@ -254,6 +274,40 @@ impl<S: JwksSource> JwtVerifier<S> {
             // `iat` but the same `auth_time`, and a session older than the
             // owner's revoke-all must stay older however often it refreshes.
             issued_at: c.auth_time.or(c.iat).unwrap_or(0),
+        })
+    }
+}
+
+impl<S: JwksSource> JwtVerifier<S> {
+    /// A client-credentials access token of a configured service client
+    /// (issuer, `token_use` and signature already checked): `sub` must be the
+    /// client itself, and nothing may name a person (no `username`, no
+    /// groups). Its scopes are the resource-server scopes the manifest's
+    /// `[services]` allows; none (or no `[services]`) refuses it.
+    fn service_principal(&self, c: CognitoClaims) -> Result<Principal, Reject> {
+        let person = c.username.is_some() || c.cognito_username.is_some() || !c.groups.is_empty();
+        if person || c.client_id.as_deref() != Some(c.sub.as_str()) {
+            return Err(Reject::Claims);
+        }
+        let sub = UserId::parse(&c.sub)
+            .ok()
+            .filter(|s| !s.is_service())
+            .ok_or(Reject::Claims)?;
+        let scopes = self.manifest.services().map_or(ScopeSet::EMPTY, |s| {
+            s.service_scopes(self.manifest.scopes(), c.scope.as_deref())
+        });
+        if scopes.is_empty() {
+            return Err(Reject::NoScopes);
+        }
+        Ok(Principal {
+            sub,
+            username: None,
+            method: AuthMethod::Jwt,
+            kind: PrincipalKind::Service,
+            scopes,
+            token_id: None,
+            expires_at: c.exp,
+            issued_at: c.iat.unwrap_or(0),
         })
     }
 }

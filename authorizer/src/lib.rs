@@ -295,8 +295,10 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
                     &mut trace.cache,
                 )
                 .await?;
-            // A PAT never holds more than its owner's session could now.
-            principal.scopes = principal.scopes.intersection(self.jwt.session_ceiling());
+            // A PAT never holds more than its owner's session could now; a
+            // service token never more than the manifest's [services] allow.
+            let ceiling = self.jwt.manifest().token_ceiling(principal.kind);
+            principal.scopes = principal.scopes.intersection(ceiling);
             if principal.scopes.is_empty() {
                 return Err(Reject::NoScopes);
             }

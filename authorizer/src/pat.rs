@@ -344,6 +344,7 @@ impl<L: TokenLookup> PatVerifier<L> {
 
         let meta = record.meta;
         let principal = Principal {
+            kind: shared::PrincipalKind::of_token_owner(&meta.owner),
             sub: meta.owner,
             username: None,
             method: AuthMethod::Pat,

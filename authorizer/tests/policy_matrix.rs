@@ -164,7 +164,7 @@ fn a_500_route_manifest_yields_a_policy_within_the_budget() {
         .iter()
         .filter(|r| r.access.is_protected())
         .count();
-    assert_eq!(built_in, 15, "/tokens and /admin/tokens, public ones aside");
+    assert_eq!(built_in, 16, "/tokens and /admin/tokens, public ones aside");
     assert_eq!(allow.len(), 500 + built_in);
     assert!(allow.iter().all(|r| !r.ends_with("/prod/*")));
     let deny = &policy.statement.get(1).unwrap().resource;

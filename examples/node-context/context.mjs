@@ -15,6 +15,9 @@ export const CONTEXT_FIELDS = [
   "issuedAt",
 ];
 
+/** principalKind, optional in contract version 1, and the authMethod it implies. */
+const KINDS = { user: "jwt", user_token: "pat", service: "jwt", service_token: "pat" };
+
 const SUB = /^[A-Za-z0-9._:@-]{1,128}$/;
 const TOKEN_ID = /^[0-9A-Za-z]{17}$/;
 const UNIX_SECONDS = /^(0|[1-9][0-9]{0,11})$/;
@@ -60,6 +63,17 @@ export function principalFrom(event, { now = Math.floor(Date.now() / 1000), requ
   if (!SUB.test(sub) || text(ctx, "principalId") !== sub) throw unauthenticated();
   const authMethod = text(ctx, "authMethod");
   if (authMethod !== "jwt" && authMethod !== "pat") throw unauthenticated();
+  // A person or a machine, by session or by token. Absent (an authorizer
+  // from before it): a person.
+  const principalKind =
+    ctx.principalKind === undefined
+      ? authMethod === "jwt"
+        ? "user"
+        : "user_token"
+      : text(ctx, "principalKind");
+  if (!Object.hasOwn(KINDS, principalKind) || KINDS[principalKind] !== authMethod) {
+    throw unauthenticated();
+  }
   const tokenId = text(ctx, "tokenId");
   if (authMethod === "pat" ? !TOKEN_ID.test(tokenId) : tokenId !== "") throw unauthenticated();
   const username = text(ctx, "username");
@@ -84,6 +98,7 @@ export function principalFrom(event, { now = Math.floor(Date.now() / 1000), requ
     sub,
     username: username === "" ? null : username,
     authMethod,
+    principalKind,
     scopes,
     tokenId: tokenId === "" ? null : tokenId,
     expiresAt,

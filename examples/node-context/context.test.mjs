@@ -29,6 +29,7 @@ test("the committed sample context is accepted, with its scopes", () => {
   const p = principalFrom(event(sample), { now: NOW, requiredScope: "items:read" });
   assert.equal(p.sub, sample.sub);
   assert.equal(p.authMethod, "pat");
+  assert.equal(p.principalKind, "user_token");
   assert.equal(p.tokenId, "0123456789ABCDEFG");
   assert.equal(p.expiresAt, 1_900_000_000);
   assert.ok(p.scopes.has("tokens:read"));
@@ -48,6 +49,9 @@ test("a missing scope is a 403, and tampered or incomplete contexts are 401", ()
   );
   const tampered = [
     { authMethod: "admin" },
+    { principalKind: "admin" },
+    { principalKind: "service" },
+    { principalKind: "user" },
     { sub: "a#b" },
     { principalId: "someone-else" },
     { tokenId: "" },
@@ -81,4 +85,13 @@ test("the handler answers problem+json on refusal and serves the owner's data", 
   assert.deepEqual(JSON.parse(ok.body), { owner: sample.sub, via: "pat", reports: [] });
   const unknown = await handler(event(reader, { resource: "/nope" }));
   assert.equal(unknown.statusCode, 404);
+});
+
+test("principalKind tells people from machines, and an older context reads as a person", () => {
+  const service = { ...sample, sub: "service:ci-deploy", principalId: "service:ci-deploy", principalKind: "service_token" };
+  assert.equal(principalFrom(event(service), { now: NOW }).principalKind, "service_token");
+  const older = { ...sample };
+  delete older.principalKind;
+  assert.equal(principalFrom(event(older), { now: NOW }).principalKind, "user_token");
+  assert.ok(schema.properties.principalKind.enum.includes("service"));
 });

@@ -235,6 +235,11 @@ impl Notifier {
     /// The owner's email address, if Cognito holds a verified one for an
     /// enabled user (a disabled user's tokens are being revoked).
     async fn verified_email(&self, sub: &UserId) -> Result<Option<String>, ExpiryError> {
+        // A service (`service:<name>`) has no mailbox: its events stay on the
+        // bus for the adopter's own rules, without a Cognito lookup.
+        if sub.is_service() {
+            return Ok(None);
+        }
         let user = shared::cognito::user_by_sub(&self.cognito, &self.user_pool_id, sub)
             .await
             .map_err(|e| ExpiryError::Cognito(e.to_string()))?;

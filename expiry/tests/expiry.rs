@@ -231,6 +231,11 @@ async fn the_owner_is_emailed_at_a_verified_address_only() {
         NotifyOutcome::NoVerifiedAddress
     );
     assert_eq!(
+        notifier.notify(&event("service:ci-deploy")).await.unwrap(),
+        NotifyOutcome::NoVerifiedAddress,
+        "a service has no mailbox"
+    );
+    assert_eq!(
         notifier
             .notify(&serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}))
             .await

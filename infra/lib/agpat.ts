@@ -303,6 +303,13 @@ export interface AgpatProps {
    */
   readonly userPool?: AgpatUserPool;
   /**
+   * App clients of the pool whose client-credentials access tokens are
+   * machines (principal kind `service`, scopes from the manifest's
+   * `[services]`); never one of the clients whose tokens are people's.
+   * @default none: no client-credentials token is accepted
+   */
+  readonly serviceClientIds?: readonly string[];
+  /**
    * An existing token table, laid out as `generated/routes.json` `table` says
    * (string keys `PK`/`SK`, the `GSI1` and `GSI2` indexes without the hash,
    * TTL on `ttl`).
@@ -920,6 +927,14 @@ export class Agpat extends Construct {
       );
     }
     const bus = { AGPAT_EVENT_BUS: this.eventBus.eventBusName };
+    // One client, one kind: a people's client is never a machine's.
+    const serviceClientIds = [...(props.serviceClientIds ?? [])];
+    const shared = serviceClientIds.filter((id) => this.clientIds.includes(id));
+    if (shared.length > 0) {
+      throw new Error(
+        `Agpat ${this.node.path}: serviceClientIds must not repeat userPool.clientIds (${shared.join(", ")})`,
+      );
+    }
     const environments: Record<AgpatFunctionName, Record<string, string>> = {
       authorizer: {
         ...tokenTable,
@@ -928,6 +943,9 @@ export class Agpat extends Construct {
         ...history,
         COGNITO_USER_POOL_ID: this.userPool.userPoolId,
         COGNITO_CLIENT_IDS: this.clientIds.join(","),
+        ...(serviceClientIds.length > 0
+          ? { COGNITO_SERVICE_CLIENT_IDS: serviceClientIds.join(",") }
+          : {}),
         PAT_CACHE_TTL_SECONDS: String(n("patCacheTtlSeconds")),
       },
       "token-service": {

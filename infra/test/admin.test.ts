@@ -33,7 +33,7 @@ function methods(template: Template) {
 }
 
 describe("the administrators' routes", () => {
-  test("all five /admin/tokens methods exist, each behind agpat's authorizer and served by the token service", () => {
+  test("all six /admin/tokens methods exist, each behind agpat's authorizer and served by the token service", () => {
     const admin = TOKEN_ROUTES.filter((r) => r.path.startsWith("/admin/"));
     expect(admin.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
       "DELETE /admin/tokens",
@@ -41,6 +41,7 @@ describe("the administrators' routes", () => {
       "GET /admin/tokens",
       "GET /admin/tokens/{id}",
       "GET /admin/tokens/{id}/events",
+      "POST /admin/tokens",
     ]);
     for (const route of admin) {
       expect(route.access).toEqual({ kind: "scope", scope: "admin:tokens" });

@@ -21,8 +21,17 @@ use shared::routes::Access;
 
 const PASSWORD: &str = "Correct-horse-9!";
 
-async fn echo(Json(_event): Json<Value>) -> Json<Value> {
-    Json(json!({"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": false}))
+/// The adopter's Lambda: echoes who API Gateway says is calling.
+async fn echo(Json(event): Json<Value>) -> Json<Value> {
+    let authorizer = &event["requestContext"]["authorizer"];
+    let seen = json!({
+        "sub": authorizer["sub"],
+        "principalKind": authorizer["principalKind"],
+        "scopes": authorizer["scopes"],
+    });
+    Json(
+        json!({"statusCode": 200, "headers": {}, "body": seen.to_string(), "isBase64Encoded": false}),
+    )
 }
 
 async fn start_upstream() -> String {
@@ -103,6 +112,7 @@ async fn only_an_admin_session_acts_on_others_tokens_and_every_act_is_in_their_h
         },
         max_lifetime_days: 90,
     };
+    let store = setup.store.clone();
     let gateway = build(&setup, Arc::new(shared::SystemClock)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = Api {
@@ -157,7 +167,7 @@ async fn only_an_admin_session_acts_on_others_tokens_and_every_act_is_in_their_h
         .iter()
         .filter(|r| r.access == Access::Scope(Scope::ADMIN_TOKENS))
         .collect();
-    assert_eq!(admin_routes.len(), 5);
+    assert_eq!(admin_routes.len(), 6);
     for route in &admin_routes {
         let path = route.path.replace("{id}", &alice_id);
         let path = if path == "/admin/tokens" {
@@ -289,5 +299,46 @@ async fn only_an_admin_session_acts_on_others_tokens_and_every_act_is_in_their_h
     assert_eq!(
         api.call("GET", "/tokens/self", &mallory_pat).await.0,
         StatusCode::OK
+    );
+
+    // Item 2: the administrator issues a token to a service; the adopter's
+    // Lambda sees a service token, and the administrator leaving (the
+    // offboarding operation on their sub) does not take it along.
+    let issued = api
+        .http
+        .post(format!("{}/admin/tokens", api.base))
+        .bearer_auth(&adam)
+        .json(&json!({"service": "ci-deploy", "name": "deploy", "scopes": ["docs:read"], "expiresInDays": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), StatusCode::CREATED);
+    let service_token = issued.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    store
+        .revoke_all(
+            &shared::UserId::parse(adam_sub).unwrap(),
+            shared::Clock::now(&shared::SystemClock),
+            None,
+            shared::history::RevokedBy::Offboarding,
+        )
+        .await
+        .unwrap();
+    let (status, seen) = api.call("GET", "/docs/readme", &service_token).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(
+        seen,
+        json!({"sub": "service:ci-deploy", "principalKind": "service_token", "scopes": "docs:read"})
+    );
+    let (status, _) = api.call("PUT", "/docs/readme", &service_token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "docs:write is beyond it");
+    // The administrator's session from before their offboarding is done.
+    assert_eq!(
+        api.call("GET", &format!("/admin/tokens?owner={alice_sub}"), &adam)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
     );
 }

@@ -222,7 +222,9 @@ impl Offboarding {
                 return cut_short(outcome.owners_checked);
             }
             let (owners, next) = self.store.owners_with_live_tokens(now, position).await?;
-            for owner in owners {
+            // A service (`service:<name>`) is no Cognito user: it is never
+            // offboarded, whoever left.
+            for owner in owners.into_iter().filter(|o| !o.is_service()) {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return cut_short(outcome.owners_checked);
                 }
@@ -369,6 +371,9 @@ impl Offboarding {
                 owners.push(as_sub);
             }
         }
+        // A user named like a service (`service:x`) is still a person: their
+        // offboarding never reaches the service's tokens.
+        owners.retain(|o| !o.is_service());
         owners.sort();
         owners.dedup();
         Ok(owners)

@@ -485,3 +485,50 @@ async fn a_sweep_cut_short_by_its_deadline_fails_so_it_is_retried_and_alarmed() 
         "{result:?}"
     );
 }
+
+/// Review finding (issue #16 item 2): a service (`service:<name>`) is no
+/// Cognito user, so the sweep must not take it for a deleted one; and a
+/// person whose username merely looks like a service is offboarded alone.
+#[tokio::test]
+async fn services_are_never_offboarded_by_the_sweep_or_by_a_lookalike_username() {
+    let w = world().await;
+    let pool = w.handler.user_pool_id.clone();
+    let service = UserId::service("ci-deploy").unwrap();
+    let service_pat = issue(&w, &service, "unused").await;
+    let lookalike = create_user(&w, "service:ci-deploy").await;
+    let lookalike_pat = issue(&w, &lookalike, "service:ci-deploy").await;
+
+    let swept = w.handler.sweep(NOW, None).await.unwrap();
+    assert!(swept.complete, "{swept:?}");
+    assert_eq!(swept.owners_revoked, 0, "{swept:?}");
+    assert!(
+        works(&w, &service_pat, NOW + 1).await,
+        "the sweep left the service alone"
+    );
+
+    w.handler
+        .cognito
+        .admin_disable_user()
+        .user_pool_id(&pool)
+        .username("service:ci-deploy")
+        .send()
+        .await
+        .unwrap();
+    w.handler
+        .handle(
+            &event(
+                "AdminDisableUser",
+                &pool,
+                Some("service:ci-deploy"),
+                Some(lookalike.as_str()),
+            ),
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    assert!(
+        !works(&w, &lookalike_pat, NOW + 3).await,
+        "the person is offboarded"
+    );
+    assert!(works(&w, &service_pat, NOW + 3).await, "the service is not");
+}

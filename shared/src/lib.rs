@@ -40,7 +40,7 @@ pub mod testing;
 
 pub use manifest::Manifest;
 pub use pat::{Pat, PatParseError, TokenId};
-pub use principal::{AuthMethod, AuthorizerContext, Principal, UserId};
+pub use principal::{AuthMethod, AuthorizerContext, Principal, PrincipalKind, UserId};
 #[cfg(feature = "store")]
 pub use record::{TokenMeta, TokenRecord, TokenStatus, UseSite};
 pub use scope::{Scope, ScopeNames, ScopeRegistry, ScopeSet};

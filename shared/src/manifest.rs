@@ -21,6 +21,12 @@
 //! summary = "Read a document"  # optional, for the OpenAPI document
 //! ```
 //!
+//! ```toml
+//! [services]                                  # optional: machines (client credentials, service tokens)
+//! scope_prefix = "https://docs.example.com/"  # the resource server's identifier plus "/"
+//! scopes = ["docs:read"]                      # the most a service may hold; never a built-in scope
+//! ```
+//!
 //! A scope removed from the manifest should be listed in top-level
 //! `retired_scopes = ["old:name"]`: tokens issued with it still name it, and
 //! a retired name cannot be declared again.
@@ -140,13 +146,40 @@ impl SessionPolicy {
     }
 }
 
-/// A validated manifest: scopes, routes (built-in ones included) and the
-/// session policy.
+/// How machines get scopes (`[services]`): Cognito client-credentials
+/// tokens, and the service tokens administrators issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePolicy {
+    /// The resource server's identifier plus `/`: a client-credentials
+    /// token's `scope` entries `<prefix><scope>` name the scopes it asks for.
+    pub scope_prefix: String,
+    /// The most a service, or a service token, can ever hold. Never a
+    /// built-in scope: machines do not manage tokens.
+    pub scopes: ScopeSet,
+}
+
+impl ServicePolicy {
+    /// The scopes a client-credentials token holds: the entries of its
+    /// `scope` claim under the prefix, within [`Self::scopes`].
+    pub fn service_scopes(&self, registry: &ScopeRegistry, scope_claim: Option<&str>) -> ScopeSet {
+        scope_claim
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .filter_map(|s| s.strip_prefix(self.scope_prefix.as_str()))
+            .filter_map(|s| registry.parse(s).ok())
+            .collect::<ScopeSet>()
+            .intersection(self.scopes)
+    }
+}
+
+/// A validated manifest: scopes, routes (built-in ones included), the
+/// session policy and, when declared, the service policy.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     scopes: ScopeRegistry,
     routes: RouteTable,
     sessions: SessionPolicy,
+    services: Option<ServicePolicy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +190,8 @@ struct RawManifest {
     retired_scopes: Vec<Spanned<String>>,
     #[serde(default)]
     sessions: Option<RawSessions>,
+    #[serde(default)]
+    services: Option<Spanned<RawServices>>,
     #[serde(default, rename = "scope")]
     scopes: Vec<Spanned<RawScope>>,
     #[serde(default, rename = "route")]
@@ -172,6 +207,13 @@ struct RawSessions {
     scope_prefix: Option<Spanned<String>>,
     #[serde(default)]
     groups: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServices {
+    scope_prefix: Spanned<String>,
+    scopes: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,6 +418,43 @@ impl Manifest {
             }
         };
 
+        let services = match &raw.services {
+            None => None,
+            Some(s) => {
+                let s = s.get_ref();
+                let prefix = s.scope_prefix.get_ref();
+                if prefix.is_empty() || prefix.len() > 256 || !prefix.ends_with('/') {
+                    return Err(lines.error(
+                        s.scope_prefix.span(),
+                        "scope_prefix is the resource server's identifier plus `/` (1 to 256 bytes)",
+                    ));
+                }
+                if s.scopes.get_ref().is_empty() {
+                    return Err(lines.error(s.scopes.span(), "[services] scopes must not be empty"));
+                }
+                let built_in = ScopeSet::from_scopes([
+                    Scope::TOKENS_READ,
+                    Scope::TOKENS_WRITE,
+                    Scope::ADMIN_TOKENS,
+                ]);
+                for name in s.scopes.get_ref() {
+                    if built_in.contains(scope(name)?) {
+                        return Err(lines.error(
+                            name.span(),
+                            format!(
+                                "`{}` is built in: services and service tokens never manage tokens",
+                                name.get_ref()
+                            ),
+                        ));
+                    }
+                }
+                Some(ServicePolicy {
+                    scope_prefix: prefix.clone(),
+                    scopes: scope_list(s.scopes.get_ref())?,
+                })
+            }
+        };
+
         if raw.routes.len() > MAX_ROUTES {
             return Err(lines.error(
                 raw.routes.get(MAX_ROUTES).map_or(0..0, Spanned::span),
@@ -502,6 +581,7 @@ impl Manifest {
             scopes,
             routes: table,
             sessions,
+            services,
         })
     }
 
@@ -518,6 +598,25 @@ impl Manifest {
     /// How Cognito sessions get scopes.
     pub fn sessions(&self) -> &SessionPolicy {
         &self.sessions
+    }
+
+    /// How machines get scopes; `None` when the manifest declares no
+    /// `[services]`, and then no machine credential is accepted.
+    pub fn services(&self) -> Option<&ServicePolicy> {
+        self.services.as_ref()
+    }
+
+    /// The most an agpat token of a `kind` principal may carry: a user
+    /// token, the default session scopes; a service token, the services'
+    /// scopes (nothing without `[services]`). Sessions and client-credentials
+    /// tokens are not bounded by this.
+    pub fn token_ceiling(&self, kind: crate::PrincipalKind) -> ScopeSet {
+        match kind {
+            crate::PrincipalKind::ServiceToken => {
+                self.services.as_ref().map_or(ScopeSet::EMPTY, |s| s.scopes)
+            }
+            _ => self.sessions.pat_ceiling(),
+        }
     }
 }
 
@@ -762,6 +861,73 @@ mod tests {
             )
             .unwrap_err();
             assert!(e.message.contains("built in and cannot be retired"), "{e}");
+        }
+    }
+
+    /// Machines: a client-credentials token's resource-server scopes, within
+    /// `[services] scopes`; never a built-in scope; a service token's
+    /// ceiling is the services' scopes, a user token's the session defaults.
+    #[test]
+    fn services_get_their_resource_server_scopes_within_their_ceiling() {
+        let text = format!(
+            "{HEAD}[[scope]]\nname = \"docs:write\"\ndescription = \"\"\n[services]\nscope_prefix = \"https://api.example.com/\"\nscopes = [\"docs:read\"]\n"
+        );
+        let m = Manifest::parse(&text, "m.toml").unwrap();
+        let r = m.scopes();
+        let s = m.services().unwrap();
+        let names = |set| r.to_space_separated(set);
+        assert_eq!(
+            names(s.service_scopes(
+                r,
+                Some("https://api.example.com/docs:read https://api.example.com/docs:write https://other/docs:read docs:read")
+            )),
+            "docs:read"
+        );
+        assert_eq!(names(s.service_scopes(r, None)), "");
+        assert_eq!(
+            names(m.token_ceiling(crate::PrincipalKind::ServiceToken)),
+            "docs:read"
+        );
+        assert_eq!(
+            names(m.token_ceiling(crate::PrincipalKind::UserToken)),
+            "tokens:read tokens:write docs:read docs:write"
+        );
+        let none = Manifest::parse(HEAD, "m.toml").unwrap();
+        assert!(none.services().is_none());
+        assert!(
+            none.token_ceiling(crate::PrincipalKind::ServiceToken)
+                .is_empty()
+        );
+        for (body, line, what) in [
+            (
+                "[services]\nscope_prefix = \"https://a/\"\nscopes = [\"tokens:read\"]\n",
+                7,
+                "built in",
+            ),
+            (
+                "[services]\nscope_prefix = \"https://a/\"\nscopes = [\"admin:tokens\"]\n",
+                7,
+                "built in",
+            ),
+            (
+                "[services]\nscope_prefix = \"https://a\"\nscopes = [\"docs:read\"]\n",
+                6,
+                "identifier plus",
+            ),
+            (
+                "[services]\nscope_prefix = \"https://a/\"\nscopes = []\n",
+                7,
+                "must not be empty",
+            ),
+            (
+                "[services]\nscope_prefix = \"https://a/\"\nscopes = [\"nope\"]\n",
+                7,
+                "unknown scope",
+            ),
+        ] {
+            let e = err(body);
+            assert!(e.message.contains(what), "{body}: {e}");
+            assert_eq!(e.line, line, "{body}: {e}");
         }
     }
 

@@ -12,6 +12,15 @@ use crate::scope::{ScopeNames, ScopeRegistry, ScopeSet};
 /// Longest user id (Cognito `sub`) we accept.
 pub const MAX_USER_ID_LEN: usize = 128;
 
+/// How the owner of a service token is named: `service:<name>`. No Cognito
+/// `sub` (a UUID) or app client id (alphanumeric) starts with it, so a
+/// service owner can never be a person, and no person's offboarding reaches
+/// a service's tokens.
+pub const SERVICE_OWNER_PREFIX: &str = "service:";
+
+/// Longest service name.
+pub const MAX_SERVICE_NAME_LEN: usize = 63;
+
 /// A user's stable identifier: the Cognito `sub`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -44,6 +53,26 @@ impl UserId {
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The owner of a named service's tokens, `service:<name>`: `name` is 1
+    /// to [`MAX_SERVICE_NAME_LEN`] lower-case letters, digits and `-`,
+    /// starting with a letter or digit.
+    pub fn service(name: &str) -> Result<Self, UserIdError> {
+        let mut bytes = name.bytes();
+        let ok = matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+            && name.len() <= MAX_SERVICE_NAME_LEN
+            && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+        if ok {
+            Self::parse(&format!("{SERVICE_OWNER_PREFIX}{name}"))
+        } else {
+            Err(UserIdError::Invalid)
+        }
+    }
+
+    /// Whether this owner is a named service (`service:<name>`), not a person.
+    pub fn is_service(&self) -> bool {
+        self.0.starts_with(SERVICE_OWNER_PREFIX)
     }
 }
 
@@ -97,6 +126,54 @@ impl AuthMethod {
     }
 }
 
+/// What kind of principal is calling: a person or a machine, with a
+/// Cognito token or an agpat token. Business Lambdas read it from the
+/// context's `principalKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A person's Cognito session (an access or ID token).
+    #[default]
+    User,
+    /// A person's personal access token.
+    UserToken,
+    /// A machine's Cognito client-credentials access token: `sub` is the app
+    /// client id.
+    Service,
+    /// A token issued by an administrator to a named service
+    /// (`service:<name>`), which no person's departure revokes.
+    ServiceToken,
+}
+
+impl PrincipalKind {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::UserToken => "user_token",
+            PrincipalKind::Service => "service",
+            PrincipalKind::ServiceToken => "service_token",
+        }
+    }
+
+    /// How a principal of this kind authenticates.
+    pub const fn method(self) -> AuthMethod {
+        match self {
+            PrincipalKind::User | PrincipalKind::Service => AuthMethod::Jwt,
+            PrincipalKind::UserToken | PrincipalKind::ServiceToken => AuthMethod::Pat,
+        }
+    }
+
+    /// The kind of an agpat token owned by `owner`.
+    pub fn of_token_owner(owner: &UserId) -> Self {
+        if owner.is_service() {
+            PrincipalKind::ServiceToken
+        } else {
+            PrincipalKind::UserToken
+        }
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -106,6 +183,9 @@ pub struct Principal {
     pub username: Option<String>,
     /// How the caller authenticated.
     pub method: AuthMethod,
+    /// Who the caller is: a person or a service, by session or by token.
+    /// Always agrees with `method` ([`PrincipalKind::method`]).
+    pub kind: PrincipalKind,
     /// What the caller may do.
     pub scopes: ScopeSet,
     /// The PAT's id, for PAT callers.
@@ -132,6 +212,8 @@ pub struct AuthorizerContext {
     pub username: String,
     /// `jwt` or `pat`.
     pub auth_method: AuthMethod,
+    /// `user`, `user_token`, `service` or `service_token`.
+    pub principal_kind: PrincipalKind,
     /// Space-separated scopes.
     pub scopes: String,
     /// The PAT id, or empty for JWT callers.
@@ -149,6 +231,7 @@ impl AuthorizerContext {
             sub: p.sub.as_str().to_owned(),
             username: p.username.clone().unwrap_or_default(),
             auth_method: p.method,
+            principal_kind: p.kind,
             scopes: scopes.to_space_separated(p.scopes),
             token_id: p
                 .token_id
@@ -191,9 +274,10 @@ pub fn context_json_schema() -> serde_json::Value {
         "additionalProperties": true,
         "properties": {
             "principalId": {"type": "string", "description": "Set by API Gateway from the authorizer's principalId: the same value as sub"},
-            "sub": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$", "description": "The user's Cognito sub: the stable owner of everything the caller does"},
+            "sub": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$", "description": "Who the caller acts as, the stable owner of everything it does: a user's Cognito sub, a service's app client id, or service:<name> for a service token"},
             "username": {"type": "string", "maxLength": 128, "description": "The Cognito username when the credential carries one, else empty"},
-            "authMethod": {"enum": ["jwt", "pat"], "description": "jwt: a Cognito session; pat: a personal access token"},
+            "authMethod": {"enum": ["jwt", "pat"], "description": "jwt: a Cognito token; pat: an agpat token"},
+            "principalKind": {"enum": ["user", "user_token", "service", "service_token"], "description": "user: a person's Cognito session; user_token: a person's personal access token; service: a machine's Cognito client-credentials token (sub is the app client id); service_token: an agpat token an administrator issued to a named service (sub is service:<name>). Absent from contexts of releases before it: read jwt as user and pat as user_token"},
             "scopes": {"type": "string", "pattern": "^$|^[^ ]+( [^ ]+)*$", "description": "Space-separated scopes the caller holds (already narrowed to what the owner's session may hold)"},
             "tokenId": {"type": "string", "pattern": "^$|^[0-9A-Za-z]{17}$", "description": "The PAT's public id for pat callers, empty for jwt callers"},
             "expiresAt": unix_seconds,
@@ -210,6 +294,7 @@ pub fn sample_forwarded_context() -> serde_json::Value {
         "sub": "1b2c3d4e-0000-4000-8000-123456789abc",
         "username": "",
         "authMethod": "pat",
+        "principalKind": "user_token",
         "scopes": "tokens:read items:read",
         "tokenId": "0123456789ABCDEFG",
         "expiresAt": "1900000000",
@@ -262,6 +347,25 @@ impl Principal {
             "pat" => AuthMethod::Pat,
             _ => return Err(ContextError::Invalid("authMethod")),
         };
+        // Optional so that an older authorizer's context still parses (its
+        // principals were all people); present, it must agree with the method.
+        let kind = match ctx.get("principalKind") {
+            None => match method {
+                AuthMethod::Jwt => PrincipalKind::User,
+                AuthMethod::Pat => PrincipalKind::UserToken,
+            },
+            Some(serde_json::Value::String(s)) => match s.as_str() {
+                "user" => PrincipalKind::User,
+                "user_token" => PrincipalKind::UserToken,
+                "service" => PrincipalKind::Service,
+                "service_token" => PrincipalKind::ServiceToken,
+                _ => return Err(ContextError::Invalid("principalKind")),
+            },
+            Some(_) => return Err(ContextError::Invalid("principalKind")),
+        };
+        if kind.method() != method {
+            return Err(ContextError::Invalid("principalKind"));
+        }
         let names = ScopeNames::parse_space_separated(text("scopes")?)
             .ok_or(ContextError::Invalid("scopes"))?;
         let scopes = registry.resolve(&names);
@@ -294,6 +398,7 @@ impl Principal {
             sub,
             username,
             method,
+            kind,
             scopes,
             token_id,
             expires_at,
@@ -315,6 +420,7 @@ mod tests {
             sub: UserId::parse("1b2c3d4e-0000-4000-8000-123456789abc").unwrap(),
             username: Some("alice".into()),
             method: AuthMethod::Pat,
+            kind: PrincipalKind::UserToken,
             scopes: registry()
                 .parse_space_separated("items:read tokens:read")
                 .unwrap(),
@@ -339,6 +445,7 @@ mod tests {
                 "sub": "1b2c3d4e-0000-4000-8000-123456789abc",
                 "username": "alice",
                 "authMethod": "pat",
+                "principalKind": "user_token",
                 "scopes": "tokens:read items:read",
                 "tokenId": "0123456789ABCDEFG",
                 "expiresAt": 1_900_000_000,
@@ -368,10 +475,13 @@ mod tests {
         let json =
             serde_json::to_value(AuthorizerContext::new(&pat_principal(), &registry())).unwrap();
         let base: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
-        let cases: [(&str, Option<serde_json::Value>); 7] = [
+        let cases: [(&str, Option<serde_json::Value>); 10] = [
             ("sub", None),
             ("sub", Some("a#b".into())),
             ("authMethod", Some("admin".into())),
+            ("principalKind", Some("admin".into())),
+            ("principalKind", Some("user".into())),
+            ("principalKind", Some("service".into())),
             ("scopes", Some("tokens:read Root".into())),
             ("tokenId", None),
             ("expiresAt", Some("soon".into())),
@@ -428,7 +538,56 @@ mod tests {
             .filter_map(|v| v.as_str())
             .collect();
         required.sort_unstable();
+        // principalKind is optional (contract version 1 stays readable by
+        // Lambdas that predate it, and theirs by newer ones).
+        expected.retain(|f| *f != "principalKind");
         assert_eq!(required, expected);
+    }
+
+    /// A context from before `principalKind` reads as a person; a present
+    /// kind must agree with the method; service owners are their own
+    /// namespace.
+    #[test]
+    fn principal_kinds_round_trip_and_older_contexts_read_as_people() {
+        for kind in [
+            PrincipalKind::User,
+            PrincipalKind::UserToken,
+            PrincipalKind::Service,
+            PrincipalKind::ServiceToken,
+        ] {
+            let mut p = pat_principal();
+            p.kind = kind;
+            p.method = kind.method();
+            if kind.method() == AuthMethod::Jwt {
+                p.token_id = None;
+            }
+            let json = serde_json::to_value(AuthorizerContext::new(&p, &registry())).unwrap();
+            assert_eq!(json["principalKind"], kind.as_str());
+            let map: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
+            assert_eq!(
+                Principal::from_forwarded_context(&map, &registry()).unwrap(),
+                p
+            );
+        }
+        let json =
+            serde_json::to_value(AuthorizerContext::new(&pat_principal(), &registry())).unwrap();
+        let mut map: HashMap<String, serde_json::Value> = serde_json::from_value(json).unwrap();
+        map.remove("principalKind");
+        let p = Principal::from_forwarded_context(&map, &registry()).unwrap();
+        assert_eq!(p.kind, PrincipalKind::UserToken);
+
+        let owner = UserId::service("ci-deploy").unwrap();
+        assert_eq!(owner.as_str(), "service:ci-deploy");
+        assert!(owner.is_service());
+        assert_eq!(
+            PrincipalKind::of_token_owner(&owner),
+            PrincipalKind::ServiceToken
+        );
+        let person = UserId::parse("1b2c3d4e-0000-4000-8000-123456789abc").unwrap();
+        assert!(!person.is_service());
+        for bad in ["", "CI", "-ci", "ci_deploy", "a:b", &"x".repeat(64)] {
+            assert!(UserId::service(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -565,6 +565,12 @@ pub fn built_in_routes() -> Vec<Route> {
             "Administrators: revoke all of one user's tokens",
         ),
         (
+            Post,
+            "/admin/tokens",
+            admin,
+            "Administrators: issue a token to a named service",
+        ),
+        (
             Get,
             "/admin/tokens/{id}",
             admin,

@@ -489,7 +489,18 @@ impl TokenStore {
     /// the new epoch instead, which makes it a token created after the
     /// revoke-all). `rec.meta.epoch` is ignored; the current epoch is written.
     pub async fn create(&self, rec: &TokenRecord, now: i64) -> Result<CreateOutcome, StoreError> {
-        self.create_checked(rec, now, None).await
+        self.create_checked(rec, now, None, None).await
+    }
+
+    /// [`Self::create`] by an administrator (a service token): the history's
+    /// `created` event names them.
+    pub async fn create_by_admin(
+        &self,
+        rec: &TokenRecord,
+        now: i64,
+        admin: crate::history::Admin,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_checked(rec, now, None, Some(admin)).await
     }
 
     /// [`Self::create`] on behalf of a session issued at `issued_at`: the
@@ -502,7 +513,7 @@ impl TokenStore {
         now: i64,
         issued_at: i64,
     ) -> Result<CreateOutcome, StoreError> {
-        self.create_checked(rec, now, Some(issued_at)).await
+        self.create_checked(rec, now, Some(issued_at), None).await
     }
 
     async fn create_checked(
@@ -510,6 +521,7 @@ impl TokenStore {
         rec: &TokenRecord,
         now: i64,
         session_issued_at: Option<i64>,
+        admin: Option<crate::history::Admin>,
     ) -> Result<CreateOutcome, StoreError> {
         let owner = &rec.meta.owner;
         for _ in 0..3 {
@@ -536,7 +548,7 @@ impl TokenStore {
                     token: rec.meta.id.clone(),
                     at: now,
                     kind: EventKind::Created,
-                    admin: None,
+                    admin: admin.clone(),
                 },
                 Some(rec.meta.expires_at),
             )?;

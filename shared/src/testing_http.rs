@@ -45,6 +45,7 @@ pub fn session(sub: &str, scopes: &str) -> AuthorizerContext {
         sub: sub.into(),
         username: "someone".into(),
         auth_method: AuthMethod::Jwt,
+        principal_kind: crate::PrincipalKind::User,
         scopes: scopes.into(),
         token_id: String::new(),
         expires_at: T0 + 365 * 86_400,

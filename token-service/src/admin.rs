@@ -25,14 +25,18 @@ use shared::history::{Admin, AdminView, EventKind, Revoker, TokenEvent};
 use shared::http::caller::Caller;
 use shared::http::problem::{ApiError, FieldError, Problem};
 use shared::store::{Cursor, RevokeOutcome};
-use shared::{AuthMethod, Scope, TokenId, TokenMeta, UserId};
+use shared::{PrincipalKind, Scope, TokenId, TokenMeta, UserId};
 
 use crate::AppState;
 use crate::audit::{Audit, Outcome};
 use crate::handlers::{
-    REVOKE_ALL_BUDGET, TokenEventView, TokenEventsBody, TokenView, collect_page, no_store,
-    page_query, parse_id, status_filter,
+    REVOKE_ALL_BUDGET, TokenEventView, TokenEventsBody, TokenView, collect_page, hash_new,
+    issued_response, no_store, page_query, parse_id, status_filter, validate_description,
+    validate_expiry, validate_name,
 };
+use shared::http::body::{Fields, JsonObject};
+use shared::store::CreateOutcome;
+use shared::{Pat, ScopeSet, TokenRecord};
 
 /// A Cognito session holding `admin:tokens`. Anything else is refused with
 /// 403: a PAT with `session-required` (a PAT never carries the scope, so
@@ -57,7 +61,7 @@ impl FromRequestParts<AppState> for AdminCaller {
         // admin:tokens never gets further (and the authorizer's policy never
         // lets one reach this route at all).
         let caller = Caller::from_request_parts(parts, state).await?;
-        if caller.principal.method != AuthMethod::Jwt {
+        if caller.principal.kind != PrincipalKind::User {
             Audit::new("admin.refused", &caller).record(Outcome::Denied, None, None);
             return Err(ApiError::SessionRequired);
         }
@@ -87,7 +91,7 @@ impl FromRequestParts<AppState> for AdminCaller {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminTokenView {
-    /// The owner's Cognito `sub`.
+    /// The owner: a user's Cognito `sub`, or `service:<name>`.
     owner: String,
     #[serde(flatten)]
     token: TokenView,
@@ -188,7 +192,7 @@ async fn any_token(app: &AppState, id: &str) -> Result<(TokenId, TokenMeta), Api
 /// One user's tokens, newest first, filtered by `status`. Each listed token's
 /// history records that this administrator saw it.
 #[utoipa::path(get, path = "/admin/tokens", tag = "admin",
-    params(("owner" = String, Query, description = "the Cognito `sub` of the user whose tokens to list"),
+    params(("owner" = String, Query, description = "the owner whose tokens to list: a user's Cognito `sub`, or `service:<name>`"),
         ("status" = Option<String>, Query, description = "active | expired | revoked | all (default)"),
         ("limit" = Option<i32>, Query, description = "1-100, default 20"),
         ("cursor" = Option<String>, Query, description = "opaque, from `nextCursor`")),
@@ -324,7 +328,7 @@ pub async fn delete_one(
 /// from before it can no longer mint. Each revoked token's history names the
 /// administrator. Bounded in time: while `complete` is false, call again.
 #[utoipa::path(delete, path = "/admin/tokens", tag = "admin",
-    params(("owner" = String, Query, description = "the Cognito `sub` of the user whose tokens to revoke")),
+    params(("owner" = String, Query, description = "the owner whose tokens to revoke: a user's Cognito `sub`, or `service:<name>`")),
     responses((status = 200, description = "`{\"revoked\": n, \"remaining\": m, \"complete\": bool}`; retry while `complete` is false"),
         (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn delete_all(
@@ -369,4 +373,141 @@ pub async fn delete_all(
             "complete": outcome.complete(),
         })),
     ))
+}
+
+/// `POST /admin/tokens` request body.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "schema only")]
+pub struct ServiceTokenBody {
+    /// The service that owns the token (`service:<service>`): 1 to 63
+    /// lower-case letters, digits and `-`, starting with a letter or digit.
+    #[schema(example = "ci-deploy")]
+    service: String,
+    /// 1–100 characters after trimming, no control characters.
+    name: String,
+    /// Non-empty subset of the manifest's `[services] scopes`.
+    #[schema(example = json!(["items:read"]))]
+    scopes: Vec<String>,
+    /// Lifetime in days, 1 to `TOKEN_MAX_LIFETIME_DAYS`. Exactly one of this and `expiresAt`.
+    expires_in_days: Option<i64>,
+    /// RFC 3339 expiry, 1 day to `TOKEN_MAX_LIFETIME_DAYS` from now.
+    expires_at: Option<String>,
+    /// Free text, at most 500 characters.
+    description: Option<String>,
+}
+
+/// Issues a token to a named service, owned by `service:<name>` rather than
+/// by a person, so that nobody's departure revokes it; the secret is shown
+/// once. Its scopes come from the manifest's `[services]` (never a built-in
+/// one); only administrators issue and revoke service tokens, and the
+/// token's history names the administrator who issued it.
+#[utoipa::path(post, path = "/admin/tokens", tag = "admin", request_body = ServiceTokenBody,
+    responses((status = 201, description = "Issued; the secret is in `token`, shown once", body = crate::handlers::IssuedTokenBody),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem)))]
+pub async fn create_service_token(
+    State(app): State<AppState>,
+    admin: AdminCaller,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let now = app.now();
+    let mut f = Fields::new(
+        &body,
+        &[
+            "service",
+            "name",
+            "scopes",
+            "expiresInDays",
+            "expiresAt",
+            "description",
+        ],
+    );
+    let owner = match f.string("service") {
+        None => None,
+        Some(name) => UserId::service(name).ok().or_else(|| {
+            f.error(
+                "service",
+                "must be 1 to 63 lower-case letters, digits and -, starting with a letter or digit",
+            );
+            None
+        }),
+    };
+    let name = validate_name(&mut f);
+    let description = validate_description(&mut f).flatten();
+    let scopes = service_scopes(&mut f, &app);
+    let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
+    f.finish()?;
+    let (Some(owner), Some(name), Some(scopes), Some(expires_at)) =
+        (owner, name, scopes, expires_at)
+    else {
+        return Err(ApiError::Internal);
+    };
+    let owner_name = owner.to_string();
+    let audit = Audit::new("admin.token.create", &admin.caller).of_owner(&owner_name);
+    let names = app.manifest.scopes().names(scopes);
+    let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
+    let (pat, hash) = hash_new(&app, pat).await?;
+    let meta = TokenMeta {
+        description,
+        ..TokenMeta::issued(pat.id().clone(), owner, name, names, now, expires_at)
+    };
+    let record = TokenRecord { meta, hash };
+    match app
+        .store
+        .create_by_admin(&record, now, admin.admin.clone())
+        .await?
+    {
+        CreateOutcome::Created => {
+            audit.record(
+                Outcome::Success,
+                Some(&record.meta.id),
+                Some(&record.meta.scopes),
+            );
+            Ok(issued_response(&app, &pat, &record.meta, now))
+        }
+        CreateOutcome::CapReached | CreateOutcome::SessionPredatesRevocation => {
+            audit.record(Outcome::Refused, None, Some(&record.meta.scopes));
+            Err(ApiError::TokenLimitReached)
+        }
+    }
+}
+
+/// The `scopes` of a service token: non-empty, each declared and within the
+/// manifest's `[services] scopes` (without `[services]`, no service token
+/// can be issued).
+fn service_scopes(f: &mut Fields<'_>, app: &AppState) -> Option<ScopeSet> {
+    let names = f.strings("scopes")?;
+    let Some(services) = app.manifest.services() else {
+        f.error(
+            "scopes",
+            "the manifest declares no [services]: service tokens are off",
+        );
+        return None;
+    };
+    if names.is_empty() {
+        f.error("scopes", "must not be empty");
+        return None;
+    }
+    let registry = app.manifest.scopes();
+    let mut set = ScopeSet::EMPTY;
+    let mut ok = true;
+    for name in names {
+        let shown: String = name.chars().take(40).collect();
+        match registry.parse(name) {
+            Ok(scope) if services.scopes.contains(scope) => set = set.with(scope),
+            Ok(_) => {
+                ok = false;
+                f.error(
+                    "scopes",
+                    format!("scope '{shown}' is not among the manifest's [services] scopes"),
+                );
+            }
+            Err(_) => {
+                ok = false;
+                f.error("scopes", format!("unknown scope '{shown}'"));
+            }
+        }
+    }
+    ok.then_some(set)
 }

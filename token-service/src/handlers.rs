@@ -309,7 +309,12 @@ pub(crate) fn no_store<T: IntoResponse>(status: StatusCode, body: T) -> Response
     response
 }
 
-fn issued_response(app: &AppState, pat: &Pat, meta: &TokenMeta, now: i64) -> Response {
+pub(crate) fn issued_response(app: &AppState, pat: &Pat, meta: &TokenMeta, now: i64) -> Response {
+    let location = if meta.owner.is_service() {
+        format!("/admin/tokens/{}", meta.id)
+    } else {
+        format!("/tokens/{}", meta.id)
+    };
     let mut response = no_store(
         StatusCode::CREATED,
         Json(Issued {
@@ -317,14 +322,17 @@ fn issued_response(app: &AppState, pat: &Pat, meta: &TokenMeta, now: i64) -> Res
             meta: TokenView::new(meta, now, app.manifest.scopes()),
         }),
     );
-    if let Ok(location) = HeaderValue::from_str(&format!("/tokens/{}", meta.id)) {
+    if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
 }
 
 /// Hashes a new token's secret off the async threads (argon2id is ~16 ms of CPU).
-async fn hash_new(app: &AppState, pat: Pat) -> Result<(Pat, shared::hash::PhcHash), ApiError> {
+pub(crate) async fn hash_new(
+    app: &AppState,
+    pat: Pat,
+) -> Result<(Pat, shared::hash::PhcHash), ApiError> {
     let hasher = app.hasher.clone();
     tokio::task::spawn_blocking(move || {
         let hash = hasher.hash(pat.secret());
@@ -335,7 +343,7 @@ async fn hash_new(app: &AppState, pat: Pat) -> Result<(Pat, shared::hash::PhcHas
     .and_then(|(pat, hash)| hash.map(|h| (pat, h)).map_err(|_| ApiError::Internal))
 }
 
-fn validate_name(f: &mut Fields<'_>) -> Option<String> {
+pub(crate) fn validate_name(f: &mut Fields<'_>) -> Option<String> {
     let raw = f.string("name")?;
     let name = raw.trim();
     let chars = name.chars().count();
@@ -356,7 +364,7 @@ fn validate_name(f: &mut Fields<'_>) -> Option<String> {
 /// An optional description: `None` if absent, `Some(None)` for `null`
 /// (remove), `Some(Some(text))` for at most [`MAX_DESCRIPTION_CHARS`]
 /// characters without control characters other than newline and tab.
-fn validate_description(f: &mut Fields<'_>) -> Option<Option<String>> {
+pub(crate) fn validate_description(f: &mut Fields<'_>) -> Option<Option<String>> {
     if !f.present("description") {
         return None;
     }
@@ -414,7 +422,7 @@ fn validate_scopes(f: &mut Fields<'_>, manifest: &shared::Manifest) -> Option<Sc
     ok.then_some(set)
 }
 
-fn validate_expiry(f: &mut Fields<'_>, now: i64, max_days: i64) -> Option<i64> {
+pub(crate) fn validate_expiry(f: &mut Fields<'_>, now: i64, max_days: i64) -> Option<i64> {
     match (f.has("expiresInDays"), f.has("expiresAt")) {
         (true, true) => {
             f.error(
@@ -463,7 +471,7 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let audit = Audit::new("token.create", &caller);
-    if caller.principal.method != AuthMethod::Jwt {
+    if caller.principal.kind != shared::PrincipalKind::User {
         audit.record(Outcome::Denied, None, None);
         return Err(ApiError::SessionRequired);
     }
@@ -856,7 +864,7 @@ pub const REVOKE_ALL_BUDGET: std::time::Duration = std::time::Duration::from_sec
         (status = 403, body = Problem)))]
 pub async fn delete_all(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let audit = Audit::new("token.revoke_all", &caller);
-    if caller.principal.method != AuthMethod::Jwt {
+    if caller.principal.kind != shared::PrincipalKind::User {
         audit.record(Outcome::Denied, None, None);
         return Err(ApiError::SessionRequired);
     }

@@ -200,6 +200,7 @@ pub fn handler_for(route: &Route) -> Option<MethodRouter<AppState>> {
         (Get, "/tokens/{id}/events") => get(handlers::events),
         (Get, "/admin/tokens") => get(admin::list),
         (Delete, "/admin/tokens") => delete(admin::delete_all),
+        (Post, "/admin/tokens") => post(admin::create_service_token),
         (Get, "/admin/tokens/{id}") => get(admin::get_one),
         (Delete, "/admin/tokens/{id}") => delete(admin::delete_one),
         (Get, "/admin/tokens/{id}/events") => get(admin::events),
@@ -227,7 +228,7 @@ mod tests {
             .iter()
             .filter(|r| r.built_in)
             .collect();
-        assert_eq!(routes.len(), 17);
+        assert_eq!(routes.len(), 18);
         for route in routes {
             assert!(
                 handler_for(route).is_some(),

@@ -30,6 +30,7 @@ use crate::{admin, handlers};
         handlers::events,
         admin::list,
         admin::delete_all,
+        admin::create_service_token,
         admin::get_one,
         admin::delete_one,
         admin::events
@@ -50,6 +51,7 @@ use crate::{admin, handlers};
         handlers::AdminActorView,
         admin::AdminTokenView,
         admin::AdminTokenListBody,
+        admin::ServiceTokenBody,
         Problem,
         FieldError
     ))

@@ -61,6 +61,7 @@ async fn an_allow_response_serializes_to_the_documented_shape() {
             "sub": "user-1",
             "username": "",
             "authMethod": "pat",
+            "principalKind": "user_token",
             "scopes": "files:read",
             "tokenId": pat.id().as_str(),
             "expiresAt": T0 + 60,

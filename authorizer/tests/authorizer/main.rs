@@ -17,4 +17,5 @@ mod lockout;
 mod metrics;
 mod pat;
 mod release;
+mod service;
 mod support;

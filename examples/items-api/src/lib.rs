@@ -97,6 +97,8 @@ pub struct Me {
     username: Option<String>,
     /// `jwt` or `pat`.
     auth_method: String,
+    /// `user`, `user_token`, `service` or `service_token`.
+    principal_kind: String,
     /// Scopes of this credential.
     scopes: Vec<String>,
     /// The PAT id, for PAT callers.
@@ -165,6 +167,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Json<Me> {
         sub: p.sub.to_string(),
         username: p.username,
         auth_method: p.method.as_str().to_owned(),
+        principal_kind: p.kind.as_str().to_owned(),
         scopes: p
             .scopes
             .iter()

@@ -214,11 +214,12 @@ async fn me_returns_the_principal_as_the_authorizer_saw_it() {
     let app = app().await;
     let mut ctx = session(A, "items:read");
     ctx.auth_method = AuthMethod::Pat;
+    ctx.principal_kind = shared::PrincipalKind::UserToken;
     ctx.token_id = "0123456789ABCDEFG".into();
     let me = call(&app, Req::new("GET", "/me", Some(&ctx))).await;
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(
         me.json,
-        json!({"sub": A, "username": "someone", "authMethod": "pat", "scopes": ["items:read"], "tokenId": "0123456789ABCDEFG", "expiresAt": T0 + 365 * 86_400})
+        json!({"sub": A, "username": "someone", "authMethod": "pat", "principalKind": "user_token", "scopes": ["items:read"], "tokenId": "0123456789ABCDEFG", "expiresAt": T0 + 365 * 86_400})
     );
 }

@@ -33,7 +33,7 @@ fn admin_requests(owner: &str, id: &str) -> Vec<(&'static str, String, Option<St
             (r.method.as_str(), path, query)
         })
         .collect();
-    assert_eq!(routes.len(), 5);
+    assert_eq!(routes.len(), 6);
     routes
 }
 
@@ -288,5 +288,159 @@ async fn admin_sessions_from_before_their_revocation_unknown_owners_and_pat_view
         h.call(Req::new(method, "/admin/tokens", Some(&admin())).query("owner=alice"))
             .await
             .assert_problem(404, "owner-not-found");
+    }
+}
+
+/// Issue #16 item 2: an administrator issues a token to a named service. It
+/// is owned by `service:<name>`, bounded by the manifest's `[services]`,
+/// survives its issuer's offboarding, and only administrators list and
+/// revoke it.
+#[tokio::test]
+async fn administrators_issue_service_tokens_that_outlive_any_person() {
+    let h = Harness::new(10).await;
+    let issue = |ctx: shared::AuthorizerContext, body: serde_json::Value| {
+        let h = &h;
+        async move {
+            h.call(Req::new("POST", "/admin/tokens", Some(&ctx)).json(body))
+                .await
+        }
+    };
+    let body = json!({"service": "ci-deploy", "name": "deploy", "scopes": ["docs:read"],
+        "expiresInDays": 30, "description": "GitHub Actions, prod deploys"});
+    let created = issue(admin(), body.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.headers["cache-control"], "no-store");
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.headers["location"],
+        format!("/admin/tokens/{id}").as_str()
+    );
+    let token = created.json["token"].as_str().unwrap().to_owned();
+    let ctx = h
+        .authorize(&token)
+        .await
+        .expect("a service token is accepted");
+    assert_eq!(ctx.sub, "service:ci-deploy");
+    assert_eq!(ctx.principal_kind, shared::PrincipalKind::ServiceToken);
+    assert_eq!(ctx.scopes, "docs:read");
+
+    // Out of bounds, malformed, or not an administrator: refused.
+    for (bad, field) in [
+        (
+            json!({"service": "ci-deploy", "name": "x", "scopes": ["docs:write"], "expiresInDays": 3}),
+            "scopes",
+        ),
+        (
+            json!({"service": "ci-deploy", "name": "x", "scopes": ["tokens:read"], "expiresInDays": 3}),
+            "scopes",
+        ),
+        (
+            json!({"service": "CI deploy", "name": "x", "scopes": ["docs:read"], "expiresInDays": 3}),
+            "service",
+        ),
+        (
+            json!({"name": "x", "scopes": ["docs:read"], "expiresInDays": 3}),
+            "service",
+        ),
+        (
+            json!({"service": "ci", "name": "x", "scopes": ["docs:read"], "expiresInDays": 999}),
+            "expiresInDays",
+        ),
+    ] {
+        let reply = issue(admin(), bad).await;
+        reply.assert_problem(400, "validation-failed");
+        assert!(reply.text.contains(field), "{field}: {}", reply.text);
+    }
+    issue(session(USER_A, ALL), body.clone())
+        .await
+        .assert_problem(403, "insufficient-scope");
+    let mut forged = ctx.clone();
+    forged.scopes = "docs:read admin:tokens".into();
+    issue(forged, body.clone())
+        .await
+        .assert_problem(403, "session-required");
+    // A service token cannot manage tokens, not even itself.
+    h.call(Req::new("GET", "/tokens/self", Some(&ctx)))
+        .await
+        .assert_problem(403, "insufficient-scope");
+
+    // The issuing administrator is in the history; the listing finds it.
+    let history = h
+        .call(Req::new(
+            "GET",
+            &format!("/admin/tokens/{id}/events"),
+            Some(&admin()),
+        ))
+        .await;
+    let created_event = history.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "created")
+        .unwrap()
+        .clone();
+    assert_eq!(created_event["admin"]["sub"], ADMIN);
+    let listed = h
+        .call(Req::new("GET", "/admin/tokens", Some(&admin())).query("owner=service:ci-deploy"))
+        .await;
+    assert_eq!(listed.json["items"][0]["id"], id.as_str());
+    assert_eq!(
+        listed.json["items"][0]["description"],
+        "GitHub Actions, prod deploys"
+    );
+
+    // The administrator who issued it leaves: the service token stays.
+    h.clock.set(T0 + 60);
+    h.store
+        .revoke_all(
+            &shared::UserId::parse(ADMIN).unwrap(),
+            T0 + 60,
+            None,
+            shared::history::RevokedBy::Offboarding,
+        )
+        .await
+        .unwrap();
+    assert!(h.authorize(&token).await.is_some(), "outlives its issuer");
+    // Another administrator revokes it.
+    let mut other = admin();
+    other.sub = "another-admin".into();
+    assert_eq!(
+        h.call(Req::new(
+            "DELETE",
+            &format!("/admin/tokens/{id}"),
+            Some(&other)
+        ))
+        .await
+        .status,
+        204
+    );
+    assert!(h.authorize(&token).await.is_none());
+}
+
+/// Machines never manage tokens: even a forged context claiming
+/// `tokens:write` for a service (client credentials) or a service token is
+/// refused where only a person's session may act.
+#[tokio::test]
+async fn a_machine_context_never_mints_or_revokes_all_even_with_a_forged_scope() {
+    let h = Harness::new(10).await;
+    for kind in [
+        shared::PrincipalKind::Service,
+        shared::PrincipalKind::ServiceToken,
+    ] {
+        let mut ctx = session("svcclient0123456789abcdefg", ALL);
+        ctx.principal_kind = kind;
+        ctx.auth_method = kind.method();
+        if kind == shared::PrincipalKind::ServiceToken {
+            ctx.sub = "service:ci-deploy".into();
+            ctx.token_id = "0123456789ABCDEFG".into();
+        }
+        h.call(Req::new("POST", "/tokens", Some(&ctx)).json(json!({
+            "name": "x", "scopes": ["docs:read"], "expiresInDays": 3
+        })))
+        .await
+        .assert_problem(403, "session-required");
+        h.call(Req::new("DELETE", "/tokens", Some(&ctx)))
+            .await
+            .assert_problem(403, "session-required");
     }
 }
