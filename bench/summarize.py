@@ -22,6 +22,7 @@ rows = [
     ("pat_warm_decision", "PAT decision, warm (cache hit)"),
     ("argon2/pat_cold_decision_argon2", "PAT decision, cold (argon2id, in-memory store)"),
     ("pat_junk_rejection", "PAT junk rejection"),
+    ("allow_list_check_16_networks", "IP allow-list check, 16 networks (added to each PAT decision with a list)"),
     ("policy_for_all_scopes", "policy building, largest scope set"),
     ("jwt_decision_warm_jwks_event_to_json", "JWT decision incl. event/response JSON"),
     ("pat_decision_warm_cache_event_to_json", "PAT decision incl. event/response JSON"),

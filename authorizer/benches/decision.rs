@@ -163,6 +163,14 @@ fn benches(c: &mut Criterion) {
     c.bench_function("pat_warm_decision", |b| {
         b.iter(|| rt.block_on(cached.decide(&pat_event)).unwrap())
     });
+    // What an IP allow-list adds to every PAT decision, warm ones included:
+    // the worst case, 16 networks and an address in the last one.
+    let networks: Vec<ipnet::IpNet> = (0..16)
+        .map(|i| shared::record::parse_cidr(&format!("10.{i}.0.0/16")).unwrap())
+        .collect();
+    c.bench_function("allow_list_check_16_networks", |b| {
+        b.iter(|| shared::record::allows_address(&networks, std::hint::black_box("10.15.7.9")))
+    });
     c.bench_function("pat_junk_rejection", |b| {
         b.iter(|| rt.block_on(cached.decide(&junk_event)).unwrap_err())
     });

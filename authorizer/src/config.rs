@@ -90,6 +90,11 @@ pub struct AuthorizerConfig {
     /// CloudWatch namespace of the decision metrics (`AGPAT_METRICS_NAMESPACE`,
     /// default `agpat`): one per environment, so `dev` and `prod` never mix.
     pub metrics_namespace: Namespace,
+    /// `AGPAT_IP_ALLOW_LISTS` (`on`/`off`, default off): honour tokens' IP
+    /// allow-lists. On only where API Gateway's authorizer cache is keyed by
+    /// `context.identity.sourceIp` too (the construct's `ipAllowLists`); off,
+    /// a token that carries one is refused.
+    pub ip_allow_lists: bool,
 }
 
 impl AuthorizerConfig {
@@ -260,6 +265,7 @@ impl AuthorizerConfig {
                     expected: "a CloudWatch namespace: 1 to 255 characters from A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/",
                 },
             )?,
+            ip_allow_lists: shared::config::on_off(env, "AGPAT_IP_ALLOW_LISTS")?,
         })
     }
 }

@@ -120,6 +120,10 @@ pub enum Reject {
     SourceThrottled,
     /// The stored hash is malformed or below the minimum parameters.
     BadStoredHash,
+    /// The token has an IP allow-list and the request's address is outside
+    /// it, or this deployment cannot honour allow-lists
+    /// (`AGPAT_IP_ALLOW_LISTS` off: its gateway cache is not keyed by address).
+    AddressNotAllowed,
     /// `methodArn` missing or not an execute-api ARN.
     MethodArn,
     /// DynamoDB failed (fail closed).

@@ -45,7 +45,8 @@ async fn main() -> anyhow::Result<()> {
         cfg.store.touch_interval_secs,
         Arc::clone(&manifest),
     )
-    .context("cannot initialise the PAT cache key")?;
+    .context("cannot initialise the PAT cache key")?
+    .with_ip_allow_lists(cfg.ip_allow_lists);
     let authorizer = Arc::new(
         Authorizer::new(
             JwtVerifier::new(cfg.jwt.clone(), keys, manifest)

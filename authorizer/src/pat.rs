@@ -113,6 +113,9 @@ struct Verified {
     /// SHA-256 of the stored PHC string the secret was verified against: a
     /// changed hash (rehash, or a tampered record) means verifying again.
     hash_digest: [u8; 32],
+    /// The token's IP allow-list (empty: any address), checked on every
+    /// decision, warm ones included.
+    allowed: Arc<[ipnet::IpNet]>,
 }
 
 /// A decision's client, as the request carried it (borrowed: copied only
@@ -146,6 +149,7 @@ pub struct PatVerifier<L> {
     manifest: Arc<Manifest>,
     hasher: Arc<SecretHasher>,
     cfg: PatConfig,
+    ip_allow_lists: bool,
     touch_interval_secs: i64,
     cache_key: hmac::Key,
     verified: moka::sync::Cache<[u8; 32], Verified>,
@@ -197,6 +201,7 @@ impl<L: TokenLookup> PatVerifier<L> {
                 .time_to_live(VERIFIED_MEMORY_TTL)
                 .build(),
             cfg,
+            ip_allow_lists: false,
             touch_interval_secs,
             argon2_runs: AtomicU64::new(0),
             background: Mutex::new(JoinSet::new()),
@@ -260,6 +265,7 @@ impl<L: TokenLookup> PatVerifier<L> {
             && now < hit.principal.expires_at
         {
             *cache = CacheUse::Hit;
+            self.check_address(&hit.allowed, source)?;
             self.note_use(pat.id(), &site, None);
             self.touch_later(pat.id(), now, hit.principal.expires_at);
             return Ok(hit.principal.clone());
@@ -302,6 +308,13 @@ impl<L: TokenLookup> PatVerifier<L> {
                 return Err(Reject::Expired);
             }
         }
+        // Before any argon2 run: from outside its networks the token cannot
+        // succeed, whatever the secret. Counted against the address's budget
+        // like a wrong secret, so repeats from outside stop costing a read.
+        if let Err(refused) = self.check_address(&record.meta.allowed_cidrs, source) {
+            self.count_failure(budget_key, now);
+            return Err(refused);
+        }
         // Stored names the manifest no longer declares grant nothing.
         let scopes = self.manifest.scopes().resolve(&record.meta.scopes);
         if scopes.is_empty() {
@@ -343,6 +356,7 @@ impl<L: TokenLookup> PatVerifier<L> {
         }
 
         let meta = record.meta;
+        let allowed: Arc<[ipnet::IpNet]> = meta.allowed_cidrs.into();
         let principal = Principal {
             kind: shared::PrincipalKind::of_token_owner(&meta.owner),
             sub: meta.owner,
@@ -359,9 +373,33 @@ impl<L: TokenLookup> PatVerifier<L> {
                 principal: principal.clone(),
                 confirmed_at: now,
                 hash_digest,
+                allowed,
             },
         );
         Ok(principal)
+    }
+
+    /// Refuses a request from outside the token's allow-list; and any token
+    /// with an allow-list where this deployment cannot honour one (its
+    /// gateway cache not keyed by address: a cached Allow would serve other
+    /// addresses), so turning the feature off fails closed.
+    fn check_address(&self, allowed: &[ipnet::IpNet], source: &str) -> Result<(), Reject> {
+        if allowed.is_empty() {
+            return Ok(());
+        }
+        if self.ip_allow_lists && shared::record::allows_address(allowed, source) {
+            Ok(())
+        } else {
+            Err(Reject::AddressNotAllowed)
+        }
+    }
+
+    /// The same verifier, honouring tokens' IP allow-lists
+    /// (`AGPAT_IP_ALLOW_LISTS`); off (the default), a token with one is refused.
+    #[must_use]
+    pub fn with_ip_allow_lists(mut self, on: bool) -> Self {
+        self.ip_allow_lists = on;
+        self
     }
 
     /// Remembers an id whose state no genuine presentation can change

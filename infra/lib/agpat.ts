@@ -310,6 +310,15 @@ export interface AgpatProps {
    */
   readonly serviceClientIds?: readonly string[];
   /**
+   * Let tokens carry IP allow-lists (`allowedCidrs`). Adds
+   * `context.identity.sourceIp` to the authorizer's identity sources, so its
+   * result cache is keyed by token and client address: one authorizer call
+   * per (token, address) instead of per token. Off, no token can be issued
+   * with an allow-list, and one that has one is refused.
+   * @default false
+   */
+  readonly ipAllowLists?: boolean;
+  /**
    * An existing token table, laid out as `generated/routes.json` `table` says
    * (string keys `PK`/`SK`, the `GSI1` and `GSI2` indexes without the hash,
    * TTL on `ttl`).
@@ -573,9 +582,10 @@ export const AUTHORIZER_TOKEN_ATTRIBUTES = ["PK", "SK", "last_used_at", "hash", 
 
 /**
  * What the token service's listing enrichment (BatchGetItem on token
- * records) may read: the key and the two fields GSI1 does not project. Never a hash.
+ * records) may read: the key and the fields GSI1 does not project (the
+ * projection of `TokenStore::details`). Never a hash.
  */
-export const TOKEN_SERVICE_BATCH_ATTRIBUTES = ["PK", "description", "recent_uses"];
+export const TOKEN_SERVICE_BATCH_ATTRIBUTES = ["PK", "description", "recent_uses", "cidrs"];
 
 /**
  * What the expiry sweeper may write on a token record: the marks that a
@@ -927,6 +937,9 @@ export class Agpat extends Construct {
       );
     }
     const bus = { AGPAT_EVENT_BUS: this.eventBus.eventBusName };
+    const ipAllowLists: Record<string, string> = props.ipAllowLists
+      ? { AGPAT_IP_ALLOW_LISTS: "on" }
+      : {};
     // One client, one kind: a people's client is never a machine's.
     const serviceClientIds = [...(props.serviceClientIds ?? [])];
     const shared = serviceClientIds.filter((id) => this.clientIds.includes(id));
@@ -943,6 +956,7 @@ export class Agpat extends Construct {
         ...history,
         COGNITO_USER_POOL_ID: this.userPool.userPoolId,
         COGNITO_CLIENT_IDS: this.clientIds.join(","),
+        ...ipAllowLists,
         ...(serviceClientIds.length > 0
           ? { COGNITO_SERVICE_CLIENT_IDS: serviceClientIds.join(",") }
           : {}),
@@ -950,6 +964,7 @@ export class Agpat extends Construct {
       },
       "token-service": {
         ...tokenTable,
+        ...ipAllowLists,
         ...this.manifestEnvironment,
         ...metrics,
         ...history,
@@ -1197,12 +1212,29 @@ export class Agpat extends Construct {
     }
 
     // ---- The REQUEST authorizer and the /tokens routes.
+    // With allow-lists, the client address is part of the cache key: an
+    // Allow cached for one address must never serve another.
+    const identitySources = [
+      apigw.IdentitySource.header("Authorization"),
+      ...(props.ipAllowLists ? [apigw.IdentitySource.context("identity.sourceIp")] : []),
+    ];
     this.authorizer = new apigw.RequestAuthorizer(this, "Authorizer", {
       // The alias when provisioned concurrency is on; the invoke permission
       // then names the alias too.
       handler: this.authorizerHandler,
-      identitySources: [apigw.IdentitySource.header("Authorization")],
+      identitySources,
       resultsCacheTtl: Duration.seconds(n("authorizerCacheTtlSeconds")),
+    });
+    // A stage applies authorizer settings only through a new deployment. The
+    // app's authorizerChangeDeploymentLogicalId flag would see to it, but an
+    // adopter's app may not set it: without a new deployment, turning
+    // ipAllowLists on would leave the stage's cache keyed by the token alone
+    // while the Lambdas honour allow-lists.
+    this.api.latestDeployment?.addToLogicalId({
+      agpatAuthorizerSettings: {
+        identitySources,
+        ttl: n("authorizerCacheTtlSeconds"),
+      },
     });
     this.stage = props.stage ?? deploymentStageOf(this.api, this.node.path);
     this.addTokenRoutes(this.stage, {

@@ -117,6 +117,9 @@ where
             )?,
             ..crate::control::AuthorizerFunction::default()
         },
+        // AGPAT_IP_ALLOW_LISTS=on: tokens may carry allow-lists, and the
+        // authorizer cache is keyed by client address too.
+        ip_allow_lists: shared::config::on_off(&env, "AGPAT_IP_ALLOW_LISTS")?,
         ..GatewayConfig::default()
     };
     let pat = authorizer::config::PatConfig {

@@ -64,6 +64,11 @@ pub struct GatewayConfig {
     /// as problem+json, as the construct installs them by default
     /// (`problemGatewayResponses`); off, API Gateway's `{"message": …}`.
     pub problem_responses: bool,
+    /// Tokens' IP allow-lists are honoured: the authorizer's identity
+    /// sources are `Authorization` and `context.identity.sourceIp`, so its
+    /// result cache is keyed by both (the construct's `ipAllowLists`), and
+    /// the authorizer and token service run with `AGPAT_IP_ALLOW_LISTS=on`.
+    pub ip_allow_lists: bool,
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +81,7 @@ impl Default for GatewayConfig {
             cache_ttl_secs: 60,
             function: control::AuthorizerFunction::default(),
             problem_responses: true,
+            ip_allow_lists: false,
         }
     }
 }
@@ -222,14 +228,22 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         source_ip: &str,
     ) -> Result<(Arc<AuthorizerResponse>, bool), AuthError> {
         let now = self.clock.now();
+        // The cache key is the identity sources' values, as API Gateway's.
+        let key = identity.map(|identity| {
+            if self.cfg.ip_allow_lists {
+                format!("{identity}\n{source_ip}")
+            } else {
+                identity.to_owned()
+            }
+        });
         if self.cfg.cache_ttl_secs > 0
-            && let Some(identity) = identity
-            && let Some(hit) = self.cache.get(identity)
+            && let Some(key) = &key
+            && let Some(hit) = self.cache.get(key)
         {
             if now - hit.at < self.cfg.cache_ttl_secs {
                 return Ok((hit.response, true));
             }
-            self.cache.invalidate(identity);
+            self.cache.invalidate(key);
         }
         let headers = match identity {
             Some(identity) => json!({"Authorization": identity}),
@@ -252,10 +266,10 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         let authorizer = self.authorizer();
         let response = Arc::new(authorizer.decide(&event).await?);
         if self.cfg.cache_ttl_secs > 0
-            && let Some(identity) = identity
+            && let Some(key) = key
         {
             self.cache.insert(
-                identity.to_owned(),
+                key,
                 Cached {
                     response: Arc::clone(&response),
                     at: now,
@@ -780,7 +794,8 @@ pub fn build<C: Clock + 'static>(
                 setup.store.config().touch_interval_secs,
                 Arc::clone(&setup.manifest),
             )
-            .context("PAT cache key")?;
+            .context("PAT cache key")?
+            .with_ip_allow_lists(setup.gateway.ip_allow_lists);
             Ok(Authorizer::new(
                 authorizer::jwt::JwtVerifier::new(jwt, keys, Arc::clone(&setup.manifest))
                     .context("JWT cache key")?,
@@ -797,6 +812,7 @@ pub fn build<C: Clock + 'static>(
         setup.max_lifetime_days,
         Arc::clone(&setup.manifest),
     )
+    .and_then(|s| s.with_ip_allow_lists(setup.gateway.ip_allow_lists))
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut cfg = setup.gateway.clone();
     if cfg.function.environment.is_empty() {
@@ -814,7 +830,7 @@ pub fn build<C: Clock + 'static>(
 /// The authorizer function's environment as the stack would set it (what
 /// the control plane reports, and what an update must keep).
 fn function_environment(setup: &LocalSetup) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut environment = BTreeMap::from([
         ("TABLE_NAME".into(), setup.store.config().table_name.clone()),
         ("COGNITO_USER_POOL_ID".into(), setup.pool.pool_id.clone()),
         ("COGNITO_CLIENT_IDS".into(), setup.pool.client_id.clone()),
@@ -822,7 +838,11 @@ fn function_environment(setup: &LocalSetup) -> BTreeMap<String, String> {
             "PAT_CACHE_TTL_SECONDS".into(),
             setup.pat.positive_ttl_secs.to_string(),
         ),
-    ])
+    ]);
+    if setup.gateway.ip_allow_lists {
+        environment.insert("AGPAT_IP_ALLOW_LISTS".into(), "on".into());
+    }
+    environment
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.

@@ -87,6 +87,21 @@ where
     }
 }
 
+/// A switch: `on` or `off` (default off when unset or empty).
+///
+/// # Errors
+/// Any other value.
+pub fn on_off(env: &dyn Env, var: &'static str) -> Result<bool, ConfigError> {
+    match optional(env, var).as_deref().map(str::trim) {
+        None | Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(_) => Err(ConfigError {
+            var,
+            expected: "on or off",
+        }),
+    }
+}
+
 /// Reads an optional `http://` or `https://` URL.
 pub fn optional_url(env: &dyn Env, var: &'static str) -> Result<Option<String>, ConfigError> {
     match optional(env, var) {

@@ -15,7 +15,16 @@ use crate::scope::ScopeNames;
 ///   ([`crate::store::GSI2`]), so the expiry sweeper can ask for "tokens
 ///   expiring between A and B" without a scan. Additive: v2 readers ignore
 ///   them. Older items get them from the `tokens-to-v3` migration.
+/// - v4 ([`RESTRICTED_SCHEMA_VERSION`]): v3 plus `cidrs`, only on tokens
+///   with an IP allow-list.
 pub const CURRENT_SCHEMA_VERSION: u32 = 3;
+
+/// The version of a token that carries an IP allow-list (`cidrs`): v3 plus
+/// that attribute. Releases before it read only up to v3, so they refuse
+/// such a token instead of ignoring a restriction they do not know (a
+/// rollback fails closed). Tokens without an allow-list keep
+/// [`CURRENT_SCHEMA_VERSION`].
+pub const RESTRICTED_SCHEMA_VERSION: u32 = 4;
 
 /// The oldest version still read (and upgraded in memory). A version is
 /// dropped here only after a migration has reported none left everywhere.
@@ -137,11 +146,52 @@ pub struct TokenMeta {
     pub recent_uses: Vec<UseSite>,
     /// Schema version of the stored item.
     pub schema_version: u32,
+    /// The client networks the token may be used from (`allowedCidrs`);
+    /// empty: anywhere. At most [`MAX_ALLOWED_CIDRS`], each normalised
+    /// (host bits cleared) and never `/0`.
+    pub allowed_cidrs: Vec<ipnet::IpNet>,
     /// The owner's revocation epoch when this token's chain began (absent in
     /// older items: 0). A revoke-all raises the owner's epoch first; create
     /// and rotate commit only while the epoch they read is still current, so
     /// nothing minted before a revoke-all can outlive it.
     pub epoch: i64,
+}
+
+/// Most networks one token's allow-list may hold.
+pub const MAX_ALLOWED_CIDRS: usize = 16;
+
+/// Whether `source_ip` falls inside one of `allowed` (see
+/// [`TokenMeta::allows_address`]); an empty list allows every address.
+pub fn allows_address(allowed: &[ipnet::IpNet], source_ip: &str) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Ok(ip) = source_ip.trim().parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let ip = ip.to_canonical();
+    allowed.iter().any(|net| net.contains(&ip))
+}
+
+/// Parses one allow-list entry: a network (`198.51.100.0/24`,
+/// `2001:db8::/32`) or a single address; host bits are cleared. `/0` is
+/// refused (it allows everything: leave the list out instead).
+pub fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    let net = match text.parse::<ipnet::IpNet>() {
+        Ok(net) => net,
+        Err(_) => ipnet::IpNet::from(text.parse::<std::net::IpAddr>().ok()?.to_canonical()),
+    };
+    // Requests from IPv4-mapped addresses are matched as IPv4, so a mapped
+    // network is stored as the IPv4 network it names (else it matched nothing).
+    let net = match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::IpNet::V4(ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok()?),
+            None => net,
+        },
+        _ => net,
+    };
+    (net.prefix_len() > 0).then(|| net.trunc())
 }
 
 /// A token's metadata plus the argon2id hash of its secret. The secret itself
@@ -191,9 +241,18 @@ impl TokenMeta {
             rotated_to: None,
             description: None,
             recent_uses: Vec::new(),
+            allowed_cidrs: Vec::new(),
             schema_version: CURRENT_SCHEMA_VERSION,
             epoch: 0,
         }
+    }
+
+    /// Whether a request from `source_ip` (as API Gateway reports it) may use
+    /// this token: always without an allow-list; with one, only an address
+    /// inside one of its networks (an IPv4-mapped IPv6 address counts as its
+    /// IPv4 address). An address that does not parse is outside.
+    pub fn allows_address(&self, source_ip: &str) -> bool {
+        allows_address(&self.allowed_cidrs, source_ip)
     }
 
     /// The token's status at `now` (Unix seconds). Revocation wins over expiry.
@@ -216,6 +275,51 @@ impl TokenMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_lists_admit_only_their_networks_and_junk_is_outside() {
+        let nets: Vec<ipnet::IpNet> = ["198.51.100.0/24", "2001:db8::/32"]
+            .iter()
+            .map(|n| parse_cidr(n).unwrap())
+            .collect();
+        for inside in [
+            "198.51.100.7",
+            "2001:db8::1",
+            "::ffff:198.51.100.9",
+            " 198.51.100.1 ",
+        ] {
+            assert!(allows_address(&nets, inside), "{inside}");
+        }
+        for outside in [
+            "198.51.101.7",
+            "2001:db9::1",
+            "",
+            "junk",
+            "198.51.100.7:443",
+        ] {
+            assert!(!allows_address(&nets, outside), "{outside}");
+        }
+        assert!(allows_address(&[], "anything at all"));
+        assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_cidr("192.0.2.5").unwrap().to_string(), "192.0.2.5/32");
+        assert_eq!(
+            parse_cidr("::ffff:192.0.2.5").unwrap().to_string(),
+            "192.0.2.5/32"
+        );
+        let mapped = parse_cidr("::ffff:198.51.100.0/120").unwrap();
+        assert_eq!(mapped.to_string(), "198.51.100.0/24");
+        assert!(allows_address(&[mapped], "198.51.100.77"));
+        for bad in [
+            "0.0.0.0/0",
+            "::/0",
+            "10.0.0.0/33",
+            "10.0.0",
+            "example.com",
+            "",
+        ] {
+            assert!(parse_cidr(bad).is_none(), "{bad}");
+        }
+    }
 
     fn record(expires_at: i64, revoked_at: Option<i64>) -> TokenMeta {
         TokenMeta {

@@ -45,7 +45,7 @@ use crate::history::{EventKind, Revoker, TokenEvent};
 use crate::pat::TokenId;
 use crate::principal::UserId;
 use crate::record::{
-    CURRENT_SCHEMA_VERSION, OLDEST_READ_SCHEMA_VERSION, TokenMeta, TokenRecord, UseSite,
+    OLDEST_READ_SCHEMA_VERSION, RESTRICTED_SCHEMA_VERSION, TokenMeta, TokenRecord, UseSite,
 };
 use crate::scope::ScopeNames;
 
@@ -244,6 +244,17 @@ pub struct Page {
     pub items: Vec<TokenMeta>,
     /// Where the next page starts, if there may be one.
     pub next: Option<Cursor>,
+}
+
+/// What a listing's index does not project, read with [`TokenStore::details`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenDetails {
+    /// The owner's description.
+    pub description: Option<String>,
+    /// The last use sites.
+    pub recent_uses: Vec<UseSite>,
+    /// The IP allow-list (empty: any address).
+    pub allowed_cidrs: Vec<ipnet::IpNet>,
 }
 
 /// One page of a token's history.
@@ -1473,7 +1484,7 @@ impl TokenStore {
     pub async fn details(
         &self,
         ids: &[TokenId],
-    ) -> Result<HashMap<TokenId, (Option<String>, Vec<UseSite>)>, StoreError> {
+    ) -> Result<HashMap<TokenId, TokenDetails>, StoreError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
         let mut out = HashMap::new();
         if ids.is_empty() {
@@ -1487,7 +1498,7 @@ impl TokenStore {
         let mut request = Some(
             KeysAndAttributes::builder()
                 .set_keys(Some(keys))
-                .projection_expression("PK, description, recent_uses")
+                .projection_expression("PK, description, recent_uses, cidrs")
                 .consistent_read(true)
                 .build()
                 .map_err(|_| StoreError::Corrupt("batch keys"))?,
@@ -1516,11 +1527,22 @@ impl TokenStore {
                     .and_then(|id| TokenId::parse(id).ok())
                     .ok_or(StoreError::Corrupt("PK"))?;
                 let description = item.get("description").and_then(|v| v.as_s().ok()).cloned();
-                let sites = item
+                let recent_uses = item
                     .get("recent_uses")
                     .map(sites_from_attr)
                     .unwrap_or_default();
-                out.insert(id, (description, sites));
+                let allowed_cidrs = match item.get("cidrs") {
+                    None => Vec::new(),
+                    Some(v) => cidrs_from_attr(v)?,
+                };
+                out.insert(
+                    id,
+                    TokenDetails {
+                        description,
+                        recent_uses,
+                        allowed_cidrs,
+                    },
+                );
             }
             request = reply
                 .unprocessed_keys()
@@ -1881,6 +1903,13 @@ impl TokenStore {
 
     fn to_item(&self, rec: &TokenRecord) -> HashMap<String, AttributeValue> {
         let m = &rec.meta;
+        // A token with an allow-list is v4, which older readers refuse
+        // rather than use it unrestricted.
+        let version = if m.allowed_cidrs.is_empty() {
+            self.cfg.write_schema_version
+        } else {
+            RESTRICTED_SCHEMA_VERSION
+        };
         let mut item = HashMap::from([
             ("PK".to_owned(), s(token_pk(&m.id))),
             ("SK".to_owned(), s(TOKEN_SK)),
@@ -1888,7 +1917,7 @@ impl TokenStore {
             ("GSI1SK".to_owned(), s(gsi1_sk(m.created_at, &m.id))),
             // The pinned write version (2 during a roll-out over older
             // readers); the v3 attributes below are written either way.
-            ("v".to_owned(), n(i64::from(self.cfg.write_schema_version))),
+            ("v".to_owned(), n(i64::from(version))),
             ("id".to_owned(), s(m.id.as_str())),
             ("owner".to_owned(), s(m.owner.as_str())),
             ("name".to_owned(), s(m.name.clone())),
@@ -1907,6 +1936,12 @@ impl TokenStore {
         item.insert("GSI2SK".to_owned(), s(gsi2sk));
         if let Some(v) = &m.description {
             item.insert("description".to_owned(), s(v.clone()));
+        }
+        if !m.allowed_cidrs.is_empty() {
+            item.insert(
+                "cidrs".to_owned(),
+                AttributeValue::Ss(m.allowed_cidrs.iter().map(ToString::to_string).collect()),
+            );
         }
         if !m.recent_uses.is_empty() {
             item.insert("recent_uses".to_owned(), sites_to_attr(&m.recent_uses));
@@ -2058,7 +2093,7 @@ fn scopes_from_item(
 
 fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, StoreError> {
     let version = u32::try_from(get_n(item, "v")?).map_err(|_| StoreError::Corrupt("v"))?;
-    if !(OLDEST_READ_SCHEMA_VERSION..=CURRENT_SCHEMA_VERSION).contains(&version) {
+    if !(OLDEST_READ_SCHEMA_VERSION..=RESTRICTED_SCHEMA_VERSION).contains(&version) {
         return Err(StoreError::UnsupportedSchema(version));
     }
     Ok(TokenMeta {
@@ -2078,9 +2113,29 @@ fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, S
             .get("recent_uses")
             .map(sites_from_attr)
             .unwrap_or_default(),
+        // A restriction is read strictly: one that cannot be read refuses
+        // the token (Corrupt), never lets it go unrestricted.
+        allowed_cidrs: match item.get("cidrs") {
+            None => Vec::new(),
+            Some(v) => cidrs_from_attr(v)?,
+        },
         schema_version: version,
         epoch: opt_n(item, "epoch")?.unwrap_or(0),
     })
+}
+
+/// An allow-list as stored: a string set of normalised networks.
+fn cidrs_from_attr(v: &AttributeValue) -> Result<Vec<ipnet::IpNet>, StoreError> {
+    let texts = v.as_ss().map_err(|_| StoreError::Corrupt("cidrs"))?;
+    if texts.is_empty() || texts.len() > crate::record::MAX_ALLOWED_CIDRS {
+        return Err(StoreError::Corrupt("cidrs"));
+    }
+    let mut nets = texts
+        .iter()
+        .map(|t| crate::record::parse_cidr(t).ok_or(StoreError::Corrupt("cidrs")))
+        .collect::<Result<Vec<_>, _>>()?;
+    nets.sort();
+    Ok(nets)
 }
 
 /// Use sites as stored: a list of `{ip, ua?, at}` maps.

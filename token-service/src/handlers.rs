@@ -71,6 +71,10 @@ pub struct TokenView {
     /// most 5). Recorded with the throttled last-use write, so approximate.
     /// Empty for a PAT asking about another token than itself.
     recent_uses: Vec<UseSiteView>,
+    /// The only client networks the token works from; absent: any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["198.51.100.0/24"]))]
+    allowed_cidrs: Vec<String>,
 }
 
 /// One place a token was used from.
@@ -219,6 +223,10 @@ pub struct CreateTokenBody {
     expires_at: Option<String>,
     /// Free text, at most 500 characters.
     description: Option<String>,
+    /// 1 to 16 IPv4/IPv6 networks or addresses: the token works only from
+    /// them (deployments with `ipAllowLists` on; else 400). Kept on rotation.
+    #[schema(example = json!(["198.51.100.0/24", "2001:db8::/32"]))]
+    allowed_cidrs: Option<Vec<String>>,
 }
 
 /// `POST /tokens/{id}/rotate` request body (optional).
@@ -288,6 +296,7 @@ impl TokenView {
                     at: rfc3339(u.at),
                 })
                 .collect(),
+            allowed_cidrs: m.allowed_cidrs.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -359,6 +368,51 @@ pub(crate) fn validate_name(f: &mut Fields<'_>) -> Option<String> {
         return None;
     }
     Some(name.to_owned())
+}
+
+/// `allowedCidrs`: absent, an empty list; else 1 to 16 networks or
+/// addresses (normalised, deduplicated), and only where the deployment keys
+/// the authorizer cache by client address (`AGPAT_IP_ALLOW_LISTS`). `None`
+/// when invalid (the error is recorded).
+pub(crate) fn validate_cidrs(f: &mut Fields<'_>, enabled: bool) -> Option<Vec<ipnet::IpNet>> {
+    if !f.has("allowedCidrs") {
+        return Some(Vec::new());
+    }
+    if !enabled {
+        f.error(
+            "allowedCidrs",
+            "IP allow-lists are off in this deployment (its authorizer cache is not keyed by client address)",
+        );
+        return None;
+    }
+    let entries = f.strings("allowedCidrs")?;
+    if entries.is_empty() || entries.len() > shared::record::MAX_ALLOWED_CIDRS {
+        f.error(
+            "allowedCidrs",
+            format!(
+                "must hold 1 to {} networks (leave it out to allow any address)",
+                shared::record::MAX_ALLOWED_CIDRS
+            ),
+        );
+        return None;
+    }
+    let mut nets = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match shared::record::parse_cidr(entry) {
+            Some(net) => nets.push(net),
+            None => {
+                let shown: String = entry.chars().take(50).collect();
+                f.error(
+                    "allowedCidrs",
+                    format!("'{shown}' is not an IPv4 or IPv6 network or address (and /0 allows everything: leave the list out)"),
+                );
+                return None;
+            }
+        }
+    }
+    nets.sort();
+    nets.dedup();
+    Some(nets)
 }
 
 /// An optional description: `None` if absent, `Some(None)` for `null`
@@ -484,14 +538,18 @@ pub async fn create(
             "expiresInDays",
             "expiresAt",
             "description",
+            "allowedCidrs",
         ],
     );
     let name = validate_name(&mut f);
     let description = validate_description(&mut f).flatten();
     let scopes = validate_scopes(&mut f, &app.manifest);
     let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
+    let allowed_cidrs = validate_cidrs(&mut f, app.ip_allow_lists);
     f.finish()?;
-    let (Some(name), Some(scopes), Some(expires_at)) = (name, scopes, expires_at) else {
+    let (Some(name), Some(scopes), Some(expires_at), Some(allowed_cidrs)) =
+        (name, scopes, expires_at, allowed_cidrs)
+    else {
         return Err(ApiError::Internal);
     };
     let names = app.manifest.scopes().names(scopes);
@@ -510,6 +568,7 @@ pub async fn create(
     let (pat, hash) = hash_new(&app, pat).await?;
     let meta = TokenMeta {
         description,
+        allowed_cidrs,
         ..TokenMeta::issued(
             pat.id().clone(),
             caller.principal.sub.clone(),
@@ -692,9 +751,10 @@ pub(crate) async fn collect_page(
     let ids: Vec<TokenId> = items.iter().map(|m| m.id.clone()).collect();
     let mut details = app.store.details(&ids).await?;
     for meta in &mut items {
-        if let Some((description, sites)) = details.remove(&meta.id) {
-            meta.description = description;
-            meta.recent_uses = sites;
+        if let Some(d) = details.remove(&meta.id) {
+            meta.description = d.description;
+            meta.recent_uses = d.recent_uses;
+            meta.allowed_cidrs = d.allowed_cidrs;
         }
     }
     Ok((items, next))
@@ -1244,6 +1304,8 @@ pub async fn rotate(
     let meta = TokenMeta {
         rotated_from: Some(id.clone()),
         description: old.description.clone(),
+        // The successor is held to the same networks.
+        allowed_cidrs: old.allowed_cidrs.clone(),
         epoch: old.epoch,
         ..TokenMeta::issued(
             pat.id().clone(),

@@ -38,6 +38,10 @@ pub struct ServiceConfig {
     /// `AGPAT_EVENT_BUS`: the EventBridge bus owner events go to (the
     /// leak notice); unset, none are published.
     pub event_bus: Option<String>,
+    /// `AGPAT_IP_ALLOW_LISTS` (`on`/`off`, default off): whether tokens may
+    /// carry IP allow-lists. On only where the authorizer's cache is keyed by
+    /// client address (the construct's `ipAllowLists`).
+    pub ip_allow_lists: bool,
     /// `SECRET_SCANNING_KEYS_URL`: where the secret-scanning partner's
     /// public keys are (GitHub's is
     /// `https://api.github.com/meta/public_keys/secret_scanning`); `https://`,
@@ -61,6 +65,7 @@ impl ServiceConfig {
                 "an integer from 1 to 365",
             )?,
             event_bus: env.get("AGPAT_EVENT_BUS").filter(|v| !v.is_empty()),
+            ip_allow_lists: shared::config::on_off(env, "AGPAT_IP_ALLOW_LISTS")?,
             secret_scanning_keys_url: match env
                 .get("SECRET_SCANNING_KEYS_URL")
                 .filter(|v| !v.is_empty())
@@ -104,6 +109,8 @@ pub struct Inner {
     pub leak_verifications: std::sync::atomic::AtomicU64,
     /// The secret-scanning partner's keys; `None` turns the partner route off.
     pub partner_keys: Option<scanning::PartnerKeys>,
+    /// Whether tokens may carry IP allow-lists (`AGPAT_IP_ALLOW_LISTS`).
+    pub ip_allow_lists: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -148,6 +155,7 @@ impl AppState {
             bus: None,
             leak_verifications: std::sync::atomic::AtomicU64::new(0),
             partner_keys: None,
+            ip_allow_lists: false,
         })))
     }
 
@@ -170,6 +178,17 @@ impl AppState {
     pub fn with_partner_keys(mut self, keys: scanning::PartnerKeys) -> Result<Self, ApiError> {
         let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
         inner.partner_keys = Some(keys);
+        Ok(self)
+    }
+
+    /// The same state, letting tokens carry IP allow-lists. Call right after
+    /// [`Self::new`], before the state is shared.
+    ///
+    /// # Errors
+    /// If the state is already shared (a wiring mistake).
+    pub fn with_ip_allow_lists(mut self, on: bool) -> Result<Self, ApiError> {
+        let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
+        inner.ip_allow_lists = on;
         Ok(self)
     }
 

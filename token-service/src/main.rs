@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         cfg.max_lifetime_days,
         manifest,
     )
+    .and_then(|s| s.with_ip_allow_lists(cfg.ip_allow_lists))
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("cannot initialise the service state")?;
     let state = match &cfg.event_bus {

@@ -8,6 +8,7 @@
     reason = "test helpers"
 )]
 
+mod allow_lists;
 mod cognito;
 mod corpus;
 mod faults;

@@ -146,6 +146,7 @@ pub struct HarnessBuilder {
     pub store: Option<(TokenStore, RequestCounter)>,
     pub refresh_interval: Duration,
     pub hasher: SecretHasher,
+    pub ip_allow_lists: bool,
 }
 
 impl HarnessBuilder {
@@ -157,6 +158,7 @@ impl HarnessBuilder {
             store: None,
             refresh_interval: authorizer::jwks::REFRESH_INTERVAL,
             hasher: hasher(),
+            ip_allow_lists: false,
         }
     }
 
@@ -185,7 +187,8 @@ impl HarnessBuilder {
             300,
             Arc::clone(&self.manifest),
         )
-        .unwrap();
+        .unwrap()
+        .with_ip_allow_lists(self.ip_allow_lists);
         let authorizer = Authorizer::new(
             JwtVerifier::new(self.jwt, keys, self.manifest).unwrap(),
             pat,

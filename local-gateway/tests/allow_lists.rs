@@ -1,0 +1,216 @@
+//! Per-token IP allow-lists (issue #16 item 5) end to end through the local
+//! gateway, with the shipped caches on (gateway 60 s, in-process 30 s):
+//! requests from 127.0.0.1 and 127.0.0.2, a real Cognito login on moto, PATs
+//! from the token service.
+//!
+//! With `ip_allow_lists` the authorizer's identity sources are
+//! `Authorization` and `context.identity.sourceIp`, as the construct sets
+//! them, so an Allow cached for one address is never served to another; the
+//! price is one authorizer call per (token, address) instead of per token,
+//! which the test counts. Without it, a token that carries an allow-list is
+//! refused everywhere (fail closed) and none can be issued.
+
+#![expect(clippy::unwrap_used, reason = "test helpers")]
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito, serve};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "Correct-horse-9!";
+
+async fn echo(Json(_event): Json<Value>) -> Json<Value> {
+    Json(json!({"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": false}))
+}
+
+async fn start_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/2015-03-31/functions/function/invocations",
+        listener.local_addr().unwrap()
+    );
+    let router = axum::Router::new().route(
+        "/2015-03-31/functions/function/invocations",
+        axum::routing::post(echo),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::from([127, 0, 0, last]))
+        .build()
+        .unwrap()
+}
+
+struct Running {
+    base: String,
+    gateway: Arc<
+        local_gateway::Gateway<
+            authorizer::jwks::HttpJwks,
+            shared::store::TokenStore,
+            shared::SystemClock,
+        >,
+    >,
+}
+
+async fn start(setup: &LocalSetup) -> Running {
+    let gateway = build(setup, Arc::new(shared::SystemClock)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(
+        listener,
+        app(gateway.clone()),
+        std::future::pending(),
+    ));
+    Running { base, gateway }
+}
+
+async fn status(client: &reqwest::Client, url: &str, token: &str) -> StatusCode {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_token_works_only_from_its_networks_and_no_cached_allow_crosses_addresses() {
+    let endpoint = shared::testing::endpoint();
+    let store = shared::testing::fresh_store(50).await;
+    let pool = cognito::create_pool(&endpoint, "us-east-1", "allow-lists")
+        .await
+        .unwrap();
+    cognito::create_user(&pool, "carol", PASSWORD)
+        .await
+        .unwrap();
+    let mut setup = LocalSetup {
+        manifest: shared::testing::manifest(),
+        store,
+        upstream: Upstream::lambda_invoke(&start_upstream().await).unwrap(),
+        pool: pool.clone(),
+        gateway: GatewayConfig {
+            ip_allow_lists: true,
+            ..GatewayConfig::default()
+        },
+        pat: authorizer::config::PatConfig {
+            positive_ttl_secs: 30,
+            negative_ttl_secs: 30,
+            max_failures_per_source: 5,
+        },
+        max_lifetime_days: 90,
+    };
+    assert_eq!(setup.gateway.cache_ttl_secs, 60);
+    let on = start(&setup).await;
+    let jwt = cognito::login(&pool, "carol", PASSWORD).await.unwrap();
+    let (near, far) = (client_from(1), client_from(2));
+
+    let created = near
+        .post(format!("{}/tokens", on.base))
+        .bearer_auth(&jwt)
+        .json(
+            &json!({"name": "office", "scopes": ["docs:read", "tokens:write"], "expiresInDays": 7,
+            "allowedCidrs": ["127.0.0.1", "10.9.8.7/8"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(
+        created["allowedCidrs"],
+        json!(["10.0.0.0/8", "127.0.0.1/32"])
+    );
+    let fenced = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let open = near
+        .post(format!("{}/tokens", on.base))
+        .bearer_auth(&jwt)
+        .json(&json!({"name": "laptop", "scopes": ["docs:read"], "expiresInDays": 7}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let url = format!("{}/docs/readme", on.base);
+    // From inside its network, then (with its Allow cached) from outside.
+    let calls = on.gateway.authorizer_calls();
+    assert_eq!(status(&near, &url, &fenced).await, StatusCode::OK);
+    assert_eq!(status(&far, &url, &fenced).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&near, &url, &fenced).await, StatusCode::OK);
+    assert_eq!(status(&far, &url, &fenced).await, StatusCode::UNAUTHORIZED);
+    // The Allow for 127.0.0.1 is cached and reused; a refusal is not
+    // cached by the gateway, so each request from outside reaches the
+    // authorizer (which refuses it from memory, without I/O).
+    assert_eq!(on.gateway.authorizer_calls() - calls, 3);
+
+    // The cache-hit cost for every token, fenced or not: one decision per
+    // address a token is used from, where a deployment without allow-lists
+    // makes one per token.
+    let calls = on.gateway.authorizer_calls();
+    for _ in 0..3 {
+        assert_eq!(status(&near, &url, &open).await, StatusCode::OK);
+        assert_eq!(status(&far, &url, &open).await, StatusCode::OK);
+    }
+    assert_eq!(on.gateway.authorizer_calls() - calls, 2);
+
+    // The successor of a rotation keeps the networks.
+    let rotated: Value = near
+        .post(format!("{}/tokens/{id}/rotate", on.base))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rotated["allowedCidrs"],
+        json!(["10.0.0.0/8", "127.0.0.1/32"])
+    );
+    let successor = rotated["token"].as_str().unwrap();
+    assert_eq!(
+        status(&far, &url, successor).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status(&near, &url, successor).await, StatusCode::OK);
+
+    // A deployment that does not key its cache by address honours no
+    // allow-list: the fenced token is refused everywhere, and none is issued.
+    setup.gateway.ip_allow_lists = false;
+    let off = start(&setup).await;
+    let url = format!("{}/docs/readme", off.base);
+    assert_eq!(
+        status(&near, &url, successor).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&far, &url, successor).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status(&far, &url, &open).await, StatusCode::OK);
+    let refused = near
+        .post(format!("{}/tokens", off.base))
+        .bearer_auth(&jwt)
+        .json(
+            &json!({"name": "x", "scopes": ["docs:read"], "expiresInDays": 7,
+            "allowedCidrs": ["127.0.0.1"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("IP allow-lists are off"), "{body}");
+}
