@@ -95,6 +95,9 @@ pub struct AuthorizerConfig {
     /// `context.identity.sourceIp` too (the construct's `ipAllowLists`); off,
     /// a token that carries one is refused.
     pub ip_allow_lists: bool,
+    /// `RATE_TIER_KEYS` / `RATE_TIER_DEFAULT`: the usage-plan key of each
+    /// rate tier, named in decisions as `usageIdentifierKey`; unset, none.
+    pub rate_tiers: Option<crate::tiers::RateTiers>,
 }
 
 impl AuthorizerConfig {
@@ -266,6 +269,7 @@ impl AuthorizerConfig {
                 },
             )?,
             ip_allow_lists: shared::config::on_off(env, "AGPAT_IP_ALLOW_LISTS")?,
+            rate_tiers: crate::tiers::RateTiers::from_env(env)?,
         })
     }
 }

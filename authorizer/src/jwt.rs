@@ -274,6 +274,7 @@ impl<S: JwksSource> JwtVerifier<S> {
             // `iat` but the same `auth_time`, and a session older than the
             // owner's revoke-all must stay older however often it refreshes.
             issued_at: c.auth_time.or(c.iat).unwrap_or(0),
+            rate_tier: None,
         })
     }
 }
@@ -308,6 +309,7 @@ impl<S: JwksSource> JwtVerifier<S> {
             token_id: None,
             expires_at: c.exp,
             issued_at: c.iat.unwrap_or(0),
+            rate_tier: None,
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod pat;
 pub mod policy;
+pub mod tiers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -161,6 +162,7 @@ pub struct Authorizer<K, L, C> {
     clock: Arc<C>,
     max_credential_bytes: usize,
     metrics: Option<DecisionMetrics>,
+    tiers: Option<tiers::RateTiers>,
 }
 
 /// What a decision learnt about itself, for its metrics record.
@@ -185,7 +187,16 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
             clock,
             max_credential_bytes,
             metrics: None,
+            tiers: None,
         }
+    }
+
+    /// Names the usage-plan key of each principal's rate tier in every
+    /// decision (`usageIdentifierKey`); without tiers, none.
+    #[must_use]
+    pub fn with_rate_tiers(mut self, tiers: Option<tiers::RateTiers>) -> Self {
+        self.tiers = tiers;
+        self
     }
 
     /// Emits one EMF record per decision to `metrics` (see [`metrics`]).
@@ -323,6 +334,19 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         response.principal_id = Some(principal.sub.as_str().to_owned());
         response.policy_document = (*self.policies.get(&arn, principal.scopes)).clone();
         response.context = AuthorizerContext::new(&principal, self.jwt.manifest().scopes());
+        // The usage-plan key of the principal's tier: a token's own tier,
+        // else the default; picked within the tier by its id, else the sub.
+        if let Some(tiers) = &self.tiers {
+            let who = principal
+                .token_id
+                .as_ref()
+                .map_or(principal.sub.as_str(), shared::TokenId::as_str);
+            response.usage_identifier_key = Some(
+                tiers
+                    .key_for(principal.rate_tier.as_deref(), who)
+                    .to_owned(),
+            );
+        }
         Ok(response)
     }
 }

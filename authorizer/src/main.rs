@@ -60,7 +60,8 @@ async fn main() -> anyhow::Result<()> {
         .with_metrics(
             DecisionMetrics::stdout(cfg.metrics_namespace.clone())
                 .context("cannot start the metrics writer")?,
-        ),
+        )
+        .with_rate_tiers(cfg.rate_tiers.clone()),
     );
 
     lambda_runtime::run(service_fn(

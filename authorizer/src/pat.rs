@@ -366,6 +366,7 @@ impl<L: TokenLookup> PatVerifier<L> {
             token_id: Some(meta.id),
             expires_at: meta.expires_at,
             issued_at: meta.created_at,
+            rate_tier: meta.rate_tier,
         };
         self.verified.insert(
             cache_key,

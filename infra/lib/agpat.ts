@@ -8,6 +8,7 @@ import {
   Aspects,
   CfnElement,
   Duration,
+  Names,
   RemovalPolicy,
   Stack,
   Tags,
@@ -213,6 +214,23 @@ export interface AgpatUserPool {
   readonly clientIds: readonly string[];
 }
 
+/** A rate tier: one usage plan's limits, and how many API keys carry it. */
+export interface AgpatRateTier {
+  /** Steady requests per second, per key (an integer ≥ 1). */
+  readonly rateLimit: number;
+  /** Requests a key may make at once (an integer ≥ 1). */
+  readonly burstLimit: number;
+  /** At most `limit` requests per key per `period`. */
+  readonly quota?: { readonly limit: number; readonly period: "DAY" | "WEEK" | "MONTH" };
+  /**
+   * API keys of the tier, 1–16 (about 40 in all, the authorizer's
+   * environment holds them): each has the tier's full limits, and a token
+   * always uses the same one, so a runaway token exhausts only its key.
+   * @default 1
+   */
+  readonly keys?: number;
+}
+
 /** A monthly AWS cost budget that alerts the alert topic. */
 export interface AgpatBudget {
   /** The monthly limit in US dollars. */
@@ -318,6 +336,30 @@ export interface AgpatProps {
    * @default false
    */
   readonly ipAllowLists?: boolean;
+  /**
+   * Rate tiers, as API Gateway usage plans: the API key source becomes
+   * `AUTHORIZER`, every protected method requires a key, and the authorizer
+   * names the key of each principal's tier (a token's `rateTier`, else
+   * `defaultRateTier`). Tokens share their tier's keys: API Gateway caps API
+   * keys per account and region, so there is no key per token.
+   * @default none: no usage plan, the stage's throttles only
+   */
+  readonly rateTiers?: Readonly<Record<string, AgpatRateTier>>;
+  /**
+   * The tier of sessions, services and tokens issued without one.
+   * @default the first of `rateTiers`
+   */
+  readonly defaultRateTier?: string;
+  /**
+   * Whether protected methods require the key the authorizer names. Turning
+   * tiers on over a live stage takes two deployments: first with `false`
+   * (plans, keys and an authorizer that names them), then, once the
+   * authorizer cache TTL and any canary have passed, with `true`; otherwise
+   * cached decisions without a key are refused (403) meanwhile. Removing a
+   * tier or keys needs the same two steps in reverse.
+   * @default true
+   */
+  readonly rateTiersEnforced?: boolean;
   /**
    * An existing token table, laid out as `generated/routes.json` `table` says
    * (string keys `PK`/`SK`, the `GSI1` and `GSI2` indexes without the hash,
@@ -585,7 +627,7 @@ export const AUTHORIZER_TOKEN_ATTRIBUTES = ["PK", "SK", "last_used_at", "hash", 
  * records) may read: the key and the fields GSI1 does not project (the
  * projection of `TokenStore::details`). Never a hash.
  */
-export const TOKEN_SERVICE_BATCH_ATTRIBUTES = ["PK", "description", "recent_uses", "cidrs"];
+export const TOKEN_SERVICE_BATCH_ATTRIBUTES = ["PK", "description", "recent_uses", "cidrs", "tier"];
 
 /**
  * What the expiry sweeper may write on a token record: the marks that a
@@ -736,6 +778,10 @@ export class Agpat extends Construct {
   private readonly sweepEvery: Duration;
   /** The `/tokens` methods this construct created; they are not manifest routes. */
   private readonly ownMethods = new Set<apigw.Method>();
+  /** Each rate tier's API key values (empty: no rate tiers). */
+  private rateTierKeys = new Map<string, string[]>();
+  /** Whether protected methods require the authorizer's key. */
+  private rateTiersEnforced = false;
   /** The resources of the `/tokens` routes (CORS preflight may add OPTIONS methods to them). */
   private readonly ownResources = new Set<apigw.IResource>();
   /** The API's methods (their CfnMethods) that existed when the authorizer was attached. */
@@ -940,6 +986,33 @@ export class Agpat extends Construct {
     const ipAllowLists: Record<string, string> = props.ipAllowLists
       ? { AGPAT_IP_ALLOW_LISTS: "on" }
       : {};
+    this.rateTierKeys = this.rateTierKeyValues(props.rateTiers ?? {});
+    this.rateTiersEnforced = this.rateTierKeys.size > 0 && (props.rateTiersEnforced ?? true);
+    const tierNames = [...this.rateTierKeys.keys()];
+    const defaultRateTier = props.defaultRateTier ?? tierNames[0];
+    if (defaultRateTier !== undefined && !this.rateTierKeys.has(defaultRateTier)) {
+      throw new Error(
+        `Agpat ${this.node.path}: defaultRateTier ${defaultRateTier} is not one of rateTiers`,
+      );
+    }
+    const tierEnv: { authorizer: Record<string, string>; service: Record<string, string> } =
+      tierNames.length === 0
+        ? { authorizer: {}, service: {} }
+        : {
+            authorizer: {
+              RATE_TIER_KEYS: tierNames
+                .map((t) => `${t}=${(this.rateTierKeys.get(t) ?? []).join("|")}`)
+                .join(","),
+              RATE_TIER_DEFAULT: defaultRateTier ?? "",
+            },
+            service: { RATE_TIERS: tierNames.join(",") },
+          };
+    // Lambda caps a function's whole environment at 4 KB.
+    if ((tierEnv.authorizer.RATE_TIER_KEYS ?? "").length > 2048) {
+      throw new Error(
+        `Agpat ${this.node.path}: rateTiers have too many keys for the authorizer's environment (at most about 40 in all)`,
+      );
+    }
     // One client, one kind: a people's client is never a machine's.
     const serviceClientIds = [...(props.serviceClientIds ?? [])];
     const shared = serviceClientIds.filter((id) => this.clientIds.includes(id));
@@ -957,6 +1030,7 @@ export class Agpat extends Construct {
         COGNITO_USER_POOL_ID: this.userPool.userPoolId,
         COGNITO_CLIENT_IDS: this.clientIds.join(","),
         ...ipAllowLists,
+        ...tierEnv.authorizer,
         ...(serviceClientIds.length > 0
           ? { COGNITO_SERVICE_CLIENT_IDS: serviceClientIds.join(",") }
           : {}),
@@ -965,6 +1039,7 @@ export class Agpat extends Construct {
       "token-service": {
         ...tokenTable,
         ...ipAllowLists,
+        ...tierEnv.service,
         ...this.manifestEnvironment,
         ...metrics,
         ...history,
@@ -1237,6 +1312,7 @@ export class Agpat extends Construct {
       },
     });
     this.stage = props.stage ?? deploymentStageOf(this.api, this.node.path);
+    this.addRateTiers(props.rateTiers ?? {}, this.stage);
     this.addTokenRoutes(this.stage, {
       tokenWrite: [n("tokenWriteRateLimit"), n("tokenWriteBurstLimit")],
       publicRevoke: [n("publicRevokeRateLimit"), n("publicRevokeBurstLimit")],
@@ -1532,6 +1608,74 @@ export class Agpat extends Construct {
    * The token service's routes on the API, from the generated route table,
    * with tight method throttles on the writes and on the public revocation.
    */
+  /**
+   * Each tier's API key values, fixed for this construct and tier: usage
+   * plans meter by key value, and the authorizer must know it. They are no
+   * secret with the key source `AUTHORIZER`: a client's `x-api-key` header
+   * is ignored, only the authorizer's choice counts.
+   */
+  private rateTierKeyValues(tiers: Readonly<Record<string, AgpatRateTier>>): Map<string, string[]> {
+    const keys = new Map<string, string[]>();
+    for (const [name, tier] of Object.entries(tiers)) {
+      const where = `Agpat ${this.node.path}: rateTiers.${name}`;
+      if (!/^[a-z0-9-]{1,32}$/.test(name)) {
+        throw new Error(`${where}: a tier name is 1 to 32 of a-z 0-9 -`);
+      }
+      const count = tier.keys ?? 1;
+      for (const [field, value, max] of [
+        ["rateLimit", tier.rateLimit, 10_000],
+        ["burstLimit", tier.burstLimit, 5_000],
+        ["keys", count, 16],
+        ...(tier.quota ? [["quota.limit", tier.quota.limit, 2_000_000_000] as const] : []),
+      ] as const) {
+        if (!Number.isInteger(value) || value < 1 || value > max) {
+          throw new Error(`${where}: ${field} must be an integer from 1 to ${max}`);
+        }
+      }
+      keys.set(
+        name,
+        Array.from({ length: count }, (_, i) => {
+          const digest = crypto
+            .createHash("sha256")
+            .update(`${this.node.addr}/${name}/${i}`)
+            .digest("hex");
+          return `agpat-${name}-${digest.slice(0, 32)}`;
+        }),
+      );
+    }
+    return keys;
+  }
+
+  /** One usage plan per rate tier, on `stage`, holding the tier's API keys. */
+  private addRateTiers(tiers: Readonly<Record<string, AgpatRateTier>>, stage: apigw.Stage): void {
+    if (this.rateTierKeys.size === 0) return;
+    const cfnApi = this.api.node.defaultChild as apigw.CfnRestApi;
+    if (cfnApi.apiKeySourceType !== undefined && cfnApi.apiKeySourceType !== "AUTHORIZER") {
+      throw new Error(
+        `Agpat ${this.node.path}: rateTiers need the API key source AUTHORIZER, but the API uses ${cfnApi.apiKeySourceType}`,
+      );
+    }
+    cfnApi.apiKeySourceType = "AUTHORIZER";
+    for (const [name, tier] of Object.entries(tiers)) {
+      const plan = new apigw.UsagePlan(this, `RateTier-${name}`, {
+        name: `${Names.uniqueId(this)}-${name}`.slice(0, 128),
+        description: `agpat rate tier ${name}`,
+        throttle: { rateLimit: tier.rateLimit, burstLimit: tier.burstLimit },
+        ...(tier.quota
+          ? { quota: { limit: tier.quota.limit, period: apigw.Period[tier.quota.period] } }
+          : {}),
+        apiStages: [{ api: this.api, stage }],
+      });
+      (this.rateTierKeys.get(name) ?? []).forEach((value, i) => {
+        const key = new apigw.ApiKey(this, `RateTierKey-${name}-${i}`, {
+          value,
+          description: `agpat rate tier ${name}, key ${i}: named by the authorizer, never by clients`,
+        });
+        plan.addApiKey(key);
+      });
+    }
+  }
+
   private addTokenRoutes(
     stage: apigw.Stage,
     throttles: {
@@ -1550,7 +1694,11 @@ export class Agpat extends Construct {
         integration,
         isPublic(route)
           ? { authorizationType: apigw.AuthorizationType.NONE }
-          : { authorizer: this.authorizer, authorizationType: apigw.AuthorizationType.CUSTOM },
+          : {
+              authorizer: this.authorizer,
+              authorizationType: apigw.AuthorizationType.CUSTOM,
+              ...(this.rateTiersEnforced ? { apiKeyRequired: true } : {}),
+            },
       );
       this.ownMethods.add(method);
       if (isPublic(route)) {
@@ -1626,9 +1774,14 @@ export class Agpat extends Construct {
         ]);
         continue;
       }
+      // With rate tiers every protected method requires the key the
+      // authorizer names (usage plans meter only methods that require one).
+      const apiKeyRequired = this.rateTiersEnforced;
+      if (apiKeyRequired) cfn.apiKeyRequired = true;
       if (current !== apigw.AuthorizationType.NONE || cfn.authorizerId !== undefined) {
         // Already agpat's authorizer, or another one the check will refuse.
         acknowledgeNagFindings(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
+        this.api.latestDeployment?.addToLogicalId({ agpatApiKey: { method: key, apiKeyRequired } });
         continue;
       }
       cfn.authorizationType = apigw.AuthorizationType.CUSTOM;
@@ -1638,7 +1791,7 @@ export class Agpat extends Construct {
       // were when it was added; without this, a changed authorization would
       // not redeploy the stage.
       this.api.latestDeployment?.addToLogicalId({
-        agpatAuthorizer: { method: key, authorizerId: cfn.authorizerId },
+        agpatAuthorizer: { method: key, authorizerId: cfn.authorizerId, apiKeyRequired },
       });
     }
   }

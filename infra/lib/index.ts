@@ -24,6 +24,7 @@ export {
   AgpatFunctionName,
   AgpatOwnerEmails,
   AgpatProps,
+  AgpatRateTier,
   AgpatReservableFunctionName,
   AgpatUserPool,
   AgpatWafOptions,

@@ -120,6 +120,11 @@ where
         // AGPAT_IP_ALLOW_LISTS=on: tokens may carry allow-lists, and the
         // authorizer cache is keyed by client address too.
         ip_allow_lists: shared::config::on_off(&env, "AGPAT_IP_ALLOW_LISTS")?,
+        // Two rate tiers, as the construct's rateTiers would make them:
+        // everyone is in `standard` unless a token is issued in `demo-slow`
+        // (1 request per second, bursts of 2), which shows a 429 at once.
+        usage_plans: demo_usage_plans(),
+        default_rate_tier: Some("standard".into()),
         ..GatewayConfig::default()
     };
     let pat = authorizer::config::PatConfig {
@@ -222,6 +227,23 @@ where
     .context("server failed")
 }
 
+/// The usage plans `make dev` runs with: `standard` (1000 requests per
+/// second, bursts of 2000, two keys) and `demo-slow` (1 per second, bursts
+/// of 2, one key).
+pub fn demo_usage_plans() -> Vec<crate::usage::UsagePlan> {
+    let plan = |name: &str, rate_per_sec, burst, keys: usize| crate::usage::UsagePlan {
+        name: name.into(),
+        rate_per_sec,
+        burst,
+        quota: None,
+        quota_period_secs: 86_400,
+        keys: (0..keys)
+            .map(|i| format!("local-{name}-key-{i:04}"))
+            .collect(),
+    };
+    vec![plan("standard", 1000, 2000, 2), plan("demo-slow", 1, 2, 1)]
+}
+
 /// How to use the `agpat` CLI against this gateway and pool (appended to
 /// every walkthrough).
 pub fn cli_walkthrough(base: &str, pool: &cognito::Pool) -> String {
@@ -235,6 +257,12 @@ agpat whoami
 agpat tokens create --name laptop --scope tokens:read --expires-in-days 30   # prints the secret once
 agpat tokens list
 agpat tokens revoke <id>
+
+# Rate tiers: a token issued in `demo-slow` (1 request/s, bursts of 2) is
+# throttled by its usage plan, and no other tier notices:
+#   curl -s -X POST {base}/tokens -H "Authorization: Bearer $JWT" -H 'content-type: application/json' \
+#     -d '{{"name":"slow","scopes":["tokens:read"],"expiresInDays":1,"rateTier":"demo-slow"}}'
+#   for i in 1 2 3; do curl -s -o /dev/null -w '%{{http_code}}\n' {base}/tokens/self -H "Authorization: Bearer $SLOW_PAT"; done   # 200 200 429
 
 # An administrator ({admin}, same password, in the Cognito group {group}, which
 # the manifest maps to admin:tokens) acts on anyone's tokens; the owner sees it:

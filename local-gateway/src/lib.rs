@@ -22,6 +22,7 @@ pub mod cognito;
 pub mod control;
 pub mod dev;
 pub mod docs;
+pub mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,6 +70,30 @@ pub struct GatewayConfig {
     /// result cache is keyed by both (the construct's `ipAllowLists`), and
     /// the authorizer and token service run with `AGPAT_IP_ALLOW_LISTS=on`.
     pub ip_allow_lists: bool,
+    /// Usage plans, one per rate tier, with their API keys, as the
+    /// construct's `rateTiers` creates them; empty, none (no method requires
+    /// a key). The authorizer names each principal's key, the token service
+    /// accepts the tiers' names.
+    pub usage_plans: Vec<usage::UsagePlan>,
+    /// The tier of principals without one (sessions, services, tokens issued
+    /// without `rateTier`); unset, the first plan's.
+    pub default_rate_tier: Option<String>,
+}
+
+impl GatewayConfig {
+    /// The authorizer's view of the usage plans: tier names to key values.
+    pub fn rate_tiers(&self) -> Option<authorizer::tiers::RateTiers> {
+        let first = self.usage_plans.first()?;
+        let keys = self
+            .usage_plans
+            .iter()
+            .map(|p| (p.name.clone(), p.keys.clone()))
+            .collect();
+        authorizer::tiers::RateTiers::new(
+            keys,
+            self.default_rate_tier.as_deref().unwrap_or(&first.name),
+        )
+    }
 }
 
 impl Default for GatewayConfig {
@@ -82,6 +107,8 @@ impl Default for GatewayConfig {
             function: control::AuthorizerFunction::default(),
             problem_responses: true,
             ip_allow_lists: false,
+            usage_plans: Vec::new(),
+            default_rate_tier: None,
         }
     }
 }
@@ -152,6 +179,7 @@ pub struct Gateway<K, L, C> {
     upstream: Upstream,
     cache: moka::sync::Cache<String, Cached>,
     authorizer_calls: AtomicUsize,
+    plans: usage::UsagePlans,
 }
 
 impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
@@ -175,6 +203,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(ttl))
                 .build(),
+            plans: usage::UsagePlans::new(&cfg.usage_plans),
             cfg,
             factory,
             function,
@@ -484,6 +513,33 @@ where
                     gateway_message(StatusCode::FORBIDDEN, Some(msg), "ACCESS_DENIED"),
                     cache,
                 );
+            }
+        }
+        // Usage plans apply to every request the authorizer let through,
+        // cached decisions included, by the key it named.
+        if !gw.plans.is_empty() {
+            let verdict = match decision.usage_identifier_key.as_deref() {
+                Some(key) => gw.plans.admit(key, gw.clock.now()),
+                None => usage::Verdict::UnknownKey,
+            };
+            let refused = match verdict {
+                usage::Verdict::Pass => None,
+                usage::Verdict::Throttled => Some((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests",
+                    "THROTTLED",
+                )),
+                usage::Verdict::QuotaExceeded => Some((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Limit Exceeded",
+                    "QUOTA_EXCEEDED",
+                )),
+                usage::Verdict::UnknownKey => {
+                    Some((StatusCode::FORBIDDEN, "Forbidden", "INVALID_API_KEY"))
+                }
+            };
+            if let Some((status, message, response_type)) = refused {
+                return (gateway_message(status, Some(message), response_type), cache);
             }
         }
         context = Some(decision);
@@ -796,13 +852,15 @@ pub fn build<C: Clock + 'static>(
             )
             .context("PAT cache key")?
             .with_ip_allow_lists(setup.gateway.ip_allow_lists);
+            let tiers = setup.gateway.rate_tiers();
             Ok(Authorizer::new(
                 authorizer::jwt::JwtVerifier::new(jwt, keys, Arc::clone(&setup.manifest))
                     .context("JWT cache key")?,
                 pat,
                 Arc::clone(&clock),
                 8192,
-            ))
+            )
+            .with_rate_tiers(tiers))
         })
     };
     let tokens = token_service::AppState::new(
@@ -813,6 +871,16 @@ pub fn build<C: Clock + 'static>(
         Arc::clone(&setup.manifest),
     )
     .and_then(|s| s.with_ip_allow_lists(setup.gateway.ip_allow_lists))
+    .and_then(|s| {
+        s.with_rate_tiers(
+            setup
+                .gateway
+                .usage_plans
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+        )
+    })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut cfg = setup.gateway.clone();
     if cfg.function.environment.is_empty() {
@@ -841,6 +909,16 @@ fn function_environment(setup: &LocalSetup) -> BTreeMap<String, String> {
     ]);
     if setup.gateway.ip_allow_lists {
         environment.insert("AGPAT_IP_ALLOW_LISTS".into(), "on".into());
+    }
+    if let Some(tiers) = setup.gateway.rate_tiers() {
+        let keys: Vec<String> = setup
+            .gateway
+            .usage_plans
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.keys.join("|")))
+            .collect();
+        environment.insert("RATE_TIER_KEYS".into(), keys.join(","));
+        environment.insert("RATE_TIER_DEFAULT".into(), tiers.default_tier().to_owned());
     }
     environment
 }

@@ -197,6 +197,10 @@ pub struct Principal {
     /// absent), for a PAT its creation. A session that began before its
     /// owner's last revoke-all may not mint or rotate tokens. 0 when unknown.
     pub issued_at: i64,
+    /// An agpat token's rate tier (which usage-plan key the decision names);
+    /// `None` for sessions and services, and for tokens in the default tier.
+    /// Not part of the forwarded context.
+    pub rate_tier: Option<String>,
 }
 
 /// The context the authorizer returns and API Gateway forwards to the Lambdas.
@@ -403,6 +407,7 @@ impl Principal {
             token_id,
             expires_at,
             issued_at,
+            rate_tier: None,
         })
     }
 }
@@ -427,6 +432,7 @@ mod tests {
             token_id: Some(TokenId::parse("0123456789ABCDEFG").unwrap()),
             expires_at: 1_900_000_000,
             issued_at: 1_899_990_000,
+            rate_tier: None,
         }
     }
 

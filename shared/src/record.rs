@@ -150,6 +150,9 @@ pub struct TokenMeta {
     /// empty: anywhere. At most [`MAX_ALLOWED_CIDRS`], each normalised
     /// (host bits cleared) and never `/0`.
     pub allowed_cidrs: Vec<ipnet::IpNet>,
+    /// The rate tier the token was issued in (`rateTier`): which usage plan
+    /// throttles it. `None`: the deployment's default tier.
+    pub rate_tier: Option<String>,
     /// The owner's revocation epoch when this token's chain began (absent in
     /// older items: 0). A revoke-all raises the owner's epoch first; create
     /// and rotate commit only while the epoch they read is still current, so
@@ -242,6 +245,7 @@ impl TokenMeta {
             description: None,
             recent_uses: Vec::new(),
             allowed_cidrs: Vec::new(),
+            rate_tier: None,
             schema_version: CURRENT_SCHEMA_VERSION,
             epoch: 0,
         }

@@ -255,6 +255,8 @@ pub struct TokenDetails {
     pub recent_uses: Vec<UseSite>,
     /// The IP allow-list (empty: any address).
     pub allowed_cidrs: Vec<ipnet::IpNet>,
+    /// The rate tier (`None`: the default).
+    pub rate_tier: Option<String>,
 }
 
 /// One page of a token's history.
@@ -1498,7 +1500,7 @@ impl TokenStore {
         let mut request = Some(
             KeysAndAttributes::builder()
                 .set_keys(Some(keys))
-                .projection_expression("PK, description, recent_uses, cidrs")
+                .projection_expression("PK, description, recent_uses, cidrs, tier")
                 .consistent_read(true)
                 .build()
                 .map_err(|_| StoreError::Corrupt("batch keys"))?,
@@ -1535,12 +1537,14 @@ impl TokenStore {
                     None => Vec::new(),
                     Some(v) => cidrs_from_attr(v)?,
                 };
+                let rate_tier = item.get("tier").and_then(|v| v.as_s().ok()).cloned();
                 out.insert(
                     id,
                     TokenDetails {
                         description,
                         recent_uses,
                         allowed_cidrs,
+                        rate_tier,
                     },
                 );
             }
@@ -1937,6 +1941,9 @@ impl TokenStore {
         if let Some(v) = &m.description {
             item.insert("description".to_owned(), s(v.clone()));
         }
+        if let Some(tier) = &m.rate_tier {
+            item.insert("tier".to_owned(), s(tier.clone()));
+        }
         if !m.allowed_cidrs.is_empty() {
             item.insert(
                 "cidrs".to_owned(),
@@ -2119,6 +2126,13 @@ fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, S
             None => Vec::new(),
             Some(v) => cidrs_from_attr(v)?,
         },
+        // Only which usage plan throttles the token: read leniently (a
+        // malformed one is the default tier, as for a release without tiers).
+        rate_tier: item
+            .get("tier")
+            .and_then(|v| v.as_s().ok())
+            .filter(|t| !t.is_empty() && t.len() <= 32)
+            .cloned(),
         schema_version: version,
         epoch: opt_n(item, "epoch")?.unwrap_or(0),
     })

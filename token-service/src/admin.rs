@@ -32,7 +32,7 @@ use crate::audit::{Audit, Outcome};
 use crate::handlers::{
     REVOKE_ALL_BUDGET, TokenEventView, TokenEventsBody, TokenView, collect_page, hash_new,
     issued_response, no_store, page_query, parse_id, status_filter, validate_description,
-    validate_expiry, validate_name,
+    validate_expiry, validate_name, validate_rate_tier,
 };
 use shared::http::body::{Fields, JsonObject};
 use shared::store::CreateOutcome;
@@ -395,6 +395,8 @@ pub struct ServiceTokenBody {
     expires_at: Option<String>,
     /// Free text, at most 500 characters.
     description: Option<String>,
+    /// One of the deployment's rate tiers; absent: the default tier.
+    rate_tier: Option<String>,
 }
 
 /// Issues a token to a named service, owned by `service:<name>` rather than
@@ -421,6 +423,7 @@ pub async fn create_service_token(
             "expiresInDays",
             "expiresAt",
             "description",
+            "rateTier",
         ],
     );
     let owner = match f.string("service") {
@@ -437,9 +440,10 @@ pub async fn create_service_token(
     let description = validate_description(&mut f).flatten();
     let scopes = service_scopes(&mut f, &app);
     let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
+    let rate_tier = validate_rate_tier(&mut f, &app.rate_tiers);
     f.finish()?;
-    let (Some(owner), Some(name), Some(scopes), Some(expires_at)) =
-        (owner, name, scopes, expires_at)
+    let (Some(owner), Some(name), Some(scopes), Some(expires_at), Some(rate_tier)) =
+        (owner, name, scopes, expires_at, rate_tier)
     else {
         return Err(ApiError::Internal);
     };
@@ -450,6 +454,7 @@ pub async fn create_service_token(
     let (pat, hash) = hash_new(&app, pat).await?;
     let meta = TokenMeta {
         description,
+        rate_tier,
         ..TokenMeta::issued(pat.id().clone(), owner, name, names, now, expires_at)
     };
     let record = TokenRecord { meta, hash };

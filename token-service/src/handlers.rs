@@ -75,6 +75,10 @@ pub struct TokenView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(example = json!(["198.51.100.0/24"]))]
     allowed_cidrs: Vec<String>,
+    /// The rate tier (which usage plan throttles the token); absent: the
+    /// deployment's default tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_tier: Option<String>,
 }
 
 /// One place a token was used from.
@@ -227,6 +231,9 @@ pub struct CreateTokenBody {
     /// them (deployments with `ipAllowLists` on; else 400). Kept on rotation.
     #[schema(example = json!(["198.51.100.0/24", "2001:db8::/32"]))]
     allowed_cidrs: Option<Vec<String>>,
+    /// One of the deployment's rate tiers (`RATE_TIERS`): which usage plan
+    /// throttles the token. Absent: the default tier. Kept on rotation.
+    rate_tier: Option<String>,
 }
 
 /// `POST /tokens/{id}/rotate` request body (optional).
@@ -297,6 +304,7 @@ impl TokenView {
                 })
                 .collect(),
             allowed_cidrs: m.allowed_cidrs.iter().map(ToString::to_string).collect(),
+            rate_tier: m.rate_tier.clone(),
         }
     }
 }
@@ -368,6 +376,24 @@ pub(crate) fn validate_name(f: &mut Fields<'_>) -> Option<String> {
         return None;
     }
     Some(name.to_owned())
+}
+
+/// `rateTier`: absent, `Some(None)` (the default tier); else one of the
+/// deployment's tiers. `None` when invalid (the error is recorded).
+pub(crate) fn validate_rate_tier(f: &mut Fields<'_>, tiers: &[String]) -> Option<Option<String>> {
+    if !f.has("rateTier") {
+        return Some(None);
+    }
+    let tier = f.string("rateTier")?;
+    if tiers.iter().any(|t| t == tier) {
+        Some(Some(tier.to_owned()))
+    } else if tiers.is_empty() {
+        f.error("rateTier", "this deployment has no rate tiers");
+        None
+    } else {
+        f.error("rateTier", format!("must be one of: {}", tiers.join(", ")));
+        None
+    }
 }
 
 /// `allowedCidrs`: absent, an empty list; else 1 to 16 networks or
@@ -539,6 +565,7 @@ pub async fn create(
             "expiresAt",
             "description",
             "allowedCidrs",
+            "rateTier",
         ],
     );
     let name = validate_name(&mut f);
@@ -546,9 +573,10 @@ pub async fn create(
     let scopes = validate_scopes(&mut f, &app.manifest);
     let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
     let allowed_cidrs = validate_cidrs(&mut f, app.ip_allow_lists);
+    let rate_tier = validate_rate_tier(&mut f, &app.rate_tiers);
     f.finish()?;
-    let (Some(name), Some(scopes), Some(expires_at), Some(allowed_cidrs)) =
-        (name, scopes, expires_at, allowed_cidrs)
+    let (Some(name), Some(scopes), Some(expires_at), Some(allowed_cidrs), Some(rate_tier)) =
+        (name, scopes, expires_at, allowed_cidrs, rate_tier)
     else {
         return Err(ApiError::Internal);
     };
@@ -569,6 +597,7 @@ pub async fn create(
     let meta = TokenMeta {
         description,
         allowed_cidrs,
+        rate_tier,
         ..TokenMeta::issued(
             pat.id().clone(),
             caller.principal.sub.clone(),
@@ -755,6 +784,7 @@ pub(crate) async fn collect_page(
             meta.description = d.description;
             meta.recent_uses = d.recent_uses;
             meta.allowed_cidrs = d.allowed_cidrs;
+            meta.rate_tier = d.rate_tier;
         }
     }
     Ok((items, next))
@@ -1306,6 +1336,7 @@ pub async fn rotate(
         description: old.description.clone(),
         // The successor is held to the same networks.
         allowed_cidrs: old.allowed_cidrs.clone(),
+        rate_tier: old.rate_tier.clone(),
         epoch: old.epoch,
         ..TokenMeta::issued(
             pat.id().clone(),

@@ -42,6 +42,10 @@ pub struct ServiceConfig {
     /// carry IP allow-lists. On only where the authorizer's cache is keyed by
     /// client address (the construct's `ipAllowLists`).
     pub ip_allow_lists: bool,
+    /// `RATE_TIERS`: the rate tiers a token may be issued in (comma-separated
+    /// names of `a-z 0-9 -`); unset, tokens carry none (every token is in
+    /// the authorizer's default tier).
+    pub rate_tiers: Vec<String>,
     /// `SECRET_SCANNING_KEYS_URL`: where the secret-scanning partner's
     /// public keys are (GitHub's is
     /// `https://api.github.com/meta/public_keys/secret_scanning`); `https://`,
@@ -66,6 +70,27 @@ impl ServiceConfig {
             )?,
             event_bus: env.get("AGPAT_EVENT_BUS").filter(|v| !v.is_empty()),
             ip_allow_lists: shared::config::on_off(env, "AGPAT_IP_ALLOW_LISTS")?,
+            rate_tiers: {
+                let names: Vec<String> = env
+                    .get("RATE_TIERS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                let ok = names.iter().all(|t| {
+                    t.len() <= 32
+                        && t.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                });
+                if !ok {
+                    return Err(ConfigError {
+                        var: "RATE_TIERS",
+                        expected: "comma-separated tier names of a-z 0-9 - (1 to 32)",
+                    });
+                }
+                names
+            },
             secret_scanning_keys_url: match env
                 .get("SECRET_SCANNING_KEYS_URL")
                 .filter(|v| !v.is_empty())
@@ -111,6 +136,8 @@ pub struct Inner {
     pub partner_keys: Option<scanning::PartnerKeys>,
     /// Whether tokens may carry IP allow-lists (`AGPAT_IP_ALLOW_LISTS`).
     pub ip_allow_lists: bool,
+    /// The rate tiers a token may be issued in (`RATE_TIERS`).
+    pub rate_tiers: Vec<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -156,6 +183,7 @@ impl AppState {
             leak_verifications: std::sync::atomic::AtomicU64::new(0),
             partner_keys: None,
             ip_allow_lists: false,
+            rate_tiers: Vec::new(),
         })))
     }
 
@@ -189,6 +217,17 @@ impl AppState {
     pub fn with_ip_allow_lists(mut self, on: bool) -> Result<Self, ApiError> {
         let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
         inner.ip_allow_lists = on;
+        Ok(self)
+    }
+
+    /// The same state, letting tokens be issued in `tiers`. Call right after
+    /// [`Self::new`], before the state is shared.
+    ///
+    /// # Errors
+    /// If the state is already shared (a wiring mistake).
+    pub fn with_rate_tiers(mut self, tiers: Vec<String>) -> Result<Self, ApiError> {
+        let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
+        inner.rate_tiers = tiers;
         Ok(self)
     }
 

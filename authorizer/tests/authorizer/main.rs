@@ -20,3 +20,4 @@ mod pat;
 mod release;
 mod service;
 mod support;
+mod tiers;

@@ -147,6 +147,7 @@ pub struct HarnessBuilder {
     pub refresh_interval: Duration,
     pub hasher: SecretHasher,
     pub ip_allow_lists: bool,
+    pub rate_tiers: Option<authorizer::tiers::RateTiers>,
 }
 
 impl HarnessBuilder {
@@ -159,6 +160,7 @@ impl HarnessBuilder {
             refresh_interval: authorizer::jwks::REFRESH_INTERVAL,
             hasher: hasher(),
             ip_allow_lists: false,
+            rate_tiers: None,
         }
     }
 
@@ -194,7 +196,8 @@ impl HarnessBuilder {
             pat,
             Arc::clone(&clock),
             8192,
-        );
+        )
+        .with_rate_tiers(self.rate_tiers);
         Harness {
             authorizer,
             clock,

@@ -317,7 +317,7 @@ describe("least privilege", () => {
     }
   });
 
-  test("the token service may read and write token, user and alias items, query GSI1 by user, batch-read only descriptions, recent uses and allow-lists, record and list history events, and publish on the agpat bus", () => {
+  test("the token service may read and write token, user and alias items, query GSI1 by user, batch-read only descriptions, recent uses, allow-lists and tiers, record and list history events, and publish on the agpat bus", () => {
     for (const { template } of variants) {
       expect(statementsOf(template, "token-service")).toEqual([
         {
@@ -340,7 +340,7 @@ describe("least privilege", () => {
           Condition: {
             ...leadingKeys("TOKEN#*"),
             "ForAllValues:StringEquals": {
-              "dynamodb:Attributes": ["PK", "description", "recent_uses", "cidrs"],
+              "dynamodb:Attributes": ["PK", "description", "recent_uses", "cidrs", "tier"],
             },
             StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
           },

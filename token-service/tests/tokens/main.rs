@@ -559,7 +559,7 @@ async fn every_error_class_has_its_status_and_problem_type() {
 }
 
 mod admin;
-mod allow_lists;
+mod issuing;
 mod owner;
 mod scanning;
 mod security;

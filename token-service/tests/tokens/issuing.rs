@@ -1,5 +1,5 @@
-//! Issuing tokens with IP allow-lists (issue #16 item 5): validation, the
-//! switch, and the stored form older releases refuse rather than misread.
+//! Issuing options: IP allow-lists (issue #16 item 5: validation, the
+//! switch, the stored form older releases refuse) and rate tiers (item 3).
 
 use std::collections::HashMap;
 
@@ -137,4 +137,56 @@ async fn an_unreadable_allow_list_refuses_the_token() {
         "{read:?}"
     );
     assert!(h.authorize(&token).await.is_none());
+}
+
+/// Rate tiers at issue (issue #16 item 3): one of the deployment's tiers,
+/// kept by rotation; without tiers, none.
+#[tokio::test]
+async fn a_rate_tier_is_one_of_the_deployments_and_rotation_keeps_it() {
+    let h = Harness::new(20).await;
+    let a = session(USER_A, ALL);
+    let body = |tier: &str| json!({"name": "ci", "scopes": ["docs:read"], "expiresInDays": 7, "rateTier": tier});
+    let reply = h
+        .call(Req::new("POST", "/tokens", Some(&a)).json(body("bulk")))
+        .await;
+    reply.assert_problem(400, "validation-failed");
+    assert!(reply.text.contains("no rate tiers"), "{}", reply.text);
+
+    let state = AppState::new(
+        h.store.clone(),
+        hasher(),
+        h.clock.clone(),
+        90,
+        shared::testing::manifest(),
+    )
+    .and_then(|s| s.with_rate_tiers(vec!["standard".into(), "bulk".into()]))
+    .unwrap();
+    let app = token_service::router(state);
+    let reply = call(
+        &app,
+        Req::new("POST", "/tokens", Some(&a)).json(body("gold")),
+    )
+    .await;
+    reply.assert_problem(400, "validation-failed");
+    assert!(reply.text.contains("standard, bulk"), "{}", reply.text);
+    let created = call(
+        &app,
+        Req::new("POST", "/tokens", Some(&a)).json(body("bulk")),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json["rateTier"], "bulk");
+    let id = created.json["id"].as_str().unwrap();
+    let rotated = call(
+        &app,
+        Req::new("POST", &format!("/tokens/{id}/rotate"), Some(&a)),
+    )
+    .await;
+    assert_eq!(rotated.json["rateTier"], "bulk");
+    let listed = call(&app, Req::new("GET", "/tokens?status=active", Some(&a))).await;
+    assert_eq!(
+        listed.json["items"][0]["rateTier"], "bulk",
+        "{}",
+        listed.text
+    );
 }
