@@ -78,6 +78,10 @@ pub struct GatewayConfig {
     /// The tier of principals without one (sessions, services, tokens issued
     /// without `rateTier`); unset, the first plan's.
     pub default_rate_tier: Option<String>,
+    /// Where the secret-scanning partner's public keys are (the token
+    /// service's `SECRET_SCANNING_KEYS_URL`; loopback `http://` allowed);
+    /// unset, `POST /tokens/secret-scanning` answers 404 as if absent.
+    pub secret_scanning_keys_url: Option<String>,
 }
 
 impl GatewayConfig {
@@ -109,6 +113,7 @@ impl Default for GatewayConfig {
             ip_allow_lists: false,
             usage_plans: Vec::new(),
             default_rate_tier: None,
+            secret_scanning_keys_url: None,
         }
     }
 }
@@ -882,6 +887,15 @@ pub fn build<C: Clock + 'static>(
         )
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tokens = match &setup.gateway.secret_scanning_keys_url {
+        Some(url) => tokens
+            .with_partner_keys(
+                token_service::scanning::PartnerKeys::new(url.clone())
+                    .context("secret-scanning key client")?,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => tokens,
+    };
     let mut cfg = setup.gateway.clone();
     if cfg.function.environment.is_empty() {
         cfg.function.environment = function_environment(setup);
