@@ -13,13 +13,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito, serve};
+use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::Scope;
 use shared::routes::Access;
 
-const PASSWORD: &str = "Correct-horse-9!";
+mod support;
+
+use support::{PASSWORD, lambda_endpoint, serve_on_loopback, shipped_pat_config};
 
 /// The adopter's Lambda: echoes who API Gateway says is calling.
 async fn echo(Json(event): Json<Value>) -> Json<Value> {
@@ -32,20 +34,6 @@ async fn echo(Json(event): Json<Value>) -> Json<Value> {
     Json(
         json!({"statusCode": 200, "headers": {}, "body": seen.to_string(), "isBase64Encoded": false}),
     )
-}
-
-async fn start_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/2015-03-31/functions/function/invocations",
-        listener.local_addr().unwrap()
-    );
-    let router = axum::Router::new().route(
-        "/2015-03-31/functions/function/invocations",
-        axum::routing::post(echo),
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
 }
 
 struct Api {
@@ -102,28 +90,18 @@ async fn only_an_admin_session_acts_on_others_tokens_and_every_act_is_in_their_h
     let setup = LocalSetup {
         manifest: Arc::clone(&manifest),
         store,
-        upstream: Upstream::lambda_invoke(&start_upstream().await).unwrap(),
+        upstream: Upstream::lambda_invoke(&lambda_endpoint(echo).await).unwrap(),
         pool: pool.clone(),
         gateway: GatewayConfig::default(),
-        pat: authorizer::config::PatConfig {
-            positive_ttl_secs: 30,
-            negative_ttl_secs: 30,
-            max_failures_per_source: 5,
-        },
+        pat: shipped_pat_config(),
         max_lifetime_days: 90,
     };
     let store = setup.store.clone();
     let gateway = build(&setup, Arc::new(shared::SystemClock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = Api {
-        base: format!("http://{}", listener.local_addr().unwrap()),
+        base: serve_on_loopback(app(gateway.clone())).await,
         http: reqwest::Client::new(),
     };
-    tokio::spawn(serve(
-        listener,
-        app(gateway.clone()),
-        std::future::pending(),
-    ));
     let alice = cognito::login(&pool, "alice", PASSWORD).await.unwrap();
     let mallory = cognito::login(&pool, "mallory", PASSWORD).await.unwrap();
     let adam = cognito::login(&pool, "adam", PASSWORD).await.unwrap();

@@ -15,30 +15,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::Json;
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito, serve};
+use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "Correct-horse-9!";
+mod support;
 
-async fn echo(Json(_event): Json<Value>) -> Json<Value> {
-    Json(json!({"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": false}))
-}
-
-async fn start_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/2015-03-31/functions/function/invocations",
-        listener.local_addr().unwrap()
-    );
-    let router = axum::Router::new().route(
-        "/2015-03-31/functions/function/invocations",
-        axum::routing::post(echo),
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
-}
+use support::{PASSWORD, empty_lambda, serve_on_loopback, shipped_pat_config};
 
 fn client_from(last: u8) -> reqwest::Client {
     reqwest::Client::builder()
@@ -60,13 +43,7 @@ struct Running {
 
 async fn start(setup: &LocalSetup) -> Running {
     let gateway = build(setup, Arc::new(shared::SystemClock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(
-        listener,
-        app(gateway.clone()),
-        std::future::pending(),
-    ));
+    let base = serve_on_loopback(app(gateway.clone())).await;
     Running { base, gateway }
 }
 
@@ -93,17 +70,13 @@ async fn a_token_works_only_from_its_networks_and_no_cached_allow_crosses_addres
     let mut setup = LocalSetup {
         manifest: shared::testing::manifest(),
         store,
-        upstream: Upstream::lambda_invoke(&start_upstream().await).unwrap(),
+        upstream: Upstream::lambda_invoke(&empty_lambda().await).unwrap(),
         pool: pool.clone(),
         gateway: GatewayConfig {
             ip_allow_lists: true,
             ..GatewayConfig::default()
         },
-        pat: authorizer::config::PatConfig {
-            positive_ttl_secs: 30,
-            negative_ttl_secs: 30,
-            max_failures_per_source: 5,
-        },
+        pat: shipped_pat_config(),
         max_lifetime_days: 90,
     };
     assert_eq!(setup.gateway.cache_ttl_secs, 60);

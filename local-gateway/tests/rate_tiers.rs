@@ -5,18 +5,18 @@
 //! included. The gateway's clock is frozen, so buckets refill only when the
 //! test says so.
 
-#![expect(clippy::unwrap_used, reason = "test helpers")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use axum::Json;
 use local_gateway::usage::UsagePlan;
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito, serve};
+use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "Correct-horse-9!";
+mod support;
+
+use support::{PASSWORD, empty_lambda, serve_on_loopback, shipped_pat_config};
 
 #[derive(Debug)]
 struct Frozen(AtomicI64);
@@ -25,24 +25,6 @@ impl shared::Clock for Frozen {
     fn now(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-async fn echo(Json(_event): Json<Value>) -> Json<Value> {
-    Json(json!({"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": false}))
-}
-
-async fn start_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/2015-03-31/functions/function/invocations",
-        listener.local_addr().unwrap()
-    );
-    let router = axum::Router::new().route(
-        "/2015-03-31/functions/function/invocations",
-        axum::routing::post(echo),
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
 }
 
 fn plan(name: &str, rate_per_sec: u32, burst: u32, quota: Option<u64>) -> UsagePlan {
@@ -69,7 +51,7 @@ async fn a_token_that_exhausts_its_tier_leaves_every_other_tier_alone() {
     let setup = LocalSetup {
         manifest: shared::testing::manifest(),
         store,
-        upstream: Upstream::lambda_invoke(&start_upstream().await).unwrap(),
+        upstream: Upstream::lambda_invoke(&empty_lambda().await).unwrap(),
         pool: pool.clone(),
         gateway: GatewayConfig {
             usage_plans: vec![
@@ -80,20 +62,14 @@ async fn a_token_that_exhausts_its_tier_leaves_every_other_tier_alone() {
             default_rate_tier: Some("standard".into()),
             ..GatewayConfig::default()
         },
-        pat: authorizer::config::PatConfig {
-            positive_ttl_secs: 30,
-            negative_ttl_secs: 30,
-            max_failures_per_source: 5,
-        },
+        pat: shipped_pat_config(),
         max_lifetime_days: 90,
     };
     let clock = Arc::new(Frozen(AtomicI64::new(shared::Clock::now(
         &shared::SystemClock,
     ))));
     let gateway = build(&setup, Arc::clone(&clock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, app(gateway), std::future::pending()));
+    let base = serve_on_loopback(app(gateway)).await;
     let http = reqwest::Client::new();
     let jwt = cognito::login(&pool, "carol", PASSWORD).await.unwrap();
     let issue = |tier: Option<&str>| {

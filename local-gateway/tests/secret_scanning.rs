@@ -14,18 +14,17 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair
 use axum::Json;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito, serve};
+use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "Correct-horse-9!";
+mod support;
+
+use support::{PASSWORD, empty_lambda, serve_on_loopback, shipped_pat_config};
 const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
 
-async fn echo(Json(_event): Json<Value>) -> Json<Value> {
-    Json(json!({"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": false}))
-}
-
-async fn listen(router: axum::Router) -> String {
+/// Serves the partner's key endpoint on 127.0.0.1.
+async fn serve_keys(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -43,17 +42,12 @@ async fn a_signed_report_through_the_gateway_revokes_the_token_and_a_tampered_on
     );
     let document =
         json!({"public_keys": [{"key_identifier": KEY_ID, "key": pem, "is_current": true}]});
-    let keys = listen(axum::Router::new().route(
+    let keys = serve_keys(axum::Router::new().route(
         "/meta/public_keys/secret_scanning",
         axum::routing::get(move || {
             let document = document.clone();
             async move { Json(document) }
         }),
-    ))
-    .await;
-    let upstream = listen(axum::Router::new().route(
-        "/2015-03-31/functions/function/invocations",
-        axum::routing::post(echo),
     ))
     .await;
 
@@ -68,26 +62,17 @@ async fn a_signed_report_through_the_gateway_revokes_the_token_and_a_tampered_on
     let setup = LocalSetup {
         manifest: shared::testing::manifest(),
         store,
-        upstream: Upstream::lambda_invoke(&format!(
-            "{upstream}/2015-03-31/functions/function/invocations"
-        ))
-        .unwrap(),
+        upstream: Upstream::lambda_invoke(&empty_lambda().await).unwrap(),
         pool: pool.clone(),
         gateway: GatewayConfig {
             secret_scanning_keys_url: Some(format!("{keys}/meta/public_keys/secret_scanning")),
             ..GatewayConfig::default()
         },
-        pat: authorizer::config::PatConfig {
-            positive_ttl_secs: 30,
-            negative_ttl_secs: 30,
-            max_failures_per_source: 5,
-        },
+        pat: shipped_pat_config(),
         max_lifetime_days: 90,
     };
     let gateway = build(&setup, Arc::new(shared::SystemClock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, app(gateway), std::future::pending()));
+    let base = serve_on_loopback(app(gateway)).await;
     let http = reqwest::Client::new();
     let jwt = cognito::login(&pool, "carol", PASSWORD).await.unwrap();
     let token = http
