@@ -5,7 +5,6 @@
 //! included. The gateway's clock is frozen, so buckets refill only when the
 //! test says so.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -32,7 +32,7 @@ use crate::audit::{Audit, Outcome};
 use crate::handlers::{
     REVOKE_ALL_BUDGET, TokenEventView, TokenEventsBody, TokenView, collect_page, hash_new,
     issued_response, no_store, page_query, parse_id, status_filter, validate_description,
-    validate_expiry, validate_name, validate_rate_tier,
+    validate_expiry, validate_name, validate_rate_tier, validate_scopes_within,
 };
 use shared::http::body::{Fields, JsonObject};
 use shared::store::CreateOutcome;
@@ -482,37 +482,17 @@ pub async fn create_service_token(
 /// manifest's `[services] scopes` (without `[services]`, no service token
 /// can be issued).
 fn service_scopes(f: &mut Fields<'_>, app: &AppState) -> Option<ScopeSet> {
-    let names = f.strings("scopes")?;
-    let Some(services) = app.manifest.services() else {
+    if app.manifest.services().is_none() {
         f.error(
             "scopes",
             "the manifest declares no [services]: service tokens are off",
         );
         return None;
-    };
-    if names.is_empty() {
-        f.error("scopes", "must not be empty");
-        return None;
     }
-    let registry = app.manifest.scopes();
-    let mut set = ScopeSet::EMPTY;
-    let mut ok = true;
-    for name in names {
-        let shown: String = name.chars().take(40).collect();
-        match registry.parse(name) {
-            Ok(scope) if services.scopes.contains(scope) => set = set.with(scope),
-            Ok(_) => {
-                ok = false;
-                f.error(
-                    "scopes",
-                    format!("scope '{shown}' is not among the manifest's [services] scopes"),
-                );
-            }
-            Err(_) => {
-                ok = false;
-                f.error("scopes", format!("unknown scope '{shown}'"));
-            }
-        }
-    }
-    ok.then_some(set)
+    validate_scopes_within(
+        f,
+        &app.manifest,
+        app.manifest.token_ceiling(PrincipalKind::ServiceToken),
+        "is not among the manifest's [services] scopes",
+    )
 }

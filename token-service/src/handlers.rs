@@ -473,25 +473,37 @@ pub(crate) fn validate_description(f: &mut Fields<'_>) -> Option<Option<String>>
 /// The requested scopes: each declared by the manifest and delegable (a
 /// group-only scope is a session's, never a token's).
 fn validate_scopes(f: &mut Fields<'_>, manifest: &shared::Manifest) -> Option<ScopeSet> {
+    validate_scopes_within(
+        f,
+        manifest,
+        manifest.sessions().pat_ceiling(),
+        "is granted by group membership and cannot be given to a token",
+    )
+}
+
+/// `scopes`: a non-empty list of declared scopes, each within `ceiling`
+/// (else the error says it `beyond`). `None` when invalid (recorded).
+pub(crate) fn validate_scopes_within(
+    f: &mut Fields<'_>,
+    manifest: &shared::Manifest,
+    ceiling: ScopeSet,
+    beyond: &str,
+) -> Option<ScopeSet> {
     let names = f.strings("scopes")?;
     if names.is_empty() {
         f.error("scopes", "must not be empty");
         return None;
     }
     let registry = manifest.scopes();
-    let delegable = manifest.sessions().pat_ceiling();
     let mut set = ScopeSet::EMPTY;
     let mut ok = true;
     for name in names {
         let shown: String = name.chars().take(40).collect();
         match registry.parse(name) {
-            Ok(scope) if delegable.contains(scope) => set = set.with(scope),
+            Ok(scope) if ceiling.contains(scope) => set = set.with(scope),
             Ok(_) => {
                 ok = false;
-                f.error(
-                    "scopes",
-                    format!("scope '{shown}' is granted by group membership and cannot be given to a token"),
-                );
+                f.error("scopes", format!("scope '{shown}' {beyond}"));
             }
             Err(_) => {
                 ok = false;
