@@ -2,34 +2,19 @@
 //! every decision, warm ones included and before any argon2 run, and
 //! refused outright where the deployment cannot honour them.
 
-use shared::{Pat, TokenMeta, TokenRecord, UserId};
+use shared::Pat;
 
 use crate::support::*;
 
 async fn fenced_pat(h: &Harness, cidrs: &[&str]) -> Pat {
-    let pat = Pat::generate().unwrap();
-    let meta = TokenMeta {
-        allowed_cidrs: cidrs
+    let scopes = shared::testing::default_scopes();
+    issue_pat_with(&h.store, "user-1", scopes, T0 + 600, |meta| {
+        meta.allowed_cidrs = cidrs
             .iter()
             .map(|c| shared::record::parse_cidr(c).unwrap())
-            .collect(),
-        ..TokenMeta::issued(
-            pat.id().clone(),
-            UserId::parse("user-1").unwrap(),
-            "office",
-            shared::testing::manifest()
-                .scopes()
-                .names(shared::testing::default_scopes()),
-            T0 - 10,
-            T0 + 600,
-        )
-    };
-    let record = TokenRecord {
-        meta,
-        hash: hasher().hash(pat.secret()).unwrap(),
-    };
-    h.store.create(&record, T0 - 10).await.unwrap();
-    pat
+            .collect();
+    })
+    .await
 }
 
 #[tokio::test]

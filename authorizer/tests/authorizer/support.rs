@@ -314,19 +314,30 @@ pub fn sign_header(header: &Header, claims: &Value) -> String {
 
 /// Issues a real PAT: argon2id hash, stored in the harness's table.
 pub async fn issue_pat(store: &TokenStore, owner: &str, scopes: ScopeSet, expires_at: i64) -> Pat {
+    issue_pat_with(store, owner, scopes, expires_at, |_| {}).await
+}
+
+/// [`issue_pat`], with `edit` applied to the metadata before it is stored
+/// (an allow-list, a rate tier…).
+pub async fn issue_pat_with(
+    store: &TokenStore,
+    owner: &str,
+    scopes: ScopeSet,
+    expires_at: i64,
+    edit: impl FnOnce(&mut TokenMeta),
+) -> Pat {
     let pat = Pat::generate().unwrap();
     let hash = hasher().hash(pat.secret()).unwrap();
-    let record = TokenRecord {
-        meta: TokenMeta::issued(
-            pat.id().clone(),
-            UserId::parse(owner).unwrap(),
-            "test",
-            shared::testing::manifest().scopes().names(scopes),
-            T0 - 10,
-            expires_at,
-        ),
-        hash,
-    };
+    let mut meta = TokenMeta::issued(
+        pat.id().clone(),
+        UserId::parse(owner).unwrap(),
+        "test",
+        shared::testing::manifest().scopes().names(scopes),
+        T0 - 10,
+        expires_at,
+    );
+    edit(&mut meta);
+    let record = TokenRecord { meta, hash };
     assert_eq!(
         store.create(&record, T0 - 10).await.unwrap(),
         shared::store::CreateOutcome::Created

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use authorizer::tiers::RateTiers;
-use shared::{Pat, TokenMeta, TokenRecord, UserId};
+use shared::Pat;
 
 use crate::support::*;
 
@@ -12,26 +12,11 @@ const SLOW: &str = "slow-key-0000000000000";
 const STANDARD: &str = "standard-key-000000000";
 
 async fn pat_in(h: &Harness, tier: Option<&str>) -> Pat {
-    let pat = Pat::generate().unwrap();
-    let meta = TokenMeta {
-        rate_tier: tier.map(str::to_owned),
-        ..TokenMeta::issued(
-            pat.id().clone(),
-            UserId::parse("user-1").unwrap(),
-            "t",
-            shared::testing::manifest()
-                .scopes()
-                .names(shared::testing::default_scopes()),
-            T0 - 10,
-            T0 + 600,
-        )
-    };
-    let record = TokenRecord {
-        meta,
-        hash: hasher().hash(pat.secret()).unwrap(),
-    };
-    h.store.create(&record, T0 - 10).await.unwrap();
-    pat
+    let scopes = shared::testing::default_scopes();
+    issue_pat_with(&h.store, "user-1", scopes, T0 + 600, |meta| {
+        meta.rate_tier = tier.map(str::to_owned);
+    })
+    .await
 }
 
 #[tokio::test]
