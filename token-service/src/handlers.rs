@@ -820,8 +820,12 @@ async fn confirm_pat_acts_on_itself(
     caller: &Caller,
     target: &TokenId,
 ) -> Result<(), ApiError> {
-    if caller.principal.method != AuthMethod::Pat {
-        return Ok(());
+    match caller.principal.kind {
+        shared::PrincipalKind::User => return Ok(()),
+        // A machine never manages tokens (it holds no token scope; this
+        // holds even against a forged context).
+        shared::PrincipalKind::Service => return Err(ApiError::SessionRequired),
+        shared::PrincipalKind::UserToken | shared::PrincipalKind::ServiceToken => {}
     }
     let own = caller
         .principal
@@ -855,9 +859,12 @@ fn self_id(caller: &Caller) -> Result<TokenId, ApiError> {
 /// metadata (section 5.6 of the threat model) but learns nothing of where
 /// they run.
 fn sees_activity_of(caller: &Caller, id: &TokenId) -> bool {
-    match caller.principal.method {
-        AuthMethod::Jwt => true,
-        AuthMethod::Pat => caller.principal.token_id.as_ref() == Some(id),
+    match caller.principal.kind {
+        shared::PrincipalKind::User => true,
+        shared::PrincipalKind::UserToken | shared::PrincipalKind::ServiceToken => {
+            caller.principal.token_id.as_ref() == Some(id)
+        }
+        shared::PrincipalKind::Service => false,
     }
 }
 

@@ -443,4 +443,24 @@ async fn a_machine_context_never_mints_or_revokes_all_even_with_a_forged_scope()
             .await
             .assert_problem(403, "session-required");
     }
+    // Nor does a client-credentials context act on a token as its owner
+    // would: revoke, rotate, edit or read its history.
+    let (_, id) = issue(&h, USER_A, &["docs:read"], 7).await;
+    let mut service = session("svcclient0123456789abcdefg", ALL);
+    service.principal_kind = shared::PrincipalKind::Service;
+    for (method, path) in [
+        ("DELETE", format!("/tokens/{id}")),
+        ("POST", format!("/tokens/{id}/rotate")),
+        ("GET", format!("/tokens/{id}/events")),
+    ] {
+        h.call(Req::new(method, &path, Some(&service)))
+            .await
+            .assert_problem(403, "session-required");
+    }
+    h.call(
+        Req::new("PATCH", &format!("/tokens/{id}"), Some(&service))
+            .json(json!({"scopes": ["docs:read"]})),
+    )
+    .await
+    .assert_problem(403, "session-required");
 }
