@@ -30,13 +30,12 @@ use shared::{PrincipalKind, Scope, TokenId, TokenMeta, UserId};
 use crate::AppState;
 use crate::audit::{Audit, Outcome};
 use crate::handlers::{
-    REVOKE_ALL_BUDGET, TokenEventView, TokenEventsBody, TokenView, collect_page, hash_new,
-    issued_response, no_store, page_query, parse_id, status_filter, validate_description,
+    REVOKE_ALL_BUDGET, TokenEventView, TokenEventsBody, TokenView, answer_issue, collect_page,
+    new_token, no_store, page_query, parse_id, status_filter, validate_description,
     validate_expiry, validate_name, validate_rate_tier, validate_scopes_within,
 };
+use shared::ScopeSet;
 use shared::http::body::{Fields, JsonObject};
-use shared::store::CreateOutcome;
-use shared::{Pat, ScopeSet, TokenRecord};
 
 /// A Cognito session holding `admin:tokens`. Anything else is refused with
 /// 403: a PAT with `session-required` (a PAT never carries the scope, so
@@ -450,32 +449,18 @@ pub async fn create_service_token(
     let owner_name = owner.to_string();
     let audit = Audit::new("admin.token.create", &admin.caller).of_owner(&owner_name);
     let names = app.manifest.scopes().names(scopes);
-    let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
-    let (pat, hash) = hash_new(&app, pat).await?;
-    let meta = TokenMeta {
-        description,
-        rate_tier,
-        ..TokenMeta::issued(pat.id().clone(), owner, name, names, now, expires_at)
-    };
-    let record = TokenRecord { meta, hash };
-    match app
+    let (pat, record) = new_token(&app, owner, name, names, now, expires_at, |meta| {
+        meta.description = description;
+        meta.rate_tier = rate_tier;
+    })
+    .await?;
+    // No session is checked against a revoke-all here: the outcome is
+    // created or the service's cap.
+    let outcome = app
         .store
         .create_by_admin(&record, now, admin.admin.clone())
-        .await?
-    {
-        CreateOutcome::Created => {
-            audit.record(
-                Outcome::Success,
-                Some(&record.meta.id),
-                Some(&record.meta.scopes),
-            );
-            Ok(issued_response(&app, &pat, &record.meta, now))
-        }
-        CreateOutcome::CapReached | CreateOutcome::SessionPredatesRevocation => {
-            audit.record(Outcome::Refused, None, Some(&record.meta.scopes));
-            Err(ApiError::TokenLimitReached)
-        }
-    }
+        .await?;
+    answer_issue(&app, &audit, &pat, &record, outcome, now)
 }
 
 /// The `scopes` of a service token: non-empty, each declared and within the

@@ -604,41 +604,67 @@ pub async fn create(
             .remember_username(username, &caller.principal.sub)
             .await?;
     }
-    let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
-    let (pat, hash) = hash_new(&app, pat).await?;
-    let meta = TokenMeta {
-        description,
-        allowed_cidrs,
-        rate_tier,
-        ..TokenMeta::issued(
-            pat.id().clone(),
-            caller.principal.sub.clone(),
-            name,
-            names,
-            now,
-            expires_at,
-        )
-    };
-    let record = TokenRecord { meta, hash };
-    match app
+    let (pat, record) = new_token(
+        &app,
+        caller.principal.sub.clone(),
+        name,
+        names,
+        now,
+        expires_at,
+        |meta| {
+            meta.description = description;
+            meta.allowed_cidrs = allowed_cidrs;
+            meta.rate_tier = rate_tier;
+        },
+    )
+    .await?;
+    let outcome = app
         .store
         .create_for_session(&record, now, caller.principal.issued_at)
-        .await?
-    {
+        .await?;
+    answer_issue(&app, &audit, &pat, &record, outcome, now)
+}
+
+/// A new token for `owner`: a fresh secret, its argon2id hash, and the
+/// metadata (`extra` sets what the request adds: description, allow-list,
+/// tier). Not stored yet.
+pub(crate) async fn new_token(
+    app: &AppState,
+    owner: shared::UserId,
+    name: String,
+    scopes: shared::ScopeNames,
+    now: i64,
+    expires_at: i64,
+    extra: impl FnOnce(&mut TokenMeta),
+) -> Result<(Pat, TokenRecord), ApiError> {
+    let pat = Pat::generate().map_err(|_| ApiError::Internal)?;
+    let (pat, hash) = hash_new(app, pat).await?;
+    let mut meta = TokenMeta::issued(pat.id().clone(), owner, name, scopes, now, expires_at);
+    extra(&mut meta);
+    Ok((pat, TokenRecord { meta, hash }))
+}
+
+/// The answer to a create, audited: the secret once on success, else why not.
+pub(crate) fn answer_issue(
+    app: &AppState,
+    audit: &Audit<'_>,
+    pat: &Pat,
+    record: &TokenRecord,
+    outcome: CreateOutcome,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let scopes = Some(&record.meta.scopes);
+    match outcome {
         CreateOutcome::Created => {
-            audit.record(
-                Outcome::Success,
-                Some(&record.meta.id),
-                Some(&record.meta.scopes),
-            );
-            Ok(issued_response(&app, &pat, &record.meta, now))
+            audit.record(Outcome::Success, Some(&record.meta.id), scopes);
+            Ok(issued_response(app, pat, &record.meta, now))
         }
         CreateOutcome::CapReached => {
-            audit.record(Outcome::Refused, None, Some(&record.meta.scopes));
+            audit.record(Outcome::Refused, None, scopes);
             Err(ApiError::TokenLimitReached)
         }
         CreateOutcome::SessionPredatesRevocation => {
-            audit.record(Outcome::Denied, None, Some(&record.meta.scopes));
+            audit.record(Outcome::Denied, None, scopes);
             Err(ApiError::SessionPredatesRevocation)
         }
     }
