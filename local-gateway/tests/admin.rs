@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
+use local_gateway::{GatewayConfig, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::Scope;
@@ -21,7 +21,7 @@ use shared::routes::Access;
 
 mod support;
 
-use support::{PASSWORD, lambda_endpoint, serve_on_loopback, shipped_pat_config};
+use support::{PASSWORD, fixture, lambda_endpoint, serve_on_loopback};
 
 /// The adopter's Lambda: echoes who API Gateway says is calling.
 async fn echo(Json(event): Json<Value>) -> Json<Value> {
@@ -75,27 +75,19 @@ impl Api {
 
 #[tokio::test]
 async fn only_an_admin_session_acts_on_others_tokens_and_every_act_is_in_their_history() {
-    let endpoint = shared::testing::endpoint();
-    let store = shared::testing::fresh_store(50).await;
-    let pool = cognito::create_pool(&endpoint, "us-east-1", "admins")
-        .await
-        .unwrap();
-    for user in ["alice", "mallory", "adam"] {
-        cognito::create_user(&pool, user, PASSWORD).await.unwrap();
-    }
+    let upstream = lambda_endpoint(echo).await;
+    let setup = fixture(
+        "admins",
+        &["alice", "mallory", "adam"],
+        &upstream,
+        GatewayConfig::default(),
+    )
+    .await;
+    let pool = setup.pool.clone();
     cognito::add_to_group(&pool, "adam", "agpat-admins")
         .await
         .unwrap();
-    let manifest = shared::testing::manifest();
-    let setup = LocalSetup {
-        manifest: Arc::clone(&manifest),
-        store,
-        upstream: Upstream::lambda_invoke(&lambda_endpoint(echo).await).unwrap(),
-        pool: pool.clone(),
-        gateway: GatewayConfig::default(),
-        pat: shipped_pat_config(),
-        max_lifetime_days: 90,
-    };
+    let manifest = Arc::clone(&setup.manifest);
     let store = setup.store.clone();
     let gateway = build(&setup, Arc::new(shared::SystemClock)).unwrap();
     let api = Api {

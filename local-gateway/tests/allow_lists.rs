@@ -15,13 +15,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
+use local_gateway::{GatewayConfig, LocalSetup, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 mod support;
 
-use support::{PASSWORD, empty_lambda, serve_on_loopback, shipped_pat_config};
+use support::{PASSWORD, empty_lambda, fixture, issue, serve_on_loopback};
 
 fn client_from(last: u8) -> reqwest::Client {
     reqwest::Client::builder()
@@ -59,26 +59,12 @@ async fn status(client: &reqwest::Client, url: &str, token: &str) -> StatusCode 
 
 #[tokio::test]
 async fn a_token_works_only_from_its_networks_and_no_cached_allow_crosses_addresses() {
-    let endpoint = shared::testing::endpoint();
-    let store = shared::testing::fresh_store(50).await;
-    let pool = cognito::create_pool(&endpoint, "us-east-1", "allow-lists")
-        .await
-        .unwrap();
-    cognito::create_user(&pool, "carol", PASSWORD)
-        .await
-        .unwrap();
-    let mut setup = LocalSetup {
-        manifest: shared::testing::manifest(),
-        store,
-        upstream: Upstream::lambda_invoke(&empty_lambda().await).unwrap(),
-        pool: pool.clone(),
-        gateway: GatewayConfig {
-            ip_allow_lists: true,
-            ..GatewayConfig::default()
-        },
-        pat: shipped_pat_config(),
-        max_lifetime_days: 90,
+    let gateway = GatewayConfig {
+        ip_allow_lists: true,
+        ..GatewayConfig::default()
     };
+    let mut setup = fixture("allow-lists", &["carol"], &empty_lambda().await, gateway).await;
+    let pool = setup.pool.clone();
     assert_eq!(setup.gateway.cache_ttl_secs, 60);
     let on = start(&setup).await;
     let jwt = cognito::login(&pool, "carol", PASSWORD).await.unwrap();
@@ -102,16 +88,8 @@ async fn a_token_works_only_from_its_networks_and_no_cached_allow_crosses_addres
     );
     let fenced = created["token"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
-    let open = near
-        .post(format!("{}/tokens", on.base))
-        .bearer_auth(&jwt)
-        .json(&json!({"name": "laptop", "scopes": ["docs:read"], "expiresInDays": 7}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["token"]
+    let body = json!({"name": "laptop", "scopes": ["docs:read"], "expiresInDays": 7});
+    let open = issue(&near, &on.base, &jwt, body).await["token"]
         .as_str()
         .unwrap()
         .to_owned();

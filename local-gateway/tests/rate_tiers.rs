@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use local_gateway::usage::UsagePlan;
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
+use local_gateway::{GatewayConfig, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 mod support;
 
-use support::{PASSWORD, empty_lambda, serve_on_loopback, shipped_pat_config};
+use support::{PASSWORD, empty_lambda, fixture, serve_on_loopback};
 
 #[derive(Debug)]
 struct Frozen(AtomicI64);
@@ -39,31 +39,17 @@ fn plan(name: &str, rate_per_sec: u32, burst: u32, quota: Option<u64>) -> UsageP
 
 #[tokio::test]
 async fn a_token_that_exhausts_its_tier_leaves_every_other_tier_alone() {
-    let endpoint = shared::testing::endpoint();
-    let store = shared::testing::fresh_store(50).await;
-    let pool = cognito::create_pool(&endpoint, "us-east-1", "tiers")
-        .await
-        .unwrap();
-    cognito::create_user(&pool, "carol", PASSWORD)
-        .await
-        .unwrap();
-    let setup = LocalSetup {
-        manifest: shared::testing::manifest(),
-        store,
-        upstream: Upstream::lambda_invoke(&empty_lambda().await).unwrap(),
-        pool: pool.clone(),
-        gateway: GatewayConfig {
-            usage_plans: vec![
-                plan("standard", 1000, 2000, None),
-                plan("slow", 1, 2, None),
-                plan("metered", 1000, 1000, Some(3)),
-            ],
-            default_rate_tier: Some("standard".into()),
-            ..GatewayConfig::default()
-        },
-        pat: shipped_pat_config(),
-        max_lifetime_days: 90,
+    let gateway = GatewayConfig {
+        usage_plans: vec![
+            plan("standard", 1000, 2000, None),
+            plan("slow", 1, 2, None),
+            plan("metered", 1000, 1000, Some(3)),
+        ],
+        default_rate_tier: Some("standard".into()),
+        ..GatewayConfig::default()
     };
+    let setup = fixture("tiers", &["carol"], &empty_lambda().await, gateway).await;
+    let pool = setup.pool.clone();
     let clock = Arc::new(Frozen(AtomicI64::new(shared::Clock::now(
         &shared::SystemClock,
     ))));

@@ -14,13 +14,13 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair
 use axum::Json;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use local_gateway::{GatewayConfig, LocalSetup, Upstream, app, build, cognito};
+use local_gateway::{GatewayConfig, app, build, cognito};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 mod support;
 
-use support::{PASSWORD, empty_lambda, serve_on_loopback, shipped_pat_config};
+use support::{PASSWORD, empty_lambda, fixture, issue, serve_on_loopback};
 const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
 
 /// Serves the partner's key endpoint on 127.0.0.1.
@@ -51,40 +51,18 @@ async fn a_signed_report_through_the_gateway_revokes_the_token_and_a_tampered_on
     ))
     .await;
 
-    let endpoint = shared::testing::endpoint();
-    let store = shared::testing::fresh_store(50).await;
-    let pool = cognito::create_pool(&endpoint, "us-east-1", "scanning")
-        .await
-        .unwrap();
-    cognito::create_user(&pool, "carol", PASSWORD)
-        .await
-        .unwrap();
-    let setup = LocalSetup {
-        manifest: shared::testing::manifest(),
-        store,
-        upstream: Upstream::lambda_invoke(&empty_lambda().await).unwrap(),
-        pool: pool.clone(),
-        gateway: GatewayConfig {
-            secret_scanning_keys_url: Some(format!("{keys}/meta/public_keys/secret_scanning")),
-            ..GatewayConfig::default()
-        },
-        pat: shipped_pat_config(),
-        max_lifetime_days: 90,
+    let gateway = GatewayConfig {
+        secret_scanning_keys_url: Some(format!("{keys}/meta/public_keys/secret_scanning")),
+        ..GatewayConfig::default()
     };
+    let setup = fixture("scanning", &["carol"], &empty_lambda().await, gateway).await;
+    let pool = setup.pool.clone();
     let gateway = build(&setup, Arc::new(shared::SystemClock)).unwrap();
     let base = serve_on_loopback(app(gateway)).await;
     let http = reqwest::Client::new();
     let jwt = cognito::login(&pool, "carol", PASSWORD).await.unwrap();
-    let token = http
-        .post(format!("{base}/tokens"))
-        .bearer_auth(&jwt)
-        .json(&json!({"name": "leaked", "scopes": ["docs:read"], "expiresInDays": 7}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["token"]
+    let body = json!({"name": "leaked", "scopes": ["docs:read"], "expiresInDays": 7});
+    let token = issue(&http, &base, &jwt, body).await["token"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -51,3 +51,48 @@ pub async fn serve_on_loopback(app: axum::Router) -> String {
     tokio::spawn(local_gateway::serve(listener, app, std::future::pending()));
     base
 }
+
+/// A fresh token table and a Cognito pool on moto with `users` (password
+/// [`PASSWORD`]), and a gateway setup over them: the fixture manifest,
+/// `upstream` as the adopter's Lambda, `gateway` settings, the shipped
+/// in-process caches.
+pub async fn fixture(
+    pool_name: &str,
+    users: &[&str],
+    upstream: &str,
+    gateway: local_gateway::GatewayConfig,
+) -> local_gateway::LocalSetup {
+    let endpoint = shared::testing::endpoint();
+    let store = shared::testing::fresh_store(50).await;
+    let pool = local_gateway::cognito::create_pool(&endpoint, "us-east-1", pool_name)
+        .await
+        .unwrap();
+    for user in users {
+        local_gateway::cognito::create_user(&pool, user, PASSWORD)
+            .await
+            .unwrap();
+    }
+    local_gateway::LocalSetup {
+        manifest: shared::testing::manifest(),
+        store,
+        upstream: local_gateway::Upstream::lambda_invoke(upstream).unwrap(),
+        pool,
+        gateway,
+        pat: shipped_pat_config(),
+        max_lifetime_days: 90,
+    }
+}
+
+/// `POST /tokens` on `base` as `jwt` with `body`: the issued token's JSON
+/// (asserted `201`).
+pub async fn issue(http: &reqwest::Client, base: &str, jwt: &str, body: Value) -> Value {
+    let reply = http
+        .post(format!("{base}/tokens"))
+        .bearer_auth(jwt)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), reqwest::StatusCode::CREATED, "{body}");
+    reply.json().await.unwrap()
+}
