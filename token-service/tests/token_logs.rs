@@ -100,6 +100,14 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
         assert!(reply.status < 300, "{method} {path}: {}", reply.text);
         bodies_without_secrets.push(reply.text);
     }
+    // A service token: its secret only in the issue body, too.
+    let service = h
+        .call(Req::new("POST", "/admin/tokens", Some(&admin)).json(json!({
+            "service": "ci-deploy", "name": "deploy", "scopes": ["docs:read"], "expiresInDays": 3
+        })))
+        .await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    secrets.push(service.json["token"].as_str().unwrap().to_owned());
     bodies_without_secrets.push(h.call(Req::new("DELETE", "/tokens", Some(&a))).await.text);
 
     let mut hashes = Vec::new();
@@ -154,6 +162,7 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
         "admin.token.events",
         "admin.token.revoke",
         "admin.token.revoke_all",
+        "admin.token.create",
     ] {
         assert!(
             events.contains(&expected),
@@ -175,7 +184,12 @@ async fn secrets_appear_only_in_issue_and_rotate_bodies_and_never_in_logs() {
         .filter(|v| v["fields"]["event"].as_str().unwrap().starts_with("admin."))
     {
         assert_eq!(act["fields"]["actor"], "admin-sub", "{act}");
-        assert_eq!(act["fields"]["owner"], USER_A, "{act}");
+        let owner = if act["fields"]["event"] == "admin.token.create" {
+            "service:ci-deploy"
+        } else {
+            USER_A
+        };
+        assert_eq!(act["fields"]["owner"], owner, "{act}");
         assert_eq!(act["fields"]["outcome"], "success", "{act}");
     }
 }
