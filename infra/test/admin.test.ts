@@ -1,6 +1,6 @@
 import { Template } from "aws-cdk-lib/assertions";
 import { TOKEN_ROUTES } from "../lib";
-import { buildOnFixture } from "./fixture";
+import { buildOnFixture, renderedMethods } from "./fixture";
 
 // Issue #16 item 1 in the construct: the administrators' routes are built-in
 // routes of the token service, and agpat's authorizer guards every one (its
@@ -9,24 +9,13 @@ const dev = buildOnFixture("admin", "dev");
 
 /** `METHOD /path` of every method, with its authorizer and integration target. */
 function methods(template: Template) {
-  const resources = template.findResources("AWS::ApiGateway::Resource");
-  const pathOf = (ref: unknown): string => {
-    const parts: string[] = [];
-    let current = ref as { Ref?: string };
-    while (current && current.Ref && resources[current.Ref]) {
-      const r = resources[current.Ref].Properties;
-      parts.unshift(r.PathPart);
-      current = r.ParentId;
-    }
-    return "/" + parts.join("/");
-  };
   return new Map(
-    Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => [
-      `${m.Properties.HttpMethod} ${pathOf(m.Properties.ResourceId)}`,
+    renderedMethods(template).map(({ key, properties }) => [
+      key,
       {
-        auth: m.Properties.AuthorizationType as string,
-        authorizer: m.Properties.AuthorizerId?.Ref as string | undefined,
-        target: JSON.stringify(m.Properties.Integration?.Uri ?? null),
+        auth: properties.AuthorizationType as string,
+        authorizer: properties.AuthorizerId?.Ref as string | undefined,
+        target: JSON.stringify(properties.Integration?.Uri ?? null),
       },
     ]),
   );

@@ -24,6 +24,7 @@ import {
   loadManifest,
   parseManifest,
 } from "../lib";
+import { renderedMethods } from "./fixture";
 
 // An imaginary adopter ("a document platform", testdata/manifests/adopter.toml:
 // 12 scopes, 47 routes, greedy paths, literal siblings of parameters, the
@@ -138,22 +139,10 @@ function lateMethod(add: (api: apigw.RestApi) => void) {
 
 /** Every method of the template as `METHOD /path`, with its authorization. */
 function methodsOf(template: Template) {
-  const resources = template.findResources("AWS::ApiGateway::Resource");
-  const pathOf = (ref: unknown): string => {
-    // Walk parents up to the root (a GetAtt, not a Ref) to rebuild the path.
-    const parts: string[] = [];
-    let current = ref as { Ref?: string };
-    while (current && current.Ref && resources[current.Ref]) {
-      const r = resources[current.Ref].Properties;
-      parts.unshift(r.PathPart);
-      current = r.ParentId;
-    }
-    return "/" + parts.join("/");
-  };
-  return Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => ({
-    key: `${m.Properties.HttpMethod} ${pathOf(m.Properties.ResourceId)}`,
-    auth: m.Properties.AuthorizationType as string,
-    authorizer: m.Properties.AuthorizerId?.Ref as string | undefined,
+  return renderedMethods(template).map(({ key, properties }) => ({
+    key,
+    auth: properties.AuthorizationType as string,
+    authorizer: properties.AuthorizerId?.Ref as string | undefined,
   }));
 }
 

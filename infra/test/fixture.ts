@@ -53,3 +53,30 @@ export function buildOnFixture(
     assemblyDir: assembly.directory,
   };
 }
+
+/** A method of a template: `METHOD /path`, and its rendered properties. */
+export interface RenderedMethod {
+  key: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  properties: Record<string, any>;
+}
+
+/** Every method of `template`, its path rebuilt from its resources. */
+export function renderedMethods(template: Template): RenderedMethod[] {
+  const resources = template.findResources("AWS::ApiGateway::Resource");
+  const pathOf = (ref: unknown): string => {
+    // Walk parents up to the root (a GetAtt, not a Ref) to rebuild the path.
+    const parts: string[] = [];
+    let current = ref as { Ref?: string };
+    while (current && current.Ref && resources[current.Ref]) {
+      const r = resources[current.Ref].Properties;
+      parts.unshift(r.PathPart);
+      current = r.ParentId;
+    }
+    return "/" + parts.join("/");
+  };
+  return Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => ({
+    key: `${m.Properties.HttpMethod} ${pathOf(m.Properties.ResourceId)}`,
+    properties: m.Properties,
+  }));
+}
