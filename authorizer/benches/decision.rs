@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use authorizer::Authorizer;
 use authorizer::config::{JwtConfig, PatConfig};
+use authorizer::event::AuthorizerEvent;
 use authorizer::jwks::{JwksError, JwksSource, KeyCache};
 use authorizer::jwt::JwtVerifier;
 use authorizer::pat::{PatVerifier, TokenLookup};
@@ -154,14 +155,16 @@ fn benches(c: &mut Criterion) {
     assert!(rt.block_on(uncached.decide(&jwt_event)).is_ok());
     assert!(rt.block_on(cached.decide(&pat_event)).is_ok());
 
+    // The decision as the Lambda makes it (`Authorizer::decision`), from a
+    // parsed event to the shared answer it serialises.
     c.bench_function("jwt_first_seen_decision", |b| {
-        b.iter(|| rt.block_on(uncached.decide(&jwt_event)).unwrap())
+        b.iter(|| rt.block_on(uncached.decision(&jwt_event)).unwrap())
     });
     c.bench_function("jwt_seen_decision", |b| {
-        b.iter(|| rt.block_on(cached.decide(&jwt_event)).unwrap())
+        b.iter(|| rt.block_on(cached.decision(&jwt_event)).unwrap())
     });
     c.bench_function("pat_warm_decision", |b| {
-        b.iter(|| rt.block_on(cached.decide(&pat_event)).unwrap())
+        b.iter(|| rt.block_on(cached.decision(&pat_event)).unwrap())
     });
     // What an IP allow-list adds to every PAT decision, warm ones included:
     // the worst case, 16 networks and an address in the last one.
@@ -172,7 +175,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| shared::record::allows_address(&networks, std::hint::black_box("10.15.7.9")))
     });
     c.bench_function("pat_junk_rejection", |b| {
-        b.iter(|| rt.block_on(cached.decide(&junk_event)).unwrap_err())
+        b.iter(|| rt.block_on(cached.decision(&junk_event)).unwrap_err())
     });
     let arn =
         authorizer::policy::MethodArn::parse(jwt_event.method_arn.as_deref().unwrap()).unwrap();
@@ -194,7 +197,11 @@ fn benches(c: &mut Criterion) {
     });
     let policies = authorizer::policy::PolicyCache::new(Arc::clone(&manifest));
     c.bench_function("policy_cached_fixture_all_scopes", |b| {
-        b.iter(|| (*policies.get(&arn, shared::testing::default_scopes())).clone())
+        b.iter(|| {
+            policies
+                .get(&arn, shared::testing::default_scopes())
+                .unwrap()
+        })
     });
     let keys = authorizer::jwks::parse_jwks(include_bytes!("../tests/fixtures/jwks.json")).unwrap();
     let decoding = keys.get("test-key-1").unwrap().clone();
@@ -205,18 +212,22 @@ fn benches(c: &mut Criterion) {
         b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &bare).unwrap())
     });
 
+    // What the Lambda does with each invocation's bytes: the lean event,
+    // the decision, the response JSON.
     let decide_json = |a: &BenchAuthorizer, json: &str| {
-        let event: ApiGatewayCustomAuthorizerRequestTypeRequest =
-            serde_json::from_str(json).unwrap();
-        match rt.block_on(a.decide(&event)) {
-            Ok(r) => serde_json::to_string(&r).unwrap(),
-            Err(e) => e.to_string(),
+        let event: AuthorizerEvent = serde_json::from_str(json).unwrap();
+        match rt.block_on(a.decision(&event)) {
+            Ok(d) => serde_json::to_vec(&d).unwrap(),
+            Err(e) => e.to_string().into_bytes(),
         }
     };
     let jwt_json = event_json(&format!("Bearer {token}"));
     let pat_json = event_json(&format!("Bearer {}", pat.expose()));
     c.bench_function("jwt_decision_warm_jwks_event_to_json", |b| {
         b.iter(|| decide_json(&uncached, &jwt_json))
+    });
+    c.bench_function("jwt_seen_decision_event_to_json", |b| {
+        b.iter(|| decide_json(&cached, &jwt_json))
     });
     c.bench_function("pat_decision_warm_cache_event_to_json", |b| {
         b.iter(|| decide_json(&cached, &pat_json))
@@ -229,7 +240,7 @@ fn benches(c: &mut Criterion) {
     slow.bench_function("pat_cold_decision_argon2", |b| {
         b.iter_batched(
             || build(&store, 0, 0),
-            |fresh| rt.block_on(fresh.decide(&pat_event)).unwrap(),
+            |fresh| rt.block_on(fresh.decision(&pat_event)).unwrap(),
             BatchSize::SmallInput,
         )
     });
@@ -332,10 +343,10 @@ fn metrics_benches(c: &mut Criterion) {
     // Side by side: the difference is the whole per-decision metrics cost
     // (two clock reads, two atomics, the hand-off).
     c.bench_function("jwt_seen_decision_metrics_off", |b| {
-        b.iter(|| rt.block_on(plain.decide(&jwt_event)).unwrap())
+        b.iter(|| rt.block_on(plain.decision(&jwt_event)).unwrap())
     });
     c.bench_function("jwt_seen_decision_metrics_on", |b| {
-        b.iter(|| rt.block_on(metered.decide(&jwt_event)).unwrap())
+        b.iter(|| rt.block_on(metered.decision(&jwt_event)).unwrap())
     });
 
     let decision = Decision {

@@ -98,6 +98,10 @@ pub struct AuthorizerConfig {
     /// `RATE_TIER_KEYS` / `RATE_TIER_DEFAULT`: the usage-plan key of each
     /// rate tier, named in decisions as `usageIdentifierKey`; unset, none.
     pub rate_tiers: Option<crate::tiers::RateTiers>,
+    /// `PAT_VERIFIED_CAPACITY` (1,024 to 4,194,304; default 262,144): how
+    /// many verified (token, stored hash) pairs an instance remembers, so
+    /// argon2 runs once per genuine token per instance (16 bytes each).
+    pub verified_capacity: usize,
 }
 
 impl AuthorizerConfig {
@@ -269,6 +273,14 @@ impl AuthorizerConfig {
                 },
             )?,
             ip_allow_lists: shared::config::on_off(env, "AGPAT_IP_ALLOW_LISTS")?,
+            verified_capacity: number_in(
+                env,
+                "PAT_VERIFIED_CAPACITY",
+                crate::pat::DEFAULT_VERIFIED_CAPACITY,
+                1024,
+                4_194_304,
+                "an integer from 1024 to 4194304",
+            )?,
             rate_tiers: crate::tiers::RateTiers::from_env(env)?,
         })
     }
@@ -378,6 +390,33 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.var, "PAT_NEGATIVE_CACHE_TTL_SECONDS");
+    }
+
+    #[test]
+    fn the_verified_memory_defaults_past_the_fleet_models_tokens_per_instance() {
+        let with = |value: Option<&str>| {
+            let mut map: std::collections::HashMap<String, String> = [
+                ("COGNITO_USER_POOL_ID", "us-east-1_x"),
+                ("COGNITO_CLIENT_IDS", "abc"),
+                ("TABLE_NAME", "tokens"),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+            if let Some(v) = value {
+                map.insert("PAT_VERIFIED_CAPACITY".into(), v.into());
+            }
+            AuthorizerConfig::from_env(&map)
+        };
+        assert_eq!(with(None).unwrap().verified_capacity, 262_144);
+        assert_eq!(with(Some("100000")).unwrap().verified_capacity, 100_000);
+        for bad in ["10", "99999999", "lots"] {
+            assert_eq!(
+                with(Some(bad)).unwrap_err().var,
+                "PAT_VERIFIED_CAPACITY",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

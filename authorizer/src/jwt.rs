@@ -9,12 +9,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, decode_header};
 use serde::Deserialize;
 use shared::{AuthMethod, Manifest, Principal, PrincipalKind, ScopeSet, UserId};
 
 use crate::Reject;
 use crate::config::JwtConfig;
+use crate::decision::Vouched;
 use crate::jwks::{JwksSource, KeyCache, KeyError};
 use crate::metrics::CacheUse;
 
@@ -60,7 +63,7 @@ struct CognitoClaims {
 
 #[derive(Clone)]
 struct Verified {
-    principal: Principal,
+    vouched: Arc<Vouched>,
     cached_at: i64,
 }
 
@@ -69,7 +72,6 @@ pub struct JwtVerifier<S> {
     cfg: JwtConfig,
     manifest: Arc<Manifest>,
     keys: KeyCache<S>,
-    validation: Validation,
     /// Per-process random key: cache entries are keyed by an HMAC of the whole
     /// token, never by the token itself.
     cache_key: hmac::Key,
@@ -88,22 +90,14 @@ impl<S: JwksSource> JwtVerifier<S> {
         keys: KeyCache<S>,
         manifest: Arc<Manifest>,
     ) -> Result<Self, shared::pat::RandomnessError> {
-        // jsonwebtoken checks only the signature and the algorithm; every claim
-        // rule is ours, below, against the injected clock.
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.algorithms = vec![Algorithm::RS256];
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        validation.required_spec_claims.clear();
+        // jsonwebtoken checks only the signature (see `verify_uncached`);
+        // every claim rule is ours, below, against the injected clock.
         let key_bytes = shared::pat::os_random::<32>()?;
         let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
         Ok(Self {
             cfg,
             manifest,
             keys,
-            validation,
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
             verified: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -143,6 +137,7 @@ impl<S: JwksSource> JwtVerifier<S> {
     pub async fn verify(&self, token: &str, now: i64) -> Result<Principal, Reject> {
         self.verify_observed(token, now, &mut CacheUse::NotConsulted)
             .await
+            .map(|v| v.principal().clone())
     }
 
     /// As [`JwtVerifier::verify`], also noting in `cache` whether the
@@ -153,7 +148,7 @@ impl<S: JwksSource> JwtVerifier<S> {
         token: &str,
         now: i64,
         cache: &mut CacheUse,
-    ) -> Result<Principal, Reject> {
+    ) -> Result<Arc<Vouched>, Reject> {
         let caching = self.cfg.cache_ttl_secs > 0;
         let mut cache_key = [0u8; 32];
         if caching {
@@ -163,24 +158,26 @@ impl<S: JwksSource> JwtVerifier<S> {
                 .map_err(|_| Reject::Internal("HMAC-SHA256 tag is not 32 bytes"))?;
             *cache = CacheUse::Miss;
             if let Some(hit) = self.verified.get(&cache_key) {
-                if now - hit.cached_at < self.cfg.cache_ttl_secs && now < hit.principal.expires_at {
+                if now - hit.cached_at < self.cfg.cache_ttl_secs
+                    && now < hit.vouched.principal().expires_at
+                {
                     *cache = CacheUse::Hit;
-                    return Ok(hit.principal);
+                    return Ok(hit.vouched);
                 }
                 self.verified.invalidate(&cache_key);
             }
         }
-        let principal = self.verify_uncached(token, now).await?;
-        if caching && now < principal.expires_at {
+        let vouched = Vouched::new(self.verify_uncached(token, now).await?);
+        if caching && now < vouched.principal().expires_at {
             self.verified.insert(
                 cache_key,
                 Verified {
-                    principal: principal.clone(),
+                    vouched: Arc::clone(&vouched),
                     cached_at: now,
                 },
             );
         }
-        Ok(principal)
+        Ok(vouched)
     }
 
     async fn verify_uncached(&self, token: &str, now: i64) -> Result<Principal, Reject> {
@@ -190,13 +187,22 @@ impl<S: JwksSource> JwtVerifier<S> {
             KeyError::Unavailable(e) => Reject::KeysUnavailable(e.to_string()),
         })?;
         self.signature_checks.fetch_add(1, Ordering::Relaxed);
-        let claims = decode::<CognitoClaims>(token, &key, &self.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => Reject::Signature,
-                jsonwebtoken::errors::ErrorKind::Json(_) => Reject::Claims,
-                _ => Reject::Malformed,
-            })?
-            .claims;
+        // `pre_parse` decoded the header once and pinned RS256;
+        // jsonwebtoken's `crypto::verify` checks the signature over exactly
+        // `header.payload`, and only then are the claims decoded, once.
+        // (`decode` would decode the header twice and the claims twice.)
+        let (message, signature) = token.rsplit_once('.').ok_or(Reject::Malformed)?;
+        let payload = message.split_once('.').ok_or(Reject::Malformed)?.1;
+        let genuine =
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, Algorithm::RS256)
+                .map_err(|_| Reject::Malformed)?;
+        if !genuine {
+            return Err(Reject::Signature);
+        }
+        let claims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| Reject::Malformed)?;
+        let claims: CognitoClaims = serde_json::from_slice(&claims).map_err(|_| Reject::Claims)?;
         self.check_claims(claims, now)
     }
 

@@ -6,6 +6,8 @@
 //! [`pat::PatVerifier::verify`] and [`policy::build`].
 
 pub mod config;
+pub mod decision;
+pub mod event;
 pub mod jwks;
 pub mod jwt;
 pub mod metrics;
@@ -23,6 +25,8 @@ use lambda_runtime::Diagnostic;
 use shared::{AuthorizerContext, Clock, Pat};
 use thiserror::Error;
 
+use crate::decision::{Decision, Grant};
+use crate::event::{AuthorizerRequest, Header};
 use crate::jwks::JwksSource;
 use crate::jwt::JwtVerifier;
 use crate::metrics::{CacheUse, DecisionMetrics, Method, Outcome};
@@ -192,7 +196,9 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
     }
 
     /// Names the usage-plan key of each principal's rate tier in every
-    /// decision (`usageIdentifierKey`); without tiers, none.
+    /// decision (`usageIdentifierKey`); without tiers, none. Set it before
+    /// the first decision: answers already rendered keep the key they named
+    /// until their credential is verified again.
     #[must_use]
     pub fn with_rate_tiers(mut self, tiers: Option<tiers::RateTiers>) -> Self {
         self.tiers = tiers;
@@ -222,44 +228,54 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         &self.pat
     }
 
-    /// Decides one request.
+    /// Decides one request, answering with `aws_lambda_events`' response
+    /// type (tests, the local gateway). The same decision as
+    /// [`Authorizer::decision`], which the Lambda serves.
     pub async fn decide(
         &self,
         event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
     ) -> Result<AuthorizerResponse, AuthError> {
+        self.decision(event).await.map(|d| d.to_response())
+    }
+
+    /// Decides one request.
+    pub async fn decision<R: AuthorizerRequest + ?Sized>(
+        &self,
+        request: &R,
+    ) -> Result<Decision, AuthError> {
         let started = Instant::now();
         let mut trace = Trace {
             method: Method::None,
             cache: CacheUse::NotConsulted,
         };
-        let request_id = event.request_context.request_id.as_deref().unwrap_or("-");
-        let outcome = self.authenticate(event, &mut trace).await;
+        let request_id = request.request_id().unwrap_or("-");
+        let outcome = self.authenticate(request, &mut trace).await;
         let mut refusal = Outcome::Unauthorized;
         let result = match outcome {
-            Ok(response) => {
-                let ctx = &response.context;
-                let decision = if policy::allows_anything(&response.policy_document) {
+            Ok(decision) => {
+                let ctx = decision.context();
+                let verdict = if decision.policy().allows_anything() {
                     Outcome::Allow
                 } else {
                     Outcome::Deny
                 };
                 tracing::info!(
                     request_id,
-                    decision = decision.as_str(),
+                    decision = verdict.as_str(),
                     auth_method = ctx.auth_method.as_str(),
                     sub = %ctx.sub,
                     token_id = %ctx.token_id,
                     scopes = %ctx.scopes,
                     "authorizer decision"
                 );
-                Ok((response, decision))
+                Ok((decision, verdict))
             }
             Err(reject) => {
                 // Refusals are investigable: the source address, and for a
                 // well-formed PAT its public id (never the secret), so
                 // credential stuffing and lock-out attempts can be traced.
-                let source_ip = source_ip(event);
-                let token_id = refused_token_id(event, self.max_credential_bytes);
+                let source_ip = request.source_ip();
+                let token_id = refused_token_id(request, self.max_credential_bytes);
                 let error = reject.to_error();
                 if error == AuthError::Internal || reject.is_operational_fault() {
                     refusal = Outcome::Error;
@@ -274,7 +290,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         };
         if let Some(metrics) = &self.metrics {
             let outcome = match &result {
-                Ok((_, decision)) => *decision,
+                Ok((_, verdict)) => *verdict,
                 Err(_) => refusal,
             };
             metrics.record(
@@ -286,96 +302,92 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
                 u64::try_from(self.jwt.keys().fetch_count()).unwrap_or(u64::MAX),
             );
         }
-        result.map(|(response, _)| response)
+        result.map(|(decision, _)| decision)
     }
 
-    async fn authenticate(
+    async fn authenticate<R: AuthorizerRequest + ?Sized>(
         &self,
-        event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+        request: &R,
         trace: &mut Trace,
-    ) -> Result<AuthorizerResponse, Reject> {
-        let method_arn = event.method_arn.as_deref().ok_or(Reject::MethodArn)?;
+    ) -> Result<Decision, Reject> {
+        let method_arn = request.method_arn().ok_or(Reject::MethodArn)?;
         let arn = policy::MethodArn::parse(method_arn).ok_or(Reject::MethodArn)?;
-        let credential = bearer_credential(event, self.max_credential_bytes)?;
+        let credential = bearer_credential(request, self.max_credential_bytes)?;
         let now = self.clock.now();
-        let principal = if Pat::looks_like_pat(credential) {
+        let (vouched, scopes) = if Pat::looks_like_pat(credential) {
             trace.method = Method::Pat;
-            let mut principal = self
+            let vouched = self
                 .pat
                 .verify_observed(
                     credential,
                     now,
-                    source_ip(event),
-                    user_agent(event),
+                    request.source_ip(),
+                    request.user_agent(),
                     &mut trace.cache,
                 )
                 .await?;
             // A PAT never holds more than its owner's session could now; a
             // service token never more than the manifest's [services] allow.
+            let principal = vouched.principal();
             let ceiling = self.jwt.manifest().token_ceiling(principal.kind);
-            principal.scopes = principal.scopes.intersection(ceiling);
-            if principal.scopes.is_empty() {
+            let scopes = principal.scopes.intersection(ceiling);
+            if scopes.is_empty() {
                 return Err(Reject::NoScopes);
             }
-            principal
+            (vouched, scopes)
         } else {
             // For the metrics only: junk that is not even JWT-shaped is no
             // JWT. The JWT verifier refuses it either way.
-            if credential.bytes().filter(|&b| b == b'.').count() == 2 {
+            let mut not_noted = CacheUse::NotConsulted;
+            let cache = if credential.bytes().filter(|&b| b == b'.').count() == 2 {
                 trace.method = Method::Jwt;
-                self.jwt
-                    .verify_observed(credential, now, &mut trace.cache)
-                    .await?
+                &mut trace.cache
             } else {
-                self.jwt.verify(credential, now).await?
-            }
+                &mut not_noted
+            };
+            let vouched = self.jwt.verify_observed(credential, now, cache).await?;
+            let scopes = vouched.principal().scopes;
+            (vouched, scopes)
         };
-        let mut response = AuthorizerResponse::default();
-        response.principal_id = Some(principal.sub.as_str().to_owned());
-        response.policy_document = (*self.policies.get(&arn, principal.scopes)).clone();
-        response.context = AuthorizerContext::new(&principal, self.jwt.manifest().scopes());
-        // The usage-plan key of the principal's tier: a token's own tier,
-        // else the default; picked within the tier by its id, else the sub.
-        if let Some(tiers) = &self.tiers {
+        // What this principal answers, rendered on its first decision and
+        // shared by the later ones; the policy is the cached one for
+        // exactly these scopes on this stage.
+        let grant = vouched.grant(scopes, || {
+            let mut principal = vouched.principal().clone();
+            principal.scopes = scopes;
+            self.grant_for(&principal)
+        })?;
+        let policy = grant.policy_for(&arn, || {
+            self.policies
+                .get(&arn, grant.scopes())
+                .map_err(|_| Reject::Internal("policy cannot be rendered"))
+        })?;
+        Ok(Decision::new(grant, policy))
+    }
+
+    /// Renders what `principal` answers: its context, and the usage-plan key
+    /// of its tier (a token's own tier, else the default; picked within the
+    /// tier by its id, else the sub).
+    fn grant_for(&self, principal: &shared::Principal) -> Result<Grant, Reject> {
+        let context = AuthorizerContext::new(principal, self.jwt.manifest().scopes());
+        let usage_identifier_key = self.tiers.as_ref().map(|tiers| {
             let who = principal
                 .token_id
                 .as_ref()
                 .map_or(principal.sub.as_str(), shared::TokenId::as_str);
-            response.usage_identifier_key = Some(
-                tiers
-                    .key_for(principal.rate_tier.as_deref(), who)
-                    .to_owned(),
-            );
-        }
-        Ok(response)
+            tiers
+                .key_for(principal.rate_tier.as_deref(), who)
+                .to_owned()
+        });
+        Grant::new(principal.scopes, context, usage_identifier_key)
+            .map_err(|_| Reject::Internal("context cannot be rendered"))
     }
-}
-
-/// The client address API Gateway reports (empty if absent).
-fn source_ip(event: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> &str {
-    event
-        .request_context
-        .identity
-        .as_ref()
-        .and_then(|i| i.source_ip.as_deref())
-        .unwrap_or("")
-}
-
-/// The client's user agent as API Gateway reports it (for use sites).
-fn user_agent(event: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> Option<&str> {
-    event
-        .headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
 }
 
 /// For the refusal log line: the public id of a well-formed PAT (checksum
 /// valid), else empty. Only ever computed on the refusal path.
-fn refused_token_id(
-    event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
-    max_bytes: usize,
-) -> String {
-    bearer_credential(event, max_bytes)
+fn refused_token_id<R: AuthorizerRequest + ?Sized>(request: &R, max_bytes: usize) -> String {
+    bearer_credential(request, max_bytes)
         .ok()
         .filter(|c| Pat::looks_like_pat(c))
         .and_then(|c| Pat::parse(c).ok())
@@ -385,24 +397,29 @@ fn refused_token_id(
 
 /// Extracts the credential from `Authorization: Bearer <credential>` (RFC 6750:
 /// the scheme, case-insensitive, then exactly one space; no other whitespace
-/// is tolerated). The size cap applies before any decoding.
-fn bearer_credential(
-    event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+/// is tolerated). The size cap applies before any decoding. A header sent
+/// under two spellings of its name is no credential.
+fn bearer_credential<R: AuthorizerRequest + ?Sized>(
+    request: &R,
     max_bytes: usize,
 ) -> Result<&str, Reject> {
-    let value = event
-        .headers
-        .get("authorization")
-        .ok_or(Reject::NoCredential)?;
+    let value = match request.authorization() {
+        Header::One(value) => value,
+        Header::Absent | Header::Ambiguous => return Err(Reject::NoCredential),
+    };
     if value.len() > max_bytes + "Bearer ".len() {
         return Err(Reject::TooLarge);
     }
-    let value = value.to_str().map_err(|_| Reject::Malformed)?;
+    let value = event::visible_ascii(value).ok_or(Reject::Malformed)?;
     let (scheme, credential) = value.split_once(' ').ok_or(Reject::NoCredential)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Reject::NoCredential);
     }
-    if credential.is_empty() || credential.contains(char::is_whitespace) {
+    // Visible ASCII by now: a space and a tab are its only whitespace.
+    let spaced = credential
+        .bytes()
+        .fold(false, |found, b| found | (b == b' ') | (b == b'\t'));
+    if credential.is_empty() || spaced {
         return Err(Reject::NoCredential);
     }
     if credential.len() > max_bytes {

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use authorizer::Authorizer;
 use authorizer::config::AuthorizerConfig;
+use authorizer::event::AuthorizerEvent;
 use authorizer::jwks::{HttpJwks, KeyCache};
 use authorizer::jwt::JwtVerifier;
 use authorizer::metrics::DecisionMetrics;
 use authorizer::pat::PatVerifier;
-use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::SystemClock;
 use shared::config::ProcessEnv;
@@ -46,7 +46,8 @@ async fn main() -> anyhow::Result<()> {
         Arc::clone(&manifest),
     )
     .context("cannot initialise the PAT cache key")?
-    .with_ip_allow_lists(cfg.ip_allow_lists);
+    .with_ip_allow_lists(cfg.ip_allow_lists)
+    .with_verified_capacity(cfg.verified_capacity);
     let authorizer = Arc::new(
         Authorizer::new(
             JwtVerifier::new(cfg.jwt.clone(), keys, manifest)
@@ -64,12 +65,11 @@ async fn main() -> anyhow::Result<()> {
         .with_rate_tiers(cfg.rate_tiers.clone()),
     );
 
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
-            let authorizer = Arc::clone(&authorizer);
-            async move { authorizer.decide(&event.payload).await }
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<AuthorizerEvent>| {
+        let authorizer = Arc::clone(&authorizer);
+        // The decision serialises from its shared renderings.
+        async move { authorizer.decision(&event.payload).await }
+    }))
     .await
     .map_err(|e| anyhow::anyhow!(e))
     .context("lambda runtime stopped")?;

@@ -5,9 +5,11 @@
 //! 2. the instance's memory of this exact token, keyed by an HMAC of the
 //!    whole token under a per-process random key (never the raw token). A
 //!    fresh entry (within `PAT_CACHE_TTL_SECONDS`) is the decision, with no
-//!    I/O. An older one still proves the secret was verified, so the next
-//!    cold decision reads the record but skips argon2: argon2 runs once per
-//!    genuine token per instance;
+//!    I/O. Separately, and far larger (`PAT_VERIFIED_CAPACITY`, 16 bytes a
+//!    token), the instance remembers which (token, stored hash) pairs passed
+//!    argon2 here, so a cold decision for one of them reads the record but
+//!    skips argon2: argon2 runs once per genuine token per instance, even
+//!    when the instance meets far more tokens than its decision cache holds;
 //! 3. ids known to be unknown, revoked or expired are refused with no I/O
 //!    (states a genuine token can never leave, so caching them locks no one out);
 //! 4. an unverified presentation from a source address that has already
@@ -42,6 +44,7 @@ use tokio::task::JoinSet;
 
 use crate::Reject;
 use crate::config::PatConfig;
+use crate::decision::Vouched;
 use crate::metrics::CacheUse;
 
 /// How long an instance remembers that it verified a token's secret. Far
@@ -107,12 +110,9 @@ impl TokenLookup for TokenStore {
 /// What an instance remembers about a token it verified.
 #[derive(Debug, Clone)]
 struct Verified {
-    principal: Principal,
+    vouched: Arc<Vouched>,
     /// When the decision was last confirmed against the record.
     confirmed_at: i64,
-    /// SHA-256 of the stored PHC string the secret was verified against: a
-    /// changed hash (rehash, or a tampered record) means verifying again.
-    hash_digest: [u8; 32],
     /// The token's IP allow-list (empty: any address), checked on every
     /// decision, warm ones included.
     allowed: Arc<[ipnet::IpNet]>,
@@ -153,6 +153,7 @@ pub struct PatVerifier<L> {
     touch_interval_secs: i64,
     cache_key: hmac::Key,
     verified: moka::sync::Cache<[u8; 32], Verified>,
+    proofs: Proofs,
     refused: moka::sync::Cache<TokenId, i64>,
     failures: moka::sync::Cache<(TokenId, String), Failures>,
     touched: moka::sync::Cache<TokenId, i64>,
@@ -200,6 +201,7 @@ impl<L: TokenLookup> PatVerifier<L> {
                 .max_capacity(10_000)
                 .time_to_live(VERIFIED_MEMORY_TTL)
                 .build(),
+            proofs: Proofs::new(DEFAULT_VERIFIED_CAPACITY),
             cfg,
             ip_allow_lists: false,
             touch_interval_secs,
@@ -233,6 +235,7 @@ impl<L: TokenLookup> PatVerifier<L> {
     ) -> Result<Principal, Reject> {
         self.verify_observed(presented, now, source, None, &mut CacheUse::NotConsulted)
             .await
+            .map(|v| v.principal().clone())
     }
 
     /// As [`PatVerifier::verify`], also noting in `cache` whether the
@@ -246,7 +249,7 @@ impl<L: TokenLookup> PatVerifier<L> {
         source: &str,
         user_agent: Option<&str>,
         cache: &mut CacheUse,
-    ) -> Result<Principal, Reject> {
+    ) -> Result<Arc<Vouched>, Reject> {
         let site = Seen {
             ip: source,
             user_agent,
@@ -262,13 +265,13 @@ impl<L: TokenLookup> PatVerifier<L> {
         *cache = CacheUse::Miss;
         if let Some(hit) = &remembered
             && now - hit.confirmed_at < self.cfg.positive_ttl_secs
-            && now < hit.principal.expires_at
+            && now < hit.vouched.principal().expires_at
         {
             *cache = CacheUse::Hit;
             self.check_address(&hit.allowed, source)?;
             self.note_use(pat.id(), &site, None);
-            self.touch_later(pat.id(), now, hit.principal.expires_at);
-            return Ok(hit.principal.clone());
+            self.touch_later(pat.id(), now, hit.vouched.principal().expires_at);
+            return Ok(Arc::clone(&hit.vouched));
         }
 
         if let Some(since) = self.refused.get(pat.id()) {
@@ -321,9 +324,8 @@ impl<L: TokenLookup> PatVerifier<L> {
             return Err(Reject::NoScopes);
         }
 
-        let hash_digest = sha256(record.hash.expose().as_bytes())?;
-        let already_verified = remembered.is_some_and(|r| r.hash_digest == hash_digest);
-        if !already_verified {
+        let proof = proof_of(&cache_key, &sha256(record.hash.expose().as_bytes())?)?;
+        if !self.proofs.contains(proof) {
             let hasher = Arc::clone(&self.hasher);
             let hash = record.hash.clone();
             let (returned, verdict) = tokio::task::spawn_blocking(move || {
@@ -338,7 +340,7 @@ impl<L: TokenLookup> PatVerifier<L> {
                 self.argon2_runs.fetch_add(1, Ordering::Relaxed);
             }
             match verdict {
-                Ok(true) => {}
+                Ok(true) => self.proofs.insert(proof),
                 Ok(false) => {
                     self.count_failure(budget_key, now);
                     return Err(Reject::WrongSecret);
@@ -357,7 +359,7 @@ impl<L: TokenLookup> PatVerifier<L> {
 
         let meta = record.meta;
         let allowed: Arc<[ipnet::IpNet]> = meta.allowed_cidrs.into();
-        let principal = Principal {
+        let vouched = Vouched::new(Principal {
             kind: shared::PrincipalKind::of_token_owner(&meta.owner),
             sub: meta.owner,
             username: None,
@@ -367,17 +369,16 @@ impl<L: TokenLookup> PatVerifier<L> {
             expires_at: meta.expires_at,
             issued_at: meta.created_at,
             rate_tier: meta.rate_tier,
-        };
+        });
         self.verified.insert(
             cache_key,
             Verified {
-                principal: principal.clone(),
+                vouched: Arc::clone(&vouched),
                 confirmed_at: now,
-                hash_digest,
                 allowed,
             },
         );
-        Ok(principal)
+        Ok(vouched)
     }
 
     /// Refuses a request from outside the token's allow-list; and any token
@@ -400,6 +401,28 @@ impl<L: TokenLookup> PatVerifier<L> {
     #[must_use]
     pub fn with_ip_allow_lists(mut self, on: bool) -> Self {
         self.ip_allow_lists = on;
+        self
+    }
+
+    /// The same verifier, remembering up to `capacity` verified (token,
+    /// stored hash) pairs (`PAT_VERIFIED_CAPACITY`; default
+    /// [`DEFAULT_VERIFIED_CAPACITY`]). Past it the oldest half is forgotten,
+    /// and those tokens pay argon2 once more on their next cold decision.
+    #[must_use]
+    pub fn with_verified_capacity(mut self, capacity: usize) -> Self {
+        self.proofs = Proofs::new(capacity);
+        self
+    }
+
+    /// The same verifier, with a decision cache (step 2) of at most
+    /// `capacity` tokens (tests: a fleet's instance meets more tokens than
+    /// that cache holds).
+    #[must_use]
+    pub fn with_decision_cache_capacity(mut self, capacity: u64) -> Self {
+        self.verified = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .time_to_live(VERIFIED_MEMORY_TTL)
+            .build();
         self
     }
 
@@ -550,6 +573,58 @@ fn source_key(source: &str) -> String {
     } else {
         source.chars().take(MAX_SOURCE_LEN).collect()
     }
+}
+
+/// The default of `PAT_VERIFIED_CAPACITY`: 2^18 (token, stored hash) pairs,
+/// at most about 5 MB. The fleet model (BENCHMARKS.md) finds an instance
+/// meeting about 6·10^4 distinct tokens in its life with 10^5 active.
+pub const DEFAULT_VERIFIED_CAPACITY: usize = 1 << 18;
+
+/// Which (token, stored hash) pairs passed argon2id on this instance: 128
+/// bits of SHA-256 over the token's HMAC (keyed per process, so a wrong
+/// secret never matches) and the stored hash's digest (so a rehashed or
+/// altered record is verified again). Two generations bound the memory:
+/// when the current one holds half the capacity, it becomes the previous
+/// one and the previous one is forgotten.
+struct Proofs {
+    half: usize,
+    generations: Mutex<[std::collections::HashSet<u128>; 2]>,
+}
+
+impl Proofs {
+    fn new(capacity: usize) -> Self {
+        Self {
+            half: (capacity / 2).max(1),
+            generations: Mutex::default(),
+        }
+    }
+
+    fn contains(&self, proof: u128) -> bool {
+        self.generations
+            .lock()
+            .is_ok_and(|g| g.iter().any(|set| set.contains(&proof)))
+    }
+
+    fn insert(&self, proof: u128) {
+        if let Ok(mut g) = self.generations.lock() {
+            let [current, previous] = &mut *g;
+            if current.len() >= self.half {
+                *previous = std::mem::take(current);
+            }
+            current.insert(proof);
+        }
+    }
+}
+
+fn proof_of(token_key: &[u8; 32], hash_digest: &[u8; 32]) -> Result<u128, Reject> {
+    let mut both = [0u8; 64];
+    both[..32].copy_from_slice(token_key);
+    both[32..].copy_from_slice(hash_digest);
+    let digest = sha256(&both)?;
+    let half: [u8; 16] = digest[..16]
+        .try_into()
+        .map_err(|_| Reject::Internal("SHA-256 digest is not 32 bytes"))?;
+    Ok(u128::from_le_bytes(half))
 }
 
 fn sha256(bytes: &[u8]) -> Result<[u8; 32], Reject> {

@@ -8,6 +8,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerPolicy;
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
 use shared::routes::RouteTable;
@@ -15,16 +16,17 @@ use shared::{Manifest, ScopeSet};
 
 /// The parts of a method ARN that identify one deployed stage:
 /// `arn:<partition>:execute-api:<region>:<account>:<api id>/<stage>/…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MethodArn {
-    /// Shared, so the policy cache keys on it without copying.
-    stage_prefix: Arc<str>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodArn<'a> {
+    /// The ARN's own prefix up to and including the stage's `/`: borrowed,
+    /// so parsing allocates nothing.
+    stage_prefix: &'a str,
 }
 
-impl MethodArn {
+impl<'a> MethodArn<'a> {
     /// Parses the event's `methodArn`. Anything that is not an execute-api ARN
     /// with an api id and a stage is refused.
-    pub fn parse(arn: &str) -> Option<Self> {
+    pub fn parse(arn: &'a str) -> Option<Self> {
         if arn.len() > 2048 {
             return None;
         }
@@ -65,15 +67,24 @@ impl MethodArn {
         {
             return None;
         }
+        // Every part was checked above and none holds a `:` or `/`, so the
+        // prefix is exactly `arn:<partition>:execute-api:<region>:<account>:<api>/<stage>/`.
+        let len = ["arn", partition, "execute-api", region, account]
+            .iter()
+            .map(|p| p.len() + 1)
+            .sum::<usize>()
+            + api.len()
+            + 1
+            + stage.len()
+            + 1;
         Some(Self {
-            stage_prefix: format!("arn:{partition}:execute-api:{region}:{account}:{api}/{stage}/")
-                .into(),
+            stage_prefix: arn.get(..len)?,
         })
     }
 
     /// `arn:…:<api id>/<stage>/` — every route ARN of this stage starts with it.
-    pub fn stage_prefix(&self) -> &str {
-        &self.stage_prefix
+    pub fn stage_prefix(&self) -> &'a str {
+        self.stage_prefix
     }
 }
 
@@ -90,7 +101,7 @@ fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> IamPolicyStateme
 /// route the scopes do not permit that an allowed wildcard would reach; if
 /// nothing is permitted, one Deny on the whole stage.
 pub fn build(
-    arn: &MethodArn,
+    arn: &MethodArn<'_>,
     routes: &RouteTable,
     scopes: ScopeSet,
 ) -> ApiGatewayCustomAuthorizerPolicy {
@@ -119,12 +130,51 @@ pub fn build(
     policy
 }
 
-/// Policies built once per (stage, scope set) and reused: the hot path
-/// clones a finished policy instead of formatting ARNs. Bounded, so a
-/// stream of unusual scope sets cannot grow it without limit.
+/// A policy as decisions share it: the document, its JSON rendered once
+/// (responses embed it verbatim), and whether it allows anything.
+#[derive(Debug)]
+pub struct CachedPolicy {
+    document: ApiGatewayCustomAuthorizerPolicy,
+    json: Box<RawValue>,
+    allows: bool,
+}
+
+impl CachedPolicy {
+    /// Renders `document` once.
+    ///
+    /// # Errors
+    /// If the policy cannot be serialised (it always can: strings only).
+    pub fn new(document: ApiGatewayCustomAuthorizerPolicy) -> Result<Self, serde_json::Error> {
+        let json = serde_json::value::to_raw_value(&document)?;
+        Ok(Self {
+            allows: allows_anything(&document),
+            document,
+            json,
+        })
+    }
+
+    /// The policy.
+    pub fn document(&self) -> &ApiGatewayCustomAuthorizerPolicy {
+        &self.document
+    }
+
+    /// The policy's JSON, exactly as `serde_json` renders the document.
+    pub fn json(&self) -> &RawValue {
+        &self.json
+    }
+
+    /// Whether any statement allows a resource (for logging the decision).
+    pub fn allows_anything(&self) -> bool {
+        self.allows
+    }
+}
+
+/// Policies built and rendered once per (stage, scope set) and reused: the
+/// hot path shares a finished policy instead of formatting ARNs. Bounded, so
+/// a stream of unusual scope sets cannot grow it without limit.
 pub struct PolicyCache {
     routes: Arc<Manifest>,
-    built: moka::sync::Cache<(Arc<str>, ScopeSet), Arc<ApiGatewayCustomAuthorizerPolicy>>,
+    built: moka::sync::Cache<(Arc<str>, ScopeSet), Arc<CachedPolicy>>,
 }
 
 impl PolicyCache {
@@ -137,10 +187,20 @@ impl PolicyCache {
     }
 
     /// The policy for `scopes` on `arn`'s stage.
-    pub fn get(&self, arn: &MethodArn, scopes: ScopeSet) -> Arc<ApiGatewayCustomAuthorizerPolicy> {
-        let key = (Arc::clone(&arn.stage_prefix), scopes);
+    ///
+    /// # Errors
+    /// If the policy cannot be rendered (see [`CachedPolicy::new`]).
+    pub fn get(
+        &self,
+        arn: &MethodArn<'_>,
+        scopes: ScopeSet,
+    ) -> Result<Arc<CachedPolicy>, serde_json::Error> {
+        let key = (Arc::<str>::from(arn.stage_prefix), scopes);
         self.built
-            .get_with(key, || Arc::new(build(arn, self.routes.routes(), scopes)))
+            .try_get_with(key, || {
+                CachedPolicy::new(build(arn, self.routes.routes(), scopes)).map(Arc::new)
+            })
+            .map_err(|e| serde_json::Error::io(std::io::Error::other(e.to_string())))
     }
 }
 
@@ -208,11 +268,54 @@ mod tests {
         let cache = PolicyCache::new(Arc::clone(&m));
         let arn = MethodArn::parse(ARN).unwrap();
         let read = shared::testing::scopes("docs:read");
-        let a = cache.get(&arn, read);
-        assert!(Arc::ptr_eq(&a, &cache.get(&arn, read)));
-        assert_eq!(*a, build(&arn, m.routes(), read));
-        let other_stage = MethodArn::parse(&ARN.replace("/prod/", "/dev/")).unwrap();
-        assert!(!Arc::ptr_eq(&a, &cache.get(&other_stage, read)));
-        assert_ne!(*a, *cache.get(&arn, shared::testing::scopes("files:read")));
+        let a = cache.get(&arn, read).unwrap();
+        assert!(Arc::ptr_eq(&a, &cache.get(&arn, read).unwrap()));
+        assert_eq!(*a.document(), build(&arn, m.routes(), read));
+        let dev = ARN.replace("/prod/", "/dev/");
+        let other_stage = MethodArn::parse(&dev).unwrap();
+        assert!(!Arc::ptr_eq(&a, &cache.get(&other_stage, read).unwrap()));
+        let files = cache
+            .get(&arn, shared::testing::scopes("files:read"))
+            .unwrap();
+        assert_ne!(*a.document(), *files.document());
+    }
+
+    #[test]
+    fn a_cached_policy_renders_exactly_its_document() {
+        let m = shared::testing::manifest();
+        let arn = MethodArn::parse(ARN).unwrap();
+        for scopes in [
+            ScopeSet::EMPTY,
+            shared::testing::scopes("docs:read"),
+            shared::testing::default_scopes(),
+        ] {
+            let document = build(&arn, m.routes(), scopes);
+            let cached = CachedPolicy::new(document.clone()).unwrap();
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(cached.json().get()).unwrap(),
+                serde_json::to_value(&document).unwrap()
+            );
+            assert_eq!(cached.allows_anything(), allows_anything(&document));
+        }
+    }
+
+    #[test]
+    fn the_stage_prefix_is_the_arns_own_prefix() {
+        for (arn, prefix) in [
+            (
+                ARN,
+                "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/",
+            ),
+            (
+                "arn:aws-us-gov:execute-api:us-gov-west-1:1:a_b/st-1/POST/x/y/z",
+                "arn:aws-us-gov:execute-api:us-gov-west-1:1:a_b/st-1/",
+            ),
+            (
+                "arn:aws:execute-api:eu-west-1:1:api/stage/*/*",
+                "arn:aws:execute-api:eu-west-1:1:api/stage/",
+            ),
+        ] {
+            assert_eq!(MethodArn::parse(arn).unwrap().stage_prefix(), prefix);
+        }
     }
 }

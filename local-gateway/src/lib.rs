@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use authorizer::jwks::JwksSource;
 use authorizer::pat::TokenLookup;
 use authorizer::{AuthError, Authorizer, AuthorizerResponse};
-use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -283,7 +282,9 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
             Some(identity) => json!({"Authorization": identity}),
             None => json!({}),
         };
-        let event: ApiGatewayCustomAuthorizerRequestTypeRequest = serde_json::from_value(json!({
+        // The event as the deployed Lambda reads it (the lean event), and the
+        // answer as API Gateway reads it: the JSON the Lambda serialises.
+        let event: authorizer::event::AuthorizerEvent = serde_json::from_value(json!({
             "type": "REQUEST",
             "methodArn": method_arn,
             "headers": headers,
@@ -298,7 +299,12 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         .map_err(|_| AuthError::Internal)?;
         self.authorizer_calls.fetch_add(1, Ordering::SeqCst);
         let authorizer = self.authorizer();
-        let response = Arc::new(authorizer.decide(&event).await?);
+        let decision = authorizer.decision(&event).await?;
+        let response: AuthorizerResponse = serde_json::to_vec(&decision)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(AuthError::Internal)?;
+        let response = Arc::new(response);
         if self.cfg.cache_ttl_secs > 0
             && let Some(key) = key
         {

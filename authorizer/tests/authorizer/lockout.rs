@@ -175,6 +175,47 @@ async fn argon2_runs_once_per_genuine_token_per_instance_and_status_is_still_che
     assert_unauthorized(h.decide(Some(&bearer(real.expose()))).await, "revoked");
 }
 
+/// The fleet model (issue #17) found an instance meeting about 6·10^4
+/// distinct tokens in its life with 10^5 active, six times its decision
+/// cache: argon2 must still run once per token per instance, and the memory
+/// that makes it so must stay bounded.
+#[tokio::test]
+async fn argon2_runs_once_per_token_per_instance_beyond_the_decision_cache_and_memory_is_bounded() {
+    let jwks = JwksServer::start(JWKS).await;
+    let mut builder = HarnessBuilder::new(&jwks.url);
+    builder.decision_cache_capacity = Some(1);
+    builder.verified_capacity = Some(16);
+    let h = builder.build().await;
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        let scopes = shared::testing::default_scopes();
+        tokens.push(issue_pat(&h.store, OWNER, scopes, T0 + 86_400).await);
+    }
+    // Three rounds, each past the decision cache's TTL: every decision is
+    // a cold one (one read), none but the first of each token runs argon2.
+    for round in 0..3 {
+        h.clock.set(T0 + round * 31);
+        for token in &tokens {
+            assert!(h.decide(Some(&bearer(token.expose()))).await.is_ok());
+        }
+    }
+    assert_eq!(h.argon2_runs(), 5);
+
+    // Room for two pairs: five tokens in turn are each forgotten before
+    // they come back, so each cold decision verifies again.
+    let mut builder = HarnessBuilder::sharing(&jwks.url, &h);
+    builder.decision_cache_capacity = Some(1);
+    builder.verified_capacity = Some(2);
+    let small = builder.build().await;
+    for round in 0..3 {
+        small.clock.set(T0 + round * 31);
+        for token in &tokens {
+            assert!(small.decide(Some(&bearer(token.expose()))).await.is_ok());
+        }
+    }
+    assert_eq!(small.argon2_runs(), 15);
+}
+
 fn stronger() -> HashParams {
     HashParams {
         t: HashParams::OWASP_MIN.t + 1,

@@ -11,6 +11,7 @@
 mod allow_lists;
 mod cognito;
 mod corpus;
+mod decision;
 mod faults;
 mod fixtures;
 mod jwt;

@@ -148,6 +148,10 @@ pub struct HarnessBuilder {
     pub hasher: SecretHasher,
     pub ip_allow_lists: bool,
     pub rate_tiers: Option<authorizer::tiers::RateTiers>,
+    /// Verified (token, hash) pairs remembered; `None`: the default.
+    pub verified_capacity: Option<usize>,
+    /// Tokens in the decision cache; `None`: the default.
+    pub decision_cache_capacity: Option<u64>,
 }
 
 impl HarnessBuilder {
@@ -161,6 +165,8 @@ impl HarnessBuilder {
             hasher: hasher(),
             ip_allow_lists: false,
             rate_tiers: None,
+            verified_capacity: None,
+            decision_cache_capacity: None,
         }
     }
 
@@ -182,7 +188,7 @@ impl HarnessBuilder {
             HttpJwks::new(self.jwt.jwks_url.clone()).unwrap(),
             self.refresh_interval,
         );
-        let pat = PatVerifier::new(
+        let mut pat = PatVerifier::new(
             store.clone(),
             self.hasher,
             self.pat,
@@ -191,6 +197,12 @@ impl HarnessBuilder {
         )
         .unwrap()
         .with_ip_allow_lists(self.ip_allow_lists);
+        if let Some(capacity) = self.verified_capacity {
+            pat = pat.with_verified_capacity(capacity);
+        }
+        if let Some(capacity) = self.decision_cache_capacity {
+            pat = pat.with_decision_cache_capacity(capacity);
+        }
         let authorizer = Authorizer::new(
             JwtVerifier::new(self.jwt, keys, self.manifest).unwrap(),
             pat,
@@ -208,11 +220,13 @@ impl HarnessBuilder {
 }
 
 impl Harness {
+    /// Decides the fixture event with this `Authorization` header (or none)
+    /// the way the Lambda does: see [`Harness::decide_json`].
     pub async fn decide(
         &self,
         authorization: Option<&str>,
     ) -> Result<AuthorizerResponse, AuthError> {
-        self.authorizer.decide(&event(authorization)).await
+        self.decide_json(event_json(authorization).unwrap()).await
     }
 
     /// As `decide`, for a request from `source_ip`.
@@ -221,11 +235,18 @@ impl Harness {
         authorization: &str,
         source_ip: &str,
     ) -> Result<AuthorizerResponse, AuthError> {
-        let mut event = event(Some(authorization));
-        if let Some(identity) = event.request_context.identity.as_mut() {
-            identity.source_ip = Some(source_ip.to_owned());
-        }
-        self.authorizer.decide(&event).await
+        let mut event = event_json(Some(authorization)).unwrap();
+        event["requestContext"]["identity"]["sourceIp"] = Value::String(source_ip.to_owned());
+        self.decide_json(event).await
+    }
+
+    /// Decides an event as the deployed Lambda does: the lean event parsed
+    /// from the event's JSON, the decision serialised to the JSON API
+    /// Gateway reads, and that JSON read back as the response type.
+    pub async fn decide_json(&self, event: Value) -> Result<AuthorizerResponse, AuthError> {
+        let lean: authorizer::event::AuthorizerEvent = serde_json::from_value(event).unwrap();
+        let decision = self.authorizer.decision(&lean).await?;
+        Ok(serde_json::from_slice(&serde_json::to_vec(&decision).unwrap()).unwrap())
     }
 
     /// argon2id evaluations this instance has run.
@@ -240,8 +261,8 @@ impl Harness {
         &self,
         authorization: &str,
     ) -> Option<Result<AuthorizerResponse, AuthError>> {
-        let event = try_event(Some(authorization))?;
-        Some(self.authorizer.decide(&event).await)
+        try_event(Some(authorization))?;
+        Some(self.decide_json(event_json(Some(authorization))?).await)
     }
 }
 
@@ -261,6 +282,16 @@ pub fn event(authorization: Option<&str>) -> ApiGatewayCustomAuthorizerRequestTy
 pub fn try_event(
     authorization: Option<&str>,
 ) -> Option<ApiGatewayCustomAuthorizerRequestTypeRequest> {
+    serde_json::from_value(event_json(authorization)?).ok()
+}
+
+/// The fixture event's JSON with this `Authorization` header (or none), or
+/// `None` if the header value is not a valid HTTP header (API Gateway could
+/// not send it).
+pub fn event_json(authorization: Option<&str>) -> Option<Value> {
+    if authorization.is_some_and(|a| aws_lambda_events::http::HeaderValue::from_str(a).is_err()) {
+        return None;
+    }
     let mut value: Value = serde_json::from_str(EVENT).unwrap();
     let headers = value["headers"].as_object_mut().unwrap();
     match authorization {
@@ -275,7 +306,7 @@ pub fn try_event(
         .as_object_mut()
         .unwrap()
         .remove("Authorization");
-    serde_json::from_value(value).ok()
+    Some(value)
 }
 
 pub fn bearer(token: &str) -> String {

@@ -134,15 +134,18 @@ impl Harness {
 
     /// The authorizer's decision for `token`: the forwarded context if allowed.
     pub async fn authorize(&self, token: &str) -> Option<AuthorizerContext> {
-        let event: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
-            serde_json::from_value(json!({
-                "type": "REQUEST",
-                "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api1/test/GET/tokens",
-                "headers": {"Authorization": format!("Bearer {token}")},
-                "requestContext": {"requestId": "authz-1", "stage": "test"}
-            }))
-            .unwrap();
-        self.authorizer.decide(&event).await.ok().map(|r| r.context)
+        let event: authorizer::event::AuthorizerEvent = serde_json::from_value(json!({
+            "type": "REQUEST",
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api1/test/GET/tokens",
+            "headers": {"Authorization": format!("Bearer {token}")},
+            "requestContext": {"requestId": "authz-1", "stage": "test"}
+        }))
+        .unwrap();
+        self.authorizer
+            .decision(&event)
+            .await
+            .ok()
+            .map(|d| d.context().clone())
     }
 
     /// As [`Self::authorize`], for a request from `ip` with `user_agent`;
@@ -153,7 +156,7 @@ impl Harness {
         ip: &str,
         user_agent: &str,
     ) -> Option<AuthorizerContext> {
-        let event: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
+        let event: authorizer::event::AuthorizerEvent =
             serde_json::from_value(json!({
                 "type": "REQUEST",
                 "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api1/test/GET/tokens",
@@ -161,7 +164,12 @@ impl Harness {
                 "requestContext": {"requestId": "authz-1", "stage": "test", "identity": {"sourceIp": ip}}
             }))
             .unwrap();
-        let decided = self.authorizer.decide(&event).await.ok().map(|r| r.context);
+        let decided = self
+            .authorizer
+            .decision(&event)
+            .await
+            .ok()
+            .map(|d| d.context().clone());
         self.authorizer.pat().settle().await;
         decided
     }
