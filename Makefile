@@ -70,8 +70,10 @@ $(PNPM):
 dev:
 	@scripts/dev.sh
 
-## make bench: every figure of BENCHMARKS.md (criterion, aws-jwt-verify side by side,
-## cold start, RSS, sizes, gateway throughput); loopback only, bounded. Output in target/bench/.
+## make bench: every figure of BENCHMARKS.md and issue #17 in one run (criterion, aws-jwt-verify
+## side by side, cold start, RSS, x86_64 and arm64 sizes, pinned gateway throughput, fleet model),
+## each step bounded in time, loopback only. Raw output in target/bench/; then BENCHMARKS.md's
+## marked tables are refreshed from it. `scripts/bench.sh STEP...` runs single steps.
 bench: venv
 	scripts/bench.sh
 

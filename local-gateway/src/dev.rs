@@ -94,6 +94,7 @@ where
     let cognito_endpoint = optional(&env, "COGNITO_ENDPOINT").unwrap_or_else(|| endpoint.clone());
     let region = env.get("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     let addr = optional(&env, "GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+    let usage_plans_off = optional(&env, "AGPAT_USAGE_PLANS").as_deref() == Some("off");
     let gateway = GatewayConfig {
         cache_ttl_secs: number_in(
             &env,
@@ -123,8 +124,14 @@ where
         // Two rate tiers, as the construct's rateTiers would make them:
         // everyone is in `standard` unless a token is issued in `demo-slow`
         // (1 request per second, bursts of 2), which shows a 429 at once.
-        usage_plans: demo_usage_plans(),
-        default_rate_tier: Some("standard".into()),
+        // `AGPAT_USAGE_PLANS=off`: no demo tiers (the throughput benchmark
+        // measures the gateway, not the demo's 1,000 req/s throttle).
+        usage_plans: if usage_plans_off {
+            Vec::new()
+        } else {
+            demo_usage_plans()
+        },
+        default_rate_tier: (!usage_plans_off).then(|| "standard".into()),
         ..GatewayConfig::default()
     };
     let pat = authorizer::config::PatConfig {
