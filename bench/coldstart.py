@@ -119,6 +119,10 @@ env.update({
     "COGNITO_USER_POOL_ID": "us-east-1_BenchPool",
     "COGNITO_CLIENT_IDS": "benchclient",
     "JWKS_URL": f"http://127.0.0.1:{port}/jwks.json",
+    # The stub stands in for Cognito's JWKS (over plain HTTP, on loopback); a
+    # Cognito pool's default is Amazon's compiled-in roots, set here as the
+    # stub's URL would otherwise select the system store.
+    "AGPAT_TLS_ROOTS": "amazon",
     "JWKS_FILE": os.path.abspath(jwks_path),
     "RUST_LOG": "error",
     # The adopter fixture (12 scopes, 47 routes): its validation is part of

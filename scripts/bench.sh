@@ -35,7 +35,7 @@ step_setup() {
   scripts/ensure-venv.sh
   echo "bench/requirements.txt into .venv"
   .venv/bin/pip install --disable-pip-version-check --progress-bar off -q -r bench/requirements.txt
-  .venv/bin/cargo-lambda --version
+  PATH="$root/.venv/bin:$PATH" cargo lambda --version
   echo "aws-jwt-verify into bench/peer/node_modules"
   (cd bench/peer && npm ci --silent --no-audit --no-fund)
 }

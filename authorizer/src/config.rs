@@ -102,6 +102,10 @@ pub struct AuthorizerConfig {
     /// many verified (token, stored hash) pairs an instance remembers, so
     /// argon2 runs once per genuine token per instance (16 bytes each).
     pub verified_capacity: usize,
+    /// `AGPAT_TLS_ROOTS` (`amazon` or `system`): the roots the DynamoDB
+    /// client and the JWKS fetch trust. Default: Amazon's for a Cognito user
+    /// pool in the commercial partition, else the system's.
+    pub tls_roots: shared::tls::TrustRoots,
 }
 
 impl AuthorizerConfig {
@@ -138,6 +142,10 @@ impl AuthorizerConfig {
         };
         let jwks_url = optional_url(env, "JWKS_URL")?
             .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+        let tls_roots = shared::tls::TrustRoots::from_env(
+            env,
+            shared::tls::TrustRoots::default_for_jwks(&jwks_url),
+        )?;
         let client_ids: Vec<String> = required(
             env,
             "COGNITO_CLIENT_IDS",
@@ -282,6 +290,7 @@ impl AuthorizerConfig {
                 "an integer from 1024 to 4194304",
             )?,
             rate_tiers: crate::tiers::RateTiers::from_env(env)?,
+            tls_roots,
         })
     }
 }
@@ -417,6 +426,38 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_cognito_pool_trusts_amazons_roots_unless_told_otherwise() {
+        let cfg = |extra: &[(&str, &str)]| {
+            let mut map: std::collections::HashMap<String, String> = [
+                ("COGNITO_USER_POOL_ID", "eu-west-1_AbC123"),
+                ("COGNITO_CLIENT_IDS", "abc"),
+                ("TABLE_NAME", "tokens"),
+            ]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+            map.retain(|_, v| !v.is_empty());
+            AuthorizerConfig::from_env(&map)
+        };
+        use shared::tls::TrustRoots;
+        assert_eq!(cfg(&[]).unwrap().tls_roots, TrustRoots::Amazon);
+        assert_eq!(
+            cfg(&[("AGPAT_TLS_ROOTS", "system")]).unwrap().tls_roots,
+            TrustRoots::System
+        );
+        let other = [
+            ("COGNITO_USER_POOL_ID", ""),
+            ("JWT_ISSUER", "https://login.example.com"),
+        ];
+        assert_eq!(cfg(&other).unwrap().tls_roots, TrustRoots::System);
+        assert_eq!(
+            cfg(&[("AGPAT_TLS_ROOTS", "everything")]).unwrap_err().var,
+            "AGPAT_TLS_ROOTS"
+        );
     }
 
     #[test]

@@ -48,7 +48,16 @@ pub struct HttpJwks(BoundedGet);
 impl HttpJwks {
     /// A fetcher for `url`.
     pub fn new(url: String) -> Result<Self, JwksError> {
-        BoundedGet::new(url, FETCH_TIMEOUT, MAX_JWKS_BYTES)
+        Self::trusting(url, shared::tls::TrustRoots::System)
+    }
+
+    /// A fetcher for `url` trusting `roots`.
+    pub fn trusting(url: String, roots: shared::tls::TrustRoots) -> Result<Self, JwksError> {
+        let pem = match roots {
+            shared::tls::TrustRoots::Amazon => Some(shared::tls::AMAZON_TRUST_SERVICES_PEM),
+            shared::tls::TrustRoots::System => None,
+        };
+        BoundedGet::trusting(url, FETCH_TIMEOUT, MAX_JWKS_BYTES, pem)
             .map(Self)
             .map_err(JwksError::from)
     }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pat;
 pub mod policy;
 pub mod tiers;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;

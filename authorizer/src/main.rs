@@ -24,7 +24,13 @@ async fn main() -> anyhow::Result<()> {
     // The adopter's scopes and routes; any mistake in it stops the cold start
     // with the line that caused it.
     let manifest = Arc::new(shared::Manifest::from_env().context("invalid agpat manifest")?);
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Amazon's roots only (for a Cognito pool): no certificate store read
+    // at cold start (authorizer::tls).
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(http) = authorizer::tls::sdk_http_client(cfg.tls_roots)? {
+        loader = loader.http_client(http);
+    }
+    let sdk = loader.load().await;
     let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .timeout_config(authorizer::dynamodb_timeouts())
         .retry_config(authorizer::dynamodb_retries());
@@ -36,8 +42,10 @@ async fn main() -> anyhow::Result<()> {
         cfg.store.clone(),
     );
     let hasher = cfg.hash.hasher().context("invalid argon2 parameters")?;
-    let keys =
-        KeyCache::new(HttpJwks::new(cfg.jwt.jwks_url.clone()).context("cannot build JWKS client")?);
+    let keys = KeyCache::new(
+        HttpJwks::trusting(cfg.jwt.jwks_url.clone(), cfg.tls_roots)
+            .context("cannot build JWKS client")?,
+    );
     let pat = PatVerifier::new(
         store,
         hasher,

@@ -39,12 +39,35 @@ impl BoundedGet {
     /// # Errors
     /// If the HTTP client cannot be built (TLS initialisation).
     pub fn new(url: String, timeout: Duration, max_bytes: usize) -> Result<Self, FetchError> {
+        Self::trusting(url, timeout, max_bytes, None)
+    }
+
+    /// As [`BoundedGet::new`], trusting only the certificates of
+    /// `roots_pem` (a PEM bundle) when given, else the platform's store.
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built, or the bundle holds no certificate.
+    pub fn trusting(
+        url: String,
+        timeout: Duration,
+        max_bytes: usize,
+        roots_pem: Option<&str>,
+    ) -> Result<Self, FetchError> {
         // GitHub's API refuses requests without a User-Agent (403).
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(1)))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = roots_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| FetchError::Unavailable(e.to_string()))?;
+            if roots.is_empty() {
+                return Err(FetchError::Unavailable("no root certificate".into()));
+            }
+            builder = builder.tls_certs_only(roots);
+        }
+        let client = builder
             .build()
             .map_err(|e| FetchError::Unavailable(e.to_string()))?;
         Ok(Self {

@@ -37,6 +37,8 @@ pub mod scope;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
+#[cfg(all(feature = "fetch", feature = "store"))]
+pub mod tls;
 
 pub use manifest::Manifest;
 pub use pat::{Pat, PatParseError, TokenId};
