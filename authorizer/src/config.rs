@@ -98,9 +98,10 @@ pub struct AuthorizerConfig {
     /// `RATE_TIER_KEYS` / `RATE_TIER_DEFAULT`: the usage-plan key of each
     /// rate tier, named in decisions as `usageIdentifierKey`; unset, none.
     pub rate_tiers: Option<crate::tiers::RateTiers>,
-    /// `PAT_VERIFIED_CAPACITY` (1,024 to 4,194,304; default 262,144): how
+    /// `PAT_VERIFIED_CAPACITY` (1,024 to 2,097,152; default 262,144): how
     /// many verified (token, stored hash) pairs an instance remembers, so
-    /// argon2 runs once per genuine token per instance (16 bytes each).
+    /// argon2 runs once per genuine token per instance (about 36 bytes each
+    /// as held: about 9 MB at the default).
     pub verified_capacity: usize,
     /// `AGPAT_TLS_ROOTS` (`amazon` or `system`): the roots the DynamoDB
     /// client and the JWKS fetch trust. Default: Amazon's for a Cognito user
@@ -142,9 +143,23 @@ impl AuthorizerConfig {
         };
         let jwks_url = optional_url(env, "JWKS_URL")?
             .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+        let store = StoreConfig::from_env(env)?;
+        // Amazon's roots by default only where every HTTPS peer is AWS: a
+        // Cognito pool's JWKS, and DynamoDB itself (an https endpoint
+        // override elsewhere keeps the system's store; http is local).
+        let aws_dynamodb = store.endpoint.as_deref().is_none_or(|e| {
+            !e.starts_with("https://")
+                || e.strip_prefix("https://")
+                    .and_then(|r| r.split(['/', ':']).next())
+                    .is_some_and(|h| h.ends_with(".amazonaws.com"))
+        });
         let tls_roots = shared::tls::TrustRoots::from_env(
             env,
-            shared::tls::TrustRoots::default_for_jwks(&jwks_url),
+            if aws_dynamodb {
+                shared::tls::TrustRoots::default_for_jwks(&jwks_url)
+            } else {
+                shared::tls::TrustRoots::System
+            },
         )?;
         let client_ids: Vec<String> = required(
             env,
@@ -264,7 +279,7 @@ impl AuthorizerConfig {
                     "an integer from 1 to 1000",
                 )?,
             },
-            store: StoreConfig::from_env(env)?,
+            store,
             hash: HashConfig::from_env(env)?,
             max_credential_bytes: number_in(
                 env,
@@ -286,8 +301,8 @@ impl AuthorizerConfig {
                 "PAT_VERIFIED_CAPACITY",
                 crate::pat::DEFAULT_VERIFIED_CAPACITY,
                 1024,
-                4_194_304,
-                "an integer from 1024 to 4194304",
+                2_097_152,
+                "an integer from 1024 to 2097152",
             )?,
             rate_tiers: crate::tiers::RateTiers::from_env(env)?,
             tls_roots,
@@ -454,6 +469,10 @@ mod tests {
             ("JWT_ISSUER", "https://login.example.com"),
         ];
         assert_eq!(cfg(&other).unwrap().tls_roots, TrustRoots::System);
+        let elsewhere = [("DYNAMODB_ENDPOINT", "https://dynamo.example.com")];
+        assert_eq!(cfg(&elsewhere).unwrap().tls_roots, TrustRoots::System);
+        let local = [("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000")];
+        assert_eq!(cfg(&local).unwrap().tls_roots, TrustRoots::Amazon);
         assert_eq!(
             cfg(&[("AGPAT_TLS_ROOTS", "everything")]).unwrap_err().var,
             "AGPAT_TLS_ROOTS"

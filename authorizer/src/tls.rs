@@ -19,7 +19,8 @@ pub use shared::tls::TrustRoots;
 /// Amazon's roots.
 ///
 /// # Errors
-/// If the TLS context cannot be built.
+/// If the TLS context cannot be built. (The bundle itself is parsed when a
+/// client is built from this: a test builds one.)
 pub fn sdk_http_client(roots: TrustRoots) -> anyhow::Result<Option<SharedHttpClient>> {
     match roots {
         TrustRoots::System => Ok(None),
@@ -89,7 +90,14 @@ mod tests {
 
     #[test]
     fn both_clients_build_with_amazons_roots() {
-        assert!(sdk_http_client(TrustRoots::Amazon).unwrap().is_some());
+        let http = sdk_http_client(TrustRoots::Amazon).unwrap().unwrap();
+        // Building a client parses the bundle (a bad one would panic here).
+        let conf = aws_sdk_dynamodb::config::Builder::new()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .http_client(http)
+            .build();
+        let _client = aws_sdk_dynamodb::Client::from_conf(conf);
         assert!(sdk_http_client(TrustRoots::System).unwrap().is_none());
         assert!(
             crate::jwks::HttpJwks::trusting(

@@ -95,7 +95,7 @@ impl BoundedGet {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| FetchError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| FetchError::Unavailable(with_causes(&e.without_url())))?;
         if !response.status().is_success() {
             return Err(FetchError::Unavailable(format!(
                 "status {}",
@@ -121,4 +121,18 @@ impl BoundedGet {
         }
         Ok(body)
     }
+}
+
+/// An error and its causes, `: `-separated and capped at 300 characters: a
+/// TLS failure then names itself ("invalid peer certificate: UnknownIssuer")
+/// instead of "error sending request". Causes carry no request contents.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text.chars().take(300).collect()
 }

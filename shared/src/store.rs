@@ -85,10 +85,20 @@ pub enum StoreError {
 /// code and message (never request or item contents).
 pub(crate) fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
 where
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
 {
-    // Only the error code and message are kept: never request or item contents.
-    let code = err.code().unwrap_or("unknown").to_owned();
+    // Only the error code and message are kept: never request or item
+    // contents. A failure with no service answer (a TLS or connection
+    // failure, a timeout) keeps its chain of causes instead, which names it.
+    let Some(code) = err.code().map(str::to_owned) else {
+        let chain = aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+            .to_string()
+            .chars()
+            .take(300)
+            .collect::<String>();
+        return StoreError::Unavailable(format!("unknown: {chain}"));
+    };
     let message = err
         .message()
         .unwrap_or("")

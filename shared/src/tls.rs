@@ -57,6 +57,8 @@ impl TrustRoots {
                 if !r.is_empty()
                     && !r.starts_with("us-gov-")
                     && !r.starts_with("us-iso")
+                    && !r.starts_with("cn-")
+                    && !r.starts_with("eusc-")
                     && r.bytes()
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
             {
@@ -85,6 +87,9 @@ mod tests {
         }
         for url in [
             "https://cognito-idp.us-gov-west-1.amazonaws.com/p/.well-known/jwks.json",
+            "https://cognito-idp.cn-north-1.amazonaws.com/p/.well-known/jwks.json",
+            "https://a@cognito-idp.us-east-1.amazonaws.com/p/jwks.json",
+            "https://COGNITO-IDP.us-east-1.amazonaws.com/p/jwks.json",
             "https://cognito-idp.cn-north-1.amazonaws.com.cn/p/.well-known/jwks.json",
             "https://cognito-idp.us-east-1.amazonaws.com.evil.example/jwks.json",
             "https://login.example.com/.well-known/jwks.json",
