@@ -244,7 +244,8 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
         &self,
         request: &R,
     ) -> Result<Decision, AuthError> {
-        let started = Instant::now();
+        // Timed only for the metrics record.
+        let started = self.metrics.as_ref().map(|_| Instant::now());
         let mut trace = Trace {
             method: Method::None,
             cache: CacheUse::NotConsulted,
@@ -289,7 +290,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
                 Err(error)
             }
         };
-        if let Some(metrics) = &self.metrics {
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
             let outcome = match &result {
                 Ok((_, verdict)) => *verdict,
                 Err(_) => refusal,

@@ -134,6 +134,8 @@ struct Seen<'a> {
 struct SiteMemory {
     known: Option<Vec<UseSite>>,
     pending: Vec<UseSite>,
+    /// When this instance last sent the token's `last_used` touch.
+    touched_at: Option<i64>,
 }
 
 /// Wrong secrets from one source address for one id, in the current window.
@@ -156,7 +158,6 @@ pub struct PatVerifier<L> {
     proofs: Proofs,
     refused: moka::sync::Cache<TokenId, i64>,
     failures: moka::sync::Cache<(TokenId, String), Failures>,
-    touched: moka::sync::Cache<TokenId, i64>,
     sites: moka::sync::Cache<TokenId, Arc<Mutex<SiteMemory>>>,
     argon2_runs: AtomicU64,
     background: Mutex<JoinSet<()>>,
@@ -192,10 +193,6 @@ impl<L: TokenLookup> PatVerifier<L> {
             failures: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl(cfg.negative_ttl_secs))
-                .build(),
-            touched: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl(touch_interval_secs))
                 .build(),
             sites: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -269,8 +266,8 @@ impl<L: TokenLookup> PatVerifier<L> {
         {
             *cache = CacheUse::Hit;
             self.check_address(&hit.allowed, source)?;
-            self.note_use(pat.id(), &site, None);
-            self.touch_later(pat.id(), now, hit.vouched.principal().expires_at);
+            let memory = self.note_use(pat.id(), &site, None);
+            self.touch_later(pat.id(), memory, now, hit.vouched.principal().expires_at);
             return Ok(Arc::clone(&hit.vouched));
         }
 
@@ -347,14 +344,14 @@ impl<L: TokenLookup> PatVerifier<L> {
                 }
                 Err(_) => return Err(Reject::BadStoredHash),
             }
-            self.note_use(returned.id(), &site, Some(&record.meta.recent_uses));
-            self.touch_later(returned.id(), now, record.meta.expires_at);
+            let memory = self.note_use(returned.id(), &site, Some(&record.meta.recent_uses));
+            self.touch_later(returned.id(), memory, now, record.meta.expires_at);
             if self.hasher.needs_rehash(&record.hash) {
                 self.rehash_later(returned, record.hash.clone());
             }
         } else {
-            self.note_use(pat.id(), &site, Some(&record.meta.recent_uses));
-            self.touch_later(pat.id(), now, record.meta.expires_at);
+            let memory = self.note_use(pat.id(), &site, Some(&record.meta.recent_uses));
+            self.touch_later(pat.id(), memory, now, record.meta.expires_at);
         }
 
         let meta = record.meta;
@@ -474,17 +471,20 @@ impl<L: TokenLookup> PatVerifier<L> {
         }
     }
 
-    fn touch_later(&self, id: &TokenId, now: i64, expires_at: i64) {
-        if self
-            .touched
-            .get(id)
-            .is_some_and(|at| now - at < self.touch_interval_secs)
-        {
+    /// The throttled `last_used` touch, at most once per
+    /// `touch_interval_secs` per token on this instance (its site memory
+    /// holds when it last touched; a memory that could not be had skips it).
+    fn touch_later(
+        &self,
+        id: &TokenId,
+        memory: Option<Arc<Mutex<SiteMemory>>>,
+        now: i64,
+        expires_at: i64,
+    ) {
+        let Some(memory) = memory else {
             return;
-        }
-        self.touched.insert(id.clone(), now);
+        };
         let lookup = Arc::clone(&self.lookup);
-        let memory = self.sites.get(id);
         // What this touch writes: the known list merged with the pending
         // sites, and which addresses are new to the record. The pending sites
         // are taken out of memory now and put back if the store skips the
@@ -492,20 +492,28 @@ impl<L: TokenLookup> PatVerifier<L> {
         // (nothing read since the memory was evicted) only `last_used_at` is
         // written and the sites wait for the next cold read: a write never
         // replaces a list it has not seen.
-        let (sites, flushed, new_ips) = match memory.as_ref().map(|m| m.lock()) {
-            Some(Ok(mut m)) => match m.known.clone() {
-                Some(known) => {
-                    let flushed = std::mem::take(&mut m.pending);
-                    let new_ips: Vec<UseSite> = flushed
-                        .iter()
-                        .filter(|p| !known.iter().any(|k| k.ip == p.ip))
-                        .cloned()
-                        .collect();
-                    (UseSite::merge(&known, &flushed), flushed, new_ips)
+        let (sites, flushed, new_ips) = match memory.lock() {
+            Ok(mut m) => {
+                if m.touched_at
+                    .is_some_and(|at| now - at < self.touch_interval_secs)
+                {
+                    return;
                 }
-                None => (Vec::new(), Vec::new(), Vec::new()),
-            },
-            _ => (Vec::new(), Vec::new(), Vec::new()),
+                m.touched_at = Some(now);
+                match m.known.clone() {
+                    Some(known) => {
+                        let flushed = std::mem::take(&mut m.pending);
+                        let new_ips: Vec<UseSite> = flushed
+                            .iter()
+                            .filter(|p| !known.iter().any(|k| k.ip == p.ip))
+                            .cloned()
+                            .collect();
+                        (UseSite::merge(&known, &flushed), flushed, new_ips)
+                    }
+                    None => (Vec::new(), Vec::new(), Vec::new()),
+                }
+            }
+            Err(_) => return,
         };
         let id = id.clone();
         if let Ok(mut set) = self.background.lock() {
@@ -515,7 +523,7 @@ impl<L: TokenLookup> PatVerifier<L> {
                 let written = lookup
                     .touch(&id, now, &sites, &new_ips, Some(expires_at))
                     .await;
-                if let Some(Ok(mut m)) = memory.as_ref().map(|m| m.lock()) {
+                if let Ok(mut m) = memory.lock() {
                     if matches!(written, Ok(TouchOutcome::Written)) {
                         if !sites.is_empty() {
                             // What the record now holds.
@@ -537,31 +545,37 @@ impl<L: TokenLookup> PatVerifier<L> {
     /// Notes a decision's use site in memory (no I/O); `stored` is the list
     /// the record held, when this decision read it. A repeat of a pending
     /// address only moves its time: no allocation on the usual warm path.
-    fn note_use(&self, id: &TokenId, seen: &Seen<'_>, stored: Option<&[UseSite]>) {
+    fn note_use(
+        &self,
+        id: &TokenId,
+        seen: &Seen<'_>,
+        stored: Option<&[UseSite]>,
+    ) -> Option<Arc<Mutex<SiteMemory>>> {
         // Looked up by reference first: the id is copied only for a token
         // this instance has not seen yet.
         let memory = match self.sites.get(id) {
             Some(memory) => memory,
             None => self.sites.get_with(id.clone(), Arc::default),
         };
-        let Ok(mut m) = memory.lock() else {
-            return;
-        };
-        if let Some(stored) = stored {
-            m.known = Some(stored.to_vec());
-        }
-        if let Some(pending) = m.pending.iter_mut().find(|p| p.ip == seen.ip) {
-            pending.at = pending.at.max(seen.at);
-            if pending.user_agent.as_deref() != seen.user_agent
-                && let Some(fresh) = UseSite::from_request(seen.ip, seen.user_agent, seen.at)
-            {
-                pending.user_agent = fresh.user_agent;
+        {
+            let Ok(mut m) = memory.lock() else {
+                return None;
+            };
+            if let Some(stored) = stored {
+                m.known = Some(stored.to_vec());
             }
-            return;
+            if let Some(pending) = m.pending.iter_mut().find(|p| p.ip == seen.ip) {
+                pending.at = pending.at.max(seen.at);
+                if pending.user_agent.as_deref() != seen.user_agent
+                    && let Some(fresh) = UseSite::from_request(seen.ip, seen.user_agent, seen.at)
+                {
+                    pending.user_agent = fresh.user_agent;
+                }
+            } else if let Some(site) = UseSite::from_request(seen.ip, seen.user_agent, seen.at) {
+                m.pending = UseSite::merge(&m.pending, std::slice::from_ref(&site));
+            }
         }
-        if let Some(site) = UseSite::from_request(seen.ip, seen.user_agent, seen.at) {
-            m.pending = UseSite::merge(&m.pending, std::slice::from_ref(&site));
-        }
+        Some(memory)
     }
 }
 
