@@ -41,6 +41,7 @@ CRITERION_LABELS = [
     ("bare_rs256_verify_floor", "bare RS256 verify, jsonwebtoken + aws-lc-rs: **the floor**"),
     ("jwt_first_seen_decision", "JWT decision, token not seen before"),
     ("jwt_seen_decision", "JWT decision, token seen (verified cache)"),
+    ("jwt_cache_key_hmac_sha256", "the seen JWT's cache key: HMAC-SHA256 of the whole token"),
     ("pat_warm_decision", "PAT decision, warm (cache hit)"),
     ("argon2/pat_cold_decision_argon2", "PAT decision, cold: a fresh instance, argon2id"),
     ("pat_junk_rejection", "PAT junk rejection, bad checksum"),

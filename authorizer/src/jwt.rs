@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use base64::Engine as _;
@@ -19,6 +18,7 @@ use crate::Reject;
 use crate::config::JwtConfig;
 use crate::decision::Vouched;
 use crate::jwks::{JwksSource, KeyCache, KeyError};
+use crate::memo::Generations;
 use crate::metrics::CacheUse;
 
 /// Longest `kid` accepted.
@@ -75,7 +75,7 @@ pub struct JwtVerifier<S> {
     /// Per-process random key: cache entries are keyed by an HMAC of the whole
     /// token, never by the token itself.
     cache_key: hmac::Key,
-    verified: moka::sync::Cache<[u8; 32], Verified>,
+    verified: Generations<[u8; 32], Verified>,
     signature_checks: AtomicUsize,
 }
 
@@ -93,16 +93,12 @@ impl<S: JwksSource> JwtVerifier<S> {
         // jsonwebtoken checks only the signature (see `verify_uncached`);
         // every claim rule is ours, below, against the injected clock.
         let key_bytes = shared::pat::os_random::<32>()?;
-        let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
         Ok(Self {
             cfg,
             manifest,
             keys,
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
-            verified: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(ttl))
-                .build(),
+            verified: Generations::new(10_000),
             signature_checks: AtomicUsize::new(0),
         })
     }
@@ -164,7 +160,7 @@ impl<S: JwksSource> JwtVerifier<S> {
                     *cache = CacheUse::Hit;
                     return Ok(hit.vouched);
                 }
-                self.verified.invalidate(&cache_key);
+                self.verified.remove(&cache_key);
             }
         }
         let vouched = Vouched::new(self.verify_uncached(token, now).await?);
