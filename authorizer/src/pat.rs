@@ -267,7 +267,8 @@ impl<L: TokenLookup> PatVerifier<L> {
             *cache = CacheUse::Hit;
             self.check_address(&hit.allowed, source)?;
             let memory = self.note_use(pat.id(), &site, None);
-            self.touch_later(pat.id(), memory, now, hit.vouched.principal().expires_at);
+            let expires_at = hit.vouched.principal().expires_at;
+            self.touch_later(pat.id(), memory, now, expires_at, None);
             return Ok(Arc::clone(&hit.vouched));
         }
 
@@ -345,13 +346,15 @@ impl<L: TokenLookup> PatVerifier<L> {
                 Err(_) => return Err(Reject::BadStoredHash),
             }
             let memory = self.note_use(returned.id(), &site, Some(&record.meta.recent_uses));
-            self.touch_later(returned.id(), memory, now, record.meta.expires_at);
+            let (expires_at, used) = (record.meta.expires_at, record.meta.last_used_at);
+            self.touch_later(returned.id(), memory, now, expires_at, used);
             if self.hasher.needs_rehash(&record.hash) {
                 self.rehash_later(returned, record.hash.clone());
             }
         } else {
             let memory = self.note_use(pat.id(), &site, Some(&record.meta.recent_uses));
-            self.touch_later(pat.id(), memory, now, record.meta.expires_at);
+            let (expires_at, used) = (record.meta.expires_at, record.meta.last_used_at);
+            self.touch_later(pat.id(), memory, now, expires_at, used);
         }
 
         let meta = record.meta;
@@ -474,12 +477,17 @@ impl<L: TokenLookup> PatVerifier<L> {
     /// The throttled `last_used` touch, at most once per
     /// `touch_interval_secs` per token on this instance (its site memory
     /// holds when it last touched; a memory that could not be had skips it).
+    /// `recorded` is the record's `last_used_at` when this decision read it:
+    /// within the interval, the store's condition would refuse the write, so
+    /// none is sent (a fleet of instances would otherwise spend a request and
+    /// a write unit on nearly every cold decision: BENCHMARKS.md, fleet).
     fn touch_later(
         &self,
         id: &TokenId,
         memory: Option<Arc<Mutex<SiteMemory>>>,
         now: i64,
         expires_at: i64,
+        recorded: Option<i64>,
     ) {
         let Some(memory) = memory else {
             return;
@@ -497,6 +505,14 @@ impl<L: TokenLookup> PatVerifier<L> {
                 if m.touched_at
                     .is_some_and(|at| now - at < self.touch_interval_secs)
                 {
+                    return;
+                }
+                if let Some(at) = recorded
+                    && now - at < self.touch_interval_secs
+                {
+                    // Written by some instance within the interval: the
+                    // store would refuse it until `at + interval`.
+                    m.touched_at = Some(at);
                     return;
                 }
                 m.touched_at = Some(now);

@@ -166,6 +166,51 @@ async fn a_cold_pat_decision_is_one_read_and_last_used_is_written_once_per_inter
     );
 }
 
+/// The fleet model (issue #17) found nearly every PAT invocation sending a
+/// conditional `last_used` write that the store then refused: each new
+/// instance touched a token another had just touched. A cold decision now
+/// reads `last_used_at` first and sends nothing the store would refuse.
+#[tokio::test]
+async fn a_cold_decision_for_a_token_another_instance_just_touched_sends_no_write() {
+    let (a, jwks) = harness().await;
+    let pat = issue_pat(
+        &a.store,
+        OWNER,
+        shared::testing::default_scopes(),
+        T0 + 86_400,
+    )
+    .await;
+    a.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    a.authorizer.pat().settle().await;
+    let used = |h: &Harness| {
+        let store = h.store.clone();
+        let id = pat.id().clone();
+        async move { store.get(&id).await.unwrap().unwrap().meta.last_used_at }
+    };
+    assert_eq!(used(&a).await, Some(T0));
+
+    // Another instance, a minute later: one read, no write.
+    let b = HarnessBuilder::sharing(&jwks.url, &a).build().await;
+    b.clock.set(T0 + 60);
+    let before = b.dynamo_calls.get();
+    b.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    b.authorizer.pat().settle().await;
+    assert_eq!(b.dynamo_calls.get() - before, 1, "the GetItem only");
+    // Its warm decisions within the interval send nothing either.
+    b.clock.set(T0 + 70);
+    b.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    b.authorizer.pat().settle().await;
+    assert_eq!(b.dynamo_calls.get() - before, 1);
+
+    // Once the interval has passed since the recorded use, it writes.
+    b.clock.set(T0 + 301);
+    let before = b.dynamo_calls.get();
+    b.decide(Some(&bearer(pat.expose()))).await.unwrap();
+    b.authorizer.pat().settle().await;
+    assert_eq!(b.dynamo_calls.get() - before, 2, "a read and the touch");
+    assert_eq!(used(&b).await, Some(T0 + 301));
+}
+
 #[tokio::test]
 async fn a_revoked_token_is_refused_once_the_cache_ttl_has_passed() {
     let jwks = JwksServer::start(JWKS).await;
