@@ -100,8 +100,8 @@ pub struct AuthorizerConfig {
     pub rate_tiers: Option<crate::tiers::RateTiers>,
     /// `PAT_VERIFIED_CAPACITY` (1,024 to 2,097,152; default 262,144): how
     /// many verified (token, stored hash) pairs an instance remembers, so
-    /// argon2 runs once per genuine token per instance (about 36 bytes each
-    /// as held: about 9 MB at the default).
+    /// argon2 runs once per genuine token per instance (a 16-byte proof
+    /// each, held in hash sets).
     pub verified_capacity: usize,
     /// `AGPAT_TLS_ROOTS` (`amazon` or `system`): the roots the DynamoDB
     /// client and the JWKS fetch trust. Default: Amazon's for a Cognito user

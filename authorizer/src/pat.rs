@@ -606,7 +606,7 @@ fn source_key(source: &str) -> String {
 }
 
 /// The default of `PAT_VERIFIED_CAPACITY`: 2^18 (token, stored hash) pairs,
-/// at most about 9 MB (16-byte proofs in hash sets' slots). The fleet model (BENCHMARKS.md) finds an instance
+/// 16-byte proofs held in hash sets. The fleet model (BENCHMARKS.md) finds an instance
 /// meeting about 6·10^4 distinct tokens in its life with 10^5 active.
 pub const DEFAULT_VERIFIED_CAPACITY: usize = 1 << 18;
 
