@@ -135,7 +135,7 @@ class Params:
     jwt_ttl: float = 60.0  # JWT_CACHE_TTL_SECONDS
     touch_interval: float = 300.0  # LAST_USED_INTERVAL_SECONDS
     verified_capacity: int = 1 << 18  # PAT_VERIFIED_CAPACITY (DEFAULT_VERIFIED_CAPACITY)
-    proof_set: bool = True  # False: before stop 15, one LRU memory of verified_capacity
+    proof_set: bool = True  # False: until stop 15, one LRU memory of verified_capacity
     decision_capacity: int = 10_000  # the decision cache (moka `verified`) max_capacity
     allow_lists: bool = False  # ipAllowLists: gateway key = token + address
     memory_mb: int = 256  # the construct's authorizer memory
@@ -324,7 +324,7 @@ class Replay:
         self.gateway_ttl, self.pat_ttl, self.jwt_ttl = gateway_ttl, pat_ttl, jwt_ttl
         self.touch_interval = touch_interval
         self.allow_lists = allow_lists
-        self.capacity = capacity  # the proof set's (or, before stop 15, the one memory's)
+        self.capacity = capacity  # the proof set's (or, until stop 15, the one memory's)
         self.proof_set = proof_set
         self.decision_capacity = decision_capacity if proof_set else capacity
         self.site_capacity = site_capacity
@@ -630,7 +630,7 @@ def che_time(np, nu, capacity: float, counts=None) -> float:
 
 def verified_miss(np, nu, capacity: float, lifetime: float, counts=None):
     """Probability that an access finds the token absent from an instance's
-    one memory before stop 15 (LRU), averaged over instance age uniform in [0, lifetime]:
+    one memory until stop 15 (LRU), averaged over instance age uniform in [0, lifetime]:
     absent if not accessed since min(age, T_C) (LRU, Che)."""
     tc = che_time(np, nu, capacity, counts)
     L = lifetime
@@ -763,7 +763,7 @@ def steady(p: Params, *, instances: float | None = None) -> dict:
 
     def evaluate(n: float) -> dict:
         L = p.lifetime_s
-        # The decision cache (LRU, `decision_capacity`; before stop 15 the
+        # The decision cache (LRU, `decision_capacity`; until stop 15 the
         # one memory): an entry last used more than Che's time ago is gone,
         # so a decision is warm at most within min(PAT TTL, that time) of
         # its last read (an upper bound on reads when the time is shorter).
@@ -1155,7 +1155,7 @@ def consistency_cases():
     return [
         ("4 instances, capacity not binding", base, 4, {}),
         ("4 instances, proof set 250 (binding)", dataclasses.replace(base, verified_capacity=250), 4, {}),
-        ("4 instances, before stop 15: one LRU memory of 250 (binding)",
+        ("4 instances, until stop 15: one LRU memory of 250 (binding)",
          dataclasses.replace(base, verified_capacity=250, proof_set=False), 4, {}),
         ("2 instances, gateway spread 4, PAT TTL 120 s", dataclasses.replace(base, gateway_spread=4, pat_ttl=120.0), 2, {}),
         ("3 instances, allow-lists, 3 addresses", dataclasses.replace(base, allow_lists=True, addresses=3), 3, {}),
@@ -1632,7 +1632,7 @@ def cmd_report(args) -> int:
         f"in-process entry stale: the positive cache never answers, and each invocation is one GetItem "
         f"(likewise the 60 s JWT cache never answers, which costs only an RS256 check of {RS256_MS * 1000:.0f} µs). "
         f"argon2 is the cost that matters: {fnum(r1m['argon2'])}/s at 1M req/s ({fnum(r1m['argon2_cores'])} cores; "
-        f"{fnum(b1m['argon2'])}/s before stop 15). The proof set removed re-verification: an instance meets about "
+        f"{fnum(b1m['argon2'])}/s until stop 15). The proof set removed re-verification: an instance meets about "
         f"{fnum(r1m['tokens_per_instance_life'])} distinct tokens in its {base.lifetime_s / 3600:g} h life, "
         f"{'under half' if r1m['tokens_per_instance_life'] <= base.verified_capacity / 2 else 'under' if r1m['tokens_per_instance_life'] <= base.verified_capacity else '**over**'} "
         f"the proof set's {base.verified_capacity:,}, so none is ever forgotten. What remains is first "
@@ -1805,7 +1805,7 @@ def cmd_report(args) -> int:
     md.append("")
     md.append(
         f"Model output at 1M req/s (steady state, and an all-at-once deploy), one setting changed at a time from "
-        f"the {SHIPPED_LABEL} settings (the second row is the code before stop 15):"
+        f"the {SHIPPED_LABEL} settings (the second row is the code until stop 15):"
     )
     md.append("")
     q = 1_000_000
@@ -1872,7 +1872,7 @@ def cmd_report(args) -> int:
         f"- **Proof-set capacity** (`PAT_VERIFIED_CAPACITY`) no longer binds at 10⁵ PATs: an instance meets "
         f"{fnum(d0['tokens_per_instance_life'])} tokens in its life, against {base.verified_capacity:,}. Only "
         f"far lower settings bring the thrash back (the minimum, 1,024: {fnum(tiny['argon2'])}/s, "
-        f"{fnum(tiny['instances'])} instances); before stop 15 the one 10,000-token memory cost "
+        f"{fnum(tiny['instances'])} instances); until stop 15 the one 10,000-token memory cost "
         f"{fnum(bef['argon2'])}/s on {fnum(bef['instances'])} instances. For where it binds at more PATs, see "
         "the capacity section below."
     )
@@ -1935,7 +1935,7 @@ def cmd_report(args) -> int:
     md.append("")
 
     # 5. Proof-set capacity.
-    md.append("### Where the proof set's capacity matters (shipped 262,144; before stop 15: 10,000)")
+    md.append("### Where the proof set's capacity matters (shipped 262,144; until stop 15: 10,000)")
     md.append("")
     caps = [1_024, 10_000, 50_000, 131_072, 262_144, 1_048_576, 4_194_304]
     md.append(
@@ -1975,7 +1975,7 @@ def cmd_report(args) -> int:
     bbig = cap_table[("before", 10**6, 1_000_000)]
     md.append(
         f"The gateway cache flattens popularity: at 1M req/s every one of the 10⁵ tokens is invoked about once a "
-        f"minute, spread over all instances, so each instance sees a near-uniform stream, and before stop 15 a "
+        f"minute, spread over all instances, so each instance sees a near-uniform stream, and until stop 15 a "
         f"10,000-entry memory held about a tenth of what it needed. The shipped proof set is the mitigation: an "
         f"instance meets about {fnum(s1m['tokens_per_instance_life'])} distinct tokens in its life at 1M req/s "
         f"({fnum(s10k['tokens_per_instance_life'])} at 10k), so with 10⁵ PATs any capacity above that (here from "
@@ -1987,7 +1987,7 @@ def cmd_report(args) -> int:
         "(`authorizer/src/config.rs`: the default is 262,144). "
         f"It binds again with 10⁶ active PATs: an instance then meets {fnum(big['tokens_per_instance_life'])} tokens, "
         f"more than 262,144, and argon2 is {fnum(big['argon2'])}/s at 1M req/s on {fnum(big['instances'])} "
-        f"instances (before stop 15: {fnum(bbig['argon2'])}/s); raising `PAT_VERIFIED_CAPACITY` to 1,048,576, above "
+        f"instances (until stop 15: {fnum(bbig['argon2'])}/s); raising `PAT_VERIFIED_CAPACITY` to 1,048,576, above "
         f"what an instance meets, leaves first sightings only: {fnum(big1['argon2'])}/s (the maximum, 4,194,304: "
         f"{fnum(big4['argon2'])}/s). At 10⁶ PATs the real limit is elsewhere: the 256 MB fleet needs "
         f"{fnum(big1['concurrency_needed'])} concurrent invocations against the reserved {base.reserved}, so it is "
