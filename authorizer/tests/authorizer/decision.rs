@@ -21,6 +21,22 @@ fn lean_on_stage(authorization: &str, stage: &str) -> AuthorizerEvent {
     serde_json::from_value(event).unwrap()
 }
 
+/// A fresh instance, and the two credentials every test here tries: a
+/// session's JWT and a PAT of the default scopes.
+async fn harness_and_credentials() -> (Harness, JwksServer, [String; 2]) {
+    let jwks = JwksServer::start(JWKS).await;
+    let h = HarnessBuilder::new(&jwks.url).build().await;
+    let pat = issue_pat(
+        &h.store,
+        "user-1",
+        shared::testing::default_scopes(),
+        T0 + 600,
+    )
+    .await;
+    let credentials = [sign(&access_claims()), pat.expose().to_owned()];
+    (h, jwks, credentials)
+}
+
 #[tokio::test]
 async fn the_serialised_decision_is_the_response_types_json() {
     let jwks = JwksServer::start(JWKS).await;
@@ -71,16 +87,8 @@ async fn the_serialised_decision_is_the_response_types_json() {
 
 #[tokio::test]
 async fn a_seen_credential_shares_its_rendering_and_its_stages_policy() {
-    let jwks = JwksServer::start(JWKS).await;
-    let h = HarnessBuilder::new(&jwks.url).build().await;
-    let pat = issue_pat(
-        &h.store,
-        "user-1",
-        shared::testing::default_scopes(),
-        T0 + 600,
-    )
-    .await;
-    for credential in [sign(&access_claims()), pat.expose().to_owned()] {
+    let (h, _jwks, credentials) = harness_and_credentials().await;
+    for credential in credentials {
         let first = h
             .authorizer
             .decision(&lean(&bearer(&credential)))
@@ -210,16 +218,8 @@ fn the_lean_event_reads_what_the_full_event_type_reads() {
 /// lean event hands it over as is, and the credential check refuses it.
 #[tokio::test]
 async fn credentials_no_header_could_carry_are_refused_by_the_lean_event() {
-    let jwks = JwksServer::start(JWKS).await;
-    let h = HarnessBuilder::new(&jwks.url).build().await;
-    let pat = issue_pat(
-        &h.store,
-        "user-1",
-        shared::testing::default_scopes(),
-        T0 + 600,
-    )
-    .await;
-    for credential in [sign(&access_claims()), pat.expose().to_owned()] {
+    let (h, _jwks, credentials) = harness_and_credentials().await;
+    for credential in credentials {
         assert!(h.decide(Some(&bearer(&credential))).await.is_ok());
         for tail in ["\u{0}", "\u{a0}", "\r\n", "\u{7f}", "é"] {
             let mut event = event_json(Some("Bearer placeholder")).unwrap();
