@@ -94,7 +94,7 @@ where
     let cognito_endpoint = optional(&env, "COGNITO_ENDPOINT").unwrap_or_else(|| endpoint.clone());
     let region = env.get("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     let addr = optional(&env, "GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
-    let usage_plans_off = optional(&env, "AGPAT_USAGE_PLANS").as_deref() == Some("off");
+    let (usage_plans, default_rate_tier) = dev_usage_plans(&env);
     let gateway = GatewayConfig {
         cache_ttl_secs: number_in(
             &env,
@@ -126,12 +126,8 @@ where
         // (1 request per second, bursts of 2), which shows a 429 at once.
         // `AGPAT_USAGE_PLANS=off`: no demo tiers (the throughput benchmark
         // measures the gateway, not the demo's 1,000 req/s throttle).
-        usage_plans: if usage_plans_off {
-            Vec::new()
-        } else {
-            demo_usage_plans()
-        },
-        default_rate_tier: (!usage_plans_off).then(|| "standard".into()),
+        usage_plans,
+        default_rate_tier,
         ..GatewayConfig::default()
     };
     let pat = authorizer::config::PatConfig {
@@ -234,6 +230,16 @@ where
     .context("server failed")
 }
 
+/// The demo's usage plans and default tier, or none with
+/// `AGPAT_USAGE_PLANS=off`.
+fn dev_usage_plans(env: &dyn Env) -> (Vec<crate::usage::UsagePlan>, Option<String>) {
+    if optional(env, "AGPAT_USAGE_PLANS").as_deref() == Some("off") {
+        (Vec::new(), None)
+    } else {
+        (demo_usage_plans(), Some("standard".into()))
+    }
+}
+
 /// The usage plans `make dev` runs with: `standard` (1000 requests per
 /// second, bursts of 2000, two keys) and `demo-slow` (1 per second, bursts
 /// of 2, one key).
@@ -320,4 +326,27 @@ curl -s -X POST {base}/tokens -H "Authorization: Bearer $JWT" -H 'content-type: 
         password = w.password,
         jwt = w.jwt,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_tiers_are_on_unless_switched_off() {
+        let env = |v: Option<&str>| {
+            let mut map = std::collections::HashMap::new();
+            if let Some(v) = v {
+                map.insert("AGPAT_USAGE_PLANS".to_owned(), v.to_owned());
+            }
+            map
+        };
+        let (plans, tier) = dev_usage_plans(&env(None));
+        assert_eq!(plans, demo_usage_plans());
+        assert_eq!(tier.as_deref(), Some("standard"));
+        let (plans, tier) = dev_usage_plans(&env(Some("off")));
+        assert!(plans.is_empty());
+        assert_eq!(tier, None);
+        assert_eq!(dev_usage_plans(&env(Some("on"))).0, demo_usage_plans());
+    }
 }
