@@ -138,7 +138,7 @@ class Params:
     proof_set: bool = True  # False: until stop 15, one LRU memory of verified_capacity
     decision_capacity: int = 10_000  # the decision cache (moka `verified`) max_capacity
     allow_lists: bool = False  # ipAllowLists: gateway key = token + address
-    memory_mb: int = 256  # the construct's authorizer memory
+    memory_mb: int = 1769  # the construct's authorizer memory (256 until stop 17)
     provisioned: int = 0  # provisionedAuthorizerConcurrency
     reserved: int | None = 200  # reservedConcurrency in prod (None: account limit)
     # Assumptions about AWS (not measured here).
@@ -148,7 +148,7 @@ class Params:
     invoke_ms: tuple[float, float] = (4.0, 12.0)  # API GW -> Lambda -> back, p50/p99
     getitem_ms: tuple[float, float] = (4.0, 10.0)  # strongly consistent GetItem
     sandbox_ms: tuple[float, float] = (90.0, 250.0)  # a new sandbox before our init
-    init_ms: float = 11.1  # exec -> first decision (BENCHMARKS.md cold start)
+    init_ms: float = 4.1  # exec -> first decision (BENCHMARKS.md cold start, P4)
     warm_ms: float = 1.0  # Lambda duration of a decision with no I/O (billed min 1 ms)
     item_wcu: int = 1  # token item <= 1 KB (5 use sites)
     # False: before "no last_used write the store would refuse", a cold
@@ -1505,7 +1505,7 @@ def save(fig, path: Path, dpi: int = 100):
     fig.savefig(path, dpi=dpi, metadata={"Software": None})
 
 
-SETTING_NAMES = {False: "shipped", True: "shipped + 1769 MB", "before": "before (stop 15)"}
+SETTING_NAMES = {False: "shipped (1769 MB)", True: "256 MB (until stop 17)", "before": "before (stop 15)"}
 
 
 def cmd_report(args) -> int:
@@ -1640,11 +1640,12 @@ def cmd_report(args) -> int:
         f"{fnum(r1m['tokens_per_instance_life'])} ÷ {base.lifetime_s:g} s ≈ "
         f"{fnum(r1m['instances'] * r1m['tokens_per_instance_life'] / base.lifetime_s)}/s): a token's invocations "
         f"(at most one a minute) are spread over {fnum(r1m['instances'])} instances, so even a hot token reaches a "
-        f"given instance about once in {fnum(r1m['instances'] * 61 / 60)} min, about as long as the instance lives; "
+        f"given instance about once in {fnum(r1m['instances'] * 61 / 60)} min and is a first sighting there "
+        f"once per instance life; "
         f"the fleet still runs argon2 on "
         f"{100 * r1m['argon2'] / r1m['invocations_pat']:.0f} % of PAT invocations (was "
-        f"{100 * b1m['argon2'] / b1m['invocations_pat']:.0f} %). The fleet is that large because argon2 takes "
-        f"{base.argon2_wall_ms:.0f} ms at {base.memory_mb} MB: memory, not the proof set, is now the lever "
+        f"{100 * b1m['argon2'] / b1m['invocations_pat']:.0f} %). The fleet's size is set by argon2's "
+        f"{base.argon2_wall_ms:.0f} ms at {base.memory_mb} MB: memory, not the proof set, is the lever "
         f"(*Which setting bounds it best*). Latency: the median request adds "
         f"nothing (a gateway cache hit). {100 * r10k['argon2'] / r10k['requests']:.1f} % of requests run argon2 at "
         f"10k req/s ({100 * results[100_000]['argon2'] / 1e5:.1f} % at 100k), so the p99 carries its "
@@ -1697,7 +1698,7 @@ def cmd_report(args) -> int:
     # 2. Deploys.
     md.append("### A deploy: argon2 CPU and latency over time")
     md.append("")
-    fix = {"memory_mb": 1769}
+    fix = {"memory_mb": 256}
     events = [
         ("allAtOnce", {"shift": "allAtOnce"}),
         ("canary10Percent5Minutes", {"shift": "canary10Percent5Minutes"}),
@@ -1722,8 +1723,8 @@ def cmd_report(args) -> int:
         "the emergency lever (`scripts/emergency-revoke.py`) replaces the instances **and** flushes it, so "
         "every key misses at once. *Excess* is argon2 above the steady state after the event; the herd "
         "*lasts* until its excess stays under 5 % of its peak (horizon 60 min). Settings: *shipped* is "
-        f"{SHIPPED_LABEL} at 256 MB; *shipped + 1769 MB* changes only the memory (1 vCPU); *before* is "
-        f"{BEFORE_LABEL}, at 256 MB."
+        f"{SHIPPED_LABEL} at {base.memory_mb} MB; *256 MB* changes only the memory, back to the size shipped "
+        f"until stop 17 ({256 / FULL_VCPU_MB:.3f} vCPU); *before* is {BEFORE_LABEL}, at {base.memory_mb} MB."
     )
     md.append("")
     md.append(
@@ -1763,8 +1764,9 @@ def cmd_report(args) -> int:
             f"({fnum(tl['throttled_s'] / 60)} min in all)"
         )
 
+    ms256 = ARGON2_MS / (256 / FULL_VCPU_MB)
     md.append(
-        f"**Shipped settings (proof set 262,144, 256 MB): a deploy shows again** (peak argon2 "
+        f"**Shipped settings (proof set 262,144, {base.memory_mb} MB): a deploy still shows** (peak argon2 "
         f"{d1['peak_argon2'] / max(d1['steady_after']['argon2'], 1e-9):.1f}× the steady state at 1M req/s). "
         f"The steady state runs argon2 only on "
         f"first sightings ({fnum(d1['steady_after']['argon2'])}/s at 1M req/s, "
@@ -1773,27 +1775,32 @@ def cmd_report(args) -> int:
         f"PAT invocation runs argon2 (peak {fnum(d1['peak_argon2'])}/s, {fnum(d1['peak_cores'])} cores) and the "
         f"excess, {fnum(d1['excess_argon2'])} runs ({fnum(d1['excess_cpu_s'])} core-s), decays only as the new "
         f"fleet's ages spread ({lasts(d1)}). Peak concurrency {fnum(d1['peak_concurrency'])}: "
-        f"{against_reserved(d1)}. Before stop 15 the same deploy added {fnum(bd1['excess_argon2'])} runs on top "
-        f"of a steady {fnum(bd1['steady_after']['argon2'])}/s (peak concurrency {fnum(bd1['peak_concurrency'])}): "
-        f"the thrash hid the herd in the steady state, and the proof set lowered the steady state, not the herd. "
-        f"With 1769 MB argon2 takes {ARGON2_MS:.0f} ms, so the same herd ({fnum(f1['excess_argon2'])} runs, "
-        f"{lasts(f1)}) needs only {fnum(f1['peak_concurrency'])} concurrent invocations. Canary and linear shifts "
-        f"do not shrink the herd (the new version ends up serving everything with fresh instances; total first "
-        f"verifications ≈ instances × tokens); linear lowers its peak to {fnum(d1l['peak_argon2'])}/s at 256 MB "
-        f"({fnum(f1l['peak_argon2'])}/s at 1769 MB)."
+        f"{against_reserved(d1)}. Without the proof set (stop 15) the same deploy added "
+        f"{fnum(bd1['excess_argon2'])} runs on top of a steady {fnum(bd1['steady_after']['argon2'])}/s (peak "
+        f"concurrency {fnum(bd1['peak_concurrency'])}). At 256 MB, the size shipped until stop 17, argon2 takes "
+        f"{ms256:.0f} ms instead of {base.argon2_wall_ms:.0f} ms, so the same deploy ({fnum(f1['excess_argon2'])} "
+        f"excess runs, {lasts(f1)}) needed {fnum(f1['peak_concurrency'])} concurrent invocations. Canary and "
+        f"linear shifts do not shrink the herd (the new version ends up serving everything with fresh instances; "
+        f"total first verifications ≈ instances × tokens); linear lowers its peak to {fnum(d1l['peak_argon2'])}/s "
+        f"({fnum(f1l['peak_argon2'])}/s at 256 MB)."
     )
     md.append("")
     md.append(
-        f"**The emergency lever is the dangerous event, and the proof set does not change it** (it replaces the "
+        f"**The emergency lever is the dangerous event, and it sets the memory size** (it replaces the "
         f"instances, so every proof is gone). The flush makes every one of the 2·10⁵ keys miss within seconds, "
         f"on instances that know nothing, and it synchronises their expiries, so the wave returns every gateway "
         f"TTL (each cycle drifts only by a key's inter-request time, so it stays a wave for the model's whole "
-        f"hour). At 1M req/s each wave needs {fnum(lv['peak_concurrency'])} concurrent invocations: "
-        f"{against_reserved(lv)}; at 100k req/s {fnum(lv100['peak_concurrency'])}, {against_reserved(lv100)}. "
-        f"Before stop 15 it was {fnum(blv['peak_concurrency'])} at 1M req/s ({fnum(blv['throttled_total'])} "
-        f"throttled). With 1769 MB: {fnum(lvf['peak_concurrency'])} at 1M req/s, {against_reserved(lvf)}; "
-        f"{fnum(lvf100['peak_concurrency'])} at 100k req/s, {against_reserved(lvf100)}. A plain flush does "
-        "nearly the same. The model under-states this: API Gateway caches no failure, so every throttled client "
+        f"hour). Shipped ({base.memory_mb} MB), each wave needs {fnum(lv['peak_concurrency'])} concurrent "
+        f"invocations at 1M req/s: {against_reserved(lv)}; at 100k req/s {fnum(lv100['peak_concurrency'])}, "
+        f"{against_reserved(lv100)}. At 256 MB, the size shipped until stop 17, it needed "
+        f"{fnum(lvf['peak_concurrency'])} at 1M req/s, {against_reserved(lvf)}, and "
+        f"{fnum(lvf100['peak_concurrency'])} at 100k req/s, {against_reserved(lvf100)}: that finding is why the "
+        f"construct's authorizer now has {base.memory_mb} MB (one vCPU; `FUNCTIONS.authorizer` in "
+        f"`infra/lib/agpat.ts`, pinned by the Jest test `gives the authorizer one vCPU so the emergency lever's "
+        f"argon2 wave fits its reserved concurrency`). Without the proof set (stop 15) it is "
+        f"{fnum(blv['peak_concurrency'])} at 1M req/s. A plain flush does nearly the same (a token's invocations "
+        f"are spread over the fleet, so most of the wave's invocations are first sightings anyway). The model "
+        f"under-states a wave that does not fit: API Gateway caches no failure, so every throttled client "
         f"retries into the same wave, and a wave is sharper than the model's {DEPLOY_DT:g} s steps."
     )
     md.append("")
@@ -1817,8 +1824,8 @@ def cmd_report(args) -> int:
         ("PAT TTL 300 s (max)", {"pat_ttl": 300.0}),
         ("proof set 1,024 (the minimum)", {"verified_capacity": 1_024}),
         ("provisioned concurrency 100", {"provisioned": 100}),
+        ("memory 256 MB (until stop 17)", {"memory_mb": 256}),
         ("memory 1024 MB", {"memory_mb": 1024}),
-        ("memory 1769 MB (1 vCPU)", {"memory_mb": 1769}),
     ]
     md.append(
         "| setting | invocations /s | GetItem /s | argon2 /s (cores) | instances (needed) | p99 of invocations (ms) | cost per 10⁶ | deploy: excess argon2 | deploy: peak concurrency | revocation bound |"
@@ -1845,7 +1852,11 @@ def cmd_report(args) -> int:
     bef, beft = sr["before (stop 15): one 10,000 memory"]
     tiny = sr["proof set 1,024 (the minimum)"][0]
     m1024 = sr["memory 1024 MB"][0]
-    mem_only, mem_t = sr["memory 1769 MB (1 vCPU)"]
+    m256, m256t = sr["memory 256 MB (until stop 17)"]
+    lv1024 = timeline(
+        dataclasses.replace(base, rps=q, memory_mb=1024), shift="allAtOnce", flush=True,
+        horizon_s=DEPLOY_HORIZON, dt=DEPLOY_DT,
+    )
     ttl300 = sr["gateway TTL 300 s"][0]
     ttl3600 = sr["gateway TTL 3600 s"][0]
     pat300 = sr["PAT TTL 300 s (max)"][0]
@@ -1858,15 +1869,18 @@ def cmd_report(args) -> int:
     )
     md.append("")
     md.append(
-        f"- **Memory size** bounds it best: argon2id is CPU-bound and single-threaded, so 1769 MB runs it in "
-        f"{ARGON2_MS:.0f} ms instead of {base.argon2_wall_ms:.0f} ms (the same GB-seconds), which shrinks the "
-        f"fleet ({fnum(d0['instances'])} → {fnum(mem_only['instances'])} instances) and with it the first "
-        f"sightings: **argon2 {fnum(d0['argon2'])} → {fnum(mem_only['argon2'])}/s ({fnum(d0['argon2_cores'])} → "
-        f"{fnum(mem_only['argon2_cores'])} cores), p99 of an invocation {fnum(d0['p99_invocation_ms'])} → "
-        f"{fnum(mem_only['p99_invocation_ms'])} ms, deploy peak concurrency {fnum(d0t['peak_concurrency'])} → "
-        f"{fnum(mem_t['peak_concurrency'])}**, at no revocation time and the same cost per million "
-        f"({money(d0['cost_total'])} → {money(mem_only['cost_total'])}). 1024 MB gets most of it "
-        f"({fnum(m1024['argon2'])}/s, {fnum(m1024['instances'])} instances)."
+        f"- **Memory size** bounds it best, and the construct now ships {base.memory_mb} MB for it: argon2id is "
+        f"CPU-bound and single-threaded, so one vCPU runs it in {base.argon2_wall_ms:.0f} ms instead of "
+        f"{ARGON2_MS / (256 / FULL_VCPU_MB):.0f} ms at 256 MB (the same GB-seconds), which shrinks the fleet "
+        f"({fnum(m256['instances'])} → {fnum(d0['instances'])} instances) and with it the first sightings: "
+        f"**argon2 {fnum(m256['argon2'])} → {fnum(d0['argon2'])}/s ({fnum(m256['argon2_cores'])} → "
+        f"{fnum(d0['argon2_cores'])} cores), p99 of an invocation {fnum(m256['p99_invocation_ms'])} → "
+        f"{fnum(d0['p99_invocation_ms'])} ms, deploy peak concurrency {fnum(m256t['peak_concurrency'])} → "
+        f"{fnum(d0t['peak_concurrency'])}**, at no revocation time and about the same cost per million at this "
+        f"load ({money(m256['cost_total'])} → {money(d0['cost_total'])}; a warm 1 ms decision bills 7× the "
+        f"GB-ms, which the cost model above counts). 1024 MB gets most of the steady state "
+        f"({fnum(m1024['argon2'])}/s, {fnum(m1024['instances'])} instances) but not the emergency lever's wave: "
+        f"{fnum(lv1024['peak_concurrency'])} concurrent at 1M req/s against the reserved {base.reserved}."
     )
     md.append(
         f"- **Proof-set capacity** (`PAT_VERIFIED_CAPACITY`) no longer binds at 10⁵ PATs: an instance meets "
@@ -1989,10 +2003,10 @@ def cmd_report(args) -> int:
         f"more than 262,144, and argon2 is {fnum(big['argon2'])}/s at 1M req/s on {fnum(big['instances'])} "
         f"instances (until stop 15: {fnum(bbig['argon2'])}/s); raising `PAT_VERIFIED_CAPACITY` to 1,048,576, above "
         f"what an instance meets, leaves first sightings only: {fnum(big1['argon2'])}/s (the maximum, 4,194,304: "
-        f"{fnum(big4['argon2'])}/s). At 10⁶ PATs the real limit is elsewhere: the 256 MB fleet needs "
+        f"{fnum(big4['argon2'])}/s). At 10⁶ PATs the real limit is elsewhere: the {base.memory_mb} MB fleet needs "
         f"{fnum(big1['concurrency_needed'])} concurrent invocations against the reserved {base.reserved}, so it is "
         f"throttled whatever the capacity. A proof is 16 bytes in a hash set (about 5 MB at 262,144 by "
-        f"`pat.rs`, so about 80 MB at the maximum, a third of 256 MB). With 10⁴ active PATs the shipped settings cost "
+        f"`pat.rs`, so about 80 MB at the maximum, under a twentieth of {base.memory_mb} MB). With 10⁴ active PATs the shipped settings cost "
         f"{fnum(r_small['argon2'])} argon2/s at 1M req/s."
     )
     md.append("")
@@ -2043,7 +2057,7 @@ def cmd_report(args) -> int:
         if base.reserved:
             axes[row][1].axhline(base.reserved, color="red", linewidth=0.8, label=f"reserved concurrency {base.reserved}")
         axes[row][1].set_yscale("log")
-        title = "shipped: 256 MB, proof set 2¹⁸" if not fixed else "shipped + 1769 MB"
+        title = f"shipped: {base.memory_mb} MB, proof set 2¹⁸" if not fixed else "256 MB (until stop 17)"
         axes[row][0].set_title(f"argon2 cores (mean per minute); {title}", fontsize=8)
         axes[row][1].set_title(f"concurrency needed (peak per minute); {title}", fontsize=8)
         for ax in axes[row]:

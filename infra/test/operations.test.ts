@@ -330,6 +330,20 @@ describe("functions", () => {
     );
   });
 
+  test("gives the authorizer one vCPU so the emergency lever's argon2 wave fits its reserved concurrency", () => {
+    // BENCHMARKS.md "A deploy": after the lever every PAT key misses at once
+    // on new instances; argon2id is single-threaded, so one vCPU (1769 MB)
+    // runs it ~7x faster than 256 MB and the wave needs fewer concurrent
+    // invocations than the prod reservation of 200 (879 at 256 MB, 1M req/s).
+    const memory = (b: Built, name: string) =>
+      one(b.template, "AWS::Lambda::Function", `Agpat${name.replace(/-/g, "")}fn`).r.Properties.MemorySize;
+    for (const b of [dev, prod]) {
+      expect(memory(b, "authorizer")).toBe(1769);
+      expect(memory(b, "token-service")).toBe(512);
+    }
+    expect(reserved(prod, "authorizer")).toBe(200);
+  });
+
   test("the migrator: 15 minutes, its own log group, no trigger, and only the table actions it uses", () => {
     const t = dev.template;
     const { id, r } = one(t, "AWS::Lambda::Function", "Agpatmigratorfn");
