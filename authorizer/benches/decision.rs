@@ -38,12 +38,19 @@ impl JwksSource for StaticJwks {
 }
 
 /// In-memory answers standing in for DynamoDB in this micro-benchmark only.
+/// The DPoP replay store is a set of spent proof keys.
 #[derive(Clone, Default)]
-struct InMemory(Arc<HashMap<TokenId, TokenRecord>>);
+struct InMemory(
+    Arc<HashMap<TokenId, TokenRecord>>,
+    Arc<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>>,
+);
 
 impl TokenLookup for InMemory {
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.0.get(id).cloned())
+    }
+    async fn first_use_of_proof(&self, key: &[u8; 32], _until: i64) -> Result<bool, StoreError> {
+        Ok(self.1.lock().unwrap().insert(*key))
     }
     async fn touch(
         &self,
@@ -139,8 +146,36 @@ fn benches(c: &mut Criterion) {
         ),
         hash: hasher.hash(pat.secret()).unwrap(),
     };
-    let store = InMemory(Arc::new(HashMap::from([(pat.id().clone(), record)])));
+    // A second token, bound to a DPoP key.
+    let proof_key = shared::dpop::ProofKey::generate(shared::dpop::ProofAlgorithm::Es256).unwrap();
+    let bound_pat = Pat::generate().unwrap();
+    let mut bound_record = record.clone();
+    bound_record.meta.id = bound_pat.id().clone();
+    bound_record.meta.dpop_jkt = Some(proof_key.public_jwk().thumbprint());
+    bound_record.hash = hasher.hash(bound_pat.secret()).unwrap();
+    let store = InMemory(
+        Arc::new(HashMap::from([
+            (pat.id().clone(), record),
+            (bound_pat.id().clone(), bound_record),
+        ])),
+        Arc::default(),
+    );
     let cached = build(&store, 3600, 300);
+    let dpop =
+        build(&store, 3600, 300).with_dpop(Some(authorizer::dpop::DpopSettings::new(Vec::new())));
+    // The fixture event's URL (its method ARN's stage on the default domain).
+    let url = "https://abcdef123.execute-api.us-east-1.amazonaws.com/test/docs";
+    let dpop_event = |iat: i64| {
+        let mut value: serde_json::Value = serde_json::from_str(EVENT).unwrap();
+        value["headers"]["Authorization"] =
+            serde_json::Value::String(format!("DPoP {}", bound_pat.expose()));
+        value["headers"]["DPoP"] = serde_json::Value::String(
+            proof_key
+                .proof("GET", url, bound_pat.expose(), iat)
+                .unwrap(),
+        );
+        value.to_string()
+    };
     let uncached = build(&store, 0, 0);
 
     let token = jwt(now, 0);
@@ -237,6 +272,43 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("pat_decision_warm_cache_event_to_json", |b| {
         b.iter(|| decide_json(&cached, &pat_json))
+    });
+    // A bound token's warm decision: the same, plus the proof's checks (its
+    // ES256 signature above all) and the replay store's answer (here an
+    // in-memory set; deployed, a DynamoDB conditional write, see
+    // BENCHMARKS.md). Each iteration a fresh proof, made outside the timing.
+    let first: AuthorizerEvent = serde_json::from_str(&dpop_event(now)).unwrap();
+    assert!(rt.block_on(dpop.decision(&first)).is_ok());
+    c.bench_function("pat_dpop_decision_warm_cache_event_to_json", |b| {
+        b.iter_batched(
+            || dpop_event(shared::Clock::now(&SystemClock)),
+            |json| {
+                let out = decide_json(&dpop, &json);
+                assert!(out.starts_with(b"{"), "allowed");
+                out
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let proof_only = proof_key
+        .proof("GET", url, bound_pat.expose(), now)
+        .unwrap();
+    let urls = [shared::dpop::normalise_url(url).unwrap()];
+    c.bench_function("dpop_proof_check_es256", |b| {
+        b.iter(|| {
+            shared::dpop::check_proof(
+                std::hint::black_box(&proof_only),
+                &shared::dpop::ProofRequirements {
+                    method: "GET",
+                    urls: &urls,
+                    access_token: bound_pat.expose(),
+                    now,
+                    max_age_secs: 3600,
+                    max_skew_secs: 5,
+                },
+            )
+            .unwrap()
+        })
     });
 
     let mut slow = c.benchmark_group("argon2");

@@ -95,6 +95,14 @@ pub struct AuthorizerConfig {
     /// `context.identity.sourceIp` too (the construct's `ipAllowLists`); off,
     /// a token that carries one is refused.
     pub ip_allow_lists: bool,
+    /// `AGPAT_DPOP` (`on`/`off`, default off): accept tokens bound to a key
+    /// (RFC 9449). On only where API Gateway caches no authorizer answer
+    /// (the construct's `dpop`: TTL 0); off, every bound token is refused.
+    /// With it: `DPOP_ORIGINS` (comma-separated `https://` URLs clients use
+    /// besides the stage's default one, e.g. a custom domain with its base
+    /// path), `DPOP_PROOF_MAX_AGE_SECONDS` (5 to 300, default 60) and
+    /// `DPOP_CLOCK_SKEW_SECONDS` (0 to 60, default 5).
+    pub dpop: Option<crate::dpop::DpopSettings>,
     /// `RATE_TIER_KEYS` / `RATE_TIER_DEFAULT`: the usage-plan key of each
     /// rate tier, named in decisions as `usageIdentifierKey`; unset, none.
     pub rate_tiers: Option<crate::tiers::RateTiers>,
@@ -296,6 +304,7 @@ impl AuthorizerConfig {
                 },
             )?,
             ip_allow_lists: shared::config::on_off(env, "AGPAT_IP_ALLOW_LISTS")?,
+            dpop: dpop_from_env(env)?,
             verified_capacity: number_in(
                 env,
                 "PAT_VERIFIED_CAPACITY",
@@ -310,9 +319,92 @@ impl AuthorizerConfig {
     }
 }
 
+/// The DPoP settings, if `AGPAT_DPOP` is on.
+fn dpop_from_env(env: &dyn Env) -> Result<Option<crate::dpop::DpopSettings>, ConfigError> {
+    if !shared::config::on_off(env, "AGPAT_DPOP")? {
+        return Ok(None);
+    }
+    let origins = optional(env, "DPOP_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|o| !o.trim().is_empty())
+        .map(|o| {
+            crate::dpop::DpopSettings::origin(o).ok_or(ConfigError {
+                var: "DPOP_ORIGINS",
+                expected: "comma-separated http(s) URLs without query or credentials",
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut settings = crate::dpop::DpopSettings::new(origins);
+    settings.max_age_secs = number_in(
+        env,
+        "DPOP_PROOF_MAX_AGE_SECONDS",
+        settings.max_age_secs,
+        5,
+        300,
+        "an integer from 5 to 300",
+    )?;
+    settings.max_skew_secs = number_in(
+        env,
+        "DPOP_CLOCK_SKEW_SECONDS",
+        settings.max_skew_secs,
+        0,
+        60,
+        "an integer from 0 to 60",
+    )?;
+    Ok(Some(settings))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dpop_is_off_unless_switched_on_and_its_settings_are_checked() {
+        const BASE: [(&str, &str); 3] = [
+            ("COGNITO_USER_POOL_ID", "us-east-1_AbC123"),
+            ("COGNITO_CLIENT_IDS", "people"),
+            ("TABLE_NAME", "tokens"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let vars: std::collections::HashMap<String, String> = BASE
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            AuthorizerConfig::from_env(&vars)
+        };
+        assert_eq!(with(&[]).unwrap().dpop, None);
+        assert_eq!(
+            with(&[("DPOP_ORIGINS", "https://x.example")]).unwrap().dpop,
+            None
+        );
+        let on = with(&[
+            ("AGPAT_DPOP", "on"),
+            (
+                "DPOP_ORIGINS",
+                "https://API.example.com/v1/, http://127.0.0.1:8080",
+            ),
+        ])
+        .unwrap()
+        .dpop
+        .unwrap();
+        assert_eq!(
+            on.origins,
+            vec!["https://api.example.com/v1", "http://127.0.0.1:8080"]
+        );
+        assert_eq!((on.max_age_secs, on.max_skew_secs), (60, 5));
+        for (var, value) in [
+            ("DPOP_ORIGINS", "api.example.com"),
+            ("DPOP_ORIGINS", "https://x.example/?q=1"),
+            ("DPOP_PROOF_MAX_AGE_SECONDS", "3600"),
+            ("DPOP_CLOCK_SKEW_SECONDS", "-1"),
+            ("AGPAT_DPOP", "yes"),
+        ] {
+            let err = with(&[("AGPAT_DPOP", "on"), (var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+        }
+    }
 
     /// Service clients are never people's clients, and need access tokens.
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod decision;
+pub mod dpop;
 pub mod event;
 pub mod jwks;
 pub mod jwt;
@@ -133,6 +134,20 @@ pub enum Reject {
     AddressNotAllowed,
     /// `methodArn` missing or not an execute-api ARN.
     MethodArn,
+    /// The request's DPoP proof failed a check (RFC 9449 §4.3).
+    Dpop(shared::dpop::ProofError),
+    /// A bound token without the `DPoP` scheme (as a bearer token).
+    DpopRequired,
+    /// The `DPoP` scheme with a credential that is not a bound token.
+    DpopUnbound,
+    /// The proof was signed by another key than the token's.
+    DpopKeyMismatch,
+    /// The proof's `jti` was already used (on any instance).
+    DpopReplay,
+    /// A bound token or the `DPoP` scheme where this deployment cannot
+    /// honour proofs (`AGPAT_DPOP` off: its gateway cache would serve a
+    /// cached Allow without one).
+    DpopOff,
     /// DynamoDB failed (fail closed).
     StoreUnavailable(String),
     /// JWKS unreachable and no cached key (fail closed).
@@ -169,6 +184,7 @@ pub struct Authorizer<K, L, C> {
     max_credential_bytes: usize,
     metrics: Option<DecisionMetrics>,
     tiers: Option<tiers::RateTiers>,
+    dpop: Option<dpop::Dpop>,
 }
 
 /// What a decision learnt about itself, for its metrics record.
@@ -194,7 +210,18 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
             max_credential_bytes,
             metrics: None,
             tiers: None,
+            dpop: None,
         }
+    }
+
+    /// Accepts tokens bound to a key (DPoP, RFC 9449) as [`dpop`] says.
+    /// Only where API Gateway caches no authorizer answer (TTL 0); without
+    /// it (the default), every bound token and every `DPoP` credential is
+    /// refused.
+    #[must_use]
+    pub fn with_dpop(mut self, settings: Option<dpop::DpopSettings>) -> Self {
+        self.dpop = settings.map(dpop::Dpop::new);
+        self
     }
 
     /// Names the usage-plan key of each principal's rate tier in every
@@ -315,10 +342,17 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
     ) -> Result<Decision, Reject> {
         let method_arn = request.method_arn().ok_or(Reject::MethodArn)?;
         let arn = policy::MethodArn::parse(method_arn).ok_or(Reject::MethodArn)?;
-        let credential = bearer_credential(request, self.max_credential_bytes)?;
+        let (scheme, credential) = presented_credential(request, self.max_credential_bytes)?;
         let now = self.clock.now();
         let (vouched, scopes) = if Pat::looks_like_pat(credential) {
             trace.method = Method::Pat;
+            // The proof's stateless checks come before the token's lookup:
+            // they need no I/O, and a request that fails them costs no read.
+            let proof = match (scheme, &self.dpop) {
+                (dpop::Scheme::Bearer, _) => None,
+                (dpop::Scheme::Dpop, None) => return Err(Reject::DpopOff),
+                (dpop::Scheme::Dpop, Some(d)) => Some(d.check(request, &arn, credential, now)?),
+            };
             let vouched = self
                 .pat
                 .verify_observed(
@@ -337,8 +371,21 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
             if scopes.is_empty() {
                 return Err(Reject::NoScopes);
             }
+            // A bound token only with its proof, a proof only with a bound
+            // token: checked on every decision, the cached ones included.
+            match (vouched.dpop_jkt(), proof, &self.dpop) {
+                (None, None, _) => {}
+                (None, Some(_), _) => return Err(Reject::DpopUnbound),
+                (Some(_), None, _) => return Err(Reject::DpopRequired),
+                (Some(_), Some(_), None) => return Err(Reject::DpopOff),
+                (Some(jkt), Some(proof), Some(d)) => d.bind(jkt, &proof, self.pat.lookup()).await?,
+            }
             (vouched, scopes)
         } else {
+            // Session tokens are never bound.
+            if scheme == dpop::Scheme::Dpop {
+                return Err(Reject::DpopUnbound);
+            }
             // For the metrics only: junk that is not even JWT-shaped is no
             // JWT. The JWT verifier refuses it either way.
             let mut not_noted = CacheUse::NotConsulted;
@@ -393,22 +440,24 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
 /// For the refusal log line: the public id of a well-formed PAT (checksum
 /// valid), else empty. Only ever computed on the refusal path.
 fn refused_token_id<R: AuthorizerRequest + ?Sized>(request: &R, max_bytes: usize) -> String {
-    bearer_credential(request, max_bytes)
+    presented_credential(request, max_bytes)
         .ok()
+        .map(|(_, c)| c)
         .filter(|c| Pat::looks_like_pat(c))
         .and_then(|c| Pat::parse(c).ok())
         .map(|p| p.id().as_str().to_owned())
         .unwrap_or_default()
 }
 
-/// Extracts the credential from `Authorization: Bearer <credential>` (RFC 6750:
-/// the scheme, case-insensitive, then exactly one space; no other whitespace
-/// is tolerated). The size cap applies before any decoding. A header sent
-/// under two spellings of its name is no credential.
-fn bearer_credential<R: AuthorizerRequest + ?Sized>(
+/// Extracts the credential from `Authorization: Bearer <credential>` (RFC 6750)
+/// or `Authorization: DPoP <credential>` (RFC 9449 §7.1): the scheme,
+/// case-insensitive, then exactly one space; no other whitespace is
+/// tolerated. The size cap applies before any decoding. A header sent twice
+/// (two spellings of its name, or two values) is no credential.
+fn presented_credential<R: AuthorizerRequest + ?Sized>(
     request: &R,
     max_bytes: usize,
-) -> Result<&str, Reject> {
+) -> Result<(dpop::Scheme, &str), Reject> {
     let value = match request.authorization() {
         Header::One(value) => value,
         Header::Absent | Header::Ambiguous => return Err(Reject::NoCredential),
@@ -418,9 +467,13 @@ fn bearer_credential<R: AuthorizerRequest + ?Sized>(
     }
     let value = event::visible_ascii(value).ok_or(Reject::Malformed)?;
     let (scheme, credential) = value.split_once(' ').ok_or(Reject::NoCredential)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        dpop::Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        dpop::Scheme::Dpop
+    } else {
         return Err(Reject::NoCredential);
-    }
+    };
     // Visible ASCII by now: a space and a tab are its only whitespace.
     let spaced = credential
         .bytes()
@@ -431,5 +484,5 @@ fn bearer_credential<R: AuthorizerRequest + ?Sized>(
     if credential.len() > max_bytes {
         return Err(Reject::TooLarge);
     }
-    Ok(credential)
+    Ok((scheme, credential))
 }

@@ -70,7 +70,8 @@ async fn main() -> anyhow::Result<()> {
             DecisionMetrics::stdout(cfg.metrics_namespace.clone())
                 .context("cannot start the metrics writer")?,
         )
-        .with_rate_tiers(cfg.rate_tiers.clone()),
+        .with_rate_tiers(cfg.rate_tiers.clone())
+        .with_dpop(cfg.dpop.clone()),
     );
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<AuthorizerEvent>| {

@@ -81,6 +81,13 @@ pub trait TokenLookup: Send + Sync + 'static {
         old: &PhcHash,
         new: &PhcHash,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The DPoP replay store: `true` the first time a proof's key is
+    /// recorded, across every instance; remembered until `remember_until`.
+    fn first_use_of_proof(
+        &self,
+        key: &[u8; 32],
+        remember_until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 impl TokenLookup for TokenStore {
@@ -104,6 +111,13 @@ impl TokenLookup for TokenStore {
         new: &PhcHash,
     ) -> Result<bool, StoreError> {
         TokenStore::replace_hash(self, id, old, new).await
+    }
+    async fn first_use_of_proof(
+        &self,
+        key: &[u8; 32],
+        remember_until: i64,
+    ) -> Result<bool, StoreError> {
+        TokenStore::first_use_of_proof(self, key, remember_until).await
     }
 }
 
@@ -205,6 +219,11 @@ impl<L: TokenLookup> PatVerifier<L> {
             argon2_runs: AtomicU64::new(0),
             background: Mutex::new(JoinSet::new()),
         })
+    }
+
+    /// The token store (the DPoP replay store is its conditional write).
+    pub fn lookup(&self) -> &L {
+        &self.lookup
     }
 
     /// How many argon2id verifications this instance has run.
@@ -359,17 +378,20 @@ impl<L: TokenLookup> PatVerifier<L> {
 
         let meta = record.meta;
         let allowed: Arc<[ipnet::IpNet]> = meta.allowed_cidrs.into();
-        let vouched = Vouched::new(Principal {
-            kind: shared::PrincipalKind::of_token_owner(&meta.owner),
-            sub: meta.owner,
-            username: None,
-            method: AuthMethod::Pat,
-            scopes,
-            token_id: Some(meta.id),
-            expires_at: meta.expires_at,
-            issued_at: meta.created_at,
-            rate_tier: meta.rate_tier,
-        });
+        let vouched = Vouched::bound(
+            Principal {
+                kind: shared::PrincipalKind::of_token_owner(&meta.owner),
+                sub: meta.owner,
+                username: None,
+                method: AuthMethod::Pat,
+                scopes,
+                token_id: Some(meta.id),
+                expires_at: meta.expires_at,
+                issued_at: meta.created_at,
+                rate_tier: meta.rate_tier,
+            },
+            meta.dpop_jkt,
+        );
         self.verified.insert(
             cache_key,
             Verified {

@@ -21,6 +21,8 @@ pub struct MethodArn<'a> {
     /// The ARN's own prefix up to and including the stage's `/`: borrowed,
     /// so parsing allocates nothing.
     stage_prefix: &'a str,
+    /// The rest: `<METHOD>/<path>`.
+    route: &'a str,
 }
 
 impl<'a> MethodArn<'a> {
@@ -79,12 +81,46 @@ impl<'a> MethodArn<'a> {
             + 1;
         Some(Self {
             stage_prefix: arn.get(..len)?,
+            route: arn.get(len..)?,
         })
     }
 
     /// `arn:…:<api id>/<stage>/` — every route ARN of this stage starts with it.
     pub fn stage_prefix(&self) -> &'a str {
         self.stage_prefix
+    }
+
+    /// The request's HTTP method, as the ARN names it.
+    pub fn http_method(&self) -> &'a str {
+        self.route.split_once('/').map_or(self.route, |(m, _)| m)
+    }
+
+    /// The request's path below the stage, without its leading `/`.
+    pub fn path(&self) -> &'a str {
+        self.route.split_once('/').map_or("", |(_, p)| p)
+    }
+
+    /// The stage's default URL, `https://<api>.execute-api.<region>.<domain>/<stage>`,
+    /// for the partitions whose domain is known (`aws`, `aws-cn`).
+    pub fn default_stage_url(&self) -> Option<String> {
+        let mut parts = self.stage_prefix.split(':');
+        let (_, partition, _, region, _, rest) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        let (api, stage) = rest.trim_end_matches('/').split_once('/')?;
+        let domain = match partition {
+            "aws" => "amazonaws.com",
+            "aws-cn" => "amazonaws.com.cn",
+            _ => return None,
+        };
+        Some(format!(
+            "https://{api}.execute-api.{region}.{domain}/{stage}"
+        ))
     }
 }
 

@@ -10,6 +10,8 @@ pub mod cognito;
 pub mod config;
 pub mod context;
 pub mod deadline;
+#[cfg(feature = "dpop")]
+pub mod dpop;
 pub mod emf;
 #[cfg(feature = "store")]
 pub mod expiry;

@@ -17,6 +17,8 @@ use crate::scope::ScopeNames;
 ///   them. Older items get them from the `tokens-to-v3` migration.
 /// - v4 ([`RESTRICTED_SCHEMA_VERSION`]): v3 plus `cidrs`, only on tokens
 ///   with an IP allow-list.
+/// - v5 ([`BOUND_SCHEMA_VERSION`]): v4 plus `jkt`, only on tokens bound to a
+///   DPoP key.
 pub const CURRENT_SCHEMA_VERSION: u32 = 3;
 
 /// The version of a token that carries an IP allow-list (`cidrs`): v3 plus
@@ -25,6 +27,12 @@ pub const CURRENT_SCHEMA_VERSION: u32 = 3;
 /// rollback fails closed). Tokens without an allow-list keep
 /// [`CURRENT_SCHEMA_VERSION`].
 pub const RESTRICTED_SCHEMA_VERSION: u32 = 4;
+
+/// The version of a token bound to a DPoP key (`jkt`, RFC 9449): v4 plus
+/// that attribute. Releases before it read only up to v4, so they refuse
+/// such a token instead of accepting it as a bearer token (a rollback fails
+/// closed). Unbound tokens keep their version.
+pub const BOUND_SCHEMA_VERSION: u32 = 5;
 
 /// The oldest version still read (and upgraded in memory). A version is
 /// dropped here only after a migration has reported none left everywhere.
@@ -158,6 +166,10 @@ pub struct TokenMeta {
     /// and rotate commit only while the epoch they read is still current, so
     /// nothing minted before a revoke-all can outlive it.
     pub epoch: i64,
+    /// The RFC 7638 thumbprint of the key the token is bound to (DPoP,
+    /// RFC 9449): every use needs a fresh proof signed by that key. `None`:
+    /// a bearer token.
+    pub dpop_jkt: Option<crate::dpop::Jkt>,
 }
 
 /// Most networks one token's allow-list may hold.
@@ -248,6 +260,7 @@ impl TokenMeta {
             rate_tier: None,
             schema_version: CURRENT_SCHEMA_VERSION,
             epoch: 0,
+            dpop_jkt: None,
         }
     }
 

@@ -45,7 +45,8 @@ use crate::history::{EventKind, Revoker, TokenEvent};
 use crate::pat::TokenId;
 use crate::principal::UserId;
 use crate::record::{
-    OLDEST_READ_SCHEMA_VERSION, RESTRICTED_SCHEMA_VERSION, TokenMeta, TokenRecord, UseSite,
+    BOUND_SCHEMA_VERSION, OLDEST_READ_SCHEMA_VERSION, RESTRICTED_SCHEMA_VERSION, TokenMeta,
+    TokenRecord, UseSite,
 };
 use crate::scope::ScopeNames;
 
@@ -267,6 +268,8 @@ pub struct TokenDetails {
     pub allowed_cidrs: Vec<ipnet::IpNet>,
     /// The rate tier (`None`: the default).
     pub rate_tier: Option<String>,
+    /// The DPoP key's thumbprint of a bound token.
+    pub dpop_jkt: Option<crate::dpop::Jkt>,
 }
 
 /// One page of a token's history.
@@ -779,6 +782,35 @@ impl TokenStore {
         Ok(())
     }
 
+    /// The DPoP replay store: records that the proof with `key` (see
+    /// [`crate::dpop::CheckedProof::replay_key`]) was used, and answers
+    /// whether this was its first use. One conditional put per proof, so the
+    /// answer holds across every instance; the item carries the table's TTL
+    /// (`remember_until`, when the proof's `iat` leaves the window) and is
+    /// deleted by DynamoDB some time after. Any failure is an error: the
+    /// caller fails closed.
+    pub async fn first_use_of_proof(
+        &self,
+        key: &[u8; 32],
+        remember_until: i64,
+    ) -> Result<bool, StoreError> {
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(&self.cfg.table_name)
+            .item("PK", s(format!("DPOP#{}", URL_SAFE_NO_PAD.encode(key))))
+            .item("SK", s("DPOP"))
+            .item(TTL_ATTRIBUTE, n(remember_until))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Every owner that issued a token under exactly `username`. No case
     /// folding: the user pool is case-sensitive (CDK's default), so "Alice"
     /// and "alice" are two users, and offboarding one must not touch the other.
@@ -900,7 +932,7 @@ impl TokenStore {
         let items = out
             .items()
             .iter()
-            .map(meta_from_item)
+            .map(meta_from_index_item)
             .collect::<Result<Vec<_>, _>>()?;
         let next = match out.last_evaluated_key() {
             Some(lek) => Some(encode_cursor(lek)?),
@@ -1510,7 +1542,7 @@ impl TokenStore {
         let mut request = Some(
             KeysAndAttributes::builder()
                 .set_keys(Some(keys))
-                .projection_expression("PK, description, recent_uses, cidrs, tier")
+                .projection_expression("PK, v, description, recent_uses, cidrs, tier, jkt")
                 .consistent_read(true)
                 .build()
                 .map_err(|_| StoreError::Corrupt("batch keys"))?,
@@ -1548,6 +1580,9 @@ impl TokenStore {
                     Some(v) => cidrs_from_attr(v)?,
                 };
                 let rate_tier = item.get("tier").and_then(|v| v.as_s().ok()).cloned();
+                let version =
+                    u32::try_from(get_n(item, "v")?).map_err(|_| StoreError::Corrupt("v"))?;
+                let dpop_jkt = jkt_from_item(item, version)?;
                 out.insert(
                     id,
                     TokenDetails {
@@ -1555,6 +1590,7 @@ impl TokenStore {
                         recent_uses,
                         allowed_cidrs,
                         rate_tier,
+                        dpop_jkt,
                     },
                 );
             }
@@ -1917,9 +1953,11 @@ impl TokenStore {
 
     fn to_item(&self, rec: &TokenRecord) -> HashMap<String, AttributeValue> {
         let m = &rec.meta;
-        // A token with an allow-list is v4, which older readers refuse
-        // rather than use it unrestricted.
-        let version = if m.allowed_cidrs.is_empty() {
+        // A token with an allow-list is v4, a bound one v5: older readers
+        // refuse them rather than use them unrestricted or as bearer tokens.
+        let version = if m.dpop_jkt.is_some() {
+            BOUND_SCHEMA_VERSION
+        } else if m.allowed_cidrs.is_empty() {
             self.cfg.write_schema_version
         } else {
             RESTRICTED_SCHEMA_VERSION
@@ -1959,6 +1997,9 @@ impl TokenStore {
                 "cidrs".to_owned(),
                 AttributeValue::Ss(m.allowed_cidrs.iter().map(ToString::to_string).collect()),
             );
+        }
+        if let Some(jkt) = &m.dpop_jkt {
+            item.insert("jkt".to_owned(), s(jkt.as_str()));
         }
         if !m.recent_uses.is_empty() {
             item.insert("recent_uses".to_owned(), sites_to_attr(&m.recent_uses));
@@ -2109,8 +2150,18 @@ fn scopes_from_item(
 }
 
 fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, StoreError> {
+    let mut meta = meta_from_index_item(item)?;
+    meta.dpop_jkt = jkt_from_item(item, meta.schema_version)?;
+    Ok(meta)
+}
+
+/// A token's metadata as the owner index (GSI1) projects it: everything but
+/// what [`TokenStore::details`] reads from the table (the binding among it:
+/// `dpop_jkt` is `None` here). For listings only; a decision reads the
+/// whole item ([`meta_from_item`]).
+fn meta_from_index_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, StoreError> {
     let version = u32::try_from(get_n(item, "v")?).map_err(|_| StoreError::Corrupt("v"))?;
-    if !(OLDEST_READ_SCHEMA_VERSION..=RESTRICTED_SCHEMA_VERSION).contains(&version) {
+    if !(OLDEST_READ_SCHEMA_VERSION..=BOUND_SCHEMA_VERSION).contains(&version) {
         return Err(StoreError::UnsupportedSchema(version));
     }
     Ok(TokenMeta {
@@ -2145,7 +2196,27 @@ fn meta_from_item(item: &HashMap<String, AttributeValue>) -> Result<TokenMeta, S
             .cloned(),
         schema_version: version,
         epoch: opt_n(item, "epoch")?.unwrap_or(0),
+        dpop_jkt: None,
     })
+}
+
+/// A token's DPoP binding, read strictly: a v5 item must carry a well-formed
+/// `jkt`, and no other version may carry one. Either defect refuses the
+/// token (Corrupt) rather than serve it as a bearer token.
+fn jkt_from_item(
+    item: &HashMap<String, AttributeValue>,
+    version: u32,
+) -> Result<Option<crate::dpop::Jkt>, StoreError> {
+    match (version, item.get("jkt")) {
+        (BOUND_SCHEMA_VERSION, Some(v)) => v
+            .as_s()
+            .ok()
+            .and_then(|t| crate::dpop::Jkt::parse(t))
+            .map(Some)
+            .ok_or(StoreError::Corrupt("jkt")),
+        (BOUND_SCHEMA_VERSION, None) | (_, Some(_)) => Err(StoreError::Corrupt("jkt")),
+        (_, None) => Ok(None),
+    }
 }
 
 /// An allow-list as stored: a string set of normalised networks.

@@ -12,6 +12,7 @@ mod allow_lists;
 mod cognito;
 mod corpus;
 mod decision;
+mod dpop;
 mod faults;
 mod fixtures;
 mod jwt;

@@ -152,6 +152,8 @@ pub struct HarnessBuilder {
     pub verified_capacity: Option<usize>,
     /// Tokens in the decision cache; `None`: the default.
     pub decision_cache_capacity: Option<u64>,
+    /// DPoP (`AGPAT_DPOP`); `None`: off.
+    pub dpop: Option<authorizer::dpop::DpopSettings>,
 }
 
 impl HarnessBuilder {
@@ -167,6 +169,7 @@ impl HarnessBuilder {
             rate_tiers: None,
             verified_capacity: None,
             decision_cache_capacity: None,
+            dpop: None,
         }
     }
 
@@ -209,7 +212,8 @@ impl HarnessBuilder {
             Arc::clone(&clock),
             8192,
         )
-        .with_rate_tiers(self.rate_tiers);
+        .with_rate_tiers(self.rate_tiers)
+        .with_dpop(self.dpop);
         Harness {
             authorizer,
             clock,

@@ -609,6 +609,104 @@ async fn items_from_an_unknown_schema_version_are_refused_not_misread() {
 }
 
 #[tokio::test]
+async fn a_bound_token_is_its_own_schema_version_with_its_thumbprint_and_a_rotation_keeps_it() {
+    use shared::dpop::{ProofAlgorithm, ProofKey};
+    let store = fresh_store(5).await;
+    let (client, _) = shared::testing::client(&shared::testing::endpoint());
+    let alice = user("alice");
+    let t = now();
+    let mut rec = record(&alice, t, DAY);
+    let key = ProofKey::generate(ProofAlgorithm::Es256).unwrap();
+    rec.meta.dpop_jkt = Some(key.public_jwk().thumbprint());
+    store.create(&rec, t).await.unwrap();
+    let got = store.get(&rec.meta.id).await.unwrap().unwrap();
+    assert_eq!(got.meta.dpop_jkt, rec.meta.dpop_jkt);
+    // v5: releases that read only up to v4 refuse it (UnsupportedSchema)
+    // instead of taking it for a bearer token.
+    assert_eq!(
+        got.meta.schema_version,
+        shared::record::BOUND_SCHEMA_VERSION
+    );
+    assert_eq!(shared::record::BOUND_SCHEMA_VERSION, 5);
+    // The listing's details show it too.
+    let listed = store.list(&alice, 10, None).await.unwrap();
+    let ids: Vec<_> = listed.items.iter().map(|m| m.id.clone()).collect();
+    let details = store.details(&ids).await.unwrap();
+    assert_eq!(details[&rec.meta.id].dpop_jkt, rec.meta.dpop_jkt);
+    // A successor carries the binding.
+    let mut next = record(&alice, t + 1, DAY);
+    next.meta.rotated_from = Some(rec.meta.id.clone());
+    next.meta.dpop_jkt = rec.meta.dpop_jkt.clone();
+    store
+        .rotate(&alice, &rec.meta.id, &next, 0, t + 1)
+        .await
+        .unwrap();
+    let succ = store.get(&next.meta.id).await.unwrap().unwrap();
+    assert_eq!(succ.meta.dpop_jkt, rec.meta.dpop_jkt);
+
+    // A binding is read strictly: a v5 item without one, or with a
+    // malformed one, is refused (Corrupt), never read as unbound.
+    let pk = AttributeValue::S(format!("TOKEN#{}", rec.meta.id));
+    for update in ["REMOVE jkt", "SET jkt = :junk"] {
+        let mut call = client
+            .update_item()
+            .table_name(&store.config().table_name)
+            .key("PK", pk.clone())
+            .key("SK", AttributeValue::S("TOKEN".into()))
+            .update_expression(update);
+        if update.contains(":junk") {
+            call = call.expression_attribute_values(":junk", AttributeValue::S("short".into()));
+        }
+        call.send().await.unwrap();
+        assert!(
+            matches!(store.get(&rec.meta.id).await, Err(StoreError::Corrupt(_))),
+            "{update}"
+        );
+    }
+    // An unbound token at an older version with a `jkt` planted is refused too.
+    let plain = record(&alice, t, DAY);
+    store.create(&plain, t).await.unwrap();
+    client
+        .update_item()
+        .table_name(&store.config().table_name)
+        .key("PK", AttributeValue::S(format!("TOKEN#{}", plain.meta.id)))
+        .key("SK", AttributeValue::S("TOKEN".into()))
+        .update_expression("SET jkt = :j")
+        .expression_attribute_values(
+            ":j",
+            AttributeValue::S(key.public_jwk().thumbprint().as_str().to_owned()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get(&plain.meta.id).await,
+        Err(StoreError::Corrupt("jkt"))
+    ));
+}
+
+#[tokio::test]
+async fn a_proof_is_accepted_once_by_the_replay_store_even_under_a_race() {
+    let store = fresh_store(5).await;
+    let key = [7u8; 32];
+    let t = now();
+    assert!(store.first_use_of_proof(&key, t + 60).await.unwrap());
+    assert!(!store.first_use_of_proof(&key, t + 60).await.unwrap());
+    // Sixteen racers on one fresh key: exactly one wins.
+    let fresh = [9u8; 32];
+    let racers = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.first_use_of_proof(&fresh, t + 60).await.unwrap() })
+    });
+    let wins = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test]
 async fn revoke_all_leaves_expired_tokens_alone() {
     let store = fresh_store(10).await;
     let alice = user("alice");
