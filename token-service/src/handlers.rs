@@ -79,6 +79,12 @@ pub struct TokenView {
     /// deployment's default tier.
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_tier: Option<String>,
+    /// Present when the token is bound to a key (DPoP, RFC 9449): the key's
+    /// RFC 7638 thumbprint. Such a token works only as `Authorization: DPoP
+    /// <token>` with a fresh proof signed by that key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")]
+    dpop_jkt: Option<String>,
 }
 
 /// One place a token was used from.
@@ -234,6 +240,12 @@ pub struct CreateTokenBody {
     /// One of the deployment's rate tiers (`RATE_TIERS`): which usage plan
     /// throttles the token. Absent: the default tier. Kept on rotation.
     rate_tier: Option<String>,
+    /// A public JWK, EC P-256 (`{"kty":"EC","crv":"P-256","x","y"}`) or
+    /// Ed25519 (`{"kty":"OKP","crv":"Ed25519","x"}`), without its private
+    /// part: binds the token to that key (DPoP, RFC 9449; deployments with
+    /// `dpop` on, else 400). Kept on rotation.
+    #[schema(value_type = Object)]
+    dpop_jwk: Option<serde_json::Value>,
 }
 
 /// `POST /tokens/{id}/rotate` request body (optional).
@@ -243,6 +255,10 @@ pub struct CreateTokenBody {
 pub struct RotateBody {
     /// 0–3600 (default 0): how long the old token keeps working.
     overlap_seconds: Option<i64>,
+    /// Binds the successor to this public JWK instead of the old token's
+    /// key (or binds it, if the old token was a bearer token).
+    #[schema(value_type = Object)]
+    dpop_jwk: Option<serde_json::Value>,
 }
 
 /// `POST /tokens/revoke` request body.
@@ -305,6 +321,7 @@ impl TokenView {
                 .collect(),
             allowed_cidrs: m.allowed_cidrs.iter().map(ToString::to_string).collect(),
             rate_tier: m.rate_tier.clone(),
+            dpop_jkt: m.dpop_jkt.as_ref().map(|j| j.as_str().to_owned()),
         }
     }
 }
@@ -400,6 +417,31 @@ pub(crate) fn validate_rate_tier(f: &mut Fields<'_>, tiers: &[String]) -> Option
 /// addresses (normalised, deduplicated), and only where the deployment keys
 /// the authorizer cache by client address (`AGPAT_IP_ALLOW_LISTS`). `None`
 /// when invalid (the error is recorded).
+/// `dpopJwk`: the public key to bind the token to. `Some(None)` when
+/// absent, `None` when invalid (the error recorded).
+pub(crate) fn validate_dpop_jwk(
+    f: &mut Fields<'_>,
+    enabled: bool,
+) -> Option<Option<shared::dpop::Jkt>> {
+    let Some(value) = f.raw("dpopJwk") else {
+        return Some(None);
+    };
+    if !enabled {
+        f.error(
+            "dpopJwk",
+            "bound tokens: DPoP is off in this deployment (its authorizer cache would serve answers without a proof)",
+        );
+        return None;
+    }
+    match shared::dpop::PublicJwk::from_value(value) {
+        Ok(key) => Some(Some(key.thumbprint())),
+        Err(e) => {
+            f.error("dpopJwk", e.to_string());
+            None
+        }
+    }
+}
+
 pub(crate) fn validate_cidrs(f: &mut Fields<'_>, enabled: bool) -> Option<Vec<ipnet::IpNet>> {
     if !f.has("allowedCidrs") {
         return Some(Vec::new());
@@ -578,6 +620,7 @@ pub async fn create(
             "description",
             "allowedCidrs",
             "rateTier",
+            "dpopJwk",
         ],
     );
     let name = validate_name(&mut f);
@@ -586,9 +629,16 @@ pub async fn create(
     let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
     let allowed_cidrs = validate_cidrs(&mut f, app.ip_allow_lists);
     let rate_tier = validate_rate_tier(&mut f, &app.rate_tiers);
+    let dpop_jkt = validate_dpop_jwk(&mut f, app.dpop);
     f.finish()?;
-    let (Some(name), Some(scopes), Some(expires_at), Some(allowed_cidrs), Some(rate_tier)) =
-        (name, scopes, expires_at, allowed_cidrs, rate_tier)
+    let (
+        Some(name),
+        Some(scopes),
+        Some(expires_at),
+        Some(allowed_cidrs),
+        Some(rate_tier),
+        Some(dpop_jkt),
+    ) = (name, scopes, expires_at, allowed_cidrs, rate_tier, dpop_jkt)
     else {
         return Err(ApiError::Internal);
     };
@@ -615,6 +665,7 @@ pub async fn create(
             meta.description = description;
             meta.allowed_cidrs = allowed_cidrs;
             meta.rate_tier = rate_tier;
+            meta.dpop_jkt = dpop_jkt;
         },
     )
     .await?;
@@ -822,6 +873,7 @@ pub(crate) async fn collect_page(
             meta.description = d.description;
             meta.recent_uses = d.recent_uses;
             meta.allowed_cidrs = d.allowed_cidrs;
+            meta.dpop_jkt = d.dpop_jkt;
             meta.rate_tier = d.rate_tier;
         }
     }
@@ -1330,9 +1382,11 @@ pub async fn rotate(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let mut f = Fields::new(&body, &["overlapSeconds"]);
+    let mut f = Fields::new(&body, &["overlapSeconds", "dpopJwk"]);
     let overlap = f.int_in("overlapSeconds", 0, 3600).unwrap_or(0);
+    let new_binding = validate_dpop_jwk(&mut f, app.dpop);
     f.finish()?;
+    let new_binding = new_binding.ok_or(ApiError::Internal)?;
     let id = parse_id(&id)?;
     let audit = Audit::new("token.rotate", &caller);
     if let Err(e) = confirm_pat_acts_on_itself(&app, &caller, &id).await {
@@ -1383,6 +1437,8 @@ pub async fn rotate(
         allowed_cidrs: old.allowed_cidrs.clone(),
         rate_tier: old.rate_tier.clone(),
         epoch: old.epoch,
+        // Bound to the same key, unless the request names a new one.
+        dpop_jkt: new_binding.or_else(|| old.dpop_jkt.clone()),
         ..TokenMeta::issued(
             pat.id().clone(),
             old.owner.clone(),

@@ -42,6 +42,10 @@ pub struct ServiceConfig {
     /// carry IP allow-lists. On only where the authorizer's cache is keyed by
     /// client address (the construct's `ipAllowLists`).
     pub ip_allow_lists: bool,
+    /// `AGPAT_DPOP` (`on`/`off`, default off): whether tokens may be bound
+    /// to a key (RFC 9449). On only where the authorizer accepts proofs and
+    /// API Gateway caches no authorizer answer (the construct's `dpop`).
+    pub dpop: bool,
     /// `RATE_TIERS`: the rate tiers a token may be issued in (comma-separated
     /// names of `a-z 0-9 -`); unset, tokens carry none (every token is in
     /// the authorizer's default tier).
@@ -70,6 +74,7 @@ impl ServiceConfig {
             )?,
             event_bus: env.get("AGPAT_EVENT_BUS").filter(|v| !v.is_empty()),
             ip_allow_lists: shared::config::on_off(env, "AGPAT_IP_ALLOW_LISTS")?,
+            dpop: shared::config::on_off(env, "AGPAT_DPOP")?,
             rate_tiers: {
                 let names: Vec<String> = env
                     .get("RATE_TIERS")
@@ -136,6 +141,8 @@ pub struct Inner {
     pub partner_keys: Option<scanning::PartnerKeys>,
     /// Whether tokens may carry IP allow-lists (`AGPAT_IP_ALLOW_LISTS`).
     pub ip_allow_lists: bool,
+    /// Whether tokens may be bound to a DPoP key (`AGPAT_DPOP`).
+    pub dpop: bool,
     /// The rate tiers a token may be issued in (`RATE_TIERS`).
     pub rate_tiers: Vec<String>,
 }
@@ -183,6 +190,7 @@ impl AppState {
             leak_verifications: std::sync::atomic::AtomicU64::new(0),
             partner_keys: None,
             ip_allow_lists: false,
+            dpop: false,
             rate_tiers: Vec::new(),
         })))
     }
@@ -217,6 +225,17 @@ impl AppState {
     pub fn with_ip_allow_lists(mut self, on: bool) -> Result<Self, ApiError> {
         let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
         inner.ip_allow_lists = on;
+        Ok(self)
+    }
+
+    /// The same state, letting tokens be bound to a DPoP key (`on`). Call
+    /// right after [`Self::new`], before the state is shared.
+    ///
+    /// # Errors
+    /// If the state is already shared (a wiring mistake).
+    pub fn with_dpop(mut self, on: bool) -> Result<Self, ApiError> {
+        let inner = Arc::get_mut(&mut self.0).ok_or(ApiError::Internal)?;
+        inner.dpop = on;
         Ok(self)
     }
 

@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         manifest,
     )
     .and_then(|s| s.with_ip_allow_lists(cfg.ip_allow_lists))
+    .and_then(|s| s.with_dpop(cfg.dpop))
     .and_then(|s| s.with_rate_tiers(cfg.rate_tiers.clone()))
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("cannot initialise the service state")?;

@@ -75,6 +75,12 @@ impl<'a> Fields<'a> {
         self.map.get(key).is_some_and(|v| !v.is_null())
     }
 
+    /// The raw value of `key`, if present and not `null` (for fields a
+    /// dedicated parser validates, such as a JWK).
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
     /// A required string.
     pub fn string(&mut self, key: &str) -> Option<&'a str> {
         match self.map.get(key) {

@@ -190,3 +190,120 @@ async fn a_rate_tier_is_one_of_the_deployments_and_rotation_keeps_it() {
         listed.text
     );
 }
+
+fn dpop_service(h: &Harness) -> axum::Router {
+    let state = AppState::new(
+        h.store.clone(),
+        hasher(),
+        h.clock.clone(),
+        90,
+        shared::testing::manifest(),
+    )
+    .and_then(|s| s.with_dpop(true))
+    .unwrap();
+    token_service::router(state)
+}
+
+/// Issue #18 item 1: a token bound at issue to a public JWK (P-256 or
+/// Ed25519), stored as v5 with its thumbprint, shown as bound; a rotation
+/// keeps the binding or moves it to a new key; refused where DPoP is off.
+#[tokio::test]
+async fn a_token_is_bound_to_a_public_key_at_issue_and_rotation_and_shown_as_bound() {
+    use shared::dpop::{ProofAlgorithm, ProofKey};
+    let h = Harness::new(20).await;
+    let app = dpop_service(&h);
+    let a = session(USER_A, ALL);
+    let create = |jwk: serde_json::Value| {
+        Req::new("POST", "/tokens", Some(&a)).json(json!({
+            "name": "ci", "scopes": ["docs:read", "tokens:write"], "expiresInDays": 7, "dpopJwk": jwk
+        }))
+    };
+    let key = ProofKey::generate(ProofAlgorithm::Es256).unwrap();
+    let mut private = key.public_jwk().to_value();
+    private["d"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let mut off_curve = key.public_jwk().to_value();
+    off_curve["y"] = off_curve["x"].clone();
+    for (bad, says) in [
+        (private, "only the public key"),
+        (off_curve, "not a valid public key"),
+        (
+            json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+            "JSON Web Key",
+        ),
+        (
+            json!({"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}),
+            "P-256",
+        ),
+        (json!("EC"), "JSON Web Key"),
+    ] {
+        let reply = call(&app, create(bad.clone())).await;
+        reply.assert_problem(400, "validation-failed");
+        assert!(
+            reply.text.contains("dpopJwk") && reply.text.contains(says),
+            "{bad}: {}",
+            reply.text
+        );
+    }
+    let jkt = key.public_jwk().thumbprint();
+    let created = call(&app, create(key.public_jwk().to_value())).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json["dpopJkt"], json!(jkt.as_str()));
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let item = stored(&h, &id).await;
+    assert_eq!(
+        item["v"],
+        AttributeValue::N("5".into()),
+        "older readers refuse v5"
+    );
+    assert_eq!(item["jkt"], AttributeValue::S(jkt.as_str().to_owned()));
+    let shown = call(&app, Req::new("GET", &format!("/tokens/{id}"), Some(&a))).await;
+    assert_eq!(shown.json["dpopJkt"], json!(jkt.as_str()));
+    let listed = call(&app, Req::new("GET", "/tokens", Some(&a))).await;
+    let row = listed.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(row["dpopJkt"], json!(jkt.as_str()));
+
+    // Rotation keeps the key, or binds the successor to a new one.
+    let rotated = call(
+        &app,
+        Req::new("POST", &format!("/tokens/{id}/rotate"), Some(&a)),
+    )
+    .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    assert_eq!(rotated.json["dpopJkt"], json!(jkt.as_str()));
+    let next = rotated.json["id"].as_str().unwrap().to_owned();
+    let ed = ProofKey::generate(ProofAlgorithm::EdDsa).unwrap();
+    let rebound = call(
+        &app,
+        Req::new("POST", &format!("/tokens/{next}/rotate"), Some(&a))
+            .json(json!({"dpopJwk": ed.public_jwk().to_value()})),
+    )
+    .await;
+    assert_eq!(rebound.status, 201, "{}", rebound.text);
+    assert_eq!(
+        rebound.json["dpopJkt"],
+        json!(ed.public_jwk().thumbprint().as_str())
+    );
+
+    // An unbound token shows no binding; a deployment with DPoP off (the
+    // default) binds nothing.
+    let open = call(
+        &app,
+        Req::new("POST", "/tokens", Some(&a))
+            .json(json!({"name": "laptop", "scopes": ["docs:read"], "expiresInDays": 7})),
+    )
+    .await;
+    assert!(open.json.get("dpopJkt").is_none());
+    let reply = h
+        .call(Req::new("POST", "/tokens", Some(&a)).json(json!({
+            "name": "ci", "scopes": ["docs:read"], "expiresInDays": 7,
+            "dpopJwk": key.public_jwk().to_value()
+        })))
+        .await;
+    reply.assert_problem(400, "validation-failed");
+    assert!(reply.text.contains("DPoP is off"), "{}", reply.text);
+}
