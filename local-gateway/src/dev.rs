@@ -95,15 +95,20 @@ where
     let region = env.get("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     let addr = optional(&env, "GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
     let (usage_plans, default_rate_tier) = dev_usage_plans(&env);
+    // AGPAT_DPOP=on: tokens may be bound to a DPoP key; the authorizer
+    // cache is then off (TTL 0), as the construct's `dpop` sets it.
+    let dpop = shared::config::on_off(&env, "AGPAT_DPOP")?;
     let gateway = GatewayConfig {
         cache_ttl_secs: number_in(
             &env,
             "AUTHORIZER_CACHE_TTL_SECONDS",
-            60,
+            if dpop { 0 } else { 60 },
             0,
             3600,
             "an integer from 0 to 3600",
         )?,
+        dpop,
+        dpop_origins: vec![format!("http://{addr}")],
         function: crate::control::AuthorizerFunction {
             // AGPAT_AUTHORIZER_ALIAS=live: the gateway invokes that alias, as
             // API Gateway does with provisioned concurrency.

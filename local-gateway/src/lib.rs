@@ -69,6 +69,15 @@ pub struct GatewayConfig {
     /// result cache is keyed by both (the construct's `ipAllowLists`), and
     /// the authorizer and token service run with `AGPAT_IP_ALLOW_LISTS=on`.
     pub ip_allow_lists: bool,
+    /// Tokens may be bound to a DPoP key (RFC 9449), as the construct's
+    /// `dpop` sets it up: the authorizer's result cache is off (TTL 0: a
+    /// cached Allow would serve a request without its proof), and the
+    /// authorizer and token service run with `AGPAT_DPOP=on`. A bound
+    /// token's proofs name the gateway's own URL ([`Self::dpop_origins`]).
+    pub dpop: bool,
+    /// The origins clients reach this gateway at (e.g.
+    /// `http://127.0.0.1:3000`), the authorizer's `DPOP_ORIGINS`.
+    pub dpop_origins: Vec<String>,
     /// Usage plans, one per rate tier, with their API keys, as the
     /// construct's `rateTiers` creates them; empty, none (no method requires
     /// a key). The authorizer names each principal's key, the token service
@@ -84,6 +93,18 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// The authorizer's DPoP settings: `None` unless [`Self::dpop`].
+    pub fn dpop_settings(&self) -> Option<authorizer::dpop::DpopSettings> {
+        self.dpop.then(|| {
+            authorizer::dpop::DpopSettings::new(
+                self.dpop_origins
+                    .iter()
+                    .filter_map(|o| authorizer::dpop::DpopSettings::origin(o))
+                    .collect(),
+            )
+        })
+    }
+
     /// The authorizer's view of the usage plans: tier names to key values.
     pub fn rate_tiers(&self) -> Option<authorizer::tiers::RateTiers> {
         let first = self.usage_plans.first()?;
@@ -110,6 +131,8 @@ impl Default for GatewayConfig {
             function: control::AuthorizerFunction::default(),
             problem_responses: true,
             ip_allow_lists: false,
+            dpop: false,
+            dpop_origins: Vec::new(),
             usage_plans: Vec::new(),
             default_rate_tier: None,
             secret_scanning_keys_url: None,
@@ -196,6 +219,11 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
         token_service: axum::Router,
         upstream: Upstream,
     ) -> anyhow::Result<Self> {
+        if cfg.dpop && cfg.cache_ttl_secs > 0 {
+            anyhow::bail!(
+                "dpop needs the authorizer cache off (TTL 0, as the construct sets it): a cached Allow would serve a request without its proof"
+            );
+        }
         let ttl = u64::try_from(cfg.cache_ttl_secs.max(1)).unwrap_or(1);
         let function = Mutex::new(control::FunctionState::new(
             &cfg.function,
@@ -256,6 +284,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
     async fn authorize(
         &self,
         identity: Option<&str>,
+        credentials: &Credentials,
         method_arn: &str,
         request_id: &str,
         source_ip: &str,
@@ -278,16 +307,26 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
             }
             self.cache.invalidate(key);
         }
-        let headers = match identity {
-            Some(identity) => json!({"Authorization": identity}),
-            None => json!({}),
-        };
+        // As API Gateway sends them: each credential header's last value in
+        // `headers`, every value in `multiValueHeaders`.
+        let mut headers = serde_json::Map::new();
+        let mut multi = serde_json::Map::new();
+        for (name, values) in [
+            ("Authorization", &credentials.authorization),
+            ("DPoP", &credentials.dpop),
+        ] {
+            if let Some(last) = values.last() {
+                headers.insert(name.into(), json!(last));
+                multi.insert(name.into(), json!(values));
+            }
+        }
         // The event as the deployed Lambda reads it (the lean event), and the
         // answer as API Gateway reads it: the JSON the Lambda serialises.
         let event: authorizer::event::AuthorizerEvent = serde_json::from_value(json!({
             "type": "REQUEST",
             "methodArn": method_arn,
             "headers": headers,
+            "multiValueHeaders": multi,
             "requestContext": {
                 "requestId": request_id,
                 "stage": self.cfg.stage,
@@ -320,6 +359,30 @@ impl<K: JwksSource, L: TokenLookup, C: Clock + 'static> Gateway<K, L, C> {
     }
 }
 
+/// The credential headers of a request, every value of each (text only).
+#[derive(Debug, Default)]
+struct Credentials {
+    authorization: Vec<String>,
+    dpop: Vec<String>,
+}
+
+impl Credentials {
+    fn of(headers: &HeaderMap) -> Self {
+        let all = |name: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .collect()
+        };
+        Self {
+            authorization: all("authorization"),
+            dpop: all("dpop"),
+        }
+    }
+}
+
 /// Marks an answer API Gateway gives itself (no Lambda involved), with its
 /// gateway response type, so that the problem+json gateway responses can
 /// replace it as the construct's do.
@@ -345,7 +408,7 @@ fn gateway_message(
 
 /// `response` as the construct's problem+json gateway responses render it
 /// (`shared::gateway`), when it is one of API Gateway's own answers.
-fn with_problem_body(response: Response, request_id: &str) -> Response {
+fn with_problem_body(response: Response, request_id: &str, dpop: bool) -> Response {
     let Some(GatewayGenerated(response_type)) = response.extensions().get().copied() else {
         return response;
     };
@@ -361,7 +424,7 @@ fn with_problem_body(response: Response, request_id: &str) -> Response {
         header::HeaderValue::from_static("application/problem+json"),
     );
     if let Some(challenge) = problem
-        .www_authenticate
+        .challenge(dpop)
         .and_then(|c| header::HeaderValue::from_str(c).ok())
     {
         replaced
@@ -420,7 +483,7 @@ where
         "access"
     );
     let mut response = if gw.cfg.problem_responses {
-        with_problem_body(response, &request_id)
+        with_problem_body(response, &request_id, gw.cfg.dpop)
     } else {
         response
     };
@@ -477,9 +540,11 @@ where
             );
         }
         let method_arn = gw.method_arn(route.method, &path);
+        let credentials = Credentials::of(request.headers());
         let (decision, hit) = match gw
             .authorize(
                 identity.as_deref(),
+                &credentials,
                 &method_arn,
                 request_id,
                 &peer.ip().to_string(),
@@ -864,6 +929,7 @@ pub fn build<C: Clock + 'static>(
             .context("PAT cache key")?
             .with_ip_allow_lists(setup.gateway.ip_allow_lists);
             let tiers = setup.gateway.rate_tiers();
+            let dpop = setup.gateway.dpop_settings();
             Ok(Authorizer::new(
                 authorizer::jwt::JwtVerifier::new(jwt, keys, Arc::clone(&setup.manifest))
                     .context("JWT cache key")?,
@@ -871,7 +937,8 @@ pub fn build<C: Clock + 'static>(
                 Arc::clone(&clock),
                 8192,
             )
-            .with_rate_tiers(tiers))
+            .with_rate_tiers(tiers)
+            .with_dpop(dpop))
         })
     };
     let tokens = token_service::AppState::new(
@@ -882,6 +949,7 @@ pub fn build<C: Clock + 'static>(
         Arc::clone(&setup.manifest),
     )
     .and_then(|s| s.with_ip_allow_lists(setup.gateway.ip_allow_lists))
+    .and_then(|s| s.with_dpop(setup.gateway.dpop))
     .and_then(|s| {
         s.with_rate_tiers(
             setup
@@ -929,6 +997,12 @@ fn function_environment(setup: &LocalSetup) -> BTreeMap<String, String> {
     ]);
     if setup.gateway.ip_allow_lists {
         environment.insert("AGPAT_IP_ALLOW_LISTS".into(), "on".into());
+    }
+    if setup.gateway.dpop {
+        environment.insert("AGPAT_DPOP".into(), "on".into());
+        if !setup.gateway.dpop_origins.is_empty() {
+            environment.insert("DPOP_ORIGINS".into(), setup.gateway.dpop_origins.join(","));
+        }
     }
     if let Some(tiers) = setup.gateway.rate_tiers() {
         let keys: Vec<String> = setup

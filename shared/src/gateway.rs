@@ -27,6 +27,22 @@ pub struct GatewayProblem {
     pub title: &'static str,
     /// A `WWW-Authenticate` challenge, for 401.
     pub www_authenticate: Option<&'static str>,
+    /// The challenge where bound tokens are accepted (the construct's
+    /// `dpop`): RFC 9449 §7.1's `DPoP` scheme with the accepted algorithms
+    /// beside `Bearer`.
+    pub www_authenticate_dpop: Option<&'static str>,
+}
+
+impl GatewayProblem {
+    /// The `WWW-Authenticate` challenge of a deployment with (`dpop`) or
+    /// without bound tokens.
+    pub fn challenge(&self, dpop: bool) -> Option<&'static str> {
+        if dpop {
+            self.www_authenticate_dpop.or(self.www_authenticate)
+        } else {
+            self.www_authenticate
+        }
+    }
 }
 
 /// Every gateway response agpat replaces, in the construct's order.
@@ -37,6 +53,7 @@ pub const GATEWAY_PROBLEMS: [GatewayProblem; 6] = [
         slug: "unauthenticated",
         title: "Authentication required",
         www_authenticate: Some("Bearer"),
+        www_authenticate_dpop: Some(r#"Bearer, DPoP algs="ES256 EdDSA""#),
         code: false,
     },
     GatewayProblem {
@@ -45,6 +62,7 @@ pub const GATEWAY_PROBLEMS: [GatewayProblem; 6] = [
         slug: "insufficient-scope",
         title: "The credential does not allow this route",
         www_authenticate: None,
+        www_authenticate_dpop: None,
         code: false,
     },
     GatewayProblem {
@@ -53,6 +71,7 @@ pub const GATEWAY_PROBLEMS: [GatewayProblem; 6] = [
         slug: "throttled",
         title: "Too many requests",
         www_authenticate: None,
+        www_authenticate_dpop: None,
         code: false,
     },
     GatewayProblem {
@@ -61,6 +80,7 @@ pub const GATEWAY_PROBLEMS: [GatewayProblem; 6] = [
         slug: "not-found",
         title: "No such route",
         www_authenticate: None,
+        www_authenticate_dpop: None,
         code: false,
     },
     GatewayProblem {
@@ -69,6 +89,7 @@ pub const GATEWAY_PROBLEMS: [GatewayProblem; 6] = [
         slug: "request-rejected",
         title: "The request was rejected",
         www_authenticate: None,
+        www_authenticate_dpop: None,
         code: true,
     },
     DEFAULT_5XX,
@@ -99,6 +120,7 @@ const DEFAULT_5XX: GatewayProblem = GatewayProblem {
     slug: "server-error",
     title: "The request could not be completed",
     www_authenticate: None,
+    www_authenticate_dpop: None,
     code: false,
 };
 
@@ -152,5 +174,22 @@ mod tests {
             serde_json::json!({"type": "urn:agpat:problem:server-error",
                 "title": "The request could not be completed", "requestId": "r3"})
         );
+    }
+}
+
+#[cfg(test)]
+mod dpop_tests {
+    use super::*;
+
+    #[test]
+    fn the_dpop_challenge_names_exactly_the_algorithms_the_authorizer_accepts() {
+        let unauthorized = problem_for("UNAUTHORIZED", 401);
+        let challenge = unauthorized.challenge(true).unwrap_or_default();
+        assert!(
+            challenge.contains(&format!("DPoP algs=\"{}\"", crate::dpop::ALGORITHMS)),
+            "{challenge}"
+        );
+        assert_eq!(unauthorized.challenge(false), Some("Bearer"));
+        assert_eq!(problem_for("ACCESS_DENIED", 403).challenge(true), None);
     }
 }

@@ -655,6 +655,7 @@ pub fn infra_manifest() -> serde_json::Value {
                 "projectedAttributes": crate::store::GSI2_PROJECTED,
             },
             "ttlAttribute": crate::store::TTL_ATTRIBUTE,
+            "detailsProjected": crate::store::DETAILS_PROJECTED,
         }
     })
 }

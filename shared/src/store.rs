@@ -1542,7 +1542,7 @@ impl TokenStore {
         let mut request = Some(
             KeysAndAttributes::builder()
                 .set_keys(Some(keys))
-                .projection_expression("PK, v, description, recent_uses, cidrs, tier, jkt")
+                .projection_expression(DETAILS_PROJECTED.join(", "))
                 .consistent_read(true)
                 .build()
                 .map_err(|_| StoreError::Corrupt("batch keys"))?,
@@ -2024,6 +2024,20 @@ impl TokenStore {
         item
     }
 }
+
+/// What [`TokenStore::details`] reads of each listed token record: the key,
+/// the version (a binding is read strictly by it) and what GSI1 does not
+/// project. Never the hash. The construct's IAM condition on the token
+/// service's BatchGetItem is this list (`generated/routes.json`).
+pub const DETAILS_PROJECTED: &[&str] = &[
+    "PK",
+    "v",
+    "description",
+    "recent_uses",
+    "cidrs",
+    "tier",
+    "jkt",
+];
 
 /// Attributes projected into GSI1. The hash is deliberately absent: listings
 /// can never leak it, whatever a handler does.
