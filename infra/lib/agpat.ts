@@ -337,6 +337,22 @@ export interface AgpatProps {
    */
   readonly ipAllowLists?: boolean;
   /**
+   * Sender-constrained tokens (DPoP, RFC 9449): owners may bind a PAT to a
+   * public key at issue or rotation (`dpopJwk`), and a bound PAT then works
+   * only as `Authorization: DPoP <token>` with a fresh proof signed by that
+   * key on every request. A copied bound token alone is useless.
+   *
+   * Every proof is unique, so API Gateway's authorizer cache cannot serve a
+   * bound token, and a cached Allow would serve the next request without a
+   * proof: `dpop` turns the cache off (`authorizerCacheTtlSeconds` 0) for
+   * every client. The authorizer's in-process caches still spare an unbound
+   * token's or a session's repeat decisions the read and the argon2 or
+   * RS256 work; each request pays one authorizer invocation (cost model in
+   * BENCHMARKS.md). Unset, no token can be bound and a bound one is refused.
+   * @default off
+   */
+  readonly dpop?: AgpatDpop;
+  /**
    * Rate tiers, as API Gateway usage plans: the API key source becomes
    * `AUTHORIZER`, every protected method requires a key, and the authorizer
    * names the key of each principal's tier (a token's `rateTier`, else
@@ -505,6 +521,29 @@ export interface AgpatProps {
   readonly problemGatewayResponses?: boolean;
 }
 
+/** DPoP settings of the construct's `dpop` (RFC 9449). */
+export interface AgpatDpop {
+  /**
+   * Where clients send requests besides the stage's default
+   * `https://<api>.execute-api.<region>.amazonaws.com/<stage>` URL: custom
+   * domains with their base path (`https://api.example.com/v1`). A proof's
+   * `htu` must be one of these plus the request's path.
+   * @default none
+   */
+  readonly origins?: readonly string[];
+  /**
+   * How old a proof may be, in seconds (5–300). The replay store keeps each
+   * spent proof this long.
+   * @default 60
+   */
+  readonly proofMaxAgeSeconds?: number;
+  /**
+   * How far ahead of the authorizer's clock a client's may be, in seconds (0–60).
+   * @default 5
+   */
+  readonly clockSkewSeconds?: number;
+}
+
 /** Per-function sizing. */
 const FUNCTIONS: Record<
   AgpatFunctionName,
@@ -598,6 +637,8 @@ const KEY = {
   events: "EVENTS#*",
   /** `SWEEP#expiry` / `STATE`: the expiry sweeper's checkpoint. */
   sweep: "SWEEP#*",
+  /** `DPOP#<sha256(jkt, jti)>` / `DPOP`: a spent DPoP proof (replay store), with a TTL. */
+  dpop: "DPOP#*",
   /** GSI2's partition key, `EXP#<day>#<shard>`: tokens by expiry day. */
   expiry: "EXP#*",
 };
@@ -632,7 +673,7 @@ export const AUTHORIZER_TOKEN_ATTRIBUTES = ["PK", "SK", "last_used_at", "hash", 
  * records) may read: the key and the fields GSI1 does not project (the
  * projection of `TokenStore::details`). Never a hash.
  */
-export const TOKEN_SERVICE_BATCH_ATTRIBUTES = ["PK", "description", "recent_uses", "cidrs", "tier"];
+export const TOKEN_SERVICE_BATCH_ATTRIBUTES: readonly string[] = TABLE.detailsProjected;
 
 /**
  * What the expiry sweeper may write on a token record: the marks that a
@@ -742,6 +783,8 @@ export class Agpat extends Construct {
   readonly metricsNamespace: string;
   /** `dev` or `prod`. */
   readonly envName: "dev" | "prod";
+  /** Whether tokens may be bound to a DPoP key (the `dpop` prop). */
+  private readonly dpop: boolean;
   /** The stage the throttles, alarms and web ACL apply to. */
   readonly stage: apigw.Stage;
   /** Every alarm this construct creates. */
@@ -806,6 +849,7 @@ export class Agpat extends Construct {
     };
     const envName = props.envName ?? "dev";
     this.envName = envName;
+    this.dpop = props.dpop !== undefined;
     const prod = envName === "prod";
     const retainInProd = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     this.api = props.api;
@@ -991,6 +1035,7 @@ export class Agpat extends Construct {
     const ipAllowLists: Record<string, string> = props.ipAllowLists
       ? { AGPAT_IP_ALLOW_LISTS: "on" }
       : {};
+    const dpopEnv = this.dpopEnvironment(props, ranged);
     this.rateTierKeys = this.rateTierKeyValues(props.rateTiers ?? {});
     this.rateTiersEnforced = this.rateTierKeys.size > 0 && (props.rateTiersEnforced ?? true);
     const tierNames = [...this.rateTierKeys.keys()];
@@ -1035,6 +1080,7 @@ export class Agpat extends Construct {
         COGNITO_USER_POOL_ID: this.userPool.userPoolId,
         COGNITO_CLIENT_IDS: this.clientIds.join(","),
         ...ipAllowLists,
+        ...dpopEnv.authorizer,
         ...tierEnv.authorizer,
         ...(serviceClientIds.length > 0
           ? { COGNITO_SERVICE_CLIENT_IDS: serviceClientIds.join(",") }
@@ -1044,6 +1090,7 @@ export class Agpat extends Construct {
       "token-service": {
         ...tokenTable,
         ...ipAllowLists,
+        ...dpopEnv.service,
         ...tierEnv.service,
         ...this.manifestEnvironment,
         ...metrics,
@@ -1292,6 +1339,8 @@ export class Agpat extends Construct {
     }
 
     // ---- The REQUEST authorizer and the /tokens routes.
+    // With DPoP, no cache: a cached Allow would serve a request without its proof.
+    const authorizerCacheTtl = props.dpop ? 0 : n("authorizerCacheTtlSeconds");
     // With allow-lists, the client address is part of the cache key: an
     // Allow cached for one address must never serve another.
     const identitySources = [
@@ -1303,7 +1352,7 @@ export class Agpat extends Construct {
       // then names the alias too.
       handler: this.authorizerHandler,
       identitySources,
-      resultsCacheTtl: Duration.seconds(n("authorizerCacheTtlSeconds")),
+      resultsCacheTtl: Duration.seconds(authorizerCacheTtl),
     });
     // A stage applies authorizer settings only through a new deployment. The
     // app's authorizerChangeDeploymentLogicalId flag would see to it, but an
@@ -1313,7 +1362,7 @@ export class Agpat extends Construct {
     this.api.latestDeployment?.addToLogicalId({
       agpatAuthorizerSettings: {
         identitySources,
-        ttl: n("authorizerCacheTtlSeconds"),
+        ttl: authorizerCacheTtl,
       },
     });
     this.stage = props.stage ?? deploymentStageOf(this.api, this.node.path);
@@ -1323,7 +1372,9 @@ export class Agpat extends Construct {
       publicRevoke: [n("publicRevokeRateLimit"), n("publicRevokeBurstLimit")],
       secretScanning: [n("secretScanningRateLimit"), n("secretScanningBurstLimit")],
     });
-    if (props.problemGatewayResponses ?? true) addProblemGatewayResponses(this.api);
+    if (props.problemGatewayResponses ?? true) {
+      addProblemGatewayResponses(this.api, props.dpop !== undefined);
+    }
 
     // ---- Alarms and budget, to one SNS topic.
     if (props.alertTopic) {
@@ -1459,6 +1510,43 @@ export class Agpat extends Construct {
    * mint a token record. (TransactWriteItems is authorised per contained
    * Put/Update, so it needs no action of its own.)
    */
+  /**
+   * The DPoP switch and settings of both Lambdas, checked: `dpop` needs the
+   * gateway's authorizer cache off, origins are https:// URLs, windows in range.
+   */
+  private dpopEnvironment(
+    props: AgpatProps,
+    ranged: (name: string, value: number, min: number, max: number) => number,
+  ): { authorizer: Record<string, string>; service: Record<string, string> } {
+    const dpop = props.dpop;
+    if (dpop === undefined) return { authorizer: {}, service: {} };
+    if ((props.authorizerCacheTtlSeconds ?? 0) !== 0) {
+      throw new Error(
+        `Agpat ${this.node.path}: dpop needs authorizerCacheTtlSeconds 0 (a cached Allow would serve a request without its proof; got ${props.authorizerCacheTtlSeconds})`,
+      );
+    }
+    const origins = [...(dpop.origins ?? [])];
+    const bad = origins.filter((o) => !/^https:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/.test(o));
+    if (bad.length > 0) {
+      throw new Error(
+        `Agpat ${this.node.path}: dpop.origins must be https:// URLs without query, fragment or credentials (got ${bad.join(", ")})`,
+      );
+    }
+    return {
+      authorizer: {
+        AGPAT_DPOP: "on",
+        ...(origins.length > 0 ? { DPOP_ORIGINS: origins.join(",") } : {}),
+        DPOP_PROOF_MAX_AGE_SECONDS: String(
+          ranged("dpop.proofMaxAgeSeconds", dpop.proofMaxAgeSeconds ?? 60, 5, 300),
+        ),
+        DPOP_CLOCK_SKEW_SECONDS: String(
+          ranged("dpop.clockSkewSeconds", dpop.clockSkewSeconds ?? 5, 0, 60),
+        ),
+      },
+      service: { AGPAT_DPOP: "on" },
+    };
+  }
+
   private grantLeastPrivilege(): void {
     const tableArn = this.table.tableArn;
     const gsiArn = `${tableArn}/index/${TABLE.gsi1.name}`;
@@ -1487,6 +1575,15 @@ export class Agpat extends Construct {
       StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
     });
     allow(authorizer, ["dynamodb:PutItem"], [tableArn], putEvents);
+    // DPoP: the replay store. A spent proof is a key and a TTL under DPOP#,
+    // put only if absent; nothing else (no token record) can be written so.
+    if (this.dpop) {
+      allow(authorizer, ["dynamodb:PutItem"], [tableArn], {
+        ...leadingKeys(KEY.dpop),
+        "ForAllValues:StringEquals": { "dynamodb:Attributes": ["PK", "SK", TABLE.ttlAttribute] },
+        StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE"] },
+      });
+    }
 
     // Token service: token records, active sets and aliases; listing via
     // GSI1, enriched with each listed token's description and recent uses
@@ -1500,7 +1597,7 @@ export class Agpat extends Construct {
     allow(tokenService, ["dynamodb:Query"], [gsiArn], leadingKeys(KEY.user));
     allow(tokenService, ["dynamodb:BatchGetItem"], [tableArn], {
       ...leadingKeys(KEY.token),
-      "ForAllValues:StringEquals": { "dynamodb:Attributes": TOKEN_SERVICE_BATCH_ATTRIBUTES },
+      "ForAllValues:StringEquals": { "dynamodb:Attributes": [...TOKEN_SERVICE_BATCH_ATTRIBUTES] },
       StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
     });
     allow(tokenService, ["dynamodb:PutItem"], [tableArn], putEvents);
@@ -2950,7 +3047,7 @@ function guardedShare(o: {
  * that it failed: `$context.error.message` can carry integration or
  * authorizer internals, and is never rendered.
  */
-function addProblemGatewayResponses(api: apigw.RestApi): void {
+function addProblemGatewayResponses(api: apigw.RestApi, dpop: boolean): void {
   // The bodies are the local gateway's too: both come from
   // shared/src/gateway.rs through generated/routes.json.
   for (const g of GATEWAY_RESPONSES) {
@@ -2970,7 +3067,11 @@ function addProblemGatewayResponses(api: apigw.RestApi): void {
       ...(g.status === null ? {} : { statusCode: String(g.status) }),
       responseHeaders: {
         "Content-Type": "'application/problem+json'",
-        ...(g.wwwAuthenticate ? { "WWW-Authenticate": `'${g.wwwAuthenticate}'` } : {}),
+        ...((dpop ? (g.wwwAuthenticateDpop ?? g.wwwAuthenticate) : g.wwwAuthenticate)
+          ? {
+              "WWW-Authenticate": `'${dpop ? (g.wwwAuthenticateDpop ?? g.wwwAuthenticate) : g.wwwAuthenticate}'`,
+            }
+          : {}),
       },
       templates: { "application/json": JSON.stringify(fields) },
     });

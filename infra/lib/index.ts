@@ -21,6 +21,7 @@ export {
   Agpat,
   AgpatAlarmOptions,
   AgpatBudget,
+  AgpatDpop,
   AgpatFunctionName,
   AgpatOwnerEmails,
   AgpatProps,

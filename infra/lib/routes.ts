@@ -45,6 +45,12 @@ export interface TableLayout {
   readonly gsi2: IndexLayout;
   /** DynamoDB TTL attribute. */
   readonly ttlAttribute: string;
+  /**
+   * What the token service's listing reads of each token record
+   * (`TokenStore::details`): the key, the version and what GSI1 does not
+   * project. Never the hash.
+   */
+  readonly detailsProjected: readonly string[];
 }
 
 /**
@@ -75,6 +81,8 @@ export interface GatewayResponseSpec {
   readonly title: string;
   /** A `WWW-Authenticate` challenge, for 401. */
   readonly wwwAuthenticate: string | null;
+  /** The challenge where bound tokens (DPoP) are accepted. */
+  readonly wwwAuthenticateDpop: string | null;
   /** Whether the body names the response type (4xx defaults only). */
   readonly code: boolean;
 }

@@ -336,7 +336,8 @@ describe("functions", () => {
     // runs it ~7x faster than 256 MB and the wave needs fewer concurrent
     // invocations than the prod reservation of 200 (879 at 256 MB, 1M req/s).
     const memory = (b: Built, name: string) =>
-      one(b.template, "AWS::Lambda::Function", `Agpat${name.replace(/-/g, "")}fn`).r.Properties.MemorySize;
+      one(b.template, "AWS::Lambda::Function", `Agpat${name.replace(/-/g, "")}fn`).r.Properties
+        .MemorySize;
     for (const b of [dev, prod]) {
       expect(memory(b, "authorizer")).toBe(1769);
       expect(memory(b, "token-service")).toBe(512);
