@@ -113,6 +113,14 @@ mod tests {
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes["cognitoJwt"]["bearerFormat"], "JWT");
         assert_eq!(schemes["pat"]["bearerFormat"], "agpat");
+        // Bound tokens (RFC 9449): the DPoP credential and its proof header,
+        // required together.
+        assert_eq!(schemes["patDpop"]["in"], "header");
+        assert_eq!(schemes["patDpop"]["name"], "Authorization");
+        assert_eq!(schemes["dpopProof"]["name"], "DPoP");
+        let token_op = &doc["paths"]["/tokens"]["get"]["security"];
+        assert_eq!(token_op[2]["patDpop"][0], "tokens:read");
+        assert_eq!(token_op[2]["dpopProof"], serde_json::json!([]));
         for route in manifest.routes().routes() {
             let op = &doc["paths"][&route.path][route.method.as_str().to_lowercase()];
             assert!(op.is_object(), "{} undocumented", route.label());

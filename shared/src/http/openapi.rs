@@ -2,7 +2,9 @@
 //! error media types come from the manifest's route table, so the documented
 //! scope of an operation can never drift from the enforced one.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{OpenApi, PathItem, RefOr, path::Operation};
 
 use crate::routes::{Access, Method, Route};
@@ -12,6 +14,12 @@ use crate::scope::ScopeRegistry;
 pub const JWT_SCHEME: &str = "cognitoJwt";
 /// Security scheme for a personal access token (`Authorization: Bearer agpat_…`).
 pub const PAT_SCHEME: &str = "pat";
+/// Security scheme for a PAT bound to a key (`Authorization: DPoP agpat_…`,
+/// RFC 9449 §7.1). OpenAPI has no `DPoP` HTTP scheme, so it is declared as
+/// the `Authorization` header, always together with [`DPOP_PROOF_SCHEME`].
+pub const PAT_DPOP_SCHEME: &str = "patDpop";
+/// Security scheme for the `DPoP` proof header that goes with [`PAT_DPOP_SCHEME`].
+pub const DPOP_PROOF_SCHEME: &str = "dpopProof";
 
 fn operation_mut(item: &mut PathItem, method: Method) -> Option<&mut Operation> {
     match method {
@@ -32,10 +40,14 @@ pub fn security_for(access: Access, scopes: &ScopeRegistry) -> Vec<SecurityRequi
         Access::Authenticated => vec![
             SecurityRequirement::new(JWT_SCHEME, Vec::<String>::new()),
             SecurityRequirement::new(PAT_SCHEME, Vec::<String>::new()),
+            SecurityRequirement::new(PAT_DPOP_SCHEME, Vec::<String>::new())
+                .add(DPOP_PROOF_SCHEME, Vec::<String>::new()),
         ],
         Access::Scope(scope) => vec![
             SecurityRequirement::new(JWT_SCHEME, [scopes.name(scope)]),
             SecurityRequirement::new(PAT_SCHEME, [scopes.name(scope)]),
+            SecurityRequirement::new(PAT_DPOP_SCHEME, [scopes.name(scope)])
+                .add(DPOP_PROOF_SCHEME, Vec::<String>::new()),
         ],
     }
 }
@@ -68,6 +80,26 @@ pub fn apply_route_table<'a>(
                 .description(Some("A personal access token from POST /tokens"))
                 .build(),
         ),
+    );
+    components.add_security_scheme(
+        PAT_DPOP_SCHEME,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "Authorization",
+            "A personal access token bound to a key (DPoP, RFC 9449), as `DPoP agpat_…`: \
+             on deployments with `dpop` on, and only with a `DPoP` proof header (`dpopProof`). \
+             A bound token sent as `Bearer` is refused.",
+        ))),
+    );
+    components.add_security_scheme(
+        DPOP_PROOF_SCHEME,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "DPoP",
+            "A fresh DPoP proof (RFC 9449 §4.2) per request: a compact JWS with header `typ` \
+             `dpop+jwt`, `alg` ES256 or EdDSA and the public `jwk` the token is bound to; claims \
+             `jti` (unique, 16–128 characters), `htm` (the method), `htu` (the URL without query), \
+             `iat` (now; at most 60 s old by default) and `ath` (base64url SHA-256 of the token). \
+             Exactly one per request; each is accepted once.",
+        ))),
     );
     for route in routes {
         let Some(op) = doc
