@@ -197,6 +197,33 @@ admin_routes() {
   [ "$as_admin" = 404 ] && [ "$as_demo" = 403 ]
 }
 check admin_routes
+# The DPoP client example (examples/python-dpop) against a second gateway run
+# as the construct's `dpop` deploys it (AGPAT_DPOP=on: no authorizer cache):
+# a bound token works with fresh proofs, and is refused as Bearer and on a replay.
+dpop_client() {
+  local dir="$work/dpop" port rc=0 pid session
+  mkdir -p "$dir"
+  port=$(free_port)
+  (
+    cd "$dir"
+    TABLE_NAME="e2e-dpop-$port" ITEMS_TABLE_NAME="e2e-dpop-items-$port" GATEWAY_ADDR="127.0.0.1:$port" \
+      RUST_LOG=warn AGPAT_DPOP=on exec "$root/target/debug/items-dev" dev
+  ) >"$dir/gateway.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do
+    grep -q "running at" "$dir/gateway.log" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  session=$(cd "$dir" && "$root/target/debug/items-dev" token) || rc=1
+  AGPAT_JWT="$session" timeout 60 "$root/.venv/bin/python" "$root/examples/python-dpop/dpop_client.py" \
+    --api "http://127.0.0.1:$port" --check || rc=1
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  [ "$rc" -eq 0 ] || grep -v '^export JWT=' "$dir/gateway.log" | tail -20 >&2
+  return "$rc"
+}
+check dpop_client
 schemathesis() {
   timeout 600 "$root/.venv/bin/st" run "$base/openapi.json" --url "$base" \
     --header "Authorization: Bearer $admin_jwt" \
