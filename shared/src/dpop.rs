@@ -600,9 +600,16 @@ impl ProofKey {
         header: &serde_json::Value,
         claims: &serde_json::Value,
     ) -> Result<String, ProofKeyError> {
-        let mut text = B64.encode(header.to_string());
+        self.sign_json(&header.to_string(), &claims.to_string())
+    }
+
+    /// Signs a header and claims given as JSON text, byte for byte (tests
+    /// use it for JSON no `serde_json::Value` can hold, such as duplicate
+    /// members).
+    pub fn sign_json(&self, header: &str, claims: &str) -> Result<String, ProofKeyError> {
+        let mut text = B64.encode(header);
         text.push('.');
-        text.push_str(&B64.encode(claims.to_string()));
+        text.push_str(&B64.encode(claims));
         let signature = match &self.pair {
             KeyPairKind::P256(pair) => pair
                 .sign(&SystemRandom::new(), text.as_bytes())
@@ -827,6 +834,16 @@ mod tests {
             check(header(), with(claims(), "jti", json!("j".repeat(129)))),
             Err(ProofError::Jti)
         );
+        // Duplicate members: the JSON parser refuses them, so no check can
+        // read one value while the signature covered another.
+        let jwk = key.public_jwk().to_value().to_string();
+        let dup_header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"none","jwk":{jwk}}}"#);
+        let proof = key.sign_json(&dup_header, &claims().to_string()).unwrap();
+        assert_eq!(check_proof(&proof, &req).map(|_| ()), Err(ProofError::Malformed));
+        let one_header = header().to_string();
+        let dup_claims = claims().to_string().replacen('{', r#"{"htm":"POST","#, 1);
+        let proof = key.sign_json(&one_header, &dup_claims).unwrap();
+        assert_eq!(check_proof(&proof, &req).map(|_| ()), Err(ProofError::Claims));
         // A signature over other bytes; junk; oversize.
         let good = key.sign_parts(&header(), &claims()).unwrap();
         let (signed, _) = good.rsplit_once('.').unwrap();

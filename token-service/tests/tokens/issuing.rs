@@ -288,6 +288,19 @@ async fn a_token_is_bound_to_a_public_key_at_issue_and_rotation_and_shown_as_bou
         rebound.json["dpopJkt"],
         json!(ed.public_jwk().thumbprint().as_str())
     );
+    // No rotation drops a binding: `null` keeps the key too.
+    let last = rebound.json["id"].as_str().unwrap().to_owned();
+    let kept = call(
+        &app,
+        Req::new("POST", &format!("/tokens/{last}/rotate"), Some(&a))
+            .json(json!({"dpopJwk": null})),
+    )
+    .await;
+    assert_eq!(kept.status, 201, "{}", kept.text);
+    assert_eq!(
+        kept.json["dpopJkt"],
+        json!(ed.public_jwk().thumbprint().as_str())
+    );
 
     // An unbound token shows no binding; a deployment with DPoP off (the
     // default) binds nothing.
