@@ -54,6 +54,8 @@ CRITERION_LABELS = [
     ("jwt_decision_warm_jwks_event_to_json", "JWT decision, first seen, event JSON to response JSON"),
     ("jwt_seen_decision_event_to_json", "JWT decision, seen, event JSON to response JSON"),
     ("pat_decision_warm_cache_event_to_json", "PAT decision, warm, event JSON to response JSON"),
+    ("pat_dpop_decision_warm_cache_event_to_json", "DPoP-bound PAT decision, warm, event JSON to response JSON (proof checks + in-memory replay set)"),
+    ("dpop_proof_check_es256", "DPoP proof check alone, ES256 (signature, claims, thumbprint)"),
     ("metrics_record_handoff", "metrics: EMF record hand-off (writer busy, no wake)"),
     ("metrics_record_handoff_idle_writer", "metrics: EMF record hand-off waking an idle writer (Lambda case)"),
     ("metrics_record_dropped_full_channel", "metrics: record dropped on a full channel"),
@@ -387,6 +389,39 @@ def block_fleet(out):
     return "\n\n".join(parts) if parts else NOT_MEASURED
 
 
+def block_dpop(out):
+    """A bound token's decision against the plain one (the same criterion run),
+    and the replay store's round trip on moto."""
+    est = {k: v[1] for k, v in parse_criterion(read_text(out, "criterion.txt") or "").items()}
+    replay = read_json(out, "dpop.json")
+    if not est and not replay:
+        return NOT_MEASURED
+    parts = []
+    plain = est.get("pat_decision_warm_cache_event_to_json")
+    bound = est.get("pat_dpop_decision_warm_cache_event_to_json")
+    check = est.get("dpop_proof_check_es256")
+    if plain and bound:
+        rows = [
+            ("PAT, warm, event JSON to response JSON", f"{plain:.2f}", "–"),
+            ("DPoP-bound PAT, warm, the same, with a fresh proof", f"{bound:.2f}", f"+{bound - plain:.2f}"),
+        ]
+        if check:
+            rows.append(("of which: the proof's checks alone (ES256 signature, claims, thumbprint)", f"{check:.2f}", "–"))
+        parts.append(table(["decision (criterion, this run)", "µs", "added by DPoP"], rows))
+    if replay:
+        f, r, race = replay["first_use_ms"], replay["replay_ms"], replay["race"]
+        rows = [
+            ("a proof's first use (accepted)", f"{f['p50']:.2f}", f"{f['p99']:.2f}", fmt_int(f["n"])),
+            ("a replay (refused by the condition)", f"{r['p50']:.2f}", f"{r['p99']:.2f}", fmt_int(r["n"])),
+        ]
+        parts.append(table([f"replay store: conditional PutItem, {replay['store']}", "p50 (ms)", "p99 (ms)", "n"], rows))
+        parts.append(
+            f"Racers: {race['racers_per_key']} concurrent first uses of each of {fmt_int(race['keys'])} proofs: "
+            f"{fmt_int(race['wins'])} accepted, exactly one per proof."
+        )
+    return "\n\n".join(parts) if parts else NOT_MEASURED
+
+
 BLOCKS = {
     "machine": block_machine,
     "targets": block_targets,
@@ -396,6 +431,7 @@ BLOCKS = {
     "sizes": block_sizes,
     "gateway": block_gateway,
     "fleet": block_fleet,
+    "dpop": block_dpop,
 }
 
 

@@ -27,6 +27,7 @@ STEPS=(
   "sizes 600"       # stripped x86_64 and arm64 authorizer binaries
   "gateway 1800"    # P7: wrk and the local gateway pinned to separate cores
   "fleet 1800"      # fleet model, its validation through the local gateway, P8 (p8.json)
+  "dpop 900"        # the DPoP replay store on moto: first use, replay, racers (dpop.json)
 )
 
 # ---------------------------------------------------------------- the steps
@@ -139,6 +140,13 @@ step_gateway() {
   if grep -q "Non-2xx" "$out/gateway-wrk.txt"; then
     echo "WARNING: some answers were not 2xx; the figures are not those of GET /me (P7 says so)" >&2
   fi
+}
+
+# ---------------------------------------------------------------- DPoP replay store
+step_dpop() {
+  # One conditional put per proof on a real DynamoDB API (moto, loopback):
+  # latency of a first use and of a replay, and racers on the same keys.
+  scripts/with-moto.sh cargo run -q --release --locked -p authorizer --example replay_store -- "$out/dpop.json" 1000
 }
 
 # ---------------------------------------------------------------- fleet model
