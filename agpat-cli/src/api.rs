@@ -6,13 +6,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::error::{CliError, Problem};
-use crate::transport;
+use crate::{dpop, transport};
 
 /// A client for one API base URL and one credential.
 pub struct Api {
     http: reqwest::Client,
     base: reqwest::Url,
     bearer: SecretString,
+    /// The key of a bound token (DPoP): each request then carries
+    /// `Authorization: DPoP` and a fresh proof instead of `Bearer`.
+    proof_key: Option<shared::dpop::ProofKey>,
 }
 
 impl std::fmt::Debug for Api {
@@ -32,7 +35,18 @@ impl Api {
     pub fn new(base: &str, bearer: SecretString) -> Result<Self, CliError> {
         let base = transport::parse("the API URL", base)?;
         let http = transport::client()?;
-        Ok(Self { http, base, bearer })
+        Ok(Self {
+            http,
+            base,
+            bearer,
+            proof_key: None,
+        })
+    }
+
+    /// The same client for a bound token: every request signed with `key`.
+    pub fn with_proof_key(mut self, key: shared::dpop::ProofKey) -> Self {
+        self.proof_key = Some(key);
+        self
     }
 
     /// The URL of `segments` under the base, each segment percent-encoded
@@ -54,11 +68,18 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Option<Value>, CliError> {
         let url = self.url(segments);
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .bearer_auth(self.bearer.expose_secret())
-            .header("accept", "application/json, application/problem+json");
+        let request = self.http.request(method.clone(), url.clone());
+        let mut request = match &self.proof_key {
+            None => request.bearer_auth(self.bearer.expose_secret()),
+            // The proof names the URL without its query, added below.
+            Some(key) => request
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    dpop::authorization(&self.bearer)?,
+                )
+                .header("DPoP", dpop::proof(key, &self.bearer, &method, &url)?),
+        }
+        .header("accept", "application/json, application/problem+json");
         if !query.is_empty() {
             request = request.query(query);
         }

@@ -217,8 +217,8 @@ fn keyring_user(session: &Session) -> String {
 }
 
 /// The OS keyring (Linux: the kernel's keyutils; elsewhere none yet, so the
-/// file is used).
-mod keyring {
+/// file is used). The DPoP key store ([`crate::dpop`]) keeps its keys here too.
+pub(crate) mod keyring {
     #[cfg(target_os = "linux")]
     fn entry(user: &str) -> Result<keyring_core::Entry, keyring_core::Error> {
         let store: std::sync::Arc<keyring_core::CredentialStore> =
@@ -231,7 +231,7 @@ mod keyring {
         Err(keyring_core::Error::NoDefaultStore)
     }
 
-    pub(super) fn set(user: &str, secret: &str) -> Result<(), keyring_core::Error> {
+    pub(crate) fn set(user: &str, secret: &str) -> Result<(), keyring_core::Error> {
         let entry = entry(user)?;
         entry.set_password(secret)?;
         // Read back: a keyring that accepts writes it cannot return is no store.
@@ -242,11 +242,11 @@ mod keyring {
         }
     }
 
-    pub(super) fn get(user: &str) -> Option<String> {
+    pub(crate) fn get(user: &str) -> Option<String> {
         entry(user).ok()?.get_password().ok()
     }
 
-    pub(super) fn delete(user: &str) {
+    pub(crate) fn delete(user: &str) {
         if let Ok(entry) = entry(user) {
             let _ = entry.delete_credential();
         }

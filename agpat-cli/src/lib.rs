@@ -3,7 +3,8 @@
 //! API. `main.rs` only calls [`main`].
 //!
 //! Secrets: a token's secret is printed once, on stdout only (`tokens create`,
-//! `tokens rotate`); the refresh token and the access token are never printed.
+//! `tokens rotate`); the refresh token, the access token and a bound token's
+//! DPoP private key are never printed.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod credentials;
+pub mod dpop;
 pub mod error;
 pub mod files;
 pub mod output;
@@ -30,6 +32,7 @@ use config::{FileConfig, Paths};
 use credentials::{CredentialStore, RefreshStore, Session, StoreChoice};
 use error::{CliError, clean};
 use output::Format;
+use shared::TokenId;
 
 const AFTER_HELP: &str = "\
 Settings: a flag, else its environment variable, else the config file
@@ -43,7 +46,12 @@ command stops with exit code 2.
 Credentials: AGPAT_TOKEN=<personal access token> is used when set; otherwise
 the session from `agpat login` (refresh token in the OS keyring, else in a
 0600 file, refused if group or others can access it; its directory is kept 0700;
-AGPAT_CREDENTIAL_STORE=auto|keyring|file).";
+AGPAT_CREDENTIAL_STORE=auto|keyring|file).
+
+Bound tokens (DPoP): `tokens create --dpop` keeps the token's private key
+in the same store (keyring, else dpop-keys/<id>.json, 0600, next to the
+credentials file). With AGPAT_TOKEN set to a bound token, commands sign each
+request with it; `agpat dpop headers|request` do so for any URL.";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -96,6 +104,9 @@ pub enum Command {
     /// Read or change the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Use a bound (DPoP) token: sign requests with the key kept for it.
+    #[command(subcommand)]
+    Dpop(DpopCommand),
 }
 
 /// `agpat login`.
@@ -144,6 +155,11 @@ pub enum TokensCommand {
         /// What the token is for (up to 500 characters).
         #[arg(long)]
         description: Option<String>,
+        /// Bind the token to a new key pair (DPoP, RFC 9449), made here and
+        /// kept like the session's secrets; the token then works only with
+        /// proofs signed by that key (`agpat dpop`). ALG: es256 (default) or eddsa.
+        #[arg(long, value_enum, value_name = "ALG", num_args = 0..=1, default_missing_value = "es256")]
+        dpop: Option<dpop::Algorithm>,
     },
     /// List your tokens.
     List {
@@ -203,6 +219,13 @@ pub enum TokensCommand {
         /// Seconds the old token keeps working (0 to 3600).
         #[arg(long)]
         overlap_seconds: Option<i64>,
+        /// Bind the new token to a new key pair instead of the old token's
+        /// key (a bound token's successor keeps its key otherwise).
+        #[arg(long)]
+        dpop_new_key: bool,
+        /// The new key's algorithm (default: the old key's, else es256).
+        #[arg(long, value_enum, value_name = "ALG", requires = "dpop_new_key")]
+        dpop_alg: Option<dpop::Algorithm>,
     },
     /// Revoke one token (`self`: the calling PAT).
     Revoke {
@@ -214,6 +237,88 @@ pub enum TokensCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+const DPOP_TOKEN_HELP: &str = "\
+The token: AGPAT_TOKEN when set, else the first line of stdin (a prompt
+without echo on a terminal); never a flag, as command lines end up in shell
+history and are visible to other local users. The key: the one kept for
+--token-id by `agpat tokens create --dpop` or `tokens rotate` (default: the id
+inside the token).";
+
+fn dpop_headers_help() -> String {
+    format!(
+        "{DPOP_TOKEN_HELP}
+
+A proof is good for one request: this method, this URL (its query is not
+part of it), within about a minute, and once. Print new headers for each
+request. curl reads them from stdin with -H @- (nothing secret lands on
+curl's command line):
+
+  URL=https://api.example.com/prod/docs/readme
+  agpat dpop headers --method GET --url \"$URL\" < token.txt | curl -H @- \"$URL\"
+
+or, with AGPAT_TOKEN set, one header per -H (the token is then on curl's
+command line, which other local users can see: prefer -H @-):
+
+  h=$(agpat dpop headers --url \"$URL\")
+  curl -H \"$(echo \"$h\" | sed -n 1p)\" -H \"$(echo \"$h\" | sed -n 2p)\" \"$URL\""
+    )
+}
+
+fn dpop_request_help() -> String {
+    format!(
+        "{DPOP_TOKEN_HELP}
+
+The answer's body goes to stdout (control characters escaped on a
+terminal, as is when piped); a status other than 2xx also ends the command
+with the exit code below (401: 3, 403: 4, 404: 5, ...). Redirects are not
+followed: a proof names one URL.
+
+  agpat dpop request /docs/readme < token.txt
+  AGPAT_TOKEN=$(cat token.txt) agpat dpop request -X POST --data-file doc.json \"$AGPAT_API_URL/docs\"
+
+{}",
+        error::EXIT_CODES_HELP
+    )
+}
+
+/// `agpat dpop …`: requests with a bound token.
+#[derive(Debug, Subcommand)]
+pub enum DpopCommand {
+    /// Print the headers of one request with a bound token:
+    /// `Authorization: DPoP <token>` and `DPoP: <a fresh proof>`.
+    #[command(after_long_help = dpop_headers_help())]
+    Headers {
+        /// The token whose kept key signs (default: the id inside the token).
+        #[arg(long)]
+        token_id: Option<String>,
+        /// The request's method.
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// The request's URL (https://, or http:// to a loopback host).
+        #[arg(long)]
+        url: String,
+    },
+    /// Send one request with a bound token and a fresh proof; print the
+    /// answer's body.
+    #[command(after_long_help = dpop_request_help())]
+    Request {
+        /// The token whose kept key signs (default: the id inside the token).
+        #[arg(long)]
+        token_id: Option<String>,
+        /// The request's method.
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// The URL, or a path (`/docs/readme`) under the API URL.
+        url: String,
+        /// Send this file as the request body.
+        #[arg(long)]
+        data_file: Option<std::path::PathBuf>,
+        /// The body's media type (default: application/json).
+        #[arg(long, requires = "data_file")]
+        content_type: Option<String>,
     },
 }
 
@@ -304,6 +409,7 @@ struct Context {
     settings: Settings,
     paths: Paths,
     store: CredentialStore,
+    keys: dpop::KeyStore,
 }
 
 /// Runs one parsed command.
@@ -311,12 +417,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let paths = Paths::from_env()?;
     let file = FileConfig::load(&paths.config_file)?;
     let settings = Settings::merge(&cli, &file);
-    let store = CredentialStore::new(paths.credentials_file(), StoreChoice::from_env()?);
+    let choice = StoreChoice::from_env()?;
+    let store = CredentialStore::new(paths.credentials_file(), choice);
+    let keys = dpop::KeyStore::new(dpop::keys_dir(&paths.dir), choice);
     let ctx = Context {
         format: cli.output,
         settings,
         paths,
         store,
+        keys,
     };
     match cli.command {
         Command::Login(args) => login(&ctx, args, file).await,
@@ -324,6 +433,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Whoami => whoami(&ctx).await,
         Command::Tokens(command) => tokens(&ctx, command).await,
         Command::Config(command) => config_command(&ctx, command, file),
+        Command::Dpop(command) => dpop_command(&ctx, command).await,
     }
 }
 
@@ -521,17 +631,30 @@ async fn api(ctx: &Context) -> Result<Api, CliError> {
     let base = ctx.settings.api_url()?.to_owned();
     // A cleartext URL is refused before any credential is loaded or refreshed.
     transport::parse("the API URL", &base)?;
-    let bearer = match credential(ctx).await? {
-        Credential::Pat(pat) => pat,
-        Credential::Session(s) => s.access_token,
+    match credential(ctx).await? {
+        Credential::Pat(pat) => pat_api(ctx, &base, pat),
+        Credential::Session(s) => Api::new(&base, s.access_token),
+    }
+}
+
+/// A client for a PAT: one bound to a key kept here signs every request
+/// with a proof, any other is sent as `Bearer`.
+fn pat_api(ctx: &Context, base: &str, pat: SecretString) -> Result<Api, CliError> {
+    let key = match shared::Pat::parse(pat.expose_secret()) {
+        Ok(parsed) => ctx.keys.load(parsed.id())?,
+        Err(_) => None,
     };
-    Api::new(&base, bearer)
+    let api = Api::new(base, pat)?;
+    Ok(match key {
+        Some(key) => api.with_proof_key(key),
+        None => api,
+    })
 }
 
 async fn whoami(ctx: &Context) -> Result<(), CliError> {
     match credential(ctx).await? {
         Credential::Pat(pat) => {
-            let api = Api::new(ctx.settings.api_url()?, pat)?;
+            let api = pat_api(ctx, ctx.settings.api_url()?, pat)?;
             let view = api
                 .json(Method::GET, &["tokens", "self"], &[], None)
                 .await?;
@@ -576,11 +699,65 @@ async fn whoami(ctx: &Context) -> Result<(), CliError> {
     }
 }
 
+/// The key a token just issued is bound to, as kept here.
+struct KeptKey {
+    alg: dpop::Algorithm,
+    location: dpop::KeyLocation,
+    path: std::path::PathBuf,
+}
+
+impl KeptKey {
+    fn place(&self) -> String {
+        match self.location {
+            dpop::KeyLocation::Keyring => "the OS keyring".to_owned(),
+            dpop::KeyLocation::File => self.path.display().to_string(),
+        }
+    }
+}
+
 /// Prints an issued token: in table mode the secret alone on stdout (so it
-/// can be piped), the rest on stderr; in JSON mode the whole answer.
-fn print_issued(ctx: &Context, body: &Value, verb: &str) -> Result<(), CliError> {
+/// can be piped), the rest on stderr; in JSON mode the whole answer, with
+/// where its DPoP key is kept (`dpopKey`) when it is bound to one.
+fn print_issued(
+    ctx: &Context,
+    body: &Value,
+    verb: &str,
+    kept: Option<&KeptKey>,
+) -> Result<(), CliError> {
+    let id = clean(body.get("id").and_then(Value::as_str).unwrap_or("?"));
+    let bound = body.get("dpopJkt").and_then(Value::as_str).map(clean);
+    let binding = match (&bound, kept) {
+        (Some(jkt), Some(kept)) => Some(format!(
+            "Bound to DPoP key {jkt} ({}); its private key is kept in {}. \
+             Send it with `agpat dpop request` or `agpat dpop headers`.",
+            kept.alg.name(),
+            kept.place()
+        )),
+        (Some(jkt), None) => Some(format!(
+            "warning: token {id} is bound to DPoP key {jkt}, which is not kept here: \
+             it works only where that key is (or rotate it with --dpop-new-key)."
+        )),
+        (None, _) => None,
+    };
     match ctx.format {
-        Format::Json => stdout_line(&output::json(body)),
+        Format::Json => {
+            let mut body = body.clone();
+            if let (Some(kept), Some(obj)) = (kept, body.as_object_mut()) {
+                obj.insert(
+                    "dpopKey".into(),
+                    json!({
+                        "alg": kept.alg.name(),
+                        "keptIn": kept.location,
+                        "path": kept.path.display().to_string(),
+                    }),
+                );
+            }
+            stdout_line(&output::json(&body))?;
+            if let Some(line) = binding.filter(|_| kept.is_none()) {
+                eprintln!("{line}");
+            }
+            Ok(())
+        }
         Format::Table => {
             let secret = body
                 .get("token")
@@ -594,11 +771,57 @@ fn print_issued(ctx: &Context, body: &Value, verb: &str) -> Result<(), CliError>
                 obj.remove("token");
             }
             eprintln!(
-                "{verb} token {}. The secret above is shown only once: store it now.\n{}",
-                clean(meta.get("id").and_then(Value::as_str).unwrap_or("?")),
+                "{verb} token {id}. The secret above is shown only once: store it now.\n{}",
                 output::token_detail(&meta)
             );
+            if let Some(line) = binding {
+                eprintln!("{line}");
+            }
             Ok(())
+        }
+    }
+}
+
+/// Keeps `key` for the token `issued` names, once the service confirms it
+/// bound the token to that key. A token bound to no key kept here is of no
+/// use, and one left unbound was not what was asked: either way it is
+/// revoked at once and its secret never shown.
+async fn keep_key(
+    ctx: &Context,
+    api: &Api,
+    issued: &Value,
+    key: &shared::dpop::ProofKey,
+) -> Result<KeptKey, CliError> {
+    let id = issued
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| TokenId::parse(id).ok())
+        .ok_or_else(|| CliError::Other(anyhow::anyhow!("the answer has no token id")))?;
+    let jkt = key.public_jwk().thumbprint();
+    let kept = if issued.get("dpopJkt").and_then(Value::as_str) == Some(jkt.as_str()) {
+        ctx.keys.save(&id, key)
+    } else {
+        Err(CliError::Other(anyhow::anyhow!(
+            "the service did not bind token {id} to the new key"
+        )))
+    };
+    match kept {
+        Ok(location) => Ok(KeptKey {
+            alg: key.algorithm().into(),
+            location,
+            path: ctx.keys.path(&id),
+        }),
+        Err(e) => {
+            let revoked = api
+                .send(Method::DELETE, &["tokens", id.as_str()], &[], None)
+                .await;
+            let outcome = match revoked {
+                Ok(_) => format!("token {id} was revoked and its secret is not shown"),
+                Err(r) => format!(
+                    "token {id} could NOT be revoked ({r}): revoke it with `agpat tokens revoke {id}`"
+                ),
+            };
+            Err(CliError::Other(anyhow::anyhow!("{e}; {outcome}")))
         }
     }
 }
@@ -612,7 +835,10 @@ async fn tokens(ctx: &Context, command: TokensCommand) -> Result<(), CliError> {
             expires_in_days,
             expires_at,
             description,
+            dpop: alg,
         } => {
+            // Made before the request: if issuing fails, nothing is kept.
+            let key = alg.map(dpop::generate).transpose()?;
             let mut body = serde_json::Map::new();
             body.insert("name".into(), json!(name));
             body.insert("scopes".into(), json!(scopes));
@@ -623,11 +849,18 @@ async fn tokens(ctx: &Context, command: TokensCommand) -> Result<(), CliError> {
             if let Some(d) = description {
                 body.insert("description".into(), json!(d));
             }
+            if let Some(key) = &key {
+                body.insert("dpopJwk".into(), key.public_jwk().to_value());
+            }
             let body = Value::Object(body);
             let issued = api
                 .json(Method::POST, &["tokens"], &[], Some(&body))
                 .await?;
-            print_issued(ctx, &issued, "Created")
+            let kept = match &key {
+                Some(key) => Some(keep_key(ctx, &api, &issued, key).await?),
+                None => None,
+            };
+            print_issued(ctx, &issued, "Created", kept.as_ref())
         }
         TokensCommand::List {
             status,
@@ -756,19 +989,55 @@ async fn tokens(ctx: &Context, command: TokensCommand) -> Result<(), CliError> {
         TokensCommand::Rotate {
             id,
             overlap_seconds,
+            dpop_new_key,
+            dpop_alg,
         } => {
-            let body = match overlap_seconds {
-                Some(s) => json!({"overlapSeconds": s}),
-                None => json!({}),
+            let old_id = TokenId::parse(&id).ok();
+            let mut body = serde_json::Map::new();
+            if let Some(s) = overlap_seconds {
+                body.insert("overlapSeconds".into(), json!(s));
+            }
+            // The successor keeps the old key unless a new one is asked for;
+            // a kept key that cannot be read stops the rotation here, before
+            // a successor exists that nobody could use.
+            let (new_key, carried) = if dpop_new_key {
+                let old_alg = old_id
+                    .as_ref()
+                    .and_then(|old| ctx.keys.load(old).ok().flatten())
+                    .map(|k| dpop::Algorithm::from(k.algorithm()));
+                let key = dpop::generate(dpop_alg.or(old_alg).unwrap_or_default())?;
+                body.insert("dpopJwk".into(), key.public_jwk().to_value());
+                (Some(key), None)
+            } else {
+                let carried = match &old_id {
+                    Some(old) => ctx.keys.load(old)?,
+                    None => None,
+                };
+                (None, carried)
             };
+            let body = Value::Object(body);
             let issued = api
                 .json(Method::POST, &["tokens", &id, "rotate"], &[], Some(&body))
                 .await?;
-            print_issued(ctx, &issued, "Rotated; new")
+            let bound = issued.get("dpopJkt").and_then(Value::as_str);
+            let kept = match (&new_key, &carried) {
+                (Some(key), _) => Some(keep_key(ctx, &api, &issued, key).await?),
+                (None, Some(key)) if bound == Some(key.public_jwk().thumbprint().as_str()) => {
+                    Some(keep_key(ctx, &api, &issued, key).await?)
+                }
+                _ => None,
+            };
+            print_issued(ctx, &issued, "Rotated; new", kept.as_ref())
         }
         TokensCommand::Revoke { id } => {
             api.send(Method::DELETE, &["tokens", &id], &[], None)
                 .await?;
+            // A revoked token's key has nothing left to sign.
+            if let Ok(revoked) = TokenId::parse(&id)
+                && let Err(e) = ctx.keys.delete(&revoked)
+            {
+                eprintln!("warning: the DPoP key of token {revoked} was not removed: {e}");
+            }
             match ctx.format {
                 Format::Json => stdout_line(&output::json(&json!({"revoked": id}))),
                 Format::Table => {
@@ -854,6 +1123,114 @@ async fn revoke_all(api: &Api) -> Result<u64, CliError> {
     )))
 }
 
+/// The token of an `agpat dpop` command and the key kept for it.
+fn bound_token(
+    ctx: &Context,
+    token_id: Option<&str>,
+) -> Result<(dpop::Token, shared::dpop::ProofKey), CliError> {
+    let token = dpop::Token::from_env_or_stdin()?;
+    let id = match token_id {
+        Some(text) => TokenId::parse(text)
+            .map_err(|_| CliError::Usage(format!("--token-id {text:?} is not a token id")))?,
+        None => token.id.clone(),
+    };
+    let key = ctx.keys.load(&id)?.ok_or_else(|| {
+        CliError::NotLoggedIn(format!(
+            "no DPoP key is kept here for token {id} (bound elsewhere, or created without \
+             --dpop); `agpat tokens rotate {id} --dpop-new-key` binds its successor to a key kept here"
+        ))
+    })?;
+    Ok((token, key))
+}
+
+/// A response body on stdout: as is into a pipe or file, with control
+/// characters escaped (line breaks kept) on a terminal.
+fn stdout_body(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    let written = if out.is_terminal() {
+        let text = String::from_utf8_lossy(bytes);
+        let shown: Vec<String> = text.lines().map(clean).collect();
+        writeln!(out, "{}", shown.join("\n"))
+    } else {
+        out.write_all(bytes)
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))
+}
+
+async fn dpop_command(ctx: &Context, command: DpopCommand) -> Result<(), CliError> {
+    match command {
+        DpopCommand::Headers {
+            token_id,
+            method,
+            url,
+        } => {
+            let url = transport::parse_request_url(&url)?;
+            let method = dpop::method(&method)?;
+            let (token, key) = bound_token(ctx, token_id.as_deref())?;
+            let lines = dpop::header_lines(&key, &token.secret, &method, &url)?;
+            stdout_line(lines.expose_secret())
+        }
+        DpopCommand::Request {
+            token_id,
+            method,
+            url,
+            data_file,
+            content_type,
+        } => {
+            let url = if url.starts_with('/') {
+                let base = transport::parse("the API URL", ctx.settings.api_url()?)?;
+                format!("{}{url}", base.as_str().trim_end_matches('/'))
+            } else {
+                url
+            };
+            let url = transport::parse_request_url(&url)?;
+            let method = dpop::method(&method)?;
+            let body = data_file
+                .map(|path| {
+                    std::fs::read(&path).map_err(|e| {
+                        CliError::Usage(format!("cannot read {}: {e}", path.display()))
+                    })
+                })
+                .transpose()?;
+            let (token, key) = bound_token(ctx, token_id.as_deref())?;
+            let http = transport::client_without_redirects()?;
+            let mut request = http
+                .request(method.clone(), url.clone())
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    dpop::authorization(&token.secret)?,
+                )
+                .header("DPoP", dpop::proof(&key, &token.secret, &method, &url)?);
+            if let Some(body) = body {
+                request = request
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        content_type.as_deref().unwrap_or("application/json"),
+                    )
+                    .body(body);
+            }
+            let response = request.send().await.map_err(|e| {
+                CliError::Other(anyhow::anyhow!("cannot reach {url}: {}", e.without_url()))
+            })?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(|e| {
+                CliError::Other(anyhow::anyhow!("unreadable answer: {}", e.without_url()))
+            })?;
+            stdout_body(&bytes)?;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(CliError::Api(error::Problem::from_body(
+                    status.as_u16(),
+                    &bytes,
+                )))
+            }
+        }
+    }
+}
+
 fn config_command(
     ctx: &Context,
     command: ConfigCommand,
@@ -906,6 +1283,63 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dpop_takes_an_optional_algorithm_defaulting_to_es256() {
+        let create = |extra: &[&str]| {
+            let mut args = vec!["agpat", "tokens", "create", "--name", "n", "--scope", "a:b"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|c| c.command) {
+                Ok(Command::Tokens(TokensCommand::Create { dpop, .. })) => Ok(dpop),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(create(&[]), Ok(None));
+        assert_eq!(create(&["--dpop"]), Ok(Some(dpop::Algorithm::Es256)));
+        assert_eq!(
+            create(&["--dpop", "--expires-in-days", "7"]),
+            Ok(Some(dpop::Algorithm::Es256))
+        );
+        assert_eq!(
+            create(&["--dpop", "eddsa"]),
+            Ok(Some(dpop::Algorithm::Eddsa))
+        );
+        assert_eq!(
+            create(&["--dpop", "rs256"]),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
+        let rotate = |extra: &[&str]| {
+            let mut args = vec!["agpat", "tokens", "rotate", "AAAAAAAAAAAAAAAAA"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|_| ()).map_err(|e| e.kind())
+        };
+        assert_eq!(rotate(&["--dpop-new-key"]), Ok(()));
+        assert_eq!(rotate(&["--dpop-new-key", "--dpop-alg", "eddsa"]), Ok(()));
+        assert_eq!(
+            rotate(&["--dpop-alg", "eddsa"]),
+            Err(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+    }
+
+    #[test]
+    fn no_dpop_command_takes_the_token_as_a_flag() {
+        for sub in ["headers", "request"] {
+            let help = Cli::command()
+                .find_subcommand_mut("dpop")
+                .and_then(|d| d.find_subcommand_mut(sub))
+                .map(|c| c.render_long_help().to_string())
+                .unwrap_or_default();
+            assert!(help.contains("AGPAT_TOKEN"), "{sub}: {help}");
+            assert!(!help.contains("--token "), "{sub}: {help}");
+        }
+        let headers = Cli::command()
+            .find_subcommand_mut("dpop")
+            .and_then(|d| d.find_subcommand_mut("headers"))
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(headers.contains("curl -H @-"), "{headers}");
     }
 
     #[test]

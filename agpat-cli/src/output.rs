@@ -90,6 +90,7 @@ pub fn token_detail(t: &Value) -> String {
         ("revoked", "revokedAt"),
         ("rotated from", "rotatedFrom"),
         ("rotated to", "rotatedTo"),
+        ("dpop key", "dpopJkt"),
     ] {
         let value = t.get(key).unwrap_or(&Value::Null);
         // Optional fields are left out rather than shown empty.

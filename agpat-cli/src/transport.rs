@@ -57,10 +57,33 @@ pub fn parse(what: &str, raw: &str) -> Result<Url, CliError> {
         .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
         .ok_or_else(|| CliError::Usage(format!("{what} {raw:?} is not an http(s) URL")))?;
     if !allowed(&url) {
-        return Err(CliError::Usage(format!(
-            "{what} {raw:?} would carry credentials in cleartext: use https:// \
-             (http:// is allowed only for a loopback host: {LOOPBACK_HOSTS})"
-        )));
+        return Err(cleartext(what, raw));
+    }
+    Ok(url)
+}
+
+fn cleartext(what: &str, raw: &str) -> CliError {
+    CliError::Usage(format!(
+        "{what} {raw:?} would carry credentials in cleartext: use https:// \
+         (http:// is allowed only for a loopback host: {LOOPBACK_HOSTS})"
+    ))
+}
+
+/// Parses the URL of one request that carries a token (`agpat dpop`)
+/// exactly as given, query included, under the rule of [`parse`]. A user
+/// name or password in it is refused: the token is the credential.
+pub fn parse_request_url(raw: &str) -> Result<Url, CliError> {
+    let url = Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| CliError::Usage(format!("the URL {raw:?} is not an http(s) URL")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(CliError::Usage(
+            "the URL must not hold a user name or password".into(),
+        ));
+    }
+    if !allowed(&url) {
+        return Err(cleartext("the URL", raw));
     }
     Ok(url)
 }
@@ -95,6 +118,16 @@ fn builder() -> reqwest::ClientBuilder {
 /// 60-second timeout, and redirects only where [`parse`] would allow them.
 pub fn client() -> Result<reqwest::Client, CliError> {
     builder()
+        .build()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("HTTP client: {e}")))
+}
+
+/// The client for a request signed with a DPoP proof: as [`client`], but it
+/// follows no redirect. A proof names one URL, so it would be refused
+/// elsewhere anyway; the redirect is the answer.
+pub fn client_without_redirects() -> Result<reqwest::Client, CliError> {
+    builder()
+        .redirect(Policy::none())
         .build()
         .map_err(|e| CliError::Other(anyhow::anyhow!("HTTP client: {e}")))
 }
@@ -135,6 +168,25 @@ mod tests {
                 "{refused}"
             );
         }
+    }
+
+    #[test]
+    fn a_request_url_keeps_its_query_and_follows_the_same_rule() {
+        let url = parse_request_url("http://127.0.0.1:3000/docs/?q=a/").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:3000/docs/?q=a/");
+        for refused in [
+            "http://api.example.com/x",
+            "http://user:pw@127.0.0.1/x",
+            "https://user@api.example.com/x",
+            "/docs/readme",
+            "ftp://127.0.0.1/x",
+        ] {
+            assert!(
+                matches!(parse_request_url(refused), Err(CliError::Usage(_))),
+                "{refused}"
+            );
+        }
+        assert!(parse_request_url("https://api.example.com/prod/docs").is_ok());
     }
 
     #[test]

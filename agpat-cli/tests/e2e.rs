@@ -70,6 +70,14 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(false).await
+}
+
+/// A world whose gateway emulates a DPoP deployment (`dpop` on) when `dpop`:
+/// the listener is bound first, as proofs name the gateway's own URL.
+async fn world_with(dpop: bool) -> World {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let endpoint = shared::testing::endpoint();
     let store = shared::testing::fresh_store(50).await;
     let pool = cognito::create_pool(&endpoint, "us-east-1", "cli")
@@ -84,6 +92,8 @@ async fn world() -> World {
         // No caches: a revocation shows at the next call.
         gateway: GatewayConfig {
             cache_ttl_secs: 0,
+            dpop,
+            dpop_origins: vec![base.clone()],
             ..GatewayConfig::default()
         },
         pat: authorizer::config::PatConfig {
@@ -94,8 +104,6 @@ async fn world() -> World {
         max_lifetime_days: 90,
     };
     let gateway = build(&setup, Arc::new(shared::SystemClock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(serve(listener, app(gateway), std::future::pending()));
     World {
         base,
@@ -193,18 +201,28 @@ impl World {
 
     /// Creates a token in table mode: the secret alone on stdout.
     async fn create(&self, name: &str, scopes: &str) -> (String, String) {
-        let out = self
-            .run(&[
-                "tokens",
-                "create",
-                "--name",
-                name,
-                "--scope",
-                scopes,
-                "--expires-in-days",
-                "7",
-            ])
-            .await;
+        self.create_with(name, scopes, &[]).await.0
+    }
+
+    /// As [`World::create`], with more flags; also what it printed.
+    async fn create_with(
+        &self,
+        name: &str,
+        scopes: &str,
+        more: &[&str],
+    ) -> ((String, String), Out) {
+        let mut args = vec![
+            "tokens",
+            "create",
+            "--name",
+            name,
+            "--scope",
+            scopes,
+            "--expires-in-days",
+            "7",
+        ];
+        args.extend_from_slice(more);
+        let out = self.run(&args).await;
         out.ok();
         let secret = out.stdout.trim_end_matches('\n');
         assert!(secret.starts_with("agpat_"), "{out:#?}");
@@ -222,7 +240,48 @@ impl World {
             .trim_end_matches('.')
             .to_owned();
         assert!(secret.contains(&id), "{id} {secret}");
-        (id, secret.to_owned())
+        let secret = secret.to_owned();
+        ((id, secret), out)
+    }
+
+    fn keys_dir(&self) -> PathBuf {
+        self.home.path().join("config/agpat/dpop-keys")
+    }
+
+    /// The record of a token's kept DPoP key.
+    fn key_record(&self, id: &str) -> Value {
+        serde_json::from_slice(&std::fs::read(self.keys_dir().join(format!("{id}.json"))).unwrap())
+            .unwrap()
+    }
+
+    /// No run printed the private key of token `id`, in any usual encoding.
+    fn assert_key_never_printed(&self, id: &str) {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let record = self.key_record(id);
+        let stored = record
+            .get("privateKey")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let der = STANDARD.decode(&stored).unwrap();
+        // The private scalar (P-256) or seed (Ed25519): PKCS#8's first
+        // 32-byte OCTET STRING.
+        let at = der.windows(2).position(|w| w == [0x04, 0x20]).unwrap() + 2;
+        let d = der.get(at..at + 32).unwrap();
+        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        let printed = self.printed.lock().unwrap();
+        assert!(!printed.is_empty());
+        for encoding in [
+            stored,
+            URL_SAFE_NO_PAD.encode(&der),
+            STANDARD.encode(d),
+            URL_SAFE_NO_PAD.encode(d),
+            hex,
+        ] {
+            assert!(!printed.contains(&encoding), "the key of {id} was printed");
+        }
     }
 }
 
@@ -877,4 +936,277 @@ async fn a_credentials_file_open_to_others_is_refused_until_chmod_600() {
     w.assert_no_session_secret_printed(&w.stored());
     w.run(&["logout"]).await.ok();
     assert!(!file.exists());
+}
+
+// ---- Issue #18: tokens bound to a DPoP key (RFC 9449). ----
+
+/// Sends a GET with the header lines `agpat dpop headers` printed.
+async fn get_with_lines(url: &str, lines: &str) -> u16 {
+    let mut request = reqwest::Client::new().get(url);
+    for line in lines.lines() {
+        let (name, value) = line.split_once(": ").unwrap();
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_keeps_its_key_private_and_works_only_with_fresh_proofs() {
+    let w = world_with(true).await;
+    w.login().await;
+    let ((id, secret), out) = w
+        .create_with("bound", "docs:read,tokens:read", &["--dpop"])
+        .await;
+    let record = w.key_record(&id);
+    assert_eq!(record["alg"], "ES256");
+    assert_eq!(record["keyStore"], "file");
+    let jkt = record["jkt"].as_str().unwrap().to_owned();
+    assert!(
+        out.stderr
+            .contains(&format!("Bound to DPoP key {jkt} (ES256)")),
+        "{out:#?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&w.keys_dir().join(format!("{id}.json"))), 0o600);
+        assert_eq!(mode(&w.keys_dir()), 0o700);
+    }
+    let shown = w.run(&["tokens", "show", &id, "-o", "json"]).await;
+    assert_eq!(shown.ok().json()["dpopJkt"], jkt.as_str());
+
+    let readme = format!("{}/docs/readme", w.base);
+    // The token from AGPAT_TOKEN, the key named by --token-id.
+    let out = w
+        .run_with(
+            &["dpop", "request", "--token-id", &id, &readme],
+            "",
+            &[("AGPAT_TOKEN", &secret)],
+        )
+        .await;
+    assert_eq!(out.ok().stdout, "{}");
+    // The token from stdin, the key of the id inside it, a path under the API.
+    let out = w
+        .run_with(
+            &["dpop", "request", "/tokens/self"],
+            &format!("{secret}\n"),
+            &[],
+        )
+        .await;
+    assert_eq!(out.ok().json()["id"], id.as_str());
+    // With AGPAT_TOKEN, the ordinary commands sign with the kept key too.
+    let who = w
+        .run_with(&["whoami", "-o", "json"], "", &[("AGPAT_TOKEN", &secret)])
+        .await;
+    assert_eq!(who.ok().json()["token"]["dpopJkt"], jkt.as_str());
+    // Not a 2xx: the body is printed, the exit code is the status's.
+    let out = w
+        .run_with(
+            &["dpop", "request", "/billing/invoices"],
+            "",
+            &[("AGPAT_TOKEN", &secret)],
+        )
+        .await;
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(out.stderr.contains("(403)"), "{out:#?}");
+    assert!(out.stdout.contains("403"), "{out:#?}");
+
+    // As a bearer token it is refused.
+    let bearer = reqwest::Client::new()
+        .get(&readme)
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 401);
+
+    // `dpop headers`: exactly the two lines; good once, a replay is refused.
+    let out = w
+        .run_with(
+            &[
+                "dpop",
+                "headers",
+                "--token-id",
+                &id,
+                "--method",
+                "GET",
+                "--url",
+                &readme,
+            ],
+            &format!("{secret}\n"),
+            &[],
+        )
+        .await;
+    let lines = out.ok().stdout.clone();
+    let mut each = lines.lines();
+    assert_eq!(
+        each.next(),
+        Some(format!("Authorization: DPoP {secret}").as_str())
+    );
+    assert!(each.next().unwrap().starts_with("DPoP: ey"), "{lines}");
+    assert_eq!(each.next(), None, "{lines}");
+    assert_eq!(get_with_lines(&readme, &lines).await, 200);
+    assert_eq!(
+        get_with_lines(&readme, &lines).await,
+        401,
+        "a replayed proof"
+    );
+    // A proof for another method is refused.
+    let out = w
+        .run_with(
+            &["dpop", "headers", "-X", "POST", "--url", &readme],
+            "",
+            &[("AGPAT_TOKEN", &secret)],
+        )
+        .await;
+    assert_eq!(get_with_lines(&readme, &out.ok().stdout).await, 401);
+
+    // A token whose key is not kept here: exit 3, nothing sent.
+    let (open_id, open_secret) = w.create("open", "docs:read").await;
+    let out = w
+        .run_with(
+            &["dpop", "request", &readme],
+            "",
+            &[("AGPAT_TOKEN", &open_secret)],
+        )
+        .await;
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(out.stderr.contains(&open_id), "{out:#?}");
+    // No token at all, or a token on the command line: usage errors.
+    let out = w.run(&["dpop", "headers", "--url", &readme]).await;
+    assert_eq!(out.code, 2, "{out:#?}");
+    let out = w
+        .run(&["dpop", "headers", "--url", &readme, "--token", &secret])
+        .await;
+    assert_eq!(out.code, 2, "{out:#?}");
+
+    w.assert_key_never_printed(&id);
+    // Revoking the token forgets its key.
+    w.run(&["tokens", "revoke", &id]).await.ok();
+    assert!(!w.keys_dir().join(format!("{id}.json")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_a_bound_token_keeps_its_key_unless_a_new_one_is_asked_for() {
+    let w = world_with(true).await;
+    w.login().await;
+    let ((first, _), _) = w
+        .create_with("rot", "docs:read,tokens:read", &["--dpop", "eddsa"])
+        .await;
+    let original = w.key_record(&first);
+    assert_eq!(original["alg"], "EdDSA");
+    let readme = format!("{}/docs/readme", w.base);
+    let works = |secret: String| {
+        let readme = readme.clone();
+        let w = &w;
+        async move {
+            w.run_with(
+                &["dpop", "request", &readme],
+                "",
+                &[("AGPAT_TOKEN", &secret)],
+            )
+            .await
+            .code
+        }
+    };
+
+    // The successor stays bound to the same key, which is kept for it too.
+    let rotated = w.run(&["-o", "json", "tokens", "rotate", &first]).await;
+    let rotated = rotated.ok().json();
+    let second = rotated["id"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["dpopJkt"], original["jkt"], "{rotated}");
+    assert_eq!(rotated["dpopKey"]["alg"], "EdDSA", "{rotated}");
+    assert_eq!(rotated["dpopKey"]["keptIn"], "file", "{rotated}");
+    assert_eq!(w.key_record(&second)["jkt"], original["jkt"]);
+    assert_eq!(w.key_record(&second)["privateKey"], original["privateKey"]);
+    assert_eq!(
+        works(rotated["token"].as_str().unwrap().to_owned()).await,
+        0
+    );
+
+    // --dpop-new-key: a new key (same algorithm), and the old one no longer
+    // signs for the successor.
+    let rotated = w
+        .run(&["-o", "json", "tokens", "rotate", &second, "--dpop-new-key"])
+        .await;
+    let rotated = rotated.ok().json();
+    let third = rotated["id"].as_str().unwrap().to_owned();
+    let third_secret = rotated["token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated["dpopJkt"], original["jkt"], "{rotated}");
+    let record = w.key_record(&third);
+    assert_eq!(record["jkt"], rotated["dpopJkt"]);
+    assert_eq!(record["alg"], "EdDSA");
+    let shown = w.run(&["tokens", "show", &third, "-o", "json"]).await;
+    assert_eq!(shown.ok().json()["dpopJkt"], record["jkt"]);
+    assert_eq!(works(third_secret.clone()).await, 0);
+    let out = w
+        .run_with(
+            &["dpop", "request", "--token-id", &second, &readme],
+            "",
+            &[("AGPAT_TOKEN", &third_secret)],
+        )
+        .await;
+    assert_eq!(out.code, 3, "the old key is refused: {out:#?}");
+
+    // Table mode: the secret alone on stdout, the binding on stderr.
+    let out = w
+        .run(&[
+            "tokens",
+            "rotate",
+            &third,
+            "--dpop-new-key",
+            "--dpop-alg",
+            "es256",
+        ])
+        .await;
+    out.ok();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:#?}");
+    assert!(
+        out.stderr.contains("Bound to DPoP key") && out.stderr.contains("(ES256)"),
+        "{out:#?}"
+    );
+    assert_eq!(works(out.stdout.trim_end().to_owned()).await, 0);
+
+    for id in [&first, &second, &third] {
+        w.assert_key_never_printed(id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_that_cannot_be_issued_or_kept_leaves_nothing_usable_behind() {
+    let w = world_with(true).await;
+    w.login().await;
+    // Issuing fails: no key is kept.
+    let out = w
+        .run(&[
+            "tokens", "create", "--name", "x", "--scope", "no:such", "--dpop",
+        ])
+        .await;
+    assert_eq!(out.code, 7, "{out:#?}");
+    assert!(!w.keys_dir().exists());
+
+    // The key cannot be kept (its directory is a file): the token is revoked
+    // at once and its secret never shown.
+    std::fs::write(w.keys_dir(), "").unwrap();
+    let out = w
+        .run(&[
+            "tokens",
+            "create",
+            "--name",
+            "lost",
+            "--scope",
+            "docs:read",
+            "--dpop",
+        ])
+        .await;
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    assert!(out.stderr.contains("was revoked"), "{out:#?}");
+    assert!(!out.stderr.contains("agpat_"), "{out:#?}");
+    let active = w
+        .run(&["tokens", "list", "--status", "active", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(active["items"], json!([]), "{active}");
 }
