@@ -341,7 +341,7 @@ fn dpop_from_env(env: &dyn Env) -> Result<Option<crate::dpop::DpopSettings>, Con
         "DPOP_PROOF_MAX_AGE_SECONDS",
         settings.max_age_secs,
         5,
-        300,
+        shared::dpop::MAX_PROOF_AGE_LIMIT_SECS,
         "an integer from 5 to 300",
     )?;
     settings.max_skew_secs = number_in(
@@ -349,7 +349,7 @@ fn dpop_from_env(env: &dyn Env) -> Result<Option<crate::dpop::DpopSettings>, Con
         "DPOP_CLOCK_SKEW_SECONDS",
         settings.max_skew_secs,
         0,
-        60,
+        shared::dpop::MAX_CLOCK_SKEW_LIMIT_SECS,
         "an integer from 0 to 60",
     )?;
     Ok(Some(settings))

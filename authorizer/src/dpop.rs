@@ -91,14 +91,27 @@ impl Dpop {
     }
 
     /// The URLs this request may have been sent to: the stage's default URL
-    /// and each configured origin, with the ARN's path.
-    fn urls(&self, arn: &MethodArn<'_>) -> Vec<String> {
+    /// and each configured origin, with the ARN's path. `None` for a path
+    /// that a URL parser would read as more than a path (a query or fragment
+    /// mark, a backslash, a control or space character, a `.` or `..`
+    /// segment, a `%`): whatever API Gateway meant, no proof is matched
+    /// against a rewritten spelling of it.
+    fn urls(&self, arn: &MethodArn<'_>) -> Option<Vec<String>> {
         let path = arn.path();
-        arn.default_stage_url()
+        let odd_byte = path
+            .bytes()
+            .any(|b| matches!(b, b'?' | b'#' | b'\\' | b'%') || b <= b' ' || b == 0x7f);
+        let dot_segment = path.split('/').any(|s| s == "." || s == "..");
+        if odd_byte || dot_segment {
+            return None;
+        }
+        let urls: Vec<String> = arn
+            .default_stage_url()
             .into_iter()
             .chain(self.settings.origins.iter().cloned())
             .filter_map(|base| shared::dpop::normalise_url(&format!("{base}/{path}")))
-            .collect()
+            .collect();
+        Some(urls)
     }
 
     /// The stateless checks of the request's one proof, for `token`.
@@ -122,7 +135,7 @@ impl Dpop {
         }
         let proof =
             crate::event::visible_ascii(proof).ok_or(Reject::Dpop(ProofError::Malformed))?;
-        let urls = self.urls(arn);
+        let urls = self.urls(arn).ok_or(Reject::Dpop(ProofError::Url))?;
         let requirements = ProofRequirements {
             method: arn.http_method(),
             urls: &urls,
@@ -151,14 +164,20 @@ impl Dpop {
         if self.seen.get(&proof.replay_key).is_some() {
             return Err(Reject::DpopReplay);
         }
-        self.seen.insert(proof.replay_key, ());
-        let until = proof
-            .iat
-            .saturating_add(self.settings.max_age_secs)
-            .saturating_add(1);
-        match store.first_use_of_proof(&proof.replay_key, until).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Reject::DpopReplay),
+        // Remembered here only once the store has answered: after a store
+        // failure (a 500) the same proof may still be used once.
+        match store
+            .first_use_of_proof(&proof.replay_key, proof.remember_until())
+            .await
+        {
+            Ok(first) => {
+                self.seen.insert(proof.replay_key, ());
+                if first {
+                    Ok(())
+                } else {
+                    Err(Reject::DpopReplay)
+                }
+            }
             Err(e) => Err(Reject::StoreUnavailable(e.to_string())),
         }
     }

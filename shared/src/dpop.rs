@@ -38,6 +38,14 @@ pub const MAX_PROOF_BYTES: usize = 4096;
 /// Longest `jti` accepted, in bytes.
 pub const MAX_JTI_BYTES: usize = 128;
 
+/// The longest `iat` window a deployment may configure, in seconds
+/// (`DPOP_PROOF_MAX_AGE_SECONDS`'s maximum).
+pub const MAX_PROOF_AGE_LIMIT_SECS: i64 = 300;
+
+/// The most clock skew a deployment may allow, in seconds
+/// (`DPOP_CLOCK_SKEW_SECONDS`'s maximum).
+pub const MAX_CLOCK_SKEW_LIMIT_SECS: i64 = 60;
+
 /// Shortest `jti` accepted, in bytes: 96 bits of randomness in base64url,
 /// RFC 9449 §4.2's recommendation.
 pub const MIN_JTI_BYTES: usize = 16;
@@ -144,9 +152,11 @@ impl PublicJwk {
                 if raw.y.is_some() {
                     return Err(JwkError::Invalid);
                 }
-                PublicJwk::Ed25519 {
-                    x: coordinate(raw.x.as_deref())?,
+                let x = coordinate(raw.x.as_deref())?;
+                if !strong_ed25519(&x) {
+                    return Err(JwkError::Invalid);
                 }
+                PublicJwk::Ed25519 { x }
             }
             (None, _) | (_, None) => return Err(JwkError::Malformed),
             _ => return Err(JwkError::Unsupported),
@@ -203,6 +213,48 @@ impl PublicJwk {
         };
         Jkt(B64.encode(digest::digest(&digest::SHA256, canonical.as_bytes())))
     }
+}
+
+/// The y coordinates (little-endian, the sign bit of x cleared) of the
+/// Ed25519 points of small order: 0 (order 4), 1 (the identity), p - 1
+/// (order 2) and the two of order 8. These are the values of libsodium's
+/// well-known blocklist, its non-canonical entries left to the canonical
+/// check.
+const SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+];
+
+/// Whether an Ed25519 public key can bind a token: its encoding is
+/// canonical (y < p = 2^255 - 19) and it is not of small order, where
+/// signatures can be forged without a private key.
+fn strong_ed25519(encoded: &[u8; 32]) -> bool {
+    let mut y = *encoded;
+    if let Some(last) = y.last_mut() {
+        *last &= 0x7f;
+    }
+    // y >= p: every byte but the first at its maximum, the first >= 0xed.
+    let high = y.iter().skip(1).take(30).all(|&b| b == 0xff) && y.last() == Some(&0x7f);
+    let canonical = !(high && y.first().is_some_and(|&b| b >= 0xed));
+    canonical && !SMALL_ORDER_Y.contains(&y)
 }
 
 /// A JWK SHA-256 thumbprint (RFC 7638), base64url: what a bound token's
@@ -302,8 +354,8 @@ pub enum ProofError {
 }
 
 /// What a proof must match: the request, the token it came with and the
-/// time window.
-#[derive(Debug, Clone, Copy)]
+/// time window. Its `Debug` never shows the token.
+#[derive(Clone, Copy)]
 pub struct ProofRequirements<'a> {
     /// The request's HTTP method, upper case.
     pub method: &'a str,
@@ -320,6 +372,19 @@ pub struct ProofRequirements<'a> {
     pub max_skew_secs: i64,
 }
 
+impl fmt::Debug for ProofRequirements<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProofRequirements")
+            .field("method", &self.method)
+            .field("urls", &self.urls)
+            .field("access_token", &"<redacted>")
+            .field("now", &self.now)
+            .field("max_age_secs", &self.max_age_secs)
+            .field("max_skew_secs", &self.max_skew_secs)
+            .finish()
+    }
+}
+
 /// A proof that passed every stateless check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedProof {
@@ -334,9 +399,13 @@ pub struct CheckedProof {
 
 impl CheckedProof {
     /// Until when the replay store must remember this proof: past it, its
-    /// `iat` is outside the window anyway.
-    pub fn remember_until(&self, req: &ProofRequirements<'_>) -> i64 {
-        self.iat.saturating_add(req.max_age_secs).saturating_add(1)
+    /// `iat` is outside every window a deployment may configure, so a
+    /// change of the setting (or instances with different ones) never
+    /// reopens a replay.
+    pub fn remember_until(&self) -> i64 {
+        self.iat
+            .saturating_add(MAX_PROOF_AGE_LIMIT_SECS)
+            .saturating_add(1)
     }
 }
 
@@ -724,6 +793,7 @@ mod tests {
     fn each_stateless_check_refuses_its_own_defect() {
         let urls = vec![normalise_url("https://api.example.com/v1/items").unwrap()];
         let req = requirements(&urls, "tok", 1000);
+        assert!(!format!("{req:?}").contains("tok\""), "{req:?}");
         let key = ProofKey::generate(ProofAlgorithm::Es256).unwrap();
         let other = ProofKey::generate(ProofAlgorithm::Es256).unwrap();
         let header =
@@ -839,11 +909,17 @@ mod tests {
         let jwk = key.public_jwk().to_value().to_string();
         let dup_header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"none","jwk":{jwk}}}"#);
         let proof = key.sign_json(&dup_header, &claims().to_string()).unwrap();
-        assert_eq!(check_proof(&proof, &req).map(|_| ()), Err(ProofError::Malformed));
+        assert_eq!(
+            check_proof(&proof, &req).map(|_| ()),
+            Err(ProofError::Malformed)
+        );
         let one_header = header().to_string();
         let dup_claims = claims().to_string().replacen('{', r#"{"htm":"POST","#, 1);
         let proof = key.sign_json(&one_header, &dup_claims).unwrap();
-        assert_eq!(check_proof(&proof, &req).map(|_| ()), Err(ProofError::Claims));
+        assert_eq!(
+            check_proof(&proof, &req).map(|_| ()),
+            Err(ProofError::Claims)
+        );
         // A signature over other bytes; junk; oversize.
         let good = key.sign_parts(&header(), &claims()).unwrap();
         let (signed, _) = good.rsplit_once('.').unwrap();
@@ -865,6 +941,46 @@ mod tests {
             check_proof(&huge, &req).map(|_| ()),
             Err(ProofError::TooLarge)
         );
+    }
+
+    /// Review finding: an Ed25519 key of small order verifies a signature
+    /// anyone can make (R = the base point, S = 1 for the identity), so it
+    /// must never bind a token; nor may a non-canonical encoding (y >= p).
+    #[test]
+    fn weak_and_non_canonical_ed25519_keys_bind_nothing() {
+        let okp = |x: [u8; 32]| json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(x)});
+        // The identity: the forgery verifies for any message with aws-lc-rs.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = [0x66u8; 64];
+        forged[0] = 0x58;
+        forged[32..].fill(0);
+        forged[32] = 1;
+        let weak = ParsedPublicKey::new(&signature::ED25519, identity).unwrap();
+        assert!(
+            weak.verify_sig(b"any message", &forged).is_ok(),
+            "the forgery this guards against"
+        );
+        for y in SMALL_ORDER_Y {
+            for sign in [0u8, 0x80] {
+                let mut x = y;
+                x[31] |= sign;
+                assert_eq!(
+                    PublicJwk::from_value(&okp(x)),
+                    Err(JwkError::Invalid),
+                    "{x:?}"
+                );
+            }
+        }
+        // y = p, p + 1, and the largest 255-bit value: not canonical.
+        for low in [0xed, 0xee, 0xff] {
+            let mut x = [0xffu8; 32];
+            x[0] = low;
+            x[31] = 0x7f;
+            assert_eq!(PublicJwk::from_value(&okp(x)), Err(JwkError::Invalid));
+        }
+        let good = ProofKey::generate(ProofAlgorithm::EdDsa).unwrap();
+        assert!(PublicJwk::from_value(&good.public_jwk().to_value()).is_ok());
     }
 
     #[test]

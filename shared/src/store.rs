@@ -788,7 +788,7 @@ impl TokenStore {
     /// answer holds across every instance; the item carries the table's TTL
     /// (`remember_until`, when the proof's `iat` leaves the window) and is
     /// deleted by DynamoDB some time after. Any failure is an error: the
-    /// caller fails closed.
+    /// caller fails closed. The request is never retried (see below).
     pub async fn first_use_of_proof(
         &self,
         key: &[u8; 32],
@@ -802,6 +802,16 @@ impl TokenStore {
             .item("SK", s("DPOP"))
             .item(TTL_ATTRIBUTE, n(remember_until))
             .condition_expression("attribute_not_exists(PK)")
+            // Never retried: a first attempt that wrote but whose answer
+            // was lost would make the retry fail its condition, and the
+            // proof's genuine first use would be refused as a replay. A
+            // failed attempt is an error (a 500); the client retries with a
+            // new proof.
+            .customize()
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::default()
+                    .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await;
         match outcome {

@@ -83,7 +83,14 @@ async fn a_bound_token_needs_a_fresh_proof_from_its_key_on_every_decision() {
     );
     let once = proof();
     assert!(decide(&h, &scheme(&pat), &[&once]).await.is_ok());
+    // A replay to the instance that spent the proof costs no request.
+    let calls = h.dynamo_calls.get();
     assert_unauthorized(decide(&h, &scheme(&pat), &[&once]).await, "replayed");
+    assert_eq!(
+        h.dynamo_calls.get(),
+        calls,
+        "refused from this instance's memory"
+    );
     // The custom domain's URL works too; another is refused.
     let custom = key
         .proof("GET", "https://api.example.com/v1/docs", pat.expose(), T0)
@@ -296,6 +303,65 @@ async fn with_the_replay_store_down_a_bound_token_fails_closed() {
         AuthError::Internal,
         "a 500, never an Allow"
     );
+    // Once the store is back, the same proof is still good once: a failure
+    // spends nothing (review finding: no genuine first use refused as a
+    // replay after an error).
+    h.store.create_table().await.unwrap();
+    assert!(decide(&h, &scheme(&pat), &[&proof]).await.is_ok());
+    assert_unauthorized(decide(&h, &scheme(&pat), &[&proof]).await, "then spent");
+}
+
+/// Review finding: `htu` is rebuilt from the method ARN's path; a path a URL
+/// parser would rewrite (a query mark, a dot segment, a backslash, an
+/// escape) matches no proof, rather than the proof of another path.
+#[tokio::test]
+async fn a_method_arn_path_a_url_parser_would_rewrite_matches_no_proof() {
+    let (h, _jwks) = harness().await;
+    let key = ProofKey::generate(ProofAlgorithm::Es256).unwrap();
+    let pat = bound_pat(&h, &key).await;
+    let prefix = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/GET/";
+    for odd in [
+        "docs?x",
+        "docs#x",
+        "a/../docs",
+        "./docs",
+        "docs%3Fx",
+        "do\\cs",
+        "do cs",
+    ] {
+        let proof = key.proof("GET", URL, pat.expose(), T0).unwrap();
+        let mut event = dpop_event(&scheme(&pat), &[&proof]);
+        event["methodArn"] = json!(format!("{prefix}{odd}"));
+        assert_unauthorized(h.decide_json(event).await, odd);
+    }
+    let proof = key.proof("GET", URL, pat.expose(), T0).unwrap();
+    let mut event = dpop_event(&scheme(&pat), &[&proof]);
+    event["methodArn"] = json!(format!("{prefix}docs"));
+    assert!(h.decide_json(event).await.is_ok());
+}
+
+/// The full event type (tests, the local gateway's `decide`) reads the same
+/// headers as the Lambda's lean event.
+#[tokio::test]
+async fn the_full_event_type_carries_the_proof_too() {
+    let (h, _jwks) = harness().await;
+    let key = ProofKey::generate(ProofAlgorithm::Es256).unwrap();
+    let pat = bound_pat(&h, &key).await;
+    let full = |proofs: &[&str]| {
+        serde_json::from_value::<
+            aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest,
+        >(dpop_event(&scheme(&pat), proofs))
+        .unwrap()
+    };
+    let proof = key.proof("GET", URL, pat.expose(), T0).unwrap();
+    assert!(h.authorizer.decide(&full(&[&proof])).await.is_ok());
+    assert_unauthorized(h.authorizer.decide(&full(&[&proof])).await, "replayed");
+    let (a, b) = (
+        key.proof("GET", URL, pat.expose(), T0).unwrap(),
+        key.proof("GET", URL, pat.expose(), T0).unwrap(),
+    );
+    assert_unauthorized(h.authorizer.decide(&full(&[&a, &b])).await, "two");
+    assert_unauthorized(h.authorizer.decide(&full(&[])).await, "none");
 }
 
 #[tokio::test]
