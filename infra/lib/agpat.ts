@@ -316,6 +316,16 @@ export interface AgpatProps {
    */
   readonly stage?: apigw.Stage;
   /**
+   * The deployment `stage` points to, for an API built with `deploy: false`.
+   * API Gateway applies authorizer changes (identity sources, cache TTL)
+   * only through a new deployment, so agpat adds its authorizer settings to
+   * this deployment's logical id. Required with `dpop` or `ipAllowLists` on
+   * such an API: a stage left on the old settings would serve cached
+   * answers the Lambdas no longer expect.
+   * @default the API's own deployment
+   */
+  readonly deployment?: apigw.Deployment;
+  /**
    * An existing user pool and the app clients whose tokens are accepted.
    * @default a new pool (strong passwords, optional TOTP MFA) with one public client
    */
@@ -542,6 +552,16 @@ export interface AgpatDpop {
    * @default 5
    */
   readonly clockSkewSeconds?: number;
+  /**
+   * Whether the token service binds tokens (`dpopJwk`). Turning `dpop` on
+   * over a live stage takes two deployments: first with `false` (the
+   * authorizer accepts proofs, the stage's cache goes to 0), then, once
+   * that deployment and any canary have finished, with `true`. Otherwise a
+   * token bound while the stage still caches could be served from a cached
+   * Allow without a proof for up to the old TTL.
+   * @default true
+   */
+  readonly issueBoundTokens?: boolean;
 }
 
 /** Per-function sizing. */
@@ -849,7 +869,7 @@ export class Agpat extends Construct {
     };
     const envName = props.envName ?? "dev";
     this.envName = envName;
-    this.dpop = props.dpop !== undefined;
+    this.dpop = props.dpop !== undefined && props.dpop !== null;
     const prod = envName === "prod";
     const retainInProd = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     this.api = props.api;
@@ -1340,7 +1360,7 @@ export class Agpat extends Construct {
 
     // ---- The REQUEST authorizer and the /tokens routes.
     // With DPoP, no cache: a cached Allow would serve a request without its proof.
-    const authorizerCacheTtl = props.dpop ? 0 : n("authorizerCacheTtlSeconds");
+    const authorizerCacheTtl = this.dpop ? 0 : n("authorizerCacheTtlSeconds");
     // With allow-lists, the client address is part of the cache key: an
     // Allow cached for one address must never serve another.
     const identitySources = [
@@ -1359,12 +1379,16 @@ export class Agpat extends Construct {
     // adopter's app may not set it: without a new deployment, turning
     // ipAllowLists on would leave the stage's cache keyed by the token alone
     // while the Lambdas honour allow-lists.
-    this.api.latestDeployment?.addToLogicalId({
-      agpatAuthorizerSettings: {
-        identitySources,
-        ttl: authorizerCacheTtl,
-      },
-    });
+    const deployment = this.api.latestDeployment ?? props.deployment;
+    if (deployment) {
+      deployment.addToLogicalId({
+        agpatAuthorizerSettings: { identitySources, ttl: authorizerCacheTtl },
+      });
+    } else if (this.dpop || props.ipAllowLists) {
+      throw new Error(
+        `Agpat ${this.node.path}: dpop and ipAllowLists change the authorizer's cache, which API Gateway applies only through a new deployment: with deploy: false, pass the stage's deployment as \`deployment\``,
+      );
+    }
     this.stage = props.stage ?? deploymentStageOf(this.api, this.node.path);
     this.addRateTiers(props.rateTiers ?? {}, this.stage);
     this.addTokenRoutes(this.stage, {
@@ -1373,7 +1397,7 @@ export class Agpat extends Construct {
       secretScanning: [n("secretScanningRateLimit"), n("secretScanningBurstLimit")],
     });
     if (props.problemGatewayResponses ?? true) {
-      addProblemGatewayResponses(this.api, props.dpop !== undefined);
+      addProblemGatewayResponses(this.api, this.dpop);
     }
 
     // ---- Alarms and budget, to one SNS topic.
@@ -1519,7 +1543,7 @@ export class Agpat extends Construct {
     ranged: (name: string, value: number, min: number, max: number) => number,
   ): { authorizer: Record<string, string>; service: Record<string, string> } {
     const dpop = props.dpop;
-    if (dpop === undefined) return { authorizer: {}, service: {} };
+    if (!this.dpop || !dpop) return { authorizer: {}, service: {} };
     if ((props.authorizerCacheTtlSeconds ?? 0) !== 0) {
       throw new Error(
         `Agpat ${this.node.path}: dpop needs authorizerCacheTtlSeconds 0 (a cached Allow would serve a request without its proof; got ${props.authorizerCacheTtlSeconds})`,
@@ -1543,7 +1567,11 @@ export class Agpat extends Construct {
           ranged("dpop.clockSkewSeconds", dpop.clockSkewSeconds ?? 5, 0, 60),
         ),
       },
-      service: { AGPAT_DPOP: "on" },
+      // Turning dpop on over a live stage: the new authorizer versions run
+      // while the stage still caches (until the aliases have moved and the
+      // new deployment is live), so tokens are bound only from a second
+      // deployment (issueBoundTokens false, then true).
+      service: (dpop.issueBoundTokens ?? true) ? { AGPAT_DPOP: "on" } : {},
     };
   }
 

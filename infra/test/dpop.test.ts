@@ -1,5 +1,7 @@
+import { App, Stack, aws_apigateway as apigw } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
-import { buildOnFixture } from "./fixture";
+import { Agpat, AgpatProps, loadManifest } from "../lib";
+import { FIXTURE, STUB_ASSETS, buildOnFixture } from "./fixture";
 
 // Issue #18 item 4 in the construct: bound tokens (DPoP) need every request
 // to reach the authorizer, so `dpop` turns API Gateway's authorizer cache
@@ -93,5 +95,56 @@ describe("DPoP-bound tokens", () => {
     expect(() => buildOnFixture("dpop", "dev", { dpop: { clockSkewSeconds: 61 } }, "skew")).toThrow(
       /dpop.clockSkewSeconds must be a number from 0 to 60/,
     );
+  });
+});
+
+describe("DPoP over an existing stage", () => {
+  // Review finding: with `deploy: false` the construct cannot reach the
+  // stage's deployment by itself, and API Gateway applies authorizer
+  // changes only through a new one: a stage left on the old cache TTL
+  // would serve a bound token's cached Allow without a proof.
+  const ownDeployment = (props: Partial<AgpatProps>, withDeployment: boolean, name: string) => {
+    const app = new App();
+    const stack = new Stack(app, `dpop-own-${name}`);
+    const api = new apigw.RestApi(stack, "Api", { cloudWatchRole: false, deploy: false });
+    for (const route of loadManifest(FIXTURE).routes) {
+      api.root.resourceForPath(route.path).addMethod(route.method);
+    }
+    const deployment = new apigw.Deployment(stack, "Deployment", { api });
+    const stage = new apigw.Stage(stack, "Stage", { deployment, stageName: "live" });
+    new Agpat(stack, "Agpat", {
+      api,
+      stage,
+      ...(withDeployment ? { deployment } : {}),
+      manifestPath: FIXTURE,
+      lambdaAssets: STUB_ASSETS,
+      envName: "dev",
+      ...props,
+    });
+    return Template.fromStack(stack);
+  };
+
+  test("with deploy: false, dpop or ipAllowLists needs the stage's deployment, whose logical id then follows the authorizer's cache settings", () => {
+    expect(() => ownDeployment({ dpop: {} }, false, "a")).toThrow(
+      /with deploy: false, pass the stage's deployment as `deployment`/,
+    );
+    expect(() => ownDeployment({ ipAllowLists: true }, false, "b")).toThrow(
+      /with deploy: false, pass the stage's deployment as `deployment`/,
+    );
+    expect(ownDeployment({}, false, "c")).toBeDefined();
+    const ids = (t: Template) => Object.keys(t.findResources("AWS::ApiGateway::Deployment"));
+    const off = ids(ownDeployment({}, true, "d"));
+    const on = ids(ownDeployment({ dpop: {} }, true, "d"));
+    expect(on).toHaveLength(1);
+    expect(on).not.toEqual(off);
+  });
+
+  test("issueBoundTokens false turns the authorizer and the cache over first, and lets the token service bind only in a second deployment", () => {
+    const first = buildOnFixture("dpop", "dev", { dpop: { issueBoundTokens: false } }, "step1");
+    expect(authorizerTtl(first.template)).toBe(0);
+    expect(envOf(first, "Agpatauthorizerfn").AGPAT_DPOP).toBe("on");
+    expect(envOf(first, "Agpattokenservicefn").AGPAT_DPOP).toBeUndefined();
+    const second = buildOnFixture("dpop", "dev", { dpop: {} }, "step2");
+    expect(envOf(second, "Agpattokenservicefn").AGPAT_DPOP).toBe("on");
   });
 });

@@ -396,6 +396,10 @@ pub struct ServiceTokenBody {
     description: Option<String>,
     /// One of the deployment's rate tiers; absent: the default tier.
     rate_tier: Option<String>,
+    /// A public JWK (EC P-256 or Ed25519) the token is bound to (DPoP,
+    /// RFC 9449), as for `POST /tokens`; deployments with `dpop` on only.
+    #[schema(value_type = Object)]
+    dpop_jwk: Option<serde_json::Value>,
 }
 
 /// Issues a token to a named service, owned by `service:<name>` rather than
@@ -423,6 +427,7 @@ pub async fn create_service_token(
             "expiresAt",
             "description",
             "rateTier",
+            "dpopJwk",
         ],
     );
     let owner = match f.string("service") {
@@ -440,9 +445,10 @@ pub async fn create_service_token(
     let scopes = service_scopes(&mut f, &app);
     let expires_at = validate_expiry(&mut f, now, app.max_lifetime_days);
     let rate_tier = validate_rate_tier(&mut f, &app.rate_tiers);
+    let dpop_jkt = crate::handlers::validate_dpop_jwk(&mut f, app.dpop);
     f.finish()?;
-    let (Some(owner), Some(name), Some(scopes), Some(expires_at), Some(rate_tier)) =
-        (owner, name, scopes, expires_at, rate_tier)
+    let (Some(owner), Some(name), Some(scopes), Some(expires_at), Some(rate_tier), Some(dpop_jkt)) =
+        (owner, name, scopes, expires_at, rate_tier, dpop_jkt)
     else {
         return Err(ApiError::Internal);
     };
@@ -452,6 +458,7 @@ pub async fn create_service_token(
     let (pat, record) = new_token(&app, owner, name, names, now, expires_at, |meta| {
         meta.description = description;
         meta.rate_tier = rate_tier;
+        meta.dpop_jkt = dpop_jkt;
     })
     .await?;
     // No session is checked against a revoke-all here: the outcome is

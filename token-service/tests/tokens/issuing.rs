@@ -320,3 +320,38 @@ async fn a_token_is_bound_to_a_public_key_at_issue_and_rotation_and_shown_as_bou
     reply.assert_problem(400, "validation-failed");
     assert!(reply.text.contains("DPoP is off"), "{}", reply.text);
 }
+
+/// Review finding: the machines the README recommends binding include
+/// service tokens, which only administrators issue.
+#[tokio::test]
+async fn an_administrator_binds_a_service_token_to_a_key() {
+    use shared::dpop::{ProofAlgorithm, ProofKey};
+    let h = Harness::new(20).await;
+    let app = dpop_service(&h);
+    let mut admin = session("admin-sub", &format!("{ALL} admin:tokens"));
+    admin.username = "adam".into();
+    let key = ProofKey::generate(ProofAlgorithm::EdDsa).unwrap();
+    let created = call(
+        &app,
+        Req::new("POST", "/admin/tokens", Some(&admin)).json(json!({
+            "service": "ci-deploy", "name": "deploy", "scopes": ["docs:read"], "expiresInDays": 30,
+            "dpopJwk": key.public_jwk().to_value()
+        })),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        created.json["dpopJkt"],
+        json!(key.public_jwk().thumbprint().as_str())
+    );
+    let item = stored(&h, created.json["id"].as_str().unwrap()).await;
+    assert_eq!(item["v"], AttributeValue::N("5".into()));
+    // Off (the default harness): refused like any binding.
+    let reply = h
+        .call(Req::new("POST", "/admin/tokens", Some(&admin)).json(json!({
+            "service": "ci-deploy", "name": "deploy", "scopes": ["docs:read"], "expiresInDays": 30,
+            "dpopJwk": key.public_jwk().to_value()
+        })))
+        .await;
+    reply.assert_problem(400, "validation-failed");
+}
