@@ -805,6 +805,12 @@ export class Agpat extends Construct {
   readonly envName: "dev" | "prod";
   /** Whether tokens may be bound to a DPoP key (the `dpop` prop). */
   private readonly dpop: boolean;
+  /**
+   * The deployment of the stage: the API's own, or the `deployment` prop
+   * (`deploy: false`). agpat's changes to methods and to the authorizer are
+   * added to its logical id, so that they redeploy the stage.
+   */
+  private stageDeployment?: apigw.Deployment;
   /** The stage the throttles, alarms and web ACL apply to. */
   readonly stage: apigw.Stage;
   /** Every alarm this construct creates. */
@@ -1379,7 +1385,8 @@ export class Agpat extends Construct {
     // adopter's app may not set it: without a new deployment, turning
     // ipAllowLists on would leave the stage's cache keyed by the token alone
     // while the Lambdas honour allow-lists.
-    const deployment = this.api.latestDeployment ?? props.deployment;
+    this.stageDeployment = this.api.latestDeployment ?? props.deployment;
+    const deployment = this.stageDeployment;
     if (deployment) {
       deployment.addToLogicalId({
         agpatAuthorizerSettings: { identitySources, ttl: authorizerCacheTtl },
@@ -1911,7 +1918,7 @@ export class Agpat extends Construct {
       if (current !== apigw.AuthorizationType.NONE || cfn.authorizerId !== undefined) {
         // Already agpat's authorizer, or another one the check will refuse.
         acknowledgeNagFindings(method, [CUSTOM_AUTHORIZER_SUPPRESSION]);
-        this.api.latestDeployment?.addToLogicalId({ agpatApiKey: { method: key, apiKeyRequired } });
+        this.stageDeployment?.addToLogicalId({ agpatApiKey: { method: key, apiKeyRequired } });
         continue;
       }
       cfn.authorizationType = apigw.AuthorizationType.CUSTOM;
@@ -1920,7 +1927,7 @@ export class Agpat extends Construct {
       // The deployment's logical id covers each method's properties as they
       // were when it was added; without this, a changed authorization would
       // not redeploy the stage.
-      this.api.latestDeployment?.addToLogicalId({
+      this.stageDeployment?.addToLogicalId({
         agpatAuthorizer: { method: key, authorizerId: cfn.authorizerId, apiKeyRequired },
       });
     }

@@ -80,6 +80,19 @@ impl Harness {
         Self::over_with(store, max_days, hasher, None)
     }
 
+    /// A fresh service state over this harness's table and clock (90-day
+    /// policy, the fixture manifest), for a test to switch options on.
+    pub fn state(&self) -> AppState {
+        AppState::new(
+            self.store.clone(),
+            hasher(),
+            self.clock.clone(),
+            90,
+            shared::testing::manifest(),
+        )
+        .unwrap()
+    }
+
     /// A service on a fresh table that publishes owner events to `bus`.
     pub async fn with_event_bus(cap: u32, bus: shared::bus::EventBus) -> Self {
         let store = shared::testing::fresh_store(cap).await;

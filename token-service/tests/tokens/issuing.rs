@@ -5,21 +5,11 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
-use token_service::AppState;
 
 use super::support::*;
 
 fn fenced_service(h: &Harness) -> axum::Router {
-    let state = AppState::new(
-        h.store.clone(),
-        hasher(),
-        h.clock.clone(),
-        90,
-        shared::testing::manifest(),
-    )
-    .and_then(|s| s.with_ip_allow_lists(true))
-    .unwrap();
-    token_service::router(state)
+    token_service::router(h.state().with_ip_allow_lists(true).unwrap())
 }
 
 async fn stored(h: &Harness, id: &str) -> HashMap<String, AttributeValue> {
@@ -152,15 +142,10 @@ async fn a_rate_tier_is_one_of_the_deployments_and_rotation_keeps_it() {
     reply.assert_problem(400, "validation-failed");
     assert!(reply.text.contains("no rate tiers"), "{}", reply.text);
 
-    let state = AppState::new(
-        h.store.clone(),
-        hasher(),
-        h.clock.clone(),
-        90,
-        shared::testing::manifest(),
-    )
-    .and_then(|s| s.with_rate_tiers(vec!["standard".into(), "bulk".into()]))
-    .unwrap();
+    let state = h
+        .state()
+        .with_rate_tiers(vec!["standard".into(), "bulk".into()])
+        .unwrap();
     let app = token_service::router(state);
     let reply = call(
         &app,
@@ -192,16 +177,7 @@ async fn a_rate_tier_is_one_of_the_deployments_and_rotation_keeps_it() {
 }
 
 fn dpop_service(h: &Harness) -> axum::Router {
-    let state = AppState::new(
-        h.store.clone(),
-        hasher(),
-        h.clock.clone(),
-        90,
-        shared::testing::manifest(),
-    )
-    .and_then(|s| s.with_dpop(true))
-    .unwrap();
-    token_service::router(state)
+    token_service::router(h.state().with_dpop(true).unwrap())
 }
 
 /// Issue #18 item 1: a token bound at issue to a public JWK (P-256 or
