@@ -140,7 +140,7 @@ class Params:
     allow_lists: bool = False  # ipAllowLists: gateway key = token + address
     memory_mb: int = 1769  # the construct's authorizer memory (256 until stop 17)
     provisioned: int = 0  # provisionedAuthorizerConcurrency
-    reserved: int | None = 200  # reservedConcurrency in prod (None: account limit)
+    reserved: int | None = 400  # reservedConcurrency in prod (None: account limit)
     # Assumptions about AWS (not measured here).
     gateway_spread: int = 1  # independent authorizer caches a key is spread over
     lifetime_s: float = 2 * 3600.0  # how long Lambda keeps an instance

@@ -287,7 +287,7 @@ export interface AgpatProps {
    * the account's regional concurrency quota, which must keep at least 100
    * unreserved: check the quota's headroom before raising these. The
    * migrator always has 1 (one run at a time).
-   * @default prod: authorizer 200, token-service 20, offboarding 5; dev: none reserved
+   * @default prod: authorizer 400, token-service 20, offboarding 5; dev: none reserved
    */
   readonly reservedConcurrency?: Partial<Record<AgpatReservableFunctionName, number>>;
   /**
@@ -570,11 +570,12 @@ const FUNCTIONS: Record<
   { memoryMb: number; timeoutS: number; reservedProd: number }
 > = {
   // One vCPU: argon2id is single-threaded and CPU-bound, so 1769 MB runs it
-  // in ~12 ms instead of ~86 ms at 256 MB. The fleet model (BENCHMARKS.md,
-  // "A deploy") shows the emergency lever's argon2 wave then fits the prod
-  // reservation of 200 (it needed 547-879 concurrent at 256 MB), at about
-  // the same cost per million requests at scale.
-  authorizer: { memoryMb: 1769, timeoutS: 5, reservedProd: 200 },
+  // in ~13-15 ms instead of ~90-100 ms at 256 MB. The fleet model
+  // (BENCHMARKS.md, "A deploy") shows the emergency lever's argon2 wave at
+  // 1M req/s then needs ~180-210 concurrent invocations (547-1080 at
+  // 256 MB), and 10^6 active PATs need ~230 steady: prod reserves 400, room
+  // for a slower CPU. About the same cost per million requests at scale.
+  authorizer: { memoryMb: 1769, timeoutS: 5, reservedProd: 400 },
   "token-service": { memoryMb: 512, timeoutS: 10, reservedProd: 20 },
   // 15 minutes: the reconciliation sweep walks every owner with a live token.
   offboarding: { memoryMb: 256, timeoutS: 900, reservedProd: 5 },

@@ -317,7 +317,7 @@ describe("least privilege", () => {
     }
   });
 
-  test("the token service may read and write token, user and alias items, query GSI1 by user, batch-read only descriptions, recent uses, allow-lists and tiers, record and list history events, and publish on the agpat bus", () => {
+  test("the token service may read and write token, user and alias items, query GSI1 by user, batch-read only versions, descriptions, recent uses, allow-lists, tiers and DPoP bindings, record and list history events, and publish on the agpat bus", () => {
     for (const { template } of variants) {
       expect(statementsOf(template, "token-service")).toEqual([
         {
@@ -340,7 +340,15 @@ describe("least privilege", () => {
           Condition: {
             ...leadingKeys("TOKEN#*"),
             "ForAllValues:StringEquals": {
-              "dynamodb:Attributes": ["PK", "description", "recent_uses", "cidrs", "tier"],
+              "dynamodb:Attributes": [
+                "PK",
+                "v",
+                "description",
+                "recent_uses",
+                "cidrs",
+                "tier",
+                "jkt",
+              ],
             },
             StringEqualsIfExists: { "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"] },
           },
@@ -703,7 +711,7 @@ describe("data and identity", () => {
       Timeout: 10,
     });
     prod.template.hasResourceProperties("AWS::Lambda::Function", {
-      ReservedConcurrentExecutions: 200,
+      ReservedConcurrentExecutions: 400,
       Environment: { Variables: Match.objectLike({ PAT_CACHE_TTL_SECONDS: "30" }) },
     });
   });

@@ -104,7 +104,7 @@ export interface ReservedConcurrency {
  * leaves fewer than 100 unreserved.
  */
 export const RESERVED_CONCURRENCY_DEFAULTS: Record<Settings["env"], ReservedConcurrency> = {
-  prod: { api: 100, authorizer: 200, tokenService: 20, offboarding: 5 },
+  prod: { api: 100, authorizer: 400, tokenService: 20, offboarding: 5 },
   dev: {},
 };
 
