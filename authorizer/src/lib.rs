@@ -3,7 +3,8 @@
 //!
 //! Reviewers: the decision is [`Authorizer::decide`]. Everything that can say
 //! "allow" is reachable from there: [`jwt::JwtVerifier::verify`],
-//! [`pat::PatVerifier::verify`] and [`policy::build`].
+//! [`pat::PatVerifier::verify`] and [`policy::build`]; for a token bound to
+//! a key, [`dpop::Dpop`] must also accept the request's proof.
 
 pub mod config;
 pub mod decision;
