@@ -277,6 +277,7 @@ impl<S: JwksSource> JwtVerifier<S> {
             // owner's revoke-all must stay older however often it refreshes.
             issued_at: c.auth_time.or(c.iat).unwrap_or(0),
             rate_tier: None,
+            dpop_jkt: None,
         })
     }
 }
@@ -312,6 +313,7 @@ impl<S: JwksSource> JwtVerifier<S> {
             expires_at: c.exp,
             issued_at: c.iat.unwrap_or(0),
             rate_tier: None,
+            dpop_jkt: None,
         })
     }
 }

@@ -389,6 +389,7 @@ impl<L: TokenLookup> PatVerifier<L> {
                 expires_at: meta.expires_at,
                 issued_at: meta.created_at,
                 rate_tier: meta.rate_tier,
+                dpop_jkt: meta.dpop_jkt.as_ref().map(|j| j.as_str().to_owned()),
             },
             meta.dpop_jkt,
         );

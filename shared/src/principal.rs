@@ -201,6 +201,11 @@ pub struct Principal {
     /// `None` for sessions and services, and for tokens in the default tier.
     /// Not part of the forwarded context.
     pub rate_tier: Option<String>,
+    /// For a token bound to a key (DPoP, RFC 9449): the key's RFC 7638
+    /// thumbprint. The authorizer allows such a token only with a fresh
+    /// proof from that key, so a request whose principal has one proved
+    /// possession of it. `None` for bearer credentials.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The context the authorizer returns and API Gateway forwards to the Lambdas.
@@ -226,6 +231,10 @@ pub struct AuthorizerContext {
     pub expires_at: i64,
     /// When the session began (sign-in or PAT creation), Unix seconds (0 when unknown).
     pub issued_at: i64,
+    /// For a token bound to a key (DPoP): the key's thumbprint, which the
+    /// request proved possession of. Absent (empty) for bearer credentials.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dpop_jkt: String,
 }
 
 impl AuthorizerContext {
@@ -244,6 +253,7 @@ impl AuthorizerContext {
                 .unwrap_or_default(),
             expires_at: p.expires_at,
             issued_at: p.issued_at,
+            dpop_jkt: p.dpop_jkt.clone().unwrap_or_default(),
         }
     }
 }
@@ -285,7 +295,8 @@ pub fn context_json_schema() -> serde_json::Value {
             "scopes": {"type": "string", "pattern": "^$|^[^ ]+( [^ ]+)*$", "description": "Space-separated scopes the caller holds (already narrowed to what the owner's session may hold)"},
             "tokenId": {"type": "string", "pattern": "^$|^[0-9A-Za-z]{17}$", "description": "The PAT's public id for pat callers, empty for jwt callers"},
             "expiresAt": unix_seconds,
-            "issuedAt": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,11})$", "description": "When the session began, Unix seconds as a decimal string: a Cognito sign-in (auth_time, which refreshes keep), or a PAT's creation (0 when unknown)"}
+            "issuedAt": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,11})$", "description": "When the session began, Unix seconds as a decimal string: a Cognito sign-in (auth_time, which refreshes keep), or a PAT's creation (0 when unknown)"},
+            "dpopJkt": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$", "description": "Present only for a token bound to a key (DPoP, RFC 9449): the key's RFC 7638 thumbprint. The authorizer allowed the request only with a fresh proof from that key, so its presence means the caller proved possession; a route that must not accept bearer tokens refuses requests without it"}
         }
     })
 }
@@ -398,6 +409,19 @@ impl Principal {
             Some(_) => None,
         }
         .ok_or(ContextError::Invalid("issuedAt"))?;
+        // Optional: present only for bound tokens, which are agpat tokens.
+        let dpop_jkt = match (method, ctx.get("dpopJkt")) {
+            (_, None) => None,
+            (_, Some(serde_json::Value::String(s))) if s.is_empty() => None,
+            (AuthMethod::Pat, Some(serde_json::Value::String(s)))
+                if s.len() == 43
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Some(s.clone())
+            }
+            (_, Some(_)) => return Err(ContextError::Invalid("dpopJkt")),
+        };
         Ok(Principal {
             sub,
             username,
@@ -408,6 +432,7 @@ impl Principal {
             expires_at,
             issued_at,
             rate_tier: None,
+            dpop_jkt,
         })
     }
 }
@@ -433,7 +458,52 @@ mod tests {
             expires_at: 1_900_000_000,
             issued_at: 1_899_990_000,
             rate_tier: None,
+            dpop_jkt: None,
         }
+    }
+
+    /// A bound token's context names its key (issue #18: a business
+    /// Lambda can require proof of possession); bearer contexts are
+    /// unchanged, and a malformed or misplaced `dpopJkt` is refused.
+    #[test]
+    fn a_bound_tokens_context_names_its_key_and_reads_back() {
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        let mut bound = pat_principal();
+        bound.dpop_jkt = Some(jkt.into());
+        let json = serde_json::to_value(AuthorizerContext::new(&bound, &registry())).unwrap();
+        assert_eq!(json["dpopJkt"], jkt);
+        let bearer = serde_json::to_value(AuthorizerContext::new(&pat_principal(), &registry()));
+        assert!(
+            bearer.unwrap().get("dpopJkt").is_none(),
+            "bearer contexts unchanged"
+        );
+        let forwarded = |jkt: serde_json::Value, method: &str| {
+            let mut ctx: HashMap<String, serde_json::Value> =
+                serde_json::from_value(sample_forwarded_context()).unwrap();
+            ctx.insert("dpopJkt".into(), jkt);
+            if method == "jwt" {
+                ctx.insert("authMethod".into(), "jwt".into());
+                ctx.insert("principalKind".into(), "user".into());
+                ctx.insert("tokenId".into(), "".into());
+            }
+            Principal::from_forwarded_context(&ctx, &registry())
+        };
+        assert_eq!(
+            forwarded(jkt.into(), "pat").unwrap().dpop_jkt.as_deref(),
+            Some(jkt)
+        );
+        assert_eq!(forwarded("".into(), "pat").unwrap().dpop_jkt, None);
+        for bad in [
+            serde_json::json!("short"),
+            serde_json::json!(7),
+            serde_json::json!(format!("{}!", &jkt[..42])),
+        ] {
+            assert_eq!(forwarded(bad, "pat"), Err(ContextError::Invalid("dpopJkt")));
+        }
+        assert_eq!(
+            forwarded(jkt.into(), "jwt"),
+            Err(ContextError::Invalid("dpopJkt"))
+        );
     }
 
     #[test]
@@ -526,8 +596,10 @@ mod tests {
             .map(String::as_str)
             .collect();
         declared.sort_unstable();
-        let sent =
-            serde_json::to_value(AuthorizerContext::new(&pat_principal(), &registry())).unwrap();
+        // A bound token's context: every field the authorizer may send.
+        let mut bound = pat_principal();
+        bound.dpop_jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+        let sent = serde_json::to_value(AuthorizerContext::new(&bound, &registry())).unwrap();
         let mut expected: Vec<&str> = sent
             .as_object()
             .unwrap()
@@ -545,8 +617,9 @@ mod tests {
             .collect();
         required.sort_unstable();
         // principalKind is optional (contract version 1 stays readable by
-        // Lambdas that predate it, and theirs by newer ones).
-        expected.retain(|f| *f != "principalKind");
+        // Lambdas that predate it, and theirs by newer ones); dpopJkt is
+        // sent for bound tokens only.
+        expected.retain(|f| *f != "principalKind" && *f != "dpopJkt");
         assert_eq!(required, expected);
     }
 

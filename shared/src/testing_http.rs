@@ -51,6 +51,7 @@ pub fn session(sub: &str, scopes: &str) -> AuthorizerContext {
         expires_at: T0 + 365 * 86_400,
         // Signed in after anything a test does; tests of stale sessions set it.
         issued_at: T0 + 365 * 86_400,
+        dpop_jkt: String::new(),
     }
 }
 

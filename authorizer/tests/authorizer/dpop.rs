@@ -68,10 +68,16 @@ async fn a_bound_token_needs_a_fresh_proof_from_its_key_on_every_decision() {
     let key = ProofKey::generate(ProofAlgorithm::Es256).unwrap();
     let pat = bound_pat(&h, &key).await;
     let proof = || key.proof("GET", URL, pat.expose(), T0).unwrap();
-    // Cold, then warm (the decision cache): each with its own proof.
+    // Cold, then warm (the decision cache): each with its own proof, and
+    // the context names the key the request proved possession of.
     for case in ["cold", "warm", "warm again"] {
         let allowed = decide(&h, &scheme(&pat), &[&proof()]).await;
-        assert!(allowed.is_ok(), "{case}: {allowed:?}");
+        let context = allowed.unwrap_or_else(|e| panic!("{case}: {e:?}")).context;
+        assert_eq!(
+            context.dpop_jkt,
+            key.public_jwk().thumbprint().as_str(),
+            "{case}"
+        );
     }
     assert_eq!(h.argon2_runs(), 1);
     // Warm and without a proof, or as a bearer token, or replayed.
@@ -232,7 +238,11 @@ async fn an_unbound_token_works_as_bearer_and_is_refused_under_the_dpop_scheme()
     )
     .await;
     let proof = key.proof("GET", URL, pat.expose(), T0).unwrap();
-    assert!(decide(&h, &bearer(pat.expose()), &[]).await.is_ok());
+    let plain = decide(&h, &bearer(pat.expose()), &[]).await.unwrap();
+    assert_eq!(
+        plain.context.dpop_jkt, "",
+        "a bearer token's context names no key"
+    );
     // A stray proof beside a bearer token is ignored (RFC 9449 §7.2 lets a
     // resource server accept it; nothing is spent).
     assert!(decide(&h, &bearer(pat.expose()), &[&proof]).await.is_ok());
