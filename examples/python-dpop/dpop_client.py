@@ -101,13 +101,17 @@ def main() -> int:
     if not args.check:
         return 0 if status == 200 else 1
 
+    # The API's own Lambda sees that the caller proved possession of the key.
+    _, me = bound_call("GET", f"{api}/me", token, key)
+    print(f"GET /me: dpopJkt {me.get('dpopJkt')}")
     as_bearer, _ = call("GET", url, {"Authorization": f"Bearer {token}"})
     proof = key.proof("GET", url, token)
     headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
     first, _ = call("GET", url, headers)
     replayed, _ = call("GET", url, headers)
     print(f"the copied token as Bearer: {as_bearer}; a proof used once: {first}, replayed: {replayed}")
-    return 0 if (status, as_bearer, first, replayed) == (200, 401, 200, 401) else 1
+    proved = me.get("dpopJkt") == issued["dpopJkt"]
+    return 0 if proved and (status, as_bearer, first, replayed) == (200, 401, 200, 401) else 1
 
 
 if __name__ == "__main__":

@@ -105,6 +105,10 @@ pub struct Me {
     token_id: Option<String>,
     /// Credential expiry, Unix seconds.
     expires_at: i64,
+    /// Present when the credential is a token bound to a key (DPoP) and the
+    /// request proved possession of it: the key's RFC 7638 thumbprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
 }
 
 /// An item as the API shows it (documentation schema mirrors [`Item`]).
@@ -175,6 +179,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Json<Me> {
             .collect(),
         token_id: p.token_id.map(|t| t.to_string()),
         expires_at: p.expires_at,
+        dpop_jkt: p.dpop_jkt,
     })
 }
 
