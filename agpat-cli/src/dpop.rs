@@ -152,14 +152,11 @@ impl KeyStore {
                 })?;
                 true
             }
-            StoreChoice::Auto => {
-                let stored = keyring::set(&user, &encoded).is_ok();
-                if !stored {
-                    // A write the keyring took but could not return.
-                    keyring::delete(&user);
-                }
-                stored
-            }
+            // A lost refresh token means signing in again, a lost proof key
+            // a dead token, and the Linux kernel keyring forgets after a
+            // reboot or three idle days: unless the keyring is asked for,
+            // keys go to the 0600 file.
+            StoreChoice::Auto => false,
         };
         let location = if in_keyring {
             KeyLocation::Keyring

@@ -259,11 +259,9 @@ curl's command line):
   URL=https://api.example.com/prod/docs/readme
   agpat dpop headers --method GET --url \"$URL\" < token.txt | curl -H @- \"$URL\"
 
-or, with AGPAT_TOKEN set, one header per -H (the token is then on curl's
-command line, which other local users can see: prefer -H @-):
-
-  h=$(agpat dpop headers --url \"$URL\")
-  curl -H \"$(echo \"$h\" | sed -n 1p)\" -H \"$(echo \"$h\" | sed -n 2p)\" \"$URL\""
+(with AGPAT_TOKEN set, drop the redirection). Never pass the headers as -H
+arguments: the token would be on curl's command line, which other local
+users can see."
     )
 }
 
@@ -1130,6 +1128,14 @@ fn bound_token(
 ) -> Result<(dpop::Token, shared::dpop::ProofKey), CliError> {
     let token = dpop::Token::from_env_or_stdin()?;
     let id = match token_id {
+        // A whole token passed here is a secret: never echoed back.
+        Some(text) if shared::Pat::looks_like_pat(text) => {
+            return Err(CliError::Usage(
+                "--token-id takes a token's id, not the token: the token comes from \
+                 AGPAT_TOKEN or stdin"
+                    .into(),
+            ));
+        }
         Some(text) => TokenId::parse(text)
             .map_err(|_| CliError::Usage(format!("--token-id {text:?} is not a token id")))?,
         None => token.id.clone(),

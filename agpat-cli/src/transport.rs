@@ -108,10 +108,30 @@ fn redirect_policy() -> Policy {
 }
 
 fn builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(crate::api::USER_AGENT)
         .timeout(Duration::from_secs(60))
         .redirect(redirect_policy())
+        // No system proxy: it would also carry plain http, and with it a
+        // token in cleartext, to whatever host HTTP_PROXY names.
+        .no_proxy();
+    match https_proxy() {
+        Some(proxy) => builder.proxy(proxy),
+        None => builder,
+    }
+}
+
+/// The proxy for https requests, as the environment names it
+/// (`HTTPS_PROXY`, else `ALL_PROXY`, lower case too; `NO_PROXY` honoured).
+/// Plain http goes only to loopback hosts ([`parse`]) and never through a
+/// proxy.
+fn https_proxy() -> Option<reqwest::Proxy> {
+    let url = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))?;
+    reqwest::Proxy::https(url)
+        .ok()
+        .map(|proxy| proxy.no_proxy(reqwest::NoProxy::from_env()))
 }
 
 /// The HTTP client for the API and the hosted UI: our `User-Agent`, a

@@ -903,6 +903,41 @@ async fn a_cleartext_url_for_a_remote_host_is_refused_with_exit_code_2() {
     assert!(!w.credentials_file().exists());
 }
 
+/// Review finding: plain http (loopback only) never goes through a proxy
+/// from the environment, which could be any host and would see the token
+/// in cleartext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_from_the_environment_never_sees_a_loopback_request() {
+    let w = world().await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(0u32));
+    let counter = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((_conn, _)) = proxy.accept().await {
+            *counter.lock().unwrap() += 1;
+        }
+    });
+    // A well-formed token, so that the CLI sends it.
+    let token = shared::Pat::generate().unwrap().expose().to_owned();
+    let out = w
+        .run_with(
+            &["whoami"],
+            "",
+            &[
+                ("HTTP_PROXY", proxy_url.as_str()),
+                ("http_proxy", proxy_url.as_str()),
+                ("ALL_PROXY", proxy_url.as_str()),
+                ("AGPAT_TOKEN", token.as_str()),
+            ],
+        )
+        .await;
+    // The request went to the gateway itself (which refuses the token).
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert_eq!(*seen.lock().unwrap(), 0, "the proxy saw a connection");
+    assert!(!out.stderr.contains(&token), "{out:#?}");
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credentials_file_open_to_others_is_refused_until_chmod_600() {
@@ -1080,6 +1115,20 @@ async fn a_bound_token_keeps_its_key_private_and_works_only_with_fresh_proofs() 
         .run(&["dpop", "headers", "--url", &readme, "--token", &secret])
         .await;
     assert_eq!(out.code, 2, "{out:#?}");
+    // The token where its id belongs: refused without echoing it (review
+    // finding).
+    let out = w
+        .run_with(
+            &["dpop", "headers", "--url", &readme, "--token-id", &secret],
+            "",
+            &[("AGPAT_TOKEN", secret.as_str())],
+        )
+        .await;
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        !out.stderr.contains(&secret) && !out.stdout.contains(&secret),
+        "{out:#?}"
+    );
 
     w.assert_key_never_printed(&id);
     // Revoking the token forgets its key.
