@@ -1030,8 +1030,19 @@ async fn tokens(ctx: &Context, command: TokensCommand) -> Result<(), CliError> {
         TokensCommand::Revoke { id } => {
             api.send(Method::DELETE, &["tokens", &id], &[], None)
                 .await?;
-            // A revoked token's key has nothing left to sign.
-            if let Ok(revoked) = TokenId::parse(&id)
+            // A revoked token's key has nothing left to sign; `self` is the
+            // PAT that made the call.
+            let revoked = if id == "self" {
+                match credential(ctx).await? {
+                    Credential::Pat(pat) => shared::Pat::parse(pat.expose_secret())
+                        .ok()
+                        .map(|p| p.id().clone()),
+                    Credential::Session(_) => None,
+                }
+            } else {
+                TokenId::parse(&id).ok()
+            };
+            if let Some(revoked) = revoked
                 && let Err(e) = ctx.keys.delete(&revoked)
             {
                 eprintln!("warning: the DPoP key of token {revoked} was not removed: {e}");

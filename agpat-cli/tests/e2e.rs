@@ -1134,6 +1134,19 @@ async fn a_bound_token_keeps_its_key_private_and_works_only_with_fresh_proofs() 
     // Revoking the token forgets its key.
     w.run(&["tokens", "revoke", &id]).await.ok();
     assert!(!w.keys_dir().join(format!("{id}.json")).exists());
+    // So does a bound token revoking itself (`self`, signed with its key).
+    let ((own_id, own_secret), _) = w
+        .create_with("self", "docs:read,tokens:write", &["--dpop"])
+        .await;
+    assert!(w.keys_dir().join(format!("{own_id}.json")).exists());
+    w.run_with(
+        &["tokens", "revoke", "self"],
+        "",
+        &[("AGPAT_TOKEN", &own_secret)],
+    )
+    .await
+    .ok();
+    assert!(!w.keys_dir().join(format!("{own_id}.json")).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
