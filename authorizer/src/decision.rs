@@ -27,29 +27,16 @@ use crate::policy::{CachedPolicy, MethodArn};
 #[derive(Debug)]
 pub struct Vouched {
     principal: Principal,
-    dpop_jkt: Option<shared::dpop::Jkt>,
     grant: OnceLock<Arc<Grant>>,
 }
 
 impl Vouched {
     /// A freshly verified principal, with no grant rendered yet.
     pub fn new(principal: Principal) -> Arc<Self> {
-        Self::bound(principal, None)
-    }
-
-    /// A freshly verified principal of a token bound to the key with this
-    /// thumbprint (DPoP), or of a bearer token (`None`).
-    pub fn bound(principal: Principal, dpop_jkt: Option<shared::dpop::Jkt>) -> Arc<Self> {
         Arc::new(Self {
             principal,
-            dpop_jkt,
             grant: OnceLock::new(),
         })
-    }
-
-    /// The thumbprint of the key a bound token needs a proof from.
-    pub fn dpop_jkt(&self) -> Option<&shared::dpop::Jkt> {
-        self.dpop_jkt.as_ref()
     }
 
     /// The principal.

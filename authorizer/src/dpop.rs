@@ -14,7 +14,7 @@
 //! request without its proof. `AGPAT_DPOP` says it does not; off, every
 //! bound token is refused.
 
-use shared::dpop::{CheckedProof, Jkt, ProofError, ProofRequirements, check_proof};
+use shared::dpop::{CheckedProof, ProofError, ProofRequirements, check_proof};
 
 use crate::Reject;
 use crate::event::{AuthorizerRequest, Header};
@@ -85,11 +85,6 @@ impl Dpop {
         }
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &DpopSettings {
-        &self.settings
-    }
-
     /// The URLs this request may have been sent to: the stage's default URL
     /// and each configured origin, with the ARN's path. `None` for a path
     /// that a URL parser would read as more than a path (a query or fragment
@@ -154,11 +149,11 @@ impl Dpop {
     /// failure fails closed.
     pub(crate) async fn bind<L: TokenLookup>(
         &self,
-        jkt: &Jkt,
+        jkt: &str,
         proof: &CheckedProof,
         store: &L,
     ) -> Result<(), Reject> {
-        if !jkt.matches(&proof.jkt) {
+        if !proof.jkt.is(jkt) {
             return Err(Reject::DpopKeyMismatch);
         }
         if self.seen.get(&proof.replay_key).is_some() {

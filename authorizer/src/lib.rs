@@ -374,7 +374,7 @@ impl<K: JwksSource, L: TokenLookup, C: Clock> Authorizer<K, L, C> {
             }
             // A bound token only with its proof, a proof only with a bound
             // token: checked on every decision, the cached ones included.
-            match (vouched.dpop_jkt(), proof, &self.dpop) {
+            match (vouched.principal().dpop_jkt.as_deref(), proof, &self.dpop) {
                 (None, None, _) => {}
                 (None, Some(_), _) => return Err(Reject::DpopUnbound),
                 (Some(_), None, _) => return Err(Reject::DpopRequired),

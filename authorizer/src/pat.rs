@@ -378,21 +378,18 @@ impl<L: TokenLookup> PatVerifier<L> {
 
         let meta = record.meta;
         let allowed: Arc<[ipnet::IpNet]> = meta.allowed_cidrs.into();
-        let vouched = Vouched::bound(
-            Principal {
-                kind: shared::PrincipalKind::of_token_owner(&meta.owner),
-                sub: meta.owner,
-                username: None,
-                method: AuthMethod::Pat,
-                scopes,
-                token_id: Some(meta.id),
-                expires_at: meta.expires_at,
-                issued_at: meta.created_at,
-                rate_tier: meta.rate_tier,
-                dpop_jkt: meta.dpop_jkt.as_ref().map(|j| j.as_str().to_owned()),
-            },
-            meta.dpop_jkt,
-        );
+        let vouched = Vouched::new(Principal {
+            kind: shared::PrincipalKind::of_token_owner(&meta.owner),
+            sub: meta.owner,
+            username: None,
+            method: AuthMethod::Pat,
+            scopes,
+            token_id: Some(meta.id),
+            expires_at: meta.expires_at,
+            issued_at: meta.created_at,
+            rate_tier: meta.rate_tier,
+            dpop_jkt: meta.dpop_jkt.map(|j| j.as_str().to_owned()),
+        });
         self.verified.insert(
             cache_key,
             Verified {

@@ -274,9 +274,9 @@ impl Jkt {
         &self.0
     }
 
-    /// Whether `other` is the same thumbprint, in constant time.
-    pub fn matches(&self, other: &Jkt) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    /// Whether `text` is this thumbprint, in constant time.
+    pub fn is(&self, text: &str) -> bool {
+        self.0.as_bytes().ct_eq(text.as_bytes()).into()
     }
 }
 
